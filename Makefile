@@ -1,0 +1,38 @@
+# Two commands do everything on a fresh machine with Python >= 3.10 and make:
+#   make tour   set up .venv and run the tour (shapes, costs, figures)
+#   make test   set up .venv and run the test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.minswin-installed
+
+.PHONY: tour test bench notebooks torch clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[test]"
+	@# torch is a test oracle only (never a dependency); installed from local wheels when the
+	@# machine has them, otherwise the oracle tests are skipped with a reason
+	-$(BIN)/python -m pip install -q --no-index torch==2.13.0 2>/dev/null || \
+	  echo "minswin: torch not installed here; PyTorch oracle tests will be skipped (make torch)"
+	touch $(STAMP)
+
+tour: $(STAMP)
+	MPLBACKEND=Agg $(BIN)/minswin tour
+
+test: $(STAMP)
+	MPLBACKEND=Agg $(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_swin.py
+
+notebooks: $(STAMP)
+	$(BIN)/python -m pip install -q jupytext
+	$(BIN)/jupytext --to ipynb tutorials/*.py
+
+torch: $(STAMP)
+	$(BIN)/python -m pip install torch --index-url https://download.pytorch.org/whl/cpu
+
+clean:
+	rm -rf $(VENV) minswin-figures .pytest_cache

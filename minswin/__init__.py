@@ -1,0 +1,1 @@
+"""minswin: the Swin Transformer from scratch in NumPy/CuPy, every backward by hand."""
