@@ -1,0 +1,31 @@
+"""Softmax over the last axis.
+
+    out_i = exp(s_i - max s) / sum_j exp(s_j - max s)
+"""
+from typing import NamedTuple
+
+from ..backend import get_xp
+from ..checks import check_array
+
+
+class SoftmaxCache(NamedTuple):
+    out: object        # (..., K) the probabilities: backward needs nothing else
+
+
+def softmax_forward(s):
+    """Numerically stable softmax over the last axis; subtracting the row max changes nothing."""
+    xp = get_xp(s)
+    check_array("s", s)
+    e = xp.exp(s - s.max(axis=-1, keepdims=True))          # (..., K)
+    out = e / e.sum(axis=-1, keepdims=True)                # (..., K)
+    return out, SoftmaxCache(out)
+
+
+def softmax_backward(dout, cache):
+    """forward: p = softmax(s)  ->  ds = p * (dout - sum(dout * p))
+
+    The Jacobian is diag(p) - p p^T; applying it to dout gives the line above.
+    """
+    get_xp(dout, cache.out)
+    p = cache.out
+    return p * (dout - (dout * p).sum(axis=-1, keepdims=True))
