@@ -1,1 +1,22 @@
-"""minswin: the Swin Transformer from scratch in NumPy/CuPy, every backward by hand."""
+"""minswin: the Swin Transformer from scratch in NumPy/CuPy, every backward by hand.
+
+    import minswin
+    model = minswin.create_model("swin_t")              # the official architecture and names
+    logits = model.forward(x)                           # x: (B, 224, 224, 3) float32
+    dx = model.backward(dlogits)                        # fills model.grads (same keys)
+"""
+from . import flops
+from .backend import get_xp, to_backend, to_numpy, use
+from .checkpoint import load_checkpoint, save_checkpoint
+from .configs import CONFIGS, SwinConfig, get_config
+from .model import SwinTransformer, create_model
+from .ops.masks import attention_mask, region_labels, relative_position_index
+from .ops.window import window_partition, window_reverse
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CONFIGS", "SwinConfig", "SwinTransformer", "attention_mask", "create_model", "flops",
+    "get_config", "get_xp", "load_checkpoint", "region_labels", "relative_position_index",
+    "save_checkpoint", "to_backend", "to_numpy", "use", "window_partition", "window_reverse",
+]

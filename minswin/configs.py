@@ -1,0 +1,84 @@
+"""Model configurations: the four official Swin v1 variants and small teaching models.
+
+Fields follow the official `SwinTransformer.__init__` argument names (SPEC 10).
+"""
+from dataclasses import asdict, dataclass, field, fields, replace
+
+
+@dataclass(frozen=True)
+class SwinConfig:
+    img_size: int = 224
+    patch_size: int = 4
+    in_chans: int = 3
+    num_classes: int = 1000
+    embed_dim: int = 96
+    depths: tuple = (2, 2, 6, 2)
+    num_heads: tuple = (3, 6, 12, 24)
+    window_size: int = 7
+    mlp_ratio: float = 4.0
+    drop_path_rate: float = 0.2
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self):
+        if len(self.depths) != len(self.num_heads):
+            raise ValueError(f"num_heads: expected one entry per stage ({len(self.depths)}), "
+                             f"got {self.num_heads}")
+        for i, h in enumerate(self.num_heads):
+            dim = self.embed_dim * 2 ** i
+            if dim % h:
+                raise ValueError(f"num_heads: stage {i} has width {dim}, which {h} heads do "
+                                 "not divide")
+        for name in ("img_size", "patch_size", "in_chans", "num_classes", "embed_dim",
+                     "window_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v <= 0:
+                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+
+    @property
+    def num_layers(self):
+        return len(self.depths)
+
+    @property
+    def num_features(self):
+        return self.embed_dim * 2 ** (self.num_layers - 1)
+
+    def as_dict(self):
+        d = asdict(self)
+        d.pop("extra")
+        return d
+
+
+CONFIGS = {
+    # official configs/swin/*.yaml
+    "swin_t": dict(embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24),
+                   drop_path_rate=0.2),
+    "swin_s": dict(embed_dim=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24),
+                   drop_path_rate=0.3),
+    "swin_b": dict(embed_dim=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32),
+                   drop_path_rate=0.5),
+    "swin_l": dict(embed_dim=192, depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48),
+                   drop_path_rate=0.2),
+    "swin_b_384": dict(img_size=384, window_size=12, embed_dim=128, depths=(2, 2, 18, 2),
+                       num_heads=(4, 8, 16, 32), drop_path_rate=0.5),
+    "swin_l_384": dict(img_size=384, window_size=12, embed_dim=192, depths=(2, 2, 18, 2),
+                       num_heads=(6, 12, 24, 48), drop_path_rate=0.2),
+    # teaching: two stages on 32x32 images; 8x8 tokens, 4x4 windows (4 windows, shift 2),
+    # then 4x4 tokens where the window covers the whole map
+    "swin_micro": dict(img_size=32, patch_size=4, embed_dim=48, depths=(2, 2),
+                       num_heads=(3, 6), window_size=4, drop_path_rate=0.1),
+}
+
+
+def get_config(name, **overrides):
+    """The config called `name`, with any field replaced by `overrides`."""
+    if name not in CONFIGS:
+        raise ValueError(f"name: expected one of {sorted(CONFIGS)}, got {name!r}")
+    known = {f.name for f in fields(SwinConfig)} - {"extra"}
+    bad = sorted(set(overrides) - known)
+    if bad:
+        raise ValueError(f"overrides: unknown config field(s) {bad}; known: {sorted(known)}")
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    for k in ("depths", "num_heads"):
+        if k in overrides:
+            overrides[k] = tuple(overrides[k])
+    return replace(SwinConfig(**CONFIGS[name]), **overrides)

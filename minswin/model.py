@@ -1,0 +1,211 @@
+"""The Swin Transformer: blocks, stages (`layers`), and the whole network.
+
+Symbols: B batch, H, W map size, C width, M window, S shift, nW windows, N = M*M, nH heads.
+Between modules a feature map is (B, H, W, C), channels last (the official (B, H*W, C) is the
+same memory, token t = r*W + c).
+
+    image (B, H, W, 3) -> patch_embed -> layers.0 .. layers.{L-1} -> norm -> mean -> head
+    layers.i = blocks (W-MSA, SW-MSA, W-MSA, ...) then, for i < L-1, downsample (merging)
+
+Window and shift (SPEC "What minswin decides" 3-4):
+* when a block is built for its resolution, the official shrink rule applies: if the map is
+  no bigger than the window, the window becomes the map and the shift 0;
+* at run time the map is padded to multiples of the window, and on any axis that one window
+  covers the shift is 0 (torchvision/det). At the model's own img_size this is the official
+  model; at other sizes it is torchvision's.
+"""
+import numpy as np
+
+from .backend import get_xp, rng as make_rng
+from .checks import check_array
+from .configs import get_config
+from .layers import LayerNorm, Linear, Mlp, PatchEmbed, PatchMerging, WindowAttention
+from .module import Module
+from .ops.droppath import droppath_backward, droppath_forward
+from .ops.masks import cached_attention_mask, forward_window_shift, official_window_shift
+from .ops.window import (from_windows, from_windows_backward, to_windows_backward,
+                         to_windows_forward)
+
+
+class SwinTransformerBlock(Module):
+    """x = x + DropPath(unshift(WindowAttention(shift(LN1(x))))); x = x + DropPath(MLP(LN2(x)))"""
+
+    def __init__(self, dim, input_resolution, num_heads, window_size, shift_size,
+                 mlp_ratio, drop_path, rng, dtype=np.float32):
+        super().__init__()
+        self.dim, self.num_heads, self.input_resolution = dim, num_heads, input_resolution
+        self.window_size, self.shift_size = official_window_shift(input_resolution,
+                                                                  window_size, shift_size)
+        self.drop_path = drop_path
+        self.rng = rng                  # the model's generator, shared: DropPath draws
+        self.norm1 = self.child("norm1", LayerNorm(dim, dtype))
+        self.attn = self.child("attn", WindowAttention(dim, self.window_size, num_heads, rng,
+                                                        dtype))
+        self.norm2 = self.child("norm2", LayerNorm(dim, dtype))
+        self.mlp = self.child("mlp", Mlp(dim, int(dim * mlp_ratio), rng, dtype))
+
+    def window_shift_for(self, H, W):
+        """((Hp, Wp), (sh, sw)) this block uses on an (H, W) map."""
+        return forward_window_shift(H, W, self.window_size, self.shift_size)
+
+    def forward(self, x):
+        """(B, H, W, C) -> (B, H, W, C)"""
+        xp = get_xp(x)
+        B, H, W, C = x.shape
+        (Hp, Wp), shift = self.window_shift_for(H, W)
+        M = self.window_size
+        h = self.norm1.forward(x)                          # (B, H, W, C)
+        tokens, win_cache = to_windows_forward(h, M, shift)   # (B*nW, N, C) pad, roll, split
+        mask = cached_attention_mask(Hp, Wp, M, shift, xp, x.dtype)   # (nW, N, N) or None
+        a = self.attn.forward(tokens, mask)                # (B*nW, N, C)
+        y = from_windows(a, win_cache)                     # (B, H, W, C) merge, roll back, crop
+        y, dp1 = droppath_forward(y, self.drop_path, self.training, self.rng)
+        x = x + y                                          # residual 1
+        m = self.mlp.forward(self.norm2.forward(x))        # (B, H, W, C)
+        m, dp2 = droppath_forward(m, self.drop_path, self.training, self.rng)
+        self.cache = (win_cache, dp1, dp2)
+        return x + m                                       # residual 2
+
+    def backward(self, dout):
+        win_cache, dp1, dp2 = self.cache
+        # forward: out = x1 + DropPath(MLP(LN2(x1)))
+        dm = droppath_backward(dout, dp2)
+        dx1 = dout + self.norm2.backward(self.mlp.backward(dm))
+        # forward: x1 = x + DropPath(from_windows(attn(to_windows(LN1(x)))))
+        dy = droppath_backward(dx1, dp1)
+        da = from_windows_backward(dy, win_cache)          # (B*nW, N, C) pad, roll, split
+        dtokens = self.attn.backward(da)                   # (B*nW, N, C)
+        dh = to_windows_backward(dtokens, win_cache)       # (B, H, W, C) merge, roll back, crop
+        return dx1 + self.norm1.backward(dh)
+
+
+class BasicLayer(Module):
+    """`layers.i`: `depth` blocks alternating W-MSA / SW-MSA, then `downsample` if not last."""
+
+    def __init__(self, dim, input_resolution, depth, num_heads, window_size, mlp_ratio,
+                 drop_paths, downsample, rng, dtype=np.float32):
+        super().__init__()
+        self.dim, self.input_resolution = dim, input_resolution
+        self.blocks = []
+        for j in range(depth):
+            shift = 0 if j % 2 == 0 else window_size // 2   # odd blocks shift by M // 2
+            blk = SwinTransformerBlock(dim, input_resolution, num_heads, window_size, shift,
+                                       mlp_ratio, drop_paths[j], rng, dtype)
+            self.blocks.append(self.child(f"blocks.{j}", blk))
+        self.downsample = self.child("downsample", PatchMerging(dim, rng, dtype)) \
+            if downsample else None
+
+    def forward(self, x, trace=None, name=""):
+        for j, blk in enumerate(self.blocks):
+            x = blk.forward(x)
+            if trace is not None:
+                trace.append((f"{name}.blocks.{j}", tuple(x.shape)))
+        if self.downsample is not None:
+            x = self.downsample.forward(x)
+            if trace is not None:
+                trace.append((f"{name}.downsample", tuple(x.shape)))
+        return x
+
+    def backward(self, dout):
+        if self.downsample is not None:
+            dout = self.downsample.backward(dout)
+        for blk in reversed(self.blocks):
+            dout = blk.backward(dout)
+        return dout
+
+
+class SwinTransformer(Module):
+    """The whole network; parameter names are the official checkpoint's (SPEC 11)."""
+
+    def __init__(self, config, seed=0, dtype="float32"):
+        super().__init__()
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
+        self.config, self.dtype = config, dtype
+        self.rng = make_rng(seed)       # initial weights, then DropPath masks
+        c = config
+        self.patch_embed = self.child("patch_embed", PatchEmbed(c.patch_size, c.in_chans,
+                                                                 c.embed_dim, self.rng, dtype))
+        grid = c.img_size // c.patch_size
+        dpr = np.linspace(0, c.drop_path_rate, sum(c.depths))   # rises linearly per block
+        self.layers, start = [], 0
+        for i, depth in enumerate(c.depths):
+            res = (grid // 2 ** i, grid // 2 ** i)
+            layer = BasicLayer(c.embed_dim * 2 ** i, res, depth, c.num_heads[i], c.window_size,
+                               c.mlp_ratio, [float(p) for p in dpr[start:start + depth]],
+                               i < c.num_layers - 1, self.rng, dtype)
+            self.layers.append(self.child(f"layers.{i}", layer))
+            start += depth
+        self.norm = self.child("norm", LayerNorm(c.num_features, dtype))
+        self.head = self.child("head", Linear(c.num_features, c.num_classes, rng=self.rng,
+                                              dtype=dtype))
+
+    @property
+    def xp(self):
+        return get_xp(self.params["head.weight"])
+
+    def forward(self, x, trace=None):
+        """x (B, H, W, in_chans) -> logits (B, num_classes).
+
+        trace: a list to which every module appends (name, output shape), for the tour.
+        """
+        get_xp(x, self.params["head.weight"])              # same backend as the weights
+        check_array("x", x, ndim=4, last=self.config.in_chans)
+        if x.dtype != self.dtype:
+            raise TypeError(f"x: expected dtype {self.dtype} like the model's weights, got "
+                            f"{x.dtype}; convert with x.astype('{self.dtype}')")
+        x = self.patch_embed.forward(x)                    # (B, H/4, W/4, C)
+        if trace is not None:
+            trace.append(("patch_embed", tuple(x.shape)))
+        for i, layer in enumerate(self.layers):
+            x = layer.forward(x, trace, f"layers.{i}")     # (B, H/2^(i+2), ..., C*2^i)
+        x = self.norm.forward(x)                           # (B, h, w, 8C)
+        self.cache = x.shape
+        pooled = x.mean(axis=(1, 2))                       # (B, 8C)
+        logits = self.head.forward(pooled)                 # (B, num_classes)
+        if trace is not None:
+            trace += [("norm", tuple(x.shape)), ("avgpool", tuple(pooled.shape)),
+                      ("head", tuple(logits.shape))]
+        return logits
+
+    def backward(self, dlogits):
+        """dlogits (B, num_classes) -> dx (B, H, W, in_chans); accumulates into self.grads."""
+        xp = get_xp(dlogits)
+        B, h, w, F = self.cache
+        dpooled = self.head.backward(dlogits)              # (B, 8C)
+        # forward: pooled = mean over h*w tokens  ->  each token gets dpooled / (h*w)
+        dx = xp.broadcast_to(dpooled[:, None, None, :] / (h * w), (B, h, w, F))
+        dx = self.norm.backward(dx)
+        for layer in reversed(self.layers):
+            dx = layer.backward(dx)
+        return self.patch_embed.backward(dx)
+
+    # -------------------------------------------------------------- introspection
+    def state_dict(self):
+        """Official keys -> the live parameter arrays (copy them to keep a snapshot)."""
+        return dict(self.params)
+
+    def load_state_dict(self, state, strict=True):
+        from .checkpoint import load_state_dict
+        return load_state_dict(self, state, strict=strict)
+
+    def flops(self, img_size=None):
+        from .flops import model_flops
+        return model_flops(self.config, img_size)
+
+    def flops_breakdown(self, img_size=None):
+        from .flops import model_flops_breakdown
+        return model_flops_breakdown(self.config, img_size)
+
+    def blocks(self):
+        """(name, block) for every Swin block, in order."""
+        return [(f"layers.{i}.blocks.{j}", b) for i, layer in enumerate(self.layers)
+                for j, b in enumerate(layer.blocks)]
+
+
+def create_model(name, num_classes=1000, img_size=None, seed=0, dtype="float32", **overrides):
+    """Build a Swin model by config name ("swin_t", "swin_s", "swin_b", "swin_l", "swin_b_384",
+    "swin_l_384", "swin_micro"), with any config field overridden by keyword."""
+    config = get_config(name, num_classes=num_classes, img_size=img_size, **overrides)
+    return SwinTransformer(config, seed=seed, dtype=dtype)

@@ -1,0 +1,65 @@
+"""A minimal module: named parameters, gradients with the same names, children, train/eval.
+
+`params` and `grads` are flat dicts whose keys are the official state-dict names relative to
+the module ("qkv.weight" in an attention module, "layers.0.blocks.1.attn.qkv.weight" in the
+model). A parent's dicts hold the very same array objects as its children's, so writing
+`model.params[k][...] = v` or `p -= lr * g` changes the layer that uses it.
+
+Gradients accumulate (`+=`) like PyTorch's: call `zero_grad()` before each backward.
+A module keeps the cache of its last forward in `self.cache`; its backward uses only that.
+"""
+import numpy as np
+
+from .backend import default_xp, to_backend
+
+
+class Module:
+    def __init__(self):
+        self.params = {}
+        self.grads = {}
+        self.children = {}
+        self.training = False
+        self.cache = None
+
+    # -------------------------------------------------------------- building
+    def param(self, name, value):
+        """Register a parameter (a host array; moved to the default backend)."""
+        arr = to_backend(np.ascontiguousarray(value), default_xp())
+        self.params[name] = arr
+        self.grads[name] = arr * 0
+        return arr
+
+    def child(self, name, module):
+        """Register a sub-module and adopt its parameters under `name.`."""
+        self.children[name] = module
+        for k in module.params:
+            self.params[f"{name}.{k}"] = module.params[k]
+            self.grads[f"{name}.{k}"] = module.grads[k]
+        return module
+
+    def accumulate(self, name, grad):
+        """grads[name] += grad (in place, so every dict holding it sees the sum)."""
+        self.grads[name] += grad
+
+    # -------------------------------------------------------------- state
+    def zero_grad(self):
+        for g in self.grads.values():
+            g[...] = 0
+
+    def train(self, mode=True):
+        self.training = mode
+        for c in self.children.values():
+            c.train(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def num_params(self):
+        return int(sum(p.size for p in self.params.values()))
+
+    def modules(self, prefix=""):
+        """(name, module) for this module and every descendant, parents first."""
+        yield prefix, self
+        for name, c in self.children.items():
+            yield from c.modules(f"{prefix}.{name}" if prefix else name)
