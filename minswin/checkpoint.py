@@ -49,14 +49,12 @@ def load_checkpoint(path, with_metadata=False):
             f"path: {path!r} is a PyTorch pickle, which minswin never unpickles. Convert it "
             "once with torch's safe loader: python scripts/convert_torch_checkpoint.py "
             f"{path} model.safetensors")
+    if not path.endswith((".safetensors", ".npz")):
+        raise ValueError(f"path: expected a .safetensors or .npz file, got {path!r}")
     if not os.path.exists(path):
         raise FileNotFoundError(f"path: no such checkpoint file {path!r}")
-    if path.endswith(".safetensors"):
-        state, meta = _read_safetensors(path)
-    elif path.endswith(".npz"):
-        state, meta = _read_npz(path)
-    else:
-        raise ValueError(f"path: expected a .safetensors or .npz file, got {path!r}")
+    read = _read_safetensors if path.endswith(".safetensors") else _read_npz
+    state, meta = read(path)
     return (state, meta) if with_metadata else state
 
 
@@ -72,6 +70,8 @@ def _read_safetensors(path):
 
 
 def _read_npz(path):
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"path: {path!r} is not a readable .npz checkpoint (not a zip archive)")
     try:
         with np.load(path, allow_pickle=False) as f:
             state, meta = {}, {}

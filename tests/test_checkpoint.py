@@ -1,0 +1,133 @@
+"""Checkpoints: formats, key-name maps, buffers checked not trusted, and bad files refused."""
+import re
+
+import numpy as np
+import pytest
+
+import minswin
+from minswin.checkpoint import detect_format
+
+
+def tiny(seed=1):
+    return minswin.create_model("swin_micro", embed_dim=12, num_classes=5, seed=seed,
+                                dtype="float64").eval()
+
+
+def official_to_timm(k):
+    m = re.match(r"layers\.(\d+)\.downsample\.(.*)", k)
+    if m:
+        return f"layers.{int(m.group(1)) + 1}.downsample.{m.group(2)}"
+    return "head.fc." + k[5:] if k.startswith("head.") else k
+
+
+def official_to_tv(k):
+    if k.startswith("patch_embed.proj."):
+        return "features.0.0." + k[len("patch_embed.proj."):]
+    if k.startswith("patch_embed.norm."):
+        return "features.0.2." + k[len("patch_embed.norm."):]
+    m = re.match(r"layers\.(\d+)\.blocks\.(\d+)\.(.*)", k)
+    if m:
+        tail = m.group(3).replace("mlp.fc1.", "mlp.0.").replace("mlp.fc2.", "mlp.3.")
+        return f"features.{2 * int(m.group(1)) + 1}.{m.group(2)}.{tail}"
+    m = re.match(r"layers\.(\d+)\.downsample\.(.*)", k)
+    if m:
+        return f"features.{2 * int(m.group(1)) + 2}.{m.group(2)}"
+    return k
+
+
+@pytest.fixture
+def x(rng):
+    return rng.standard_normal((2, 32, 32, 3))
+
+
+@pytest.mark.parametrize("ext", [".safetensors", ".npz"])
+def test_round_trip(tmp_path, x, ext):
+    a, b = tiny(1), tiny(2)
+    path = tmp_path / f"m{ext}"
+    minswin.save_checkpoint(path, a.state_dict(), metadata={"note": "hello"})
+    state, meta = minswin.load_checkpoint(path, with_metadata=True)
+    assert meta["note"] == "hello"
+    assert not np.allclose(a.forward(x), b.forward(x))
+    b.load_state_dict(state)
+    np.testing.assert_array_equal(a.forward(x), b.forward(x))
+
+
+@pytest.mark.parametrize("rename,fmt", [(lambda k: k, "official"), (official_to_timm, "timm"),
+                                        (official_to_tv, "torchvision")])
+def test_timm_and_torchvision_names_load_to_the_same_model(x, rename, fmt):
+    a, b = tiny(1), tiny(2)
+    state = {rename(k): v.copy() for k, v in a.state_dict().items()}
+    assert detect_format(state) == fmt
+    b.load_state_dict(state)
+    np.testing.assert_array_equal(a.forward(x), b.forward(x))
+
+
+def test_official_buffers_are_checked_then_dropped(x):
+    a, b = tiny(1), tiny(2)
+    state = dict(a.state_dict())
+    state["layers.0.blocks.1.attn.relative_position_index"] = minswin.relative_position_index(4)
+    state["layers.0.blocks.1.attn_mask"] = minswin.attention_mask(8, 8, 4, 2)
+    b.load_state_dict(state)
+    np.testing.assert_array_equal(a.forward(x), b.forward(x))
+    state["layers.0.blocks.1.attn_mask"] = minswin.attention_mask(8, 8, 4, 2) * 0
+    with pytest.raises(ValueError, match=r"buffer 'layers.0.blocks.1.attn_mask'.*differs"):
+        b.load_state_dict(state)
+
+
+def _problem(state_edit, match):
+    m = tiny(2)
+    before = {k: v.copy() for k, v in m.params.items()}
+    state = dict(tiny(1).state_dict())
+    state_edit(state)
+    with pytest.raises(ValueError, match=match):
+        m.load_state_dict(state)
+    for k, v in m.params.items():                          # unchanged after the refusal
+        np.testing.assert_array_equal(v, before[k])
+
+
+def test_missing_key_named():
+    _problem(lambda s: s.pop("head.bias"), r"missing key 'head.bias' \(5,\)")
+
+
+def test_extra_key_named():
+    _problem(lambda s: s.update({"layers.9.foo": np.zeros(3)}), r"unexpected key 'layers.9.foo'")
+
+
+def test_wrong_shape_named_with_both_shapes():
+    _problem(lambda s: s.update({"head.weight": np.zeros((7, 24))}),
+             r"'head.weight': expected shape \(5, 24\), got \(7, 24\)")
+
+
+def test_wrong_dtype_kind():
+    _problem(lambda s: s.update({"head.bias": np.zeros(5, np.int64)}),
+             r"'head.bias': expected a floating-point tensor, got dtype int64")
+
+
+def test_non_strict_reports_missing():
+    m = tiny(2)
+    state = dict(tiny(1).state_dict())
+    state.pop("head.bias")
+    assert m.load_state_dict(state, strict=False)["missing"] == ["head.bias"]
+
+
+def test_bad_files(tmp_path):
+    good = tmp_path / "good.safetensors"
+    minswin.save_checkpoint(good, tiny().state_dict())
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(good.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="not a readable safetensors file"):
+        minswin.load_checkpoint(cut)
+    junk = tmp_path / "junk.npz"
+    junk.write_text("this is not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable .npz checkpoint"):
+        minswin.load_checkpoint(junk)
+    obj = tmp_path / "obj.npz"
+    np.savez(obj, w=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match="object arrays"):
+        minswin.load_checkpoint(obj)
+    with pytest.raises(ValueError, match=r"PyTorch pickle.*convert_torch_checkpoint.py"):
+        minswin.load_checkpoint(tmp_path / "model.pth")
+    with pytest.raises(FileNotFoundError, match="no such checkpoint"):
+        minswin.load_checkpoint(tmp_path / "absent.safetensors")
+    with pytest.raises(ValueError, match=r"expected a .safetensors or .npz"):
+        minswin.load_checkpoint(good.with_suffix(".txt"))

@@ -1,0 +1,150 @@
+"""The whole network: shapes, official numbers, any input size, and its backward."""
+import numpy as np
+import pytest
+
+import minswin
+from minswin.gradcheck import TOL_BLOCK, TOL_MODEL, check_module
+from minswin.model import SwinTransformerBlock
+
+
+def tiny(dtype="float64", **kw):
+    cfg = dict(embed_dim=12, num_classes=5, drop_path_rate=0.1)
+    cfg.update(kw)
+    return minswin.create_model("swin_micro", dtype=dtype, seed=1, **cfg)
+
+
+def randomise(model, rng, scale=0.5):
+    """Make every term matter: LN affines, biases and bias tables far from their init."""
+    for k, p in model.params.items():
+        if k.endswith(("norm1.weight", "norm2.weight", "norm.weight")):
+            p[...] = 1 + scale * rng.standard_normal(p.shape)
+        elif k.endswith((".bias", "relative_position_bias_table")):
+            p[...] = scale * rng.standard_normal(p.shape)
+        else:
+            p[...] = p + 0.1 * rng.standard_normal(p.shape)
+
+
+def test_swin_t_numbers():
+    m = minswin.create_model("swin_t")
+    assert m.num_params() == 28_288_354
+    assert round(m.flops() / 1e9, 3) == 4.494
+    shapes = [(b.input_resolution, b.window_size, b.shift_size) for _, b in m.blocks()]
+    assert shapes[0] == ((56, 56), 7, 0) and shapes[1] == ((56, 56), 7, 3)
+    assert shapes[-1] == ((7, 7), 7, 0) and shapes[-2] == ((7, 7), 7, 0)   # stage 4: no shift
+
+
+@pytest.mark.parametrize("name,params,gflops", [("swin_s", 49_606_258, 8.747),
+                                                ("swin_b", 87_768_224, 15.438),
+                                                ("swin_l", 196_532_476, 34.487)])
+def test_official_variants(name, params, gflops):
+    m = minswin.create_model(name)
+    assert m.num_params() == params
+    assert round(m.flops() / 1e9, 3) == gflops
+
+
+def test_swin_t_forward_shapes_and_any_input_size(rng):
+    m = minswin.create_model("swin_t").eval()
+    trace = []
+    x = rng.standard_normal((1, 224, 224, 3)).astype(np.float32)
+    assert m.forward(x, trace=trace).shape == (1, 1000)
+    got = dict(trace)
+    assert got["patch_embed"] == (1, 56, 56, 96)
+    assert got["layers.0.downsample"] == (1, 28, 28, 192)
+    assert got["layers.2.downsample"] == (1, 7, 7, 768)
+    assert got["avgpool"] == (1, 768)
+    y = m.forward(rng.standard_normal((1, 200, 260, 3)).astype(np.float32), trace=(t := []))
+    assert y.shape == (1, 1000) and np.isfinite(y).all()
+    assert dict(t)["patch_embed"] == (1, 50, 65, 96)
+    assert dict(t)["layers.2.downsample"] == (1, 7, 9, 768)
+
+
+def test_block_backward_directional(rng):
+    blk = SwinTransformerBlock(8, (6, 6), 2, 3, 1, 4.0, 0.0, rng, np.float64)
+    for k, p in blk.params.items():
+        p[...] = p + 0.3 * rng.standard_normal(p.shape)
+    for size in [(6, 6), (7, 5)]:                          # divisible, then padded
+        report = check_module(blk, rng.standard_normal((2, *size, 8)), tol=TOL_BLOCK)
+        assert report.passed, str(report)
+
+
+@pytest.mark.parametrize("size", [(32, 32), (36, 28)])
+def test_whole_model_backward_directional(rng, size):
+    """Input and every parameter, shifted blocks, padding (36x28), DropPath in eval."""
+    m = tiny().eval()
+    randomise(m, rng)
+    report = check_module(m, rng.standard_normal((2, *size, 3)), tol=TOL_MODEL)
+    print(report)
+    assert len(report.rows) == len(m.params) + 1
+    assert report.passed, str(report)
+
+
+def test_train_mode_drop_path_is_per_sample_and_eval_is_identity(rng):
+    m = tiny(drop_path_rate=0.9)
+    x = rng.standard_normal((4, 32, 32, 3))
+    m.eval()
+    a, b = m.forward(x), m.forward(x)
+    np.testing.assert_array_equal(a, b)
+    m.train()
+    c = m.forward(x)
+    assert not np.allclose(a, c)
+
+
+def test_gradients_accumulate_and_zero(rng):
+    m = tiny().eval()
+    x = rng.standard_normal((1, 32, 32, 3))
+    d = rng.standard_normal((1, 5))
+    m.zero_grad()
+    m.forward(x)
+    m.backward(d)
+    g1 = {k: v.copy() for k, v in m.grads.items()}
+    m.forward(x)
+    m.backward(d)
+    np.testing.assert_allclose(m.grads["head.weight"], 2 * g1["head.weight"])
+    m.zero_grad()
+    assert all(not g.any() for g in m.grads.values())
+    assert set(m.grads) == set(m.params)
+
+
+def test_float32_model_matches_float64(rng):
+    m64, m32 = tiny("float64"), tiny("float32")
+    x = rng.standard_normal((2, 32, 32, 3))
+    y64 = m64.forward(x)
+    y32 = m32.forward(x.astype(np.float32))
+    np.testing.assert_allclose(y32, y64, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("x,err,msg", [
+    (np.zeros((32, 32, 3)), ValueError, r"x: expected a 4-d array, got shape \(32, 32, 3\)"),
+    (np.zeros((1, 32, 32, 1)), ValueError, r"x: expected last axis of size 3, got shape"),
+    (np.zeros((1, 32, 32, 3), np.uint8), TypeError, r"x: expected dtype float32 or float64, "
+                                                    r"got uint8"),
+    (np.zeros((1, 32, 32, 3), np.float16), TypeError, r"got float16"),
+    (np.zeros((1, 32, 32, 3), np.float32), TypeError, r"x: expected dtype float64 like the "
+                                                      r"model's weights, got float32"),
+])
+def test_model_bad_input(x, err, msg):
+    with pytest.raises(err, match=msg):
+        tiny().forward(x)
+
+
+def test_bad_configs():
+    with pytest.raises(ValueError, match=r"num_heads: stage 0 has width 48, which 5 heads"):
+        minswin.create_model("swin_micro", num_heads=(5, 10))
+    with pytest.raises(ValueError, match=r"name: expected one of .*got 'swin_x'"):
+        minswin.create_model("swin_x")
+    with pytest.raises(ValueError, match=r"unknown config field\(s\) \['windw_size'\]"):
+        minswin.create_model("swin_micro", windw_size=3)
+    with pytest.raises(TypeError, match="dtype: expected float32 or float64, got float16"):
+        minswin.create_model("swin_micro", dtype="float16")
+
+
+def test_flops_formulas_from_the_explainer():
+    f = minswin.flops
+    assert f.msa_saving(224, 224, 3, 7) == 15_091_034_112
+    h = w = 56
+    C, M = 96, 7
+    assert f.msa_flops(h, w, C) == 4 * h * w * C ** 2 + 2 * (h * w) ** 2 * C
+    assert f.wmsa_flops(h, w, C, M) == 4 * h * w * C ** 2 + 2 * M ** 2 * h * w * C
+    parts = minswin.create_model("swin_t").flops_breakdown()
+    assert round(parts["layers.0.blocks"] / 1e9, 3) == 0.754
+    assert round(parts["layers.2.blocks"] / 1e9, 3) == 2.126

@@ -1,0 +1,119 @@
+"""Each fast op against a slow version that is obviously correct (loops, literal definitions)."""
+import numpy as np
+import pytest
+
+import minswin
+from minswin.ops.attention import window_attention_forward
+from minswin.ops.masks import relative_position_index, window_labels
+from minswin.ops.patch_embed import patch_embed_forward
+from minswin.ops.patch_merging import merge_2x2, patch_merging_forward
+from minswin.ops.relative_bias import relative_bias_forward
+from minswin.ops.window import cyclic_shift, to_windows_forward, window_partition
+
+
+def attention_weights(rng, C, nH):
+    return dict(qkv_weight=rng.standard_normal((3 * C, C)), qkv_bias=rng.standard_normal(3 * C),
+                proj_weight=rng.standard_normal((C, C)), proj_bias=rng.standard_normal(C))
+
+
+def naive_attention(tokens, bias, w, nH):
+    """Softmax attention over a set of tokens (T, C) with a (nH, T, T) bias, one head at a time."""
+    T, C = tokens.shape
+    d = C // nH
+    qkv = tokens @ w["qkv_weight"].T + w["qkv_bias"]
+    out = np.zeros((T, C))
+    for h in range(nH):
+        q = qkv[:, h * d:(h + 1) * d] * d ** -0.5
+        k = qkv[:, C + h * d:C + (h + 1) * d]
+        v = qkv[:, 2 * C + h * d:2 * C + (h + 1) * d]
+        s = q @ k.T + bias[h]
+        e = np.exp(s - s.max(axis=1, keepdims=True))
+        out[:, h * d:(h + 1) * d] = (e / e.sum(axis=1, keepdims=True)) @ v
+    return out @ w["proj_weight"].T + w["proj_bias"]
+
+
+def test_one_window_is_global_attention_plus_bias(rng):
+    """A window covering the whole map = plain multi-head attention over all tokens + bias."""
+    M, C, nH = 4, 8, 2
+    x = rng.standard_normal((1, M * M, C))
+    w = attention_weights(rng, C, nH)
+    table = rng.standard_normal(((2 * M - 1) ** 2, nH))
+    bias, _ = relative_bias_forward(table, relative_position_index(M))
+    fast, _ = window_attention_forward(x, **w, bias=bias, num_heads=nH)
+    # the bias built the slow way: token (r, c) vs (r', c') reads table row of (r-r', c-c')
+    slow_bias = np.zeros((nH, M * M, M * M))
+    for i in range(M * M):
+        for j in range(M * M):
+            dr, dc = i // M - j // M, i % M - j % M
+            slow_bias[:, i, j] = table[(dr + M - 1) * (2 * M - 1) + (dc + M - 1)]
+    np.testing.assert_allclose(fast[0], naive_attention(x[0], slow_bias, w, nH), rtol=1e-12,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("H,W,M,s", [(4, 4, 2, 1), (8, 12, 4, 2), (14, 14, 7, 3)])
+def test_masked_shifted_attention_equals_attention_per_region(rng, H, W, M, s):
+    """SW-MSA with the -100 mask = attention computed separately inside each labelled region."""
+    C, nH = 6, 2
+    x = rng.standard_normal((1, H, W, C))
+    w = attention_weights(rng, C, nH)
+    table = rng.standard_normal(((2 * M - 1) ** 2, nH))
+    bias, _ = relative_bias_forward(table, relative_position_index(M))
+    tokens, _ = to_windows_forward(x, M, s)                # (nW, N, C)
+    mask = minswin.attention_mask(H, W, M, s)
+    fast, _ = window_attention_forward(tokens, **w, bias=bias, mask=mask, num_heads=nH)
+    labels = window_labels(H, W, M, s)                     # (nW, N)
+    for win in range(tokens.shape[0]):
+        for lab in np.unique(labels[win]):
+            idx = np.nonzero(labels[win] == lab)[0]        # the tokens of one region
+            sub_bias = bias[:, idx][:, :, idx]
+            slow = naive_attention(tokens[win, idx], sub_bias, w, nH)
+            np.testing.assert_allclose(fast[win, idx], slow, rtol=1e-10, atol=1e-12)
+
+
+def test_patch_merging_is_four_strided_slices(rng):
+    x = rng.standard_normal((2, 6, 4, 3))
+    m = merge_2x2(x)
+    for i in range(3):
+        for j in range(2):
+            cell = np.concatenate([x[:, 2 * i, 2 * j], x[:, 2 * i + 1, 2 * j],
+                                   x[:, 2 * i, 2 * j + 1], x[:, 2 * i + 1, 2 * j + 1]], axis=-1)
+            np.testing.assert_array_equal(m[:, i, j], cell)
+    # the whole layer: LayerNorm(4C) then the reduction, per cell
+    g, b, red = rng.standard_normal(12), rng.standard_normal(12), rng.standard_normal((6, 12))
+    out, _ = patch_merging_forward(x, g, b, red)
+    v = m[0, 1, 1]
+    ref = ((v - v.mean()) / np.sqrt(v.var() + 1e-5) * g + b) @ red.T
+    np.testing.assert_allclose(out[0, 1, 1], ref, rtol=1e-12)
+
+
+def test_patch_embed_is_a_literal_convolution(rng):
+    x = rng.standard_normal((1, 10, 7, 3))                 # not multiples of 4: zero-padded
+    wt, b = rng.standard_normal((5, 3, 4, 4)), rng.standard_normal(5)
+    out, _ = patch_embed_forward(x, wt, b, 4)
+    assert out.shape == (1, 3, 2, 5)
+    xp = np.zeros((1, 12, 8, 3))
+    xp[:, :10, :7] = x
+    for i in range(3):
+        for j in range(2):
+            for o in range(5):
+                acc = b[o]
+                for c in range(3):
+                    for kh in range(4):
+                        for kw in range(4):
+                            acc += wt[o, c, kh, kw] * xp[0, 4 * i + kh, 4 * j + kw, c]
+                np.testing.assert_allclose(out[0, i, j, o], acc, rtol=1e-12)
+
+
+def test_window_partition_and_shift_literal(rng):
+    x = rng.standard_normal((2, 4, 6, 3))
+    win = window_partition(x, 2)                           # (2*6, 2, 2, 3)
+    for b in range(2):
+        for wr in range(2):
+            for wc in range(3):
+                k = b * 6 + wr * 3 + wc
+                np.testing.assert_array_equal(win[k], x[b, 2 * wr:2 * wr + 2, 2 * wc:2 * wc + 2])
+    np.testing.assert_array_equal(minswin.window_reverse(win, 2, 4, 6), x)
+    y = cyclic_shift(x, (1, 2))
+    for r in range(4):
+        for c in range(6):
+            np.testing.assert_array_equal(y[:, r, c], x[:, (r + 1) % 4, (c + 2) % 6])
