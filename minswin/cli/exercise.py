@@ -1,11 +1,65 @@
-"""`minswin exercise` (not written yet)."""
+"""`minswin exercise`: list the gradient-check exercises, start one, check your answer.
+
+    minswin exercise list
+    minswin exercise start layernorm_backward [DIR]     copies ex_layernorm_backward.py
+    minswin exercise check layernorm_backward ex_layernorm_backward.py
+
+`check` exits with 0 only when every gradient of every case passes; a learner's exception is
+shown as a traceback with a verdict, never as a crash of the command.
+"""
 
 
 def add_parser(sub):
-    p = sub.add_parser("exercise", help="(not written yet)")
+    p = sub.add_parser("exercise", help="gradient-check exercises: list, start, check",
+                       description="Write a backward pass by hand; the grader compares it "
+                                   "with central differences and with minswin's own.")
+    act = p.add_subparsers(dest="action", metavar="ACTION")
+    act.required = True
+    act.add_parser("list", help="the exercises and the function each one asks for")
+    s = act.add_parser("start", help="copy an exercise's skeleton into a directory")
+    s.add_argument("name", help="exercise name (see `minswin exercise list`)")
+    s.add_argument("dir", nargs="?", default=".", help="where to put it (default: here)")
+    c = act.add_parser("check", help="grade your file; exit code 0 only if all checks pass")
+    c.add_argument("name", help="exercise name")
+    c.add_argument("file", help="your ex_<name>.py")
     p.set_defaults(func=run)
 
 
-def run(args):
+def _exercise(name):
     from . import CliError
-    raise CliError("'exercise' is not implemented yet")
+    from ..exercises import EXERCISES
+    if name not in EXERCISES:
+        raise CliError(f"no exercise called {name!r}; expected one of {', '.join(EXERCISES)}")
+    return EXERCISES[name]
+
+
+def run(args):
+    import os
+
+    from . import CliError
+    from ..exercises import EXERCISES, grade_file, start
+
+    if args.action == "list":
+        w = max(len(n) for n in EXERCISES)
+        print(f"{'exercise':<{w}}  you write")
+        for name, ex in EXERCISES.items():
+            print(f"{name:<{w}}  {ex.function}(dout, cache): {ex.summary}")
+        print("\nstart one with `minswin exercise start NAME [DIR]`, then "
+              "`minswin exercise check NAME FILE`")
+        return 0
+    ex = _exercise(args.name)
+    if args.action == "start":
+        if not os.path.isdir(args.dir):
+            raise CliError(f"{args.dir!r} is not a directory")
+        try:
+            dest = start(ex.name, args.dir)
+        except FileExistsError as err:
+            raise CliError(str(err)) from None
+        print(f"wrote {dest}\nfill in {ex.function}, then run:\n"
+              f"  minswin exercise check {ex.name} {dest}")
+        return 0
+    # check
+    if not os.path.isfile(args.file):
+        raise CliError(f"no such file {args.file!r} (start one with `minswin exercise start "
+                       f"{ex.name}`)")
+    return grade_file(ex, args.file).exit_code

@@ -1,0 +1,339 @@
+"""The grader: run minswin's forward, call the learner's backward, compare, explain.
+
+For every case of an exercise (float64, small shapes, with masks, shifts and padding where
+they matter) the grader
+1. runs minswin's forward to get `(out, cache)` and draws a random upstream gradient `dout`;
+2. calls the learner's `backward(dout, cache)` (any exception is caught and shown);
+3. checks that it returned the right number of arrays with the right shapes;
+4. compares every gradient with central differences (`minswin.gradcheck.check_op`) and with
+   minswin's own backward (`rel_error`), and prints one table row per gradient.
+
+Only the first failure gets a hint. A wrong gradient that equals one of the exercise's known
+mistakes (to round-off) gets that mistake's explanation; otherwise the gradient's generic hint,
+with what the grader can see (which gradients are right, which case first fails, whether the
+answer is a constant multiple of the right one).
+
+A result passes only when every gradient of every case passes both comparisons.
+"""
+import importlib.util
+import itertools
+import os
+import sys
+import traceback
+from typing import NamedTuple
+
+import numpy as np
+
+from ..gradcheck import TOL_BUG, check_op, rel_error
+from .catalog import Exercise, get_exercise
+
+_counter = itertools.count()
+
+
+class Row(NamedTuple):
+    case: str
+    grad: str
+    shape: tuple
+    vs_numeric: float      # rel_error against central differences
+    vs_minswin: float      # rel_error against minswin's backward
+    verdict: str           # ok / CHECK / WRONG
+
+
+class GradeResult(NamedTuple):
+    exercise: str
+    status: str            # passed / failed / error / not implemented / no function
+    rows: list
+    hint: str              # "" when passed
+    traceback: str         # the learner's traceback, "" when nothing raised
+    text: str              # everything that was printed
+
+    @property
+    def passed(self):
+        return self.status == "passed"
+
+    @property
+    def exit_code(self):
+        return 0 if self.passed else 1
+
+
+class LoadError(Exception):
+    """The learner's file could not be imported or lacks the function."""
+
+    def __init__(self, status, message, tb=""):
+        super().__init__(message)
+        self.status, self.message, self.tb = status, message, tb
+
+
+# ---------------------------------------------------------------------------- loading
+
+def _learner_traceback(err):
+    """The traceback of `err` without the grader's own frames."""
+    tb = traceback.TracebackException.from_exception(err)
+    here = os.path.abspath(__file__)
+    keep = [f for f in tb.stack if os.path.abspath(f.filename) != here
+            and "importlib" not in f.filename]
+    tb.stack = traceback.StackSummary.from_list(keep)
+    return "".join(tb.format())
+
+
+def load_function(path, exercise):
+    """Import the learner's file by path and return its backward function (or a LoadError)."""
+    ex = exercise if isinstance(exercise, Exercise) else get_exercise(exercise)
+    name = f"_minswin_exercise_{next(_counter)}"
+    spec = importlib.util.spec_from_file_location(name, os.fspath(path))
+    if spec is None or spec.loader is None:
+        raise LoadError("error", f"cannot import {path!r} as a Python file")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException as err:   # SyntaxError, ImportError, a stray sys.exit(), ...
+        if isinstance(err, KeyboardInterrupt):
+            raise
+        raise LoadError("error", f"importing {path} raised {type(err).__name__}: {err}",
+                        _learner_traceback(err)) from None
+    for fname in (ex.function, ex.name):
+        fn = getattr(module, fname, None)
+        if callable(fn):
+            return fn
+    found = sorted(k for k, v in vars(module).items() if callable(v) and not k.startswith("_")
+                   and getattr(v, "__module__", None) == name)
+    raise LoadError("no function",
+                    f"{path} defines no function `{ex.function}(dout, cache)`"
+                    + (f" (it defines: {', '.join(found)})" if found else ""))
+
+
+# ---------------------------------------------------------------------------- checking
+
+def _fresh(case, ex):
+    """Run minswin's forward on copies of the case's inputs: (out, cache)."""
+    inputs = {k: v.copy() for k, v in case.inputs.items()}
+    return ex.forward(**inputs, **case.static)
+
+
+def _as_grads(result, ex, case):
+    """The learner's return value as a tuple of float64 arrays, or (None, problem)."""
+    n = len(ex.grads)
+    want = ", ".join(ex.grads)
+    if n == 1 and isinstance(result, (tuple, list)) and len(result) == 1:
+        result = result[0]
+    grads = (result,) if n == 1 else result
+    if not isinstance(grads, (tuple, list)) or len(grads) != n:
+        got = (f"a {type(result).__name__} of length {len(result)}"
+               if isinstance(result, (tuple, list)) else f"a single {type(result).__name__}")
+        return None, (f"{ex.function} must return {n} value{'s' * (n > 1)} ({want}), got "
+                      f"{got}")
+    out = []
+    for gname, g, (iname, x) in zip(ex.grads, grads, case.inputs.items()):
+        if g is None:
+            return None, f"{gname} is None: return the gradient of `{iname}` ({want})"
+        if not isinstance(g, np.ndarray):
+            return None, (f"{gname} is a {type(g).__name__}, expected a NumPy array of shape "
+                          f"{tuple(x.shape)}")
+        if g.shape != x.shape:
+            msg = (f"{gname} has shape {tuple(g.shape)} but `{iname}` has shape "
+                   f"{tuple(x.shape)}: a gradient always has the shape of what it is the "
+                   f"gradient of")
+            if ex.extra.get("shape_hint") and "pad" in case.label:
+                msg += ". Here " + ex.extra["shape_hint"]
+            return None, msg
+        if g.dtype != np.float64:
+            return None, (f"{gname} has dtype {g.dtype}: keep float64 (the checks compare to "
+                          f"1e-9, which float32 cannot reach)")
+        out.append(g)
+    return tuple(out), ""
+
+
+def _verdict(err, tol):
+    if not np.isfinite(err):
+        return "WRONG"
+    if err <= tol:
+        return "ok"
+    return "CHECK" if err <= TOL_BUG else "WRONG"
+
+
+_ORDER = {"ok": 0, "CHECK": 1, "WRONG": 2}
+
+
+def _multiple_of(g, ref):
+    """c if g == c * ref to round-off for a constant c != 1, else None."""
+    den = float((ref * ref).sum())
+    if den == 0.0 or not np.all(np.isfinite(g)):
+        return None
+    c = float((g * ref).sum()) / den
+    if abs(c - 1.0) < 1e-6 or rel_error(g, c * ref) > 1e-9:
+        return None
+    return c
+
+
+def _diagnose(ex, fn_grads, case, case_index, first_case_ok, gi, passed_here, dout):
+    """The one hint for the first failing gradient `ex.grads[gi]` of `case`."""
+    gname = ex.grads[gi]
+    _, cache = _fresh(case, ex)
+    ref = ex.reference(dout.copy(), cache)
+    ref = (ref,) if len(ex.grads) == 1 else tuple(ref)
+    # 1. a known mistake, recognised by its numbers
+    for m in ex.mistakes:
+        try:
+            _, cache = _fresh(case, ex)
+            wrong = m.backward(dout.copy(), cache)
+            wrong = (wrong,) if len(ex.grads) == 1 else tuple(wrong)
+            if (rel_error(wrong[gi], ref[gi]) > 1e-9
+                    and rel_error(fn_grads[gi], wrong[gi]) <= 1e-9):
+                return f"{gname}: {m.hint}"
+        except Exception:                                 # a catalogue entry must not crash
+            continue
+    # 2. what can be seen from the numbers
+    g, r = fn_grads[gi], ref[gi]
+    notes = []
+    if passed_here:
+        are = "is" if len(passed_here) == 1 else "are"
+        notes.append(f"{', '.join(passed_here)} {are} right but {gname} is not")
+    if case_index > 0 and first_case_ok:
+        notes.append(f"{gname} is right on '{ex.cases()[0].label}' but not on "
+                     f"'{case.label}'")
+    if not np.all(np.isfinite(g)):
+        notes.append(f"{gname} contains NaN or inf")
+    elif not np.any(g) and np.any(r):
+        notes.append(f"{gname} is all zeros")
+    else:
+        c = _multiple_of(g, r)
+        if c is not None:
+            notes.append(f"{gname} is {c:.4g} times the right answer"
+                         + (" (the sign is flipped)" if abs(c + 1) < 1e-6 else
+                            ": a missing or extra constant factor"))
+    head = "; ".join(notes)
+    return (head + ". " if head else f"{gname} is wrong. ") + ex.hints.get(gname, "")
+
+
+def _format_table(rows, ex):
+    w = max([len("case")] + [len(r.case) for r in rows])
+    head = (f"{'case':<{w}}  {'gradient':<18} {'shape':<14} {'vs numeric':>10} "
+            f"{'vs minswin':>10}  verdict")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r.case:<{w}}  {r.grad:<18} {str(r.shape):<14} {r.vs_numeric:10.2e} "
+                     f"{r.vs_minswin:10.2e}  {r.verdict}")
+    return lines
+
+
+def grade(exercise, fn, *, source=None, out=None):
+    """Grade the backward `fn` for `exercise` (a name or an Exercise); print and return a
+    GradeResult. Nothing the learner's code does (raise, return junk) escapes as an exception.
+
+    source: the file the function came from (only for the messages). out: where to print
+    (default sys.stdout; pass False to print nothing).
+    """
+    ex = exercise if isinstance(exercise, Exercise) else get_exercise(exercise)
+    lines = [f"exercise {ex.name}: {ex.title}"
+             + (f"  ({source})" if source else ""),
+             f"checking {ex.function}(dout, cache) -> {', '.join(ex.grads)}  [float64]",
+             f"relative error = max|a-b| / (max|a| + max|b|); expected: <= {ex.tol:.0e} vs "
+             f"central differences (typically 1e-9 to 1e-12), <= {ex.ref_tol:.0e} vs "
+             f"minswin's own backward; above {TOL_BUG:.0e} is a bug", ""]
+    rows, status, hint, tb, after = [], "passed", "", "", []
+    first_fail = None                                      # (case index, grad index, ...)
+    ok_by_grad = {g: [] for g in ex.grads}
+    try:
+        cases = ex.cases()
+    except Exception as err:                               # pragma: no cover - our own bug
+        raise RuntimeError(f"exercise {ex.name}: building the cases failed: {err}") from err
+    for ci, case in enumerate(cases):
+        out_arr, cache = _fresh(case, ex)
+        dout = np.random.default_rng(1000 + ci).standard_normal(out_arr.shape)
+        try:
+            result = fn(dout.copy(), cache)
+        except BaseException as err:
+            if isinstance(err, KeyboardInterrupt):
+                raise
+            tb = _learner_traceback(err)
+            if isinstance(err, NotImplementedError):
+                status = "not implemented"
+                why = (f"{ex.function} is not written yet ({err}). Replace the `raise "
+                       "NotImplementedError` with your code and check again")
+            else:
+                status = "error"
+                why = (f"{ex.function} raised {type(err).__name__} on case '{case.label}'"
+                       f": {err}. Read the traceback above; every array in the cache is "
+                       f"described in the skeleton's docstring")
+            hint = hint or why                             # the first failure keeps the hint
+            break
+        grads, problem = _as_grads(result, ex, case)
+        if grads is None:
+            status = "failed"
+            after.append(f"stopped at case '{case.label}': its result is malformed")
+            hint = hint or problem
+            break
+        report = check_op(ex.forward, lambda d, c, g=grads: g,
+                          {k: v.copy() for k, v in case.inputs.items()}, static=case.static,
+                          dout=dout, tol=ex.tol, title=ex.name)
+        _, cache = _fresh(case, ex)
+        ref = ex.reference(dout.copy(), cache)
+        ref = (ref,) if len(ex.grads) == 1 else tuple(ref)
+        passed_here = []
+        for gi, (gname, g, r, row) in enumerate(zip(ex.grads, grads, ref, report.rows)):
+            e_ref = rel_error(g, r)
+            v = max(_verdict(row.rel_error, ex.tol), _verdict(e_ref, ex.ref_tol),
+                    key=_ORDER.get)
+            rows.append(Row(case.label, gname, tuple(g.shape), row.rel_error, e_ref, v))
+            ok_by_grad[gname].append(v == "ok")
+            if v == "ok":
+                passed_here.append(gname)
+            elif first_fail is None:
+                first_fail = (ci, gi, case, grads, dout)
+        if first_fail is not None and first_fail[0] == ci:
+            ci0, gi0, case0, grads0, dout0 = first_fail
+            first_ok = ok_by_grad[ex.grads[gi0]][0] if ci0 > 0 else False
+            hint = _diagnose(ex, grads0, case0, ci0, first_ok, gi0, passed_here, dout0)
+            status = "failed"
+    if rows:
+        lines += _format_table(rows, ex)
+        lines.append("")
+    if tb:
+        lines += [f"your code raised (case '{case.label}'):", tb.rstrip(), ""]
+    lines += after
+    n_ok = sum(r.verdict == "ok" for r in rows)
+    total = len(cases) * len(ex.grads)
+    verdicts = {"passed": f"PASSED: all {total} checks ok. Well done!",
+                "failed": f"FAILED: {n_ok} of {total} checks ok",
+                "error": "ERROR: your backward raised an exception",
+                "not implemented": "NOT IMPLEMENTED yet",
+                "no function": "NO FUNCTION to check"}
+    lines.append(verdicts[status])
+    if hint:
+        lines.append("hint: " + hint)
+    text = "\n".join(lines)
+    if out is not False:
+        print(text, file=out or sys.stdout)
+    return GradeResult(ex.name, status, rows, hint, tb, text)
+
+
+def grade_file(exercise, path, *, out=None):
+    """Import `path`, grade its backward and return the GradeResult (never raises for the
+    learner's mistakes; a missing file is a FileNotFoundError)."""
+    ex = exercise if isinstance(exercise, Exercise) else get_exercise(exercise)
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"file: no such file {path!r}")
+    try:
+        fn = load_function(path, ex)
+    except LoadError as err:
+        lines = [f"exercise {ex.name}: {ex.title}  ({path})"]
+        if err.tb:
+            lines += ["importing your file raised:", err.tb.rstrip()]
+        lines.append("ERROR: could not import your file" if err.status == "error"
+                     else "NO FUNCTION to check")
+        hint = (err.message if err.status == "error" else
+                f"{err.message}. Keep the function name and signature of the skeleton "
+                f"(`minswin exercise start {ex.name}` makes a fresh copy)")
+        lines.append("hint: " + hint)
+        text = "\n".join(lines)
+        if out is not False:
+            print(text, file=out or sys.stdout)
+        return GradeResult(ex.name, err.status, [], hint, err.tb, text)
+    return grade(ex, fn, source=path, out=out)
+
+
+def check_file(exercise, path):
+    """Grade a file and return the exit code (0 only when everything passes): for the
+    skeletons' `if __name__ == "__main__"` lines."""
+    return grade_file(exercise, path).exit_code

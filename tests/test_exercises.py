@@ -1,0 +1,306 @@
+"""The exercise grader: right answers pass, typical wrong answers fail, nothing crashes it.
+
+The wrong solutions below are written here on purpose (not taken from the grader's catalogue
+of known mistakes), so that they test the grader rather than agree with it by construction.
+"""
+import numpy as np
+import pytest
+
+from minswin.cli import main
+from minswin.exercises import EXERCISES, SOLUTIONS, grade, grade_file, skeleton_path
+from minswin.ops.layernorm import layernorm_backward
+from minswin.ops.linear import linear_backward
+from minswin.ops.window import window_reverse
+
+NAMES = list(EXERCISES)
+
+
+# ---------------------------------------------------------------------------- right answers
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reference_solution_passes(name):
+    r = grade(name, SOLUTIONS[name], out=False)
+    assert r.passed, r.text
+    assert r.exit_code == 0
+    assert len(r.rows) == len(EXERCISES[name].cases()) * len(EXERCISES[name].grads)
+    assert max(row.vs_numeric for row in r.rows) < 1e-8      # the house "expect" band
+    assert r.hint == ""
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_skeleton_delegates_to_solution_in_ci(name, monkeypatch):
+    monkeypatch.setenv("MINSWIN_EXERCISE_SOLUTION", "1")
+    r = grade_file(name, skeleton_path(name), out=False)
+    assert r.passed, r.text
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bare_skeleton_is_reported_not_raised(name, monkeypatch):
+    monkeypatch.delenv("MINSWIN_EXERCISE_SOLUTION", raising=False)
+    r = grade_file(name, skeleton_path(name), out=False)
+    assert r.status == "not implemented" and r.exit_code == 1
+    assert "NotImplementedError" in r.traceback
+    assert EXERCISES[name].function in r.hint
+
+
+# ---------------------------------------------------------------------------- wrong answers
+
+def ln_no_variance(dout, cache):
+    xhat, rstd, gamma = cache
+    C = xhat.shape[-1]
+    g = dout * gamma
+    dx = rstd * (g - g.mean(-1, keepdims=True))                    # variance path missing
+    return dx, (dout * xhat).reshape(-1, C).sum(0), dout.reshape(-1, C).sum(0)
+
+
+def ln_swapped_params(dout, cache):
+    dx, dgamma, dbeta = layernorm_backward(dout, cache)
+    return dx, dbeta, dgamma                                       # dgamma <-> dbeta
+
+
+def softmax_no_sum(dout, cache):
+    return cache.out * dout
+
+
+def softmax_wrong_axis(dout, cache):
+    p = cache.out
+    return p * (dout - (dout * p).sum(axis=0, keepdims=True))       # sums over the batch
+
+
+def gelu_no_xphi(dout, cache):
+    return dout * cache.cdf
+
+
+def gelu_tanh(dout, cache):
+    x = cache.x
+    k = np.sqrt(2 / np.pi)
+    u = k * (x + 0.044715 * x ** 3)
+    t = np.tanh(u)
+    return dout * (0.5 * (1 + t) + 0.5 * x * (1 - t ** 2) * k * (1 + 0.134145 * x ** 2))
+
+
+def _attn(dout, cache, scale=True, dbias_first_window=False):
+    q, k, v, a = cache.q, cache.k, cache.v, cache.attn.out
+    B_, nH, N, d = q.shape
+    do, dpw, dpb = linear_backward(dout, cache.proj)
+    do = do.reshape(B_, N, nH, d).transpose(0, 2, 1, 3)
+    da = do @ np.swapaxes(v, -1, -2)
+    dv = np.swapaxes(a, -1, -2) @ do
+    ds = a * (da - (da * a).sum(-1, keepdims=True))
+    dbias = ds[0].copy() if dbias_first_window else ds.sum(0)
+    dq = ds @ k * (cache.scale if scale else 1.0)
+    dk = np.swapaxes(ds, -1, -2) @ q
+    dqkv = np.stack([dq, dk, dv], axis=2)                          # (B_, nH, 3, N, d)
+    dqkv = dqkv.transpose(0, 3, 2, 1, 4).reshape(B_, N, 3 * nH * d)
+    dx, dqw, dqb = linear_backward(dqkv, cache.qkv)
+    return dx, dqw, dqb, dpw, dpb, dbias
+
+
+def attn_right(dout, cache):
+    return _attn(dout, cache)
+
+
+def attn_forgets_scale(dout, cache):
+    return _attn(dout, cache, scale=False)
+
+
+def attn_dbias_one_window(dout, cache):
+    return _attn(dout, cache, dbias_first_window=True)
+
+
+def relbias_assigns(dbias, cache):
+    nH, N, _ = dbias.shape
+    dtable = np.zeros((cache.rows, nH))
+    for i in range(N):
+        for j in range(N):
+            dtable[cache.index[i, j]] = dbias[:, i, j]             # = instead of +=
+    return dtable
+
+
+def relbias_right_loop(dbias, cache):
+    nH, N, _ = dbias.shape
+    dtable = np.zeros((cache.rows, nH))
+    for i in range(N):
+        for j in range(N):
+            dtable[cache.index[i, j]] += dbias[:, i, j]
+    return dtable
+
+
+def relbias_fancy_index(dbias, cache):
+    nH, N, _ = dbias.shape
+    dtable = np.zeros((cache.rows, nH))
+    dtable[cache.index.ravel()] += dbias.transpose(1, 2, 0).reshape(-1, nH)
+    return dtable
+
+
+def _merge(dout, cache, order, crop=True):
+    dn, dred, _ = linear_backward(dout, cache.reduction)
+    dm, dg, db = layernorm_backward(dn, cache.norm)
+    B, h, w, C4 = dm.shape
+    C = C4 // 4
+    dx = np.zeros((B, 2 * h, 2 * w, C))
+    for blk, (r0, c0) in enumerate(order):
+        dx[:, r0::2, c0::2] = dm[..., blk * C:(blk + 1) * C]
+    H, W = cache.hw
+    return (dx[:, :H, :W] if crop else dx), dg, db, dred
+
+
+def merge_right(dout, cache):
+    return _merge(dout, cache, [(0, 0), (1, 0), (0, 1), (1, 1)])
+
+
+def merge_row_major(dout, cache):
+    return _merge(dout, cache, [(0, 0), (0, 1), (1, 0), (1, 1)])  # TL, TR, BL, BR
+
+
+def merge_no_crop(dout, cache):
+    return _merge(dout, cache, [(0, 0), (1, 0), (0, 1), (1, 1)], crop=False)
+
+
+def _shift(dtokens, cache, sign, crop=True):
+    M, (Hp, Wp), (H, W) = cache.window, cache.padded_hw, cache.hw
+    x = window_reverse(dtokens.reshape(-1, M, M, dtokens.shape[-1]), M, Hp, Wp)
+    x = np.roll(x, (sign * cache.shift[0], sign * cache.shift[1]), axis=(1, 2))
+    return x[:, :H, :W] if crop else x
+
+
+def shift_right(dtokens, cache):
+    return _shift(dtokens, cache, +1)
+
+
+def shift_wrong_way(dtokens, cache):
+    return _shift(dtokens, cache, -1)
+
+
+def shift_no_crop(dtokens, cache):
+    return _shift(dtokens, cache, +1, crop=False)
+
+
+RIGHT = [("window_attention_backward", attn_right),
+         ("relative_bias_backward", relbias_right_loop),
+         ("patch_merging_backward", merge_right),
+         ("shift_partition_backward", shift_right)]
+
+# (exercise, wrong backward, a fragment the hint must contain)
+WRONG = [
+    ("layernorm_backward", ln_no_variance, "variance"),
+    ("layernorm_backward", ln_swapped_params, "dgamma"),
+    ("softmax_backward", softmax_no_sum, "sum term"),
+    ("softmax_backward", softmax_wrong_axis, "ds"),
+    ("gelu_backward", gelu_no_xphi, "x * phi(x)"),
+    ("gelu_backward", gelu_tanh, "tanh"),
+    ("window_attention_backward", attn_forgets_scale, "scale"),
+    ("window_attention_backward", attn_dbias_one_window, "dbias"),
+    ("relative_bias_backward", relbias_assigns, "dtable"),
+    ("relative_bias_backward", relbias_fancy_index, "np.add.at"),
+    ("patch_merging_backward", merge_row_major, "odd ROW"),
+    ("patch_merging_backward", merge_no_crop, "crop"),
+    ("shift_partition_backward", shift_wrong_way, "+S"),
+    ("shift_partition_backward", shift_no_crop, "crop"),
+]
+
+
+@pytest.mark.parametrize("name, fn", RIGHT, ids=[f"{n}-{f.__name__}" for n, f in RIGHT])
+def test_independent_right_answers_pass(name, fn):
+    r = grade(name, fn, out=False)
+    assert r.passed, r.text
+
+
+@pytest.mark.parametrize("name, fn, fragment", WRONG,
+                         ids=[f"{n}-{f.__name__}" for n, f, _ in WRONG])
+def test_typical_wrong_answers_fail_with_a_hint(name, fn, fragment):
+    r = grade(name, fn, out=False)
+    assert r.status == "failed" and r.exit_code == 1, r.text
+    assert fragment in r.hint, r.hint
+    assert r.text.count("hint:") == 1                              # exactly one hint
+    assert "FAILED" in r.text
+
+
+def test_first_wrong_gradient_is_named_with_the_right_ones():
+    """dgamma/dbeta right, dx wrong in an unrecognised way: the hint says which is which."""
+    def dx_doubled(dout, cache):
+        dx, dg, db = layernorm_backward(dout, cache)
+        return 2 * dx, dg, db
+    r = grade("layernorm_backward", dx_doubled, out=False)
+    assert "dgamma, dbeta are right but dx is not" in r.hint
+    assert "2 times" in r.hint
+
+
+# ---------------------------------------------------------------------------- never crash
+
+def test_exception_in_backward_is_reported():
+    def boom(dout, cache):
+        return 1 / 0
+    r = grade("gelu_backward", boom, out=False)
+    assert r.status == "error" and r.exit_code == 1
+    assert "ZeroDivisionError" in r.traceback and "ZeroDivisionError" in r.text
+
+
+@pytest.mark.parametrize("ret, fragment", [(None, "None"), ((1, 2), "must return 3"),
+                                           ("junk", "must return 3")])
+def test_malformed_return_is_reported(ret, fragment):
+    r = grade("layernorm_backward", lambda dout, cache: ret, out=False)
+    assert r.status == "failed" and fragment in r.hint, r.hint
+
+
+def test_float32_and_wrong_shape_are_reported():
+    r = grade("gelu_backward", lambda d, c: (d * c.cdf).astype(np.float32), out=False)
+    assert r.status == "failed" and "float64" in r.hint
+    r = grade("gelu_backward", lambda d, c: d[..., None], out=False)
+    assert r.status == "failed" and "shape" in r.hint
+
+
+def test_broken_files_are_reported(tmp_path):
+    bad = tmp_path / "ex_bad.py"
+    bad.write_text("def gelu_backward(dout, cache)\n    return dout\n")   # syntax error
+    r = grade_file("gelu_backward", bad, out=False)
+    assert r.status == "error" and "SyntaxError" in r.text
+    other = tmp_path / "ex_other.py"
+    other.write_text("def something_else(dout, cache):\n    return dout\n")
+    r = grade_file("gelu_backward", other, out=False)
+    assert r.status == "no function" and "something_else" in r.hint
+    exits = tmp_path / "ex_exit.py"
+    exits.write_text("import sys\nsys.exit(3)\n")
+    assert grade_file("gelu_backward", exits, out=False).status == "error"
+
+
+# ---------------------------------------------------------------------------- the CLI
+
+RIGHT_FILE = """from minswin.ops.gelu import gelu_backward as _ref
+
+def gelu_backward(dout, cache):
+    return _ref(dout, cache)
+"""
+WRONG_FILE = """def gelu_backward(dout, cache):
+    return dout * cache.cdf
+"""
+
+
+def test_cli_list_start_check(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("MINSWIN_EXERCISE_SOLUTION", raising=False)
+    assert main(["exercise", "list"]) == 0
+    assert "window_attention_backward" in capsys.readouterr().out
+    assert main(["exercise", "start", "gelu_backward", str(tmp_path)]) == 0
+    path = tmp_path / "ex_gelu_backward.py"
+    assert path.exists()
+    assert main(["exercise", "start", "gelu_backward", str(tmp_path)]) == 2     # no overwrite
+    assert "already exists" in capsys.readouterr().err
+    assert main(["exercise", "check", "gelu_backward", str(path)]) == 1        # the stub
+    assert "NOT IMPLEMENTED" in capsys.readouterr().out
+    right, wrong = tmp_path / "right.py", tmp_path / "wrong.py"
+    right.write_text(RIGHT_FILE)
+    wrong.write_text(WRONG_FILE)
+    assert main(["exercise", "check", "gelu_backward", str(right)]) == 0
+    assert "PASSED" in capsys.readouterr().out
+    assert main(["exercise", "check", "gelu_backward", str(wrong)]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "verdict" in out and "hint:" in out
+
+
+def test_cli_bad_arguments(tmp_path, capsys):
+    assert main(["exercise", "check", "no_such_exercise", "x.py"]) == 2
+    assert main(["exercise", "start", "no_such_exercise"]) == 2
+    assert main(["exercise", "check", "gelu_backward", str(tmp_path / "missing.py")]) == 2
+    assert main(["exercise", "start", "gelu_backward", str(tmp_path / "nodir")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("minswin exercise: error:") == 4
