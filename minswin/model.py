@@ -127,11 +127,13 @@ class SwinTransformer(Module):
         c = config
         self.patch_embed = self.child("patch_embed", PatchEmbed(c.patch_size, c.in_chans,
                                                                  c.embed_dim, self.rng, dtype))
-        grid = c.img_size // c.patch_size
+        # the map each stage really gets: the image is padded to a multiple of the patch and
+        # odd maps are padded before merging, so sizes round up (official sizes divide exactly)
+        grid = -(-c.img_size // c.patch_size)
         dpr = np.linspace(0, c.drop_path_rate, sum(c.depths))   # rises linearly per block
         self.layers, start = [], 0
         for i, depth in enumerate(c.depths):
-            res = (grid // 2 ** i, grid // 2 ** i)
+            res = (-(-grid // 2 ** i),) * 2                # ceil(grid / 2^i)
             layer = BasicLayer(c.embed_dim * 2 ** i, res, depth, c.num_heads[i], c.window_size,
                                c.mlp_ratio, [float(p) for p in dpr[start:start + depth]],
                                i < c.num_layers - 1, self.rng, dtype)
