@@ -1,11 +1,295 @@
-"""`minswin plot` (not written yet)."""
+"""`minswin plot FIGURE`: one picture of Swin's machinery, written to a PNG, SVG or PDF.
+
+Every option has a default, so `minswin plot mask -o mask.png` works as is. Bad input (a
+window that does not divide the map, a shift >= window, an unknown figure, a path that
+cannot be written) is one line on stderr and exit status 2, never a traceback.
+"""
+import argparse
+import os
+import sys
+import types
+
+FIGURES = {
+    "windows": "regular windows (block l) beside shifted windows (block l+1)",
+    "shift": "the cyclic shift step by step: nine regions rolled up and left",
+    "shift-gif": "the cyclic shift as an animated GIF (-o must end in .gif)",
+    "mask": "one window's region labels and its (N, N) shift attention mask",
+    "stage-masks": "the masks of all windows of a map, laid out like the windows",
+    "index": "the (N, N) relative position index as a heat map",
+    "index-walk": "the relative position index built step by step (M = 2 or 3)",
+    "bias": "a block's relative position bias table per head and its (N, N) bias",
+    "attention": "one query token's attention over its window, drawn on the input image",
+    "attention-weights": "the (N, N) attention weights of one window, per head",
+    "merge": "patch merging: the x0, x1, x2, x3 sub-grids concatenated on channels",
+    "hierarchy": "the stages of a model with their real shapes (runs a forward pass)",
+    "cost": "global MSA vs window W-MSA multiply-accumulates per stage",
+}
+MODEL_FIGURES = ("bias", "attention", "attention-weights", "hierarchy", "cost")
+
+EXAMPLES = """\
+examples:
+  minswin plot mask -o mask.png                      the explainer's 8x8 map, M=4, window 1
+  minswin plot mask --size 56 --window 7 --window-id 63 -o mask63.svg
+  minswin plot stage-masks --size 56 --window 7 -o masks.png
+  minswin plot shift -o shift.pdf
+  minswin plot shift-gif -o shift.gif
+  minswin plot windows --size 56 --window 7 --image -o windows.png
+  minswin plot index --window 7 -o index.png
+  minswin plot index-walk --window 2 -o walk.png
+  minswin plot bias --stage 1 --block 1 --head 0 -o bias.png
+  minswin plot attention --stage 4 -o attention.png
+  minswin plot attention --checkpoint runs/digits/best.safetensors --image-index 3 -o a.png
+  minswin plot merge -o merge.png
+  minswin plot hierarchy --model swin_t -o hierarchy.png
+"""
+
+
+def _one_line_error(self, message):
+    """argparse's error, as one line on stderr (no usage block), exit status 2."""
+    print(f"minswin plot: error: {message} (see minswin plot --help)", file=sys.stderr)
+    sys.exit(2)
 
 
 def add_parser(sub):
-    p = sub.add_parser("plot", help="(not written yet)")
+    desc = "Draw one figure of Swin's machinery from arrays minswin computes.\n\nfigures:\n" + \
+        "\n".join(f"  {k:<18}{v}" for k, v in FIGURES.items())
+    p = sub.add_parser("plot", help="draw one figure (mask, shift, index, bias, ...)",
+                       description=desc, epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.error = types.MethodType(_one_line_error, p)
+    p.add_argument("figure", metavar="FIGURE", choices=sorted(FIGURES),
+                   help="which figure: " + ", ".join(FIGURES))
+    p.add_argument("-o", "--output", metavar="FILE", default=None,
+                   help="where to write it; .png, .svg or .pdf (default minswin-FIGURE.png)")
+    p.add_argument("--size", type=int, default=None,
+                   help="map side in tokens (windows/shift/mask: 8, stage-masks: 56); for "
+                        "model figures the input image side in pixels (default: the model's)")
+    p.add_argument("--window", type=int, default=None,
+                   help="window side M (default 4 on the small maps, 7 for index and "
+                        "stage-masks, 2 for index-walk)")
+    p.add_argument("--shift", type=int, default=None, help="shift S (default M // 2)")
+    p.add_argument("--window-id", type=int, default=None,
+                   help="which window (mask: 1, the explainer's; attention: the centre one)")
+    p.add_argument("--head", type=int, default=None,
+                   help="one attention head (default: the first few)")
+    p.add_argument("--stage", type=int, default=1, help="stage 1..4 for bias/attention "
+                   "(default 1)")
+    p.add_argument("--block", type=int, default=None,
+                   help="block in the stage (default 1, the shifted one, when it exists)")
+    p.add_argument("--query", type=int, default=None,
+                   help="query token in the window for attention (default: the centre)")
+    p.add_argument("--model", default="swin_t",
+                   help="model config for model figures (default swin_t; see minswin.configs)")
+    p.add_argument("--checkpoint", metavar="PATH", default=None,
+                   help="load weights (.safetensors/.npz) for bias/attention/hierarchy")
+    p.add_argument("--image-index", type=int, default=None,
+                   help="with a `minswin train` checkpoint: draw this image of its test split")
+    p.add_argument("--image", action="store_true",
+                   help="windows/shift: draw a real photo under the tokens")
+    p.add_argument("--dpi", type=int, default=130, help="resolution of PNG output (130)")
     p.set_defaults(func=run)
+    return p
+
+
+# ---------------------------------------------------------------------------- checks
+
+def _positive(name, v):
+    from . import CliError
+    if v is not None and v <= 0:
+        raise CliError(f"--{name}: expected a positive integer, got {v}")
+    return v
+
+
+def _output_path(args):
+    from . import CliError
+    from ..viz._common import check_format, check_writable
+    path = args.output or f"minswin-{args.figure}.{'gif' if args.figure == 'shift-gif' else 'png'}"
+    if args.figure == "shift-gif":
+        if not str(path).lower().endswith(".gif"):
+            raise CliError(f"-o: the shift-gif figure is an animated GIF; expected a name "
+                           f"ending in .gif, got {path}")
+    else:
+        try:
+            check_format(path)
+        except ValueError as err:
+            raise CliError(f"-o: {err}") from None
+    check_writable(path)
+    return path
+
+
+def _grid_options(args, size, window):
+    """(size, window, shift) with defaults, checked as SPEC says (multiples, 0 <= S < M)."""
+    from . import CliError
+    from ..ops.masks import check_window_shift
+    size = _positive("size", args.size) or size
+    window = _positive("window", args.window) or window
+    shift = window // 2 if args.shift is None else args.shift
+    if shift < 0 or shift >= window:
+        raise CliError(f"--shift: expected 0 <= shift < window={window}, got {shift}")
+    if size % window:
+        raise CliError(f"--window: the {size}x{size} map is not a multiple of window={window} "
+                       f"(use --size {size + (-size) % window}, or a window dividing {size})")
+    check_window_shift(size, size, window, shift)
+    return size, window, shift
+
+
+# ---------------------------------------------------------------------------- models
+
+def _load_model(args):
+    """(model, name, display image (S, S, 3) in [0, 1], network input (1, S, S, 3))."""
+    from . import CliError
+    import numpy as np
+    from .. import viz
+    from ..model import create_model
+    meta = None
+    if args.checkpoint:
+        from ..checkpoint import load_checkpoint
+        state, metadata = load_checkpoint(args.checkpoint, with_metadata=True)
+        try:
+            from ..train import META_KEY, model_from_checkpoint
+        except ImportError:
+            META_KEY, model_from_checkpoint = None, None
+        if META_KEY and META_KEY in (metadata or {}):
+            model, meta = model_from_checkpoint(args.checkpoint)
+            name = (f"{meta['config'].get('model', 'model')} from "
+                    f"{os.path.basename(args.checkpoint)}")
+        else:
+            head = state.get("head.weight")
+            classes = head.shape[0] if head is not None else 1000
+            model = create_model(args.model, num_classes=classes, img_size=args.size)
+            model.load_state_dict(state, strict=False)
+            name = f"{args.model} from {os.path.basename(args.checkpoint)}"
+    else:
+        model = create_model(args.model, img_size=args.size)
+        name = f"{args.model} (random weights, seed 0)"
+    S = model.config.img_size
+    if args.image_index is not None:
+        if meta is None:
+            raise CliError("--image-index: needs a checkpoint written by `minswin train` "
+                           "(it names the data set and its normalisation)")
+        from ..train import load_data, make_config
+        cfg = make_config(meta["config"])
+        ds = load_data(cfg, S, mean=meta["mean"], std=meta["std"])
+        n = len(ds.test.x)
+        if not 0 <= args.image_index < n:
+            raise CliError(f"--image-index: expected 0 <= index < {n} (the test split), got "
+                           f"{args.image_index}")
+        x = ds.test.x[args.image_index][None].astype(model.dtype)       # (1, S, S, 3)
+        img = x[0] * np.asarray(meta["std"]) + np.asarray(meta["mean"])  # undo normalisation
+        img = (img - img.min()) / max(float(img.max() - img.min()), 1e-12)
+        name += f", test image {args.image_index} (label {int(ds.test.y[args.image_index])})"
+    else:
+        img = viz.sample_image(S)
+        x = viz.normalise(img)[None].astype(model.dtype)   # (1, S, S, 3)
+    return model, name, img, x
+
+
+def _pick_block(model, args):
+    from . import CliError
+    L = len(model.layers)
+    if not 1 <= args.stage <= L:
+        raise CliError(f"--stage: expected 1..{L} (the model has {L} stages), got {args.stage}")
+    layer = model.layers[args.stage - 1]
+    j = args.block if args.block is not None else min(1, len(layer.blocks) - 1)
+    if not 0 <= j < len(layer.blocks):
+        raise CliError(f"--block: stage {args.stage} has blocks 0..{len(layer.blocks) - 1}, "
+                       f"got {j}")
+    return f"layers.{args.stage - 1}.blocks.{j}", layer.blocks[j]
+
+
+def _heads(args, n):
+    from . import CliError
+    if args.head is None:
+        return None
+    if not 0 <= args.head < n:
+        raise CliError(f"--head: expected 0 <= head < {n}, got {args.head}")
+    return [args.head]
+
+
+# ---------------------------------------------------------------------------- figures
+
+def _figure(args):
+    from . import CliError
+    from .. import viz
+    f = args.figure
+    if f == "windows":
+        if args.image:
+            img = viz.sample_image(224)
+            size, window, shift = _grid_options(args, 56, 7)
+            if size != 56:
+                raise CliError("--size: with --image the map is the photo's 56x56 tokens")
+            return viz.plot_window_partition(window=window, shift=shift, image=img)
+        size, window, shift = _grid_options(args, 8, 4)
+        return viz.plot_window_partition(size, window, shift)
+    if f == "shift":
+        size, window, shift = _grid_options(args, 8, 4)
+        img = viz.sample_image(size * max(1, 224 // size)) if args.image else None
+        return viz.plot_cyclic_shift(size, window, shift, image=img)
+    if f == "mask":
+        size, window, shift = _grid_options(args, 8, 4)
+        if shift == 0:
+            raise CliError("--shift: 0 means no shift and no mask; pick 0 < shift < window")
+        nW = (size // window) ** 2
+        wid = args.window_id if args.window_id is not None else min(1, nW - 1)
+        if not 0 <= wid < nW:
+            raise CliError(f"--window-id: expected 0..{nW - 1} (the {size}x{size} map has {nW}"
+                           f" windows of {window}x{window}), got {wid}")
+        return viz.plot_window_mask(size, window, shift, window_id=wid)
+    if f == "stage-masks":
+        size, window, shift = _grid_options(args, 56, 7)
+        if shift == 0:
+            raise CliError("--shift: 0 means no shift and no mask; pick 0 < shift < window")
+        return viz.plot_stage_masks(size, window, shift)
+    if f == "index":
+        return viz.plot_relative_position_index(_positive("window", args.window) or 7)
+    if f == "index-walk":
+        return viz.plot_index_walkthrough(_positive("window", args.window) or 2)
+    if f == "merge":
+        return viz.plot_patch_merging(_positive("size", args.size) or 4)
+    model, name, img, x = _load_model(args)
+    if f == "cost":
+        return viz.plot_attention_cost(model, name=name)
+    if f == "bias":
+        key, blk = _pick_block(model, args)
+        table = model.params[f"{key}.attn.relative_position_bias_table"]
+        return viz.plot_relative_position_bias(table, heads=_heads(args, blk.num_heads),
+                                               name=f"{key} of {name}")
+    if f == "hierarchy":
+        trace = []
+        model.forward(x, trace=trace)                      # (1, classes)
+        return viz.plot_hierarchy(model, trace, img, name)
+    key, blk = _pick_block(model, args)                    # checked before the slow forward
+    heads = _heads(args, blk.num_heads)
+    trace = []
+    model.forward(x, trace=trace)                          # (1, classes)
+    H, W = dict(trace)[key][1:3]
+    M = blk.window_size
+    (Hp, Wp), shift = blk.window_shift_for(H, W)
+    attn = blk.attn.attention_weights(batch_size=1)        # (1, nW, nH, N, N)
+    nWh, nWw = Hp // M, Wp // M
+    wid = args.window_id if args.window_id is not None else (nWh // 2) * nWw + nWw // 2
+    if not 0 <= wid < nWh * nWw:
+        raise CliError(f"--window-id: expected 0..{nWh * nWw - 1} ({key} has {nWh * nWw} "
+                       f"windows), got {wid}")
+    if f == "attention-weights":
+        return viz.plot_window_attention(attn, window_id=wid, heads=heads, name=f"{key}, {name}")
+    N = M * M
+    if args.query is not None and not 0 <= args.query < N:
+        raise CliError(f"--query: expected 0 <= query < {N}, got {args.query}")
+    return viz.plot_query_attention(img, attn, (H, W), M, shift, window_id=wid,
+                                    query=args.query, heads=heads, name=f"{key}, {name}")
 
 
 def run(args):
-    from . import CliError
-    raise CliError("'plot' is not implemented yet")
+    from .. import viz
+    path = _output_path(args)
+    if args.figure == "shift-gif":
+        size, window, shift = _grid_options(args, 8, 4)
+        img = viz.sample_image(size * max(1, 224 // size)) if args.image else None
+        viz.save_shift_gif(path, size, window, shift, image=img)
+    else:
+        _positive("dpi", args.dpi)
+        fig = _figure(args)
+        viz.save_figure(fig, path, dpi=args.dpi)
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,276 @@
+"""The tour: Swin-T end to end on a real photo, every number computed, every picture drawn.
+
+`minswin tour` (and `make tour`) call `run_tour`. It builds Swin-T, pushes one 224x224 photo
+through the whole network while recording each module's output shape, prints the shape table
+of the explainer as it really happened, the windows and masks of every stage, the parameter
+count, the FLOPs per stage, and the MSA vs W-MSA comparison, then writes every figure of
+`minswin.viz` into a folder. Nothing printed is typed in by hand: each value is read from the
+model, its trace, `minswin.flops` or the mask functions.
+"""
+import os
+import sys
+import time
+from typing import NamedTuple
+
+
+from .backend import default_xp, to_backend
+from .model import create_model
+from .ops.masks import attention_mask
+from .ops.patch_embed import patchify
+from .ops.window import pad_forward
+from . import flops as flops_mod
+from . import viz
+
+DEFAULT_OUT = "minswin-figures"
+
+
+class TourResult(NamedTuple):
+    out: str                # folder the figures went to
+    files: list             # file names written, in order
+    trace: list             # (module name, output shape) of the forward pass
+    num_params: int
+    flops: int              # total MACs, official counting
+    flops_by_stage: dict    # stage label -> MACs
+    windows: list           # windows per stage
+    msa_saving: int         # the explainer's MSA - W-MSA at h=w=224, C=3, M=7
+    seconds: float
+
+
+def _fmt_shape(shape):
+    return "x".join(str(s) for s in shape[1:])            # drop the batch axis
+
+
+def _shape_rows(model, x, trace):
+    """(step, full shape, explainer-style shape) rows of the forward pass."""
+    c = model.config
+    xpad, _ = pad_forward(x, c.patch_size)
+    patches = patchify(xpad, c.patch_size)                 # (1, h, w, 3*p*p): before the Linear
+    shapes = dict(trace)
+    rows = [("input image", x.shape),
+            (f"patch partition ({c.patch_size}x{c.patch_size}x{c.in_chans} patches)",
+             patches.shape),
+            ("linear embedding + LayerNorm", shapes["patch_embed"])]
+    for i, layer in enumerate(model.layers):
+        last = f"layers.{i}.blocks.{len(layer.blocks) - 1}"
+        rows.append((f"stage {i + 1}: {len(layer.blocks)} Swin blocks", shapes[last]))
+        if f"layers.{i}.downsample" in shapes:
+            rows.append(("  patch merging", shapes[f"layers.{i}.downsample"]))
+    rows += [("final LayerNorm", shapes["norm"]), ("global average pool", shapes["avgpool"]),
+             ("head (class logits)", shapes["head"])]
+    return rows
+
+
+def _stage_rows(model, trace):
+    """Per stage: map, width, heads, window, windows, and what each block does (shift, mask)."""
+    shapes = dict(trace)
+    rows = []
+    for i, layer in enumerate(model.layers):
+        B, H, W, C = shapes[f"layers.{i}.blocks.0"]
+        blocks = []
+        for j, blk in enumerate(layer.blocks):
+            (Hp, Wp), (sh, sw) = blk.window_shift_for(H, W)
+            M = blk.window_size
+            nW = (Hp // M) * (Wp // M)
+            if (sh, sw) == (0, 0):
+                what = "W-MSA, no shift, no mask"
+            else:
+                mask = attention_mask(Hp, Wp, M, (sh, sw))   # (nW, N, N)
+                masked = int((mask != 0).any(axis=(1, 2)).sum())
+                what = (f"SW-MSA, shift {sh}, mask {mask.shape}, {masked} of {nW} windows "
+                        "have masked pairs")
+            weights = blk.attn.attention_weights(batch_size=B).shape
+            blocks.append((f"blocks.{j}", what, weights))
+        rows.append(dict(stage=i + 1, map=(H, W), C=C, heads=layer.blocks[0].num_heads,
+                         M=layer.blocks[0].window_size, windows=nW, blocks=blocks))
+    return rows
+
+
+def _flops_by_stage(model):
+    parts = model.flops_breakdown()
+    out = {"patch embed": parts.get("patch_embed", 0)}
+    for i in range(len(model.layers)):
+        out[f"stage {i + 1} blocks"] = parts.get(f"layers.{i}.blocks", 0)
+        if f"layers.{i}.downsample" in parts:
+            out[f"stage {i + 1} merging"] = parts[f"layers.{i}.downsample"]
+    out["norm + head"] = parts.get("norm", 0) + parts.get("head", 0)
+    return out
+
+
+def _print_tables(p, model, name, x, trace, logits):
+    c = model.config
+    p(f"\n== 1. {name}: one real {c.img_size}x{c.img_size} photo through the whole network ==")
+    p(f"{'step':<44}{'array shape':<22}explainer")
+    for step, shape in _shape_rows(model, x, trace):
+        p(f"{step:<44}{str(tuple(shape)):<22}{_fmt_shape(shape)}")
+    p(f"logits: {tuple(logits.shape)} (random weights, seed 0: the classes mean nothing yet)")
+
+    p("\n== 2. windows and masks per stage ==")
+    stages = _stage_rows(model, trace)
+    for s in stages:
+        H, W = s["map"]
+        p(f"stage {s['stage']}: {H}x{W}x{s['C']}, {s['heads']} heads, window {s['M']}x{s['M']}"
+          f" -> {s['windows']} window{'s' if s['windows'] > 1 else ''}")
+        for blk, what, weights in s["blocks"]:
+            p(f"    {blk:<10}{what}; attention weights {weights}")
+
+    n = model.num_params()
+    p(f"\n== 3. parameters: {n:,} ==")
+    p("the four variants (minswin.configs):")
+    from .configs import get_config
+    p(f"  {'name':<8}{'C':>5}  {'depths':<15}{'heads':<16}{'M':>3}")
+    for v in ("swin_t", "swin_s", "swin_b", "swin_l"):
+        k = get_config(v)
+        p(f"  {v:<8}{k.embed_dim:>5}  {str(k.depths):<15}{str(k.num_heads):<16}"
+          f"{k.window_size:>3}")
+
+    total = model.flops()
+    by_stage = _flops_by_stage(model)
+    p(f"\n== 4. FLOPs (multiply-accumulates, official counting): {total / 1e9:.3f} G ==")
+    for k, v in by_stage.items():
+        p(f"  {k:<20}{v / 1e9:>8.4f} G")
+
+    h, w, C, M = 224, 224, 3, 7          # the explainer's example
+    msa, wmsa = flops_mod.msa_flops(h, w, C), flops_mod.wmsa_flops(h, w, C, M)
+    saving = flops_mod.msa_saving(h, w, C, M)
+    p(f"\n== 5. global MSA vs window W-MSA, h=w={h}, C={C}, M={M} ==")
+    p(f"  MSA   4hwC^2 + 2(hw)^2 C  = {msa:>18,}")
+    p(f"  W-MSA 4hwC^2 + 2M^2 hwC   = {wmsa:>18,}")
+    p(f"  saving 2(hw)^2 C - 2M^2 hwC = {saving:>16,}")
+    return stages, n, total, by_stage, saving
+
+
+def _figure_jobs(model, name, img, trace):
+    """(file name, callable returning a Figure or writing the file itself)."""
+    c = model.config
+    grid = c.img_size // c.patch_size
+    M = model.layers[0].blocks[0].window_size
+    S = M // 2
+    b1 = model.layers[0].blocks[1]                         # stage 1, shifted block
+    H1 = W1 = grid
+    (_, _), s1 = b1.window_shift_for(H1, W1)
+    a1 = b1.attn.attention_weights(batch_size=1)           # (1, nW, nH, N, N)
+    nWw = (H1 + (-H1) % M) // M
+    centre_window = (nWw // 2) * nWw + nWw // 2            # a window away from the wrap
+    last = model.layers[-1].blocks[-1]
+    Hl = dict(trace)[f"layers.{len(model.layers) - 1}.blocks.0"][1]
+    al = last.attn.attention_weights(batch_size=1)
+    table_key = "layers.0.blocks.1.attn.relative_position_bias_table"
+    jobs = [
+        ("01_windows_grid.png", lambda: viz.plot_window_partition(8, 4, 2)),
+        ("01_windows_image.png", lambda: viz.plot_window_partition(window=M, shift=S,
+                                                                   image=img,
+                                                                   patch=c.patch_size)),
+        ("02_cyclic_shift.png", lambda: viz.plot_cyclic_shift(8, 4, 2)),
+        ("02_cyclic_shift_image.png", lambda: viz.plot_cyclic_shift(8, 4, 2, image=img)),
+        ("02_cyclic_shift.gif", "gif"),
+        ("03_mask_window_explainer.png", lambda: viz.plot_window_mask(8, 4, 2, window_id=1)),
+        ("03_mask_window_stage1.png",
+         lambda: viz.plot_window_mask(H1, M, S, window_id=(H1 // M) ** 2 - 1)),
+        ("03_masks_stage1.png", lambda: viz.plot_stage_masks(H1, M, S)),
+        ("03_masks_stage2.png", lambda: viz.plot_stage_masks(H1 // 2, M, S)),
+        ("04_index_walkthrough.png", lambda: viz.plot_index_walkthrough(2)),
+        ("04_relative_position_index.png", lambda: viz.plot_relative_position_index(M)),
+        ("05_bias_stage1.png", lambda: viz.plot_relative_position_bias(
+            model.params[table_key], name=f"{table_key} ({name}, random init)")),
+        ("06_attention_weights.png", lambda: viz.plot_window_attention(
+            a1, window_id=a1.shape[1] - 1, name="layers.0.blocks.1 (random weights)")),
+        ("06_query_attention_stage1.png", lambda: viz.plot_query_attention(
+            img, a1, (H1, W1), b1.window_size, s1, window_id=centre_window,
+            name="layers.0.blocks.1, random weights")),
+        ("06_query_attention_stage4.png", lambda: viz.plot_query_attention(
+            img, al, (Hl, Hl), last.window_size, last.window_shift_for(Hl, Hl)[1],
+            window_id=0, name=f"layers.{len(model.layers) - 1}.blocks."
+                              f"{len(model.layers[-1].blocks) - 1}, random weights")),
+        ("07_patch_merging.png", lambda: viz.plot_patch_merging(4)),
+        ("08_hierarchy.png", lambda: viz.plot_hierarchy(model, trace, img, name)),
+        ("09_attention_cost.png", lambda: viz.plot_attention_cost(model, name=name)),
+    ]
+    return jobs
+
+
+_JOBS = []          # (path, job, dpi, img) for the figure workers, set just before forking
+
+
+def _render(i):
+    """Draw and write figure i of `_JOBS` (runs in a worker process or in this one)."""
+    path, job, dpi, img = _JOBS[i]
+    if job == "gif":
+        viz.save_shift_gif(path, 8, 4, 2, image=img)
+    else:
+        viz.save_figure(job(), path, dpi=dpi)
+    return i
+
+
+def _render_all(jobs, workers, progress):
+    """Render every job, in `workers` forked processes when the platform allows it.
+
+    Figures are independent, pure-Python matplotlib work, so two processes on two cores
+    halve the time. Forking shares the model and its attention weights without copying or
+    pickling them; where fork is unavailable (Windows, macOS default) they run one by one.
+    """
+    from tqdm import tqdm
+    global _JOBS
+    _JOBS = jobs
+    bar = tqdm(total=len(jobs), desc="figures", disable=not progress, leave=False)
+    try:
+        import multiprocessing as mp
+        if workers > 1 and "fork" in mp.get_all_start_methods() and sys.platform != "darwin":
+            with mp.get_context("fork").Pool(workers) as pool:
+                for _ in pool.imap_unordered(_render, range(len(jobs))):
+                    bar.update()
+        else:
+            for i in range(len(jobs)):
+                _render(i)
+                bar.update()
+    finally:
+        bar.close()
+        _JOBS = []
+
+
+def run_tour(out=DEFAULT_OUT, model_name="swin_t", progress=True, file=None, dpi=100,
+             workers=None):
+    """Run the tour; print to `file` (default stdout); write figures into `out`.
+
+    Returns a TourResult. progress: show tqdm bars (on stderr) for the slow steps; workers:
+    processes drawing the figures (default: up to 2, one per core).
+    """
+    from tqdm import tqdm
+    file = file or sys.stdout
+    t0 = time.perf_counter()
+    out = os.path.abspath(os.fspath(out))
+    os.makedirs(out, exist_ok=True)
+    if not os.access(out, os.W_OK):
+        raise OSError(f"cannot write into {out}: permission denied")
+
+    def p(msg=""):
+        tqdm.write(msg, file=file)
+
+    names = {"swin_t": "Swin-T", "swin_s": "Swin-S", "swin_b": "Swin-B", "swin_l": "Swin-L"}
+    name = names.get(model_name, model_name)
+    with tqdm(total=2, desc="tour", disable=not progress, leave=False) as bar:
+        bar.set_description(f"building {name}")
+        model = create_model(model_name)
+        bar.update()
+        c = model.config
+        img = viz.sample_image(c.img_size)                 # (S, S, 3) in [0, 1], a photo
+        x = to_backend(viz.normalise(img)[None], default_xp())   # (1, S, S, 3)
+        bar.set_description(f"forward pass of {name}")
+        trace = []
+        logits = model.forward(x, trace=trace)             # (1, num_classes)
+        bar.update()
+    stages, n, total, by_stage, saving = _print_tables(p, model, name, x, trace, logits)
+
+    p(f"\n== 6. pictures -> {out} ==")
+    jobs = _figure_jobs(model, name, img, trace)
+    if workers is None:
+        workers = min(2, os.cpu_count() or 1)
+    _render_all([(os.path.join(out, f), job, dpi, img) for f, job in jobs], workers, progress)
+    written = [f for f, _ in jobs]
+    missing = [f for f in written if not os.path.isfile(os.path.join(out, f))]
+    if missing:
+        raise RuntimeError(f"tour: these figures were not written: {', '.join(missing)}")
+    seconds = time.perf_counter() - t0
+    p(f"wrote {len(written)} files to {out}: {', '.join(written)}")
+    p(f"tour done in {seconds:.1f} s")
+    return TourResult(out, written, trace, n, total, by_stage, [s["windows"] for s in stages],
+                      saving, seconds)

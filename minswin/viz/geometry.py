@@ -1,0 +1,87 @@
+"""What the pictures need to know about windows, computed with minswin's own ops.
+
+Symbols: H, W map size in tokens; M window side; N = M*M; nW windows; S = (sh, sw) shift.
+
+The arrays here are built by pushing index maps through the very functions the model uses
+(`cyclic_shift`, `window_partition`, `window_reverse`, `region_labels`), so a picture of them
+shows what the network does, not a redrawing of the idea.
+"""
+import numpy as np
+
+from ..ops.masks import check_window_shift, region_labels, window_labels
+from ..ops.window import cyclic_shift, reverse_cyclic_shift, window_partition, window_reverse
+
+
+def window_ids(H, W, window, shift=0):
+    """Which window each token of the map is attended in, on the un-rolled map: (H, W) ints.
+
+    Window w of the rolled frame is filled with w and the roll is undone, so with a shift the
+    pieces of one window show up where the roll took them from (e.g. the four corners).
+    """
+    M, S = check_window_shift(H, W, window, shift)
+    nW = (H // M) * (W // M)
+    wins = np.broadcast_to(np.arange(nW, dtype=np.float64)[:, None, None, None],
+                           (nW, M, M, 1))                  # (nW, M, M, 1)
+    rolled = window_reverse(np.ascontiguousarray(wins), M, H, W)   # (1, H, W, 1)
+    return reverse_cyclic_shift(rolled, S)[0, :, :, 0].astype(np.int64)   # (H, W)
+
+
+def token_positions(H, W, window, shift=0):
+    """(row, col) on the un-rolled map of token n of window w: (nW, N, 2) ints."""
+    M, S = check_window_shift(H, W, window, shift)
+    rows, cols = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
+    coords = np.stack([rows, cols], -1)[None].astype(np.float64)   # (1, H, W, 2)
+    wins = window_partition(cyclic_shift(coords, S), M)   # (nW, M, M, 2)
+    return wins.reshape(-1, M * M, 2).astype(np.int64)    # (nW, N, 2)
+
+
+def unrolled_region_labels(H, W, window, shift):
+    """`region_labels` (given on the rolled frame) carried back to the un-rolled map: (H, W)."""
+    M, S = check_window_shift(H, W, window, shift)
+    lab = region_labels(H, W, M, S)[None, :, :, None]      # (1, H, W, 1) rolled frame
+    return reverse_cyclic_shift(lab, S)[0, :, :, 0]        # (H, W)
+
+
+def reading_order(H, W, window, shift):
+    """Map official region label -> the region's number in reading order on the un-rolled map.
+
+    `region_labels` numbers the regions 3*row_band + col_band on the rolled frame (the
+    official `cnt`); the explainer numbers the same nine pieces 0..8 left to right, top to
+    bottom, as they lie on the map before the roll. Both name the same regions; the mask only
+    asks whether two labels are equal, so either numbering gives the same mask.
+    Returns a dict {official label: reading-order number}.
+    """
+    lab = unrolled_region_labels(H, W, window, shift)      # (H, W)
+    corners = {}
+    for k in np.unique(lab):
+        rr, cc = np.nonzero(lab == k)
+        corners[int(k)] = (rr.min(), cc.min())             # each region is one rectangle here
+    order = sorted(corners, key=lambda k: corners[k])
+    return {k: i for i, k in enumerate(order)}
+
+
+def reading_order_labels(H, W, window, shift):
+    """The region map of the un-rolled map numbered in reading order: (H, W) ints."""
+    lab = unrolled_region_labels(H, W, window, shift)
+    names = reading_order(H, W, window, shift)
+    return np.vectorize(names.get)(lab).astype(np.int64)
+
+
+def regions_in_windows(H, W, window, shift):
+    """For each window, its regions in reading-order numbers, in order of first token: list."""
+    lab = window_labels(H, W, window, shift)               # (nW, N) official labels
+    names = reading_order(H, W, window, shift)
+    out = []
+    for row in lab:
+        seen = []
+        for k in row:
+            if names[int(k)] not in seen:
+                seen.append(names[int(k)])
+        out.append(seen)
+    return out
+
+
+def pieces(H, W, window, shift):
+    """How many (window, region) pieces the shifted partition cuts the map into."""
+    lab = window_labels(H, W, window, shift)               # (nW, N)
+    return sum(len(np.unique(row)) for row in lab)

@@ -1,0 +1,128 @@
+"""Figure 3: region labels and the shift attention mask.
+
+After the roll, a window can hold tokens that were far apart on the map (different regions).
+`attention_mask` gives each window an (N, N) additive mask: 0 where query i and key j carry
+the same region label, -100 where they do not, so softmax gives those pairs ~0 weight.
+The pictures show `attention_mask(...)[w] != 0` itself: dark = masked pair.
+"""
+import numpy as np
+from matplotlib.patches import Patch, Rectangle
+
+from ..ops.masks import MASK_VALUE, attention_mask, check_window_shift, region_labels
+from ._common import (MASK_CMAP, REGION_CMAP, draw_boundaries, draw_cell_grid, new_figure,
+                      text_colour_on, token_ticks)
+from .geometry import reading_order, window_ids
+
+
+def _mask_legend(fig):
+    """Legend under the figure: what light and dark cells of a mask picture mean."""
+    handles = [Patch(facecolor=MASK_CMAP(0), edgecolor="grey", label="0: same region, attended"),
+               Patch(facecolor=MASK_CMAP(1), label=f"{MASK_VALUE:g}: different regions, masked")]
+    return fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=10,
+                      frameon=False)
+
+
+def plot_window_mask(size=8, window=4, shift=None, window_id=1):
+    """One window's mask next to the rolled region map and the window's own tokens.
+
+    Args: size: map side in tokens (already a multiple of M); window: M; shift: S (default
+    M // 2); window_id: which window (row-major over the rolled map).
+    Panels: the rolled region map with the window outlined; the window's tokens with their
+    index and region; the (N, N) mask. axes[2]'s first image is `mask[window_id] != 0`.
+    """
+    H = W = int(size)
+    M = int(window)
+    S = M // 2 if shift is None else shift
+    M, (sh, sw) = check_window_shift(H, W, M, S)
+    mask = attention_mask(H, W, M, (sh, sw))               # (nW, N, N)
+    nW, N = mask.shape[0], M * M
+    if not 0 <= int(window_id) < nW:
+        raise ValueError(f"window_id: expected 0 <= window_id < {nW} (the {H}x{W} map has "
+                         f"{nW} windows of {M}x{M}), got {window_id}")
+    w = int(window_id)
+    names = reading_order(H, W, M, (sh, sw))
+    lab = region_labels(H, W, M, (sh, sw))                 # (H, W) official labels, rolled
+    nice = np.vectorize(names.get)(lab)                    # (H, W) reading-order numbers
+    nWw = W // M
+    wr, wc = divmod(w, nWw)
+    tokens = nice[wr * M:(wr + 1) * M, wc * M:(wc + 1) * M]   # (M, M)
+    masked = mask[w] != 0                                  # (N, N) bool
+
+    fig = new_figure(15, 6.2)
+    axes = fig.subplots(1, 3)
+    ax = axes[0]
+    ax.imshow(nice, cmap=REGION_CMAP, vmin=-0.5, vmax=8.5, interpolation="nearest")
+    draw_boundaries(ax, window_ids(H, W, M, 0), color="black", lw=1.5 if H > 16 else 2.5)
+    ax.add_patch(Rectangle((wc * M - 0.5, wr * M - 0.5), M, M, fill=False, ec="yellow",
+                           lw=3.5))
+    if H <= 16:
+        draw_cell_grid(ax, H, W)
+    for k in np.unique(nice):
+        rr, cc = np.nonzero(nice == k)
+        ax.text(cc.mean(), rr.mean(), str(k), ha="center", va="center",
+                fontsize=13 if H <= 16 else 9, color="white", fontweight="bold")
+    ax.set_title(f"rolled {H}x{W} map, regions (reading order)\nwindow {w} outlined in "
+                 "yellow", fontsize=10)
+    ax = axes[1]
+    im = ax.imshow(tokens, cmap=REGION_CMAP, vmin=-0.5, vmax=8.5, interpolation="nearest")
+    draw_cell_grid(ax, M, M, color="white", lw=1.5, alpha=1)
+    if M <= 8:
+        for (r, c), k in np.ndenumerate(tokens):
+            col = text_colour_on(im.cmap(im.norm(k)))
+            ax.text(c, r - 0.12, f"{r * M + c}", ha="center", va="center", fontsize=12,
+                    color=col, fontweight="bold")
+            ax.text(c, r + 0.25, f"region {k}", ha="center", va="center", fontsize=7,
+                    color=col)
+    ax.set_xticks(range(M))
+    ax.set_yticks(range(M))
+    present = " and ".join(str(k) for k in sorted(np.unique(tokens)))
+    ax.set_title(f"window {w}: its {N} tokens (index i = r*{M}+c)\nregions {present}",
+                 fontsize=10)
+    ax = axes[2]
+    ax.imshow(masked, cmap=MASK_CMAP, vmin=0, vmax=1, interpolation="nearest")
+    token_ticks(ax, N, M)
+    if N <= 20:
+        draw_cell_grid(ax, N, N, color="grey", lw=0.4, alpha=0.5)
+    ax.set_xlabel("key token j")
+    ax.set_ylabel("query token i")
+    ax.set_title(f"attention_mask(...)[{w}], {N}x{N}: {int(masked.sum())} of {N * N} pairs "
+                 f"masked", fontsize=10)
+    _mask_legend(fig)
+    fig.suptitle(f"Shift mask of one window: map {H}x{W}, M={M}, S={S}; a query only sees keys "
+                 "of its own region", fontsize=12)
+    return fig
+
+
+def plot_stage_masks(size=56, window=7, shift=None):
+    """The masks of all windows of a stage, laid out like the windows on the map.
+
+    Windows with any masked pair are framed in red. axes[w]'s first image is
+    `attention_mask(...)[w] != 0`.
+    """
+    H = W = int(size)
+    M = int(window)
+    S = M // 2 if shift is None else shift
+    M, (sh, sw) = check_window_shift(H, W, M, S)
+    mask = attention_mask(H, W, M, (sh, sw)) != 0          # (nW, N, N)
+    nWh, nWw = H // M, W // M
+    with_mask = np.nonzero(mask.any(axis=(1, 2)))[0]
+    side = min(12.0, max(7.5, 1.1 * nWw + 1.5))
+    fig = new_figure(side, side * nWh / nWw + 1.2)
+    axes = fig.subplots(nWh, nWw, squeeze=False, gridspec_kw={"wspace": 0.02, "hspace": 0.02})
+    for w, ax in enumerate(axes.ravel()):
+        ax.imshow(mask[w], cmap=MASK_CMAP, vmin=0, vmax=1, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        red = mask[w].any()
+        for spine in ax.spines.values():
+            spine.set_edgecolor("red" if red else "lightgrey")
+            spine.set_linewidth(2.0 if red else 0.6)
+        ax.text(0.04, 0.96, str(w), transform=ax.transAxes, ha="left", va="top",
+                fontsize=7 if nWw > 4 else 10, color="red" if red else "grey",
+                bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none", alpha=0.85))
+    ids = ", ".join(map(str, with_mask)) if len(with_mask) <= 16 else \
+        ", ".join(map(str, with_mask[:8])) + ", ..."
+    fig.suptitle(f"Shift masks of all {len(mask)} windows ({H}x{W} map, M={M}, S={S}),\n"
+                 f"each {M * M}x{M * M}, dark = masked pair\n{len(with_mask)} windows have "
+                 f"masked pairs (red): {ids}", fontsize=11)
+    return fig

@@ -1,0 +1,98 @@
+"""Figure 7: patch merging, a 2x2 neighbourhood turned into channels.
+
+A one-channel 4x4 map holding 1..16 goes through `merge_2x2`, the function the model calls:
+the four strided sub-grids x0 = x[0::2, 0::2], x1 = x[1::2, 0::2], x2 = x[0::2, 1::2],
+x3 = x[1::2, 1::2] are concatenated on channels (note x1 is the ODD ROW: inside each 2x2 cell
+the order is top-left, bottom-left, top-right, bottom-right). Then LayerNorm(4C) and a
+Linear(4C -> 2C) (`patch_merging_forward`, seeded random weights) halve H and W and double C.
+"""
+import numpy as np
+
+from ..backend import rng
+from ..checks import check_positive_int
+from ..ops.patch_merging import merge_2x2, patch_merging_forward
+from ._common import REGION_CMAP, new_figure, text_colour_on
+
+SLICES = ("x[0::2, 0::2]", "x[1::2, 0::2]", "x[0::2, 1::2]", "x[1::2, 1::2]")
+
+
+def merging_arrays(size=4, seed=0):
+    """The arrays of the figure: input (size, size), which sub-grid each pixel goes to,
+    the merged (size/2, size/2, 4) map and the (size/2, size/2, 2) output of the module."""
+    n = check_positive_int("size", size)
+    if n % 2:
+        raise ValueError(f"size: expected an even map side for the picture, got {n}")
+    x = np.arange(1, n * n + 1, dtype=np.float64).reshape(1, n, n, 1)   # (1, n, n, 1)
+    merged = merge_2x2(x)                                  # (1, n/2, n/2, 4)
+    owner = np.zeros((n, n), dtype=np.int64)               # which channel block holds x[r, c]
+    for k in range(4):
+        for v in merged[0, :, :, k].ravel():
+            owner[np.nonzero(x[0, :, :, 0] == v)] = k
+    g = rng(seed)
+    gamma = 1 + 0.1 * g.standard_normal(4)                 # LayerNorm(4C) affine, C = 1
+    beta = 0.1 * g.standard_normal(4)
+    w_red = 0.5 * g.standard_normal((2, 4))                # reduction: Linear(4C -> 2C)
+    out, _ = patch_merging_forward(x, gamma, beta, w_red)  # (1, n/2, n/2, 2)
+    return {"x": x[0, :, :, 0], "owner": owner, "merged": merged[0], "out": out[0]}
+
+
+def _grid(ax, values, colours, fmt="{:g}", fontsize=12, title=None):
+    im = ax.imshow(colours, cmap=REGION_CMAP, vmin=-0.5, vmax=8.5, interpolation="nearest")
+    for (r, c), v in np.ndenumerate(values):
+        ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=fontsize,
+                color=text_colour_on(im.cmap(im.norm(colours[r, c]))), fontweight="bold")
+    h, w = values.shape
+    ax.set_xticks(np.arange(-0.5, w, 1), minor=True)
+    ax.set_yticks(np.arange(-0.5, h, 1), minor=True)
+    ax.grid(which="minor", color="white", lw=2)
+    ax.tick_params(which="both", length=0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=10)
+    return im
+
+
+def plot_patch_merging(size=4, seed=0):
+    """Patch merging of a size x size one-channel map (default 4x4, values 1..16).
+
+    Axes (mosaic names): "in" the map coloured by sub-grid; "x0".."x3" the strided slices;
+    "m0".."m3" the channels of `merge_2x2`'s output; "o0", "o1" the module's 2 channels.
+    The first image of "m{k}" carries the colours, its texts the values merged[..., k].
+    """
+    a = merging_arrays(size, seed)
+    n = a["x"].shape[0]
+    fig = new_figure(14, 8.2)
+    axd = fig.subplot_mosaic([["in", "in", "x0", "x1", "x2", "x3"],
+                              ["in", "in", "m0", "m1", "m2", "m3"],
+                              ["txt", "txt", "o0", "o1", ".", "."]])
+    fs = 14 if n <= 4 else 8
+    _grid(axd["in"], a["x"], a["owner"], fontsize=fs + 4,
+          title=f"input x: {n}x{n}x1 (colour = the sub-grid each pixel goes to)")
+    for k in range(4):
+        sub = a["x"][[0, 1, 0, 1][k]::2, [0, 0, 1, 1][k]::2]
+        _grid(axd[f"x{k}"], sub, np.full(sub.shape, k), fontsize=fs,
+              title=f"x{k} = {SLICES[k]}")
+        m = a["merged"][:, :, k]
+        _grid(axd[f"m{k}"], m, np.full(m.shape, k), fontsize=fs,
+              title=f"channel {k} of the concat")
+    h = n // 2
+    for k in range(2):
+        o = a["out"][:, :, k]
+        _grid(axd[f"o{k}"], o, np.full(o.shape, 4 + k), fmt="{:.2f}", fontsize=fs - 3,
+              title=f"output channel {k}")
+    note = ""
+    if np.allclose(a["out"], a["out"][:1, :1]):
+        note = (f"\n\n(every 2x2 cell of 1..{n * n} is the same\n pattern plus an offset; "
+                "LayerNorm\n removes offsets, so here all\n output cells are equal)")
+    axd["txt"].axis("off")
+    axd["txt"].text(0.0, 0.5,
+                    f"concat[x0, x1, x2, x3] on channels: {h}x{h}x4\n"
+                    f"-> LayerNorm(4C) over each 4-vector\n"
+                    f"-> Linear(4C -> 2C, no bias)\n"
+                    f"= {h}x{h}x2: half the resolution,\n   twice the channels" + note,
+                    fontsize=12, va="center", family="monospace")
+    fig.suptitle("Patch merging (`merge_2x2`, `patch_merging_forward`): each 2x2 cell becomes "
+                 "one 4C vector, in the order top-left, bottom-left, top-right, bottom-right",
+                 fontsize=12)
+    return fig

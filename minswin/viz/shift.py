@@ -1,0 +1,191 @@
+"""Figure 2: the cyclic shift, step by step, as a picture and as an animated GIF.
+
+The shifted grid of block l+1 cuts the map into nine regions, numbered 0..8 in reading order
+as they lie on the map (the explainer's numbering; `geometry.reading_order` relates it to the
+official labels of `region_labels`). The model never handles nine odd-sized pieces: it rolls
+the map up by S rows (regions 0 1 2 go to the bottom), then left by S columns (the left
+column of regions goes to the right) and cuts the usual M x M windows. Every panel below is
+the region map pushed through `cyclic_shift`, the function the model calls.
+"""
+import numpy as np
+
+from ..ops.masks import check_window_shift
+from ..ops.window import cyclic_shift
+from ._common import (REGION_CMAP, draw_boundaries, draw_cell_grid, host, new_figure,
+                      piece_centres)
+from .geometry import reading_order, reading_order_labels, regions_in_windows, window_ids
+
+
+def shift_steps(H, W, window, shift):
+    """The region map (reading-order numbers) before, after the row roll and after both rolls.
+
+    Returns a dict of (H, W) int arrays: "map", "rows" (rolled up by sh) and "rolled" (rolled
+    up by sh and left by sw, which is `cyclic_shift` of the model).
+    """
+    M, (sh, sw) = check_window_shift(H, W, window, shift)
+    lab = reading_order_labels(H, W, M, (sh, sw))[None, :, :, None].astype(np.float64)
+    rows = cyclic_shift(lab, (sh, 0))                      # (1, H, W, 1)
+    both = cyclic_shift(lab, (sh, sw))                     # (1, H, W, 1)
+    return {"map": lab[0, :, :, 0].astype(np.int64),
+            "rows": rows[0, :, :, 0].astype(np.int64),
+            "rolled": both[0, :, :, 0].astype(np.int64)}
+
+
+def _first_seen(a):
+    """Unique values of an array in order of first appearance (row-major)."""
+    out = []
+    for v in np.asarray(a).ravel():
+        if int(v) not in out:
+            out.append(int(v))
+    return out
+
+
+def _image_tokens(image, H, W):
+    """Pixel size of one token when an image of H x W tokens is drawn underneath."""
+    image = host(image)
+    if image.ndim == 4:
+        image = image[0]
+    ph, pw = image.shape[0] // H, image.shape[1] // W
+    if ph < 1 or pw < 1 or image.shape[0] % H or image.shape[1] % W:
+        raise ValueError(f"image: expected a size that is a multiple of the {H}x{W} token map,"
+                         f" got {image.shape[:2]}")
+    return image, ph, pw
+
+
+def _draw_regions(ax, labels, official=None, image=None, fontsize=16, alpha=None,
+                  interpolation="bilinear"):
+    """Region map (reading-order numbers) coloured and numbered; optionally over an image."""
+    H, W = labels.shape
+    if image is not None:
+        ax.imshow(image, extent=(-0.5, W - 0.5, H - 0.5, -0.5), interpolation=interpolation)
+        ax.imshow(labels, cmap=REGION_CMAP, vmin=-0.5, vmax=8.5, alpha=alpha or 0.45,
+                  interpolation="nearest")
+    else:
+        ax.imshow(labels, cmap=REGION_CMAP, vmin=-0.5, vmax=8.5, interpolation="nearest")
+        if max(H, W) <= 32:
+            draw_cell_grid(ax, H, W)
+    draw_boundaries(ax, labels, color="white", lw=1.5)
+    for k in np.unique(labels):
+        for r0, c0 in piece_centres(labels == k):
+            ax.text(c0, r0, str(k), ha="center", va="center", fontsize=fontsize,
+                    fontweight="bold", color="white")
+            if official is not None:
+                ax.text(c0, r0 + 0.32 * max(1.0, H / 8), f"cnt={official[k]}", ha="center",
+                        va="top", fontsize=7, color="white")
+    ax.set_xlim(-0.5, W - 0.5)
+    ax.set_ylim(H - 0.5, -0.5)
+    step = 1 if max(H, W) <= 16 else max(H, W) // 8
+    ax.set_xticks(np.arange(0, W, step))
+    ax.set_yticks(np.arange(0, H, step))
+    ax.tick_params(labelsize=7)
+
+
+def plot_cyclic_shift(size=8, window=4, shift=None, image=None):
+    """The cyclic shift in four panels: regions on the map, rows rolled, columns rolled, windows.
+
+    Args: size: map side in tokens; window: M; shift: S (default M // 2); image: optional
+    array drawn under the tokens (its side must be a multiple of `size`).
+    Returns the Figure; axes 0..3 show shift_steps()["map"], ["rows"], ["rolled"], ["rolled"]
+    as their first image.
+    """
+    H = W = int(size)
+    M = int(window)
+    S = M // 2 if shift is None else shift
+    M, (sh, sw) = check_window_shift(H, W, M, S)
+    steps = shift_steps(H, W, M, (sh, sw))
+    names = reading_order(H, W, M, (sh, sw))
+    official = {v: k for k, v in names.items()}            # reading-order -> official label
+    img = rows_img = rolled_img = None
+    if image is not None:
+        img, ph, pw = _image_tokens(image, H, W)
+        rows_img = cyclic_shift(img[None], (sh * ph, 0))[0]
+        rolled_img = cyclic_shift(img[None], (sh * ph, sw * pw))[0]
+    fs = 16 if H <= 16 else 9
+    fig = new_figure(16, 5.2)
+    axes = fig.subplots(1, 4)
+    _draw_regions(axes[0], steps["map"], official, img, fs)
+    draw_boundaries(axes[0], window_ids(H, W, M, (sh, sw)), color="black", lw=2.5,
+                    linestyles="--")
+    axes[0].set_title(f"block l+1: the grid moved by S={S}\ncuts the map into "
+                      f"{len(names)} regions (dashed: windows)", fontsize=10)
+    top = _first_seen(steps["map"][:sh])
+    _draw_regions(axes[1], steps["rows"], None, rows_img, fs)
+    axes[1].set_title(f"step 1: roll up by {sh} rows\nregions {' '.join(map(str, top))} "
+                      "wrap to the bottom", fontsize=10)
+    left = _first_seen(steps["rows"][:, :sw].T)
+    _draw_regions(axes[2], steps["rolled"], None, rolled_img, fs)
+    axes[2].set_title(f"step 2: roll left by {sw} columns\nregions {' '.join(map(str, left))}"
+                      " wrap to the right", fontsize=10)
+    _draw_regions(axes[3], steps["rolled"], None, rolled_img, fs)
+    draw_boundaries(axes[3], window_ids(H, W, M, 0), color="black", lw=3.5)
+    wins = regions_in_windows(H, W, M, (sh, sw))
+    shown = wins if len(wins) <= 4 else [w for w in wins if len(w) > 1][:4] + ["..."]
+    text = "  ".join("[" + " ".join(map(str, w)) + "]" if w != "..." else w for w in shown)
+    axes[3].set_title(f"the regular {M}x{M} windows of the rolled map\n{len(wins)} windows: "
+                      f"{text}", fontsize=10)
+    fig.suptitle("Cyclic shift (roll up and left by S, `cyclic_shift`): numbers are regions in "
+                 "reading order on the map, cnt = the official label (`region_labels`)",
+                 fontsize=11)
+    return fig
+
+
+def shift_frames(H, W, window, shift):
+    """The frames of the animation: (label map, rolled rows, rolled cols, caption) tuples."""
+    M, (sh, sw) = check_window_shift(H, W, window, shift)
+    lab = reading_order_labels(H, W, M, (sh, sw))[None, :, :, None].astype(np.float64)
+    frames = [(lab, 0, 0, "the map: shifted windows make 9 regions")] * 2
+    for k in range(1, sh + 1):
+        frames.append((cyclic_shift(lab, (k, 0)), k, 0, f"roll up: {k} of {sh} rows"))
+    for k in range(1, sw + 1):
+        frames.append((cyclic_shift(lab, (sh, k)), sh, k, f"roll left: {k} of {sw} columns"))
+    done = cyclic_shift(lab, (sh, sw))
+    frames += [(done, sh, sw, f"cut into regular {M}x{M} windows")] * 3
+    return [(f[0][0, :, :, 0].astype(np.int64),) + f[1:] for f in frames]
+
+
+def shift_animation(size=8, window=4, shift=None, image=None):
+    """An animation of the roll, one row or column per frame; returns (Figure, FuncAnimation)."""
+    from matplotlib.animation import FuncAnimation
+    H = W = int(size)
+    M = int(window)
+    S = M // 2 if shift is None else shift
+    M, (sh, sw) = check_window_shift(H, W, M, S)
+    frames = shift_frames(H, W, M, (sh, sw))
+    img = None
+    if image is not None:
+        img, ph, pw = _image_tokens(image, H, W)
+        step = max(1, min(ph, pw) // 12)                   # ~12 pixels a token is plenty here
+        img, ph, pw = img[::step, ::step], ph // step, pw // step
+        img = img[:H * ph, :W * pw]
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(4.6, 4.9))                       # fixed margins: every frame alike
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.03, 0.03, 0.94, 0.87))
+
+    def draw(i):
+        lab, kr, kc, caption = frames[i]
+        ax.clear()
+        under = None if img is None else cyclic_shift(img[None], (kr * ph, kc * pw))[0]
+        _draw_regions(ax, lab, None, under, 16 if H <= 16 else 9, interpolation="nearest")
+        if i == 0 or i == 1:
+            draw_boundaries(ax, window_ids(H, W, M, (sh, sw)), color="black", lw=2.5,
+                            linestyles="--")
+        if i >= len(frames) - 3:
+            draw_boundaries(ax, window_ids(H, W, M, 0), color="black", lw=3.5)
+        ax.set_title(caption, fontsize=11)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return ax.images
+
+    anim = FuncAnimation(fig, draw, frames=len(frames), interval=700, blit=False)
+    return fig, anim
+
+
+def save_shift_gif(path, size=8, window=4, shift=None, image=None, fps=1.5):
+    """Write the roll animation as a GIF (Pillow writer). Returns (path, number of frames)."""
+    from matplotlib.animation import PillowWriter
+    fig, anim = shift_animation(size, window, shift, image)
+    n = anim._save_count if hasattr(anim, "_save_count") else None
+    anim.save(str(path), writer=PillowWriter(fps=fps), dpi=72)
+    return str(path), n

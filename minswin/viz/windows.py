@@ -1,0 +1,79 @@
+"""Figure 1: how consecutive blocks cut a feature map into windows.
+
+Block l (W-MSA) uses a regular grid of M x M windows; block l+1 (SW-MSA) uses the grid moved
+by S = M // 2, which the model realises by rolling the map and reusing the regular grid.
+Each token is coloured by the window it is attended in (`geometry.window_ids`, computed with
+the model's roll and partition), so a window split across the corners shows one colour.
+"""
+import numpy as np
+
+from ..ops.masks import check_window_shift
+from ._common import (cyclic_colours, draw_boundaries, draw_cell_grid, host, new_figure,
+                      piece_centres)
+from .geometry import pieces, window_ids
+
+
+def _draw_windows(ax, ids, image, patch, annotate, M):
+    H, W = ids.shape
+    nW = int(ids.max()) + 1
+    cmap = cyclic_colours(nW)
+    if image is not None:
+        ax.imshow(image, extent=(-0.5, W - 0.5, H - 0.5, -0.5), interpolation="bilinear")
+        ax.imshow(ids, cmap=cmap, vmin=-0.5, vmax=nW - 0.5, alpha=0.25,
+                  interpolation="nearest")
+    else:
+        ax.imshow(ids, cmap=cmap, vmin=-0.5, vmax=nW - 0.5, interpolation="nearest")
+        if max(H, W) <= 32:
+            draw_cell_grid(ax, H, W)
+    draw_boundaries(ax, ids, color="black" if image is None else "white",
+                    lw=2.2 if max(H, W) <= 16 else 1.4)
+    if annotate:
+        for w in range(nW):
+            for r0, c0 in piece_centres(ids == w):
+                ax.text(c0, r0, str(w), ha="center", va="center", fontsize=10,
+                        fontweight="bold", color="black",
+                        bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.7))
+    ax.set_xlim(-0.5, W - 0.5)
+    ax.set_ylim(H - 0.5, -0.5)
+    unit = f"token = {patch}x{patch}-pixel patch" if image is not None else "token"
+    ax.set_xlabel(f"column ({unit})")
+    ax.set_ylabel("row")
+    if max(H, W) > 16:
+        ax.set_xticks(np.arange(0, W, M))
+        ax.set_yticks(np.arange(0, H, M))
+
+
+def plot_window_partition(size=8, window=4, shift=None, image=None, patch=None):
+    """Regular windows (block l, W-MSA) beside shifted windows (block l+1, SW-MSA).
+
+    Args: size: the map side in tokens (ignored when `image` is given); window: M;
+    shift: S (default M // 2); image: optional (H, W, 3) array in [0, 1] drawn underneath,
+    whose tokens are `patch` x `patch` pixels (default 4, as in Swin).
+    Returns the Figure; axes[0] / axes[1] hold the (H, W) window-id maps as their first image.
+    """
+    if image is not None:
+        image = host(image)
+        if image.ndim == 4:
+            image = image[0]
+        patch = 4 if patch is None else int(patch)
+        H, W = image.shape[0] // patch, image.shape[1] // patch
+    else:
+        H = W = int(size)
+    M = int(window)
+    S = M // 2 if shift is None else shift
+    check_window_shift(H, W, M, S)
+    regular, shifted = window_ids(H, W, M, 0), window_ids(H, W, M, S)
+    nW = int(regular.max()) + 1
+    annotate = nW <= 16
+    fig = new_figure(10, 6.2)
+    axes = fig.subplots(1, 2)
+    for ax, ids in zip(axes, (regular, shifted)):
+        _draw_windows(ax, ids, image, patch, annotate, M)
+    axes[0].set_title(f"block l (W-MSA): {nW} windows of {M}x{M} tokens\n"
+                      f"attention stays inside each window")
+    axes[1].set_title(f"block l+1 (SW-MSA): grid moved by S={S}\n"
+                      f"{pieces(H, W, M, S)} pieces, still {nW} windows after the cyclic shift")
+    what = "image" if image is not None else "map"
+    fig.suptitle(f"Window partition of a {H}x{W}-token {what}, M={M}: "
+                 "colour = the window a token is attended in", fontsize=12)
+    return fig
