@@ -1,0 +1,152 @@
+"""`minswin plot`: files land where asked, bad options are one line on stderr, exit 2."""
+import os
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+import minswin
+from minswin.cli import main
+
+
+def run_cli(capsys, *argv):
+    """(exit status, stdout, stderr) of `minswin ...` run in this process."""
+    try:
+        rc = main(list(argv))
+    except SystemExit as exc:                              # argparse errors and --help
+        rc = exc.code
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def png_size(path):
+    with Image.open(path) as im:
+        im.verify()
+    with Image.open(path) as im:
+        return im.size
+
+
+def test_mask_with_no_options_writes_a_png(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rc, out, err = run_cli(capsys, "plot", "mask")
+    assert rc == 0, err
+    w, h = png_size(tmp_path / "minswin-mask.png")
+    assert w > 800 and h > 400
+    assert "minswin-mask.png" in out
+
+
+@pytest.mark.parametrize("argv,name,magic", [
+    (["shift"], "s.pdf", b"%PDF"),
+    (["stage-masks", "--size", "28"], "m.svg", b"<?xml"),
+    (["index", "--window", "4"], "i.png", b"\x89PNG"),
+    (["index-walk"], "w.png", b"\x89PNG"),
+    (["windows", "--size", "12", "--window", "4", "--shift", "1"], "g.png", b"\x89PNG"),
+    (["merge"], "merge.png", b"\x89PNG"),
+    (["shift-gif"], "s.gif", b"GIF8"),
+    (["mask", "--size", "56", "--window", "7", "--window-id", "63"], "m63.png", b"\x89PNG"),
+])
+def test_figures_write_valid_files(tmp_path, capsys, argv, name, magic):
+    path = tmp_path / name
+    rc, out, err = run_cli(capsys, "plot", *argv, "--dpi", "60", "-o", str(path))
+    assert rc == 0, err
+    with open(path, "rb") as f:
+        assert f.read(8).startswith(magic)
+    assert path.stat().st_size > 5000
+    if magic != b"%PDF" and magic != b"<?xml":
+        with Image.open(path) as im:
+            assert im.size[0] > 250 and im.size[1] > 250
+            assert im.format != "GIF" or im.is_animated
+
+
+def test_model_figures_with_a_checkpoint(tmp_path, capsys):
+    model = minswin.create_model("swin_micro", seed=3)
+    ckpt = tmp_path / "micro.safetensors"
+    minswin.save_checkpoint(str(ckpt), model.state_dict())
+    for fig in ("bias", "attention", "attention-weights", "hierarchy", "cost"):
+        path = tmp_path / f"{fig}.png"
+        rc, out, err = run_cli(capsys, "plot", fig, "--model", "swin_micro", "--checkpoint",
+                               str(ckpt), "--head", "1", "--dpi", "60", "-o", str(path))
+        assert rc == 0, (fig, err)
+        w, h = png_size(path)
+        assert w > 300 and h > 200
+
+
+def test_bias_figure_shows_the_loaded_table(tmp_path, monkeypatch, capsys):
+    # the checkpoint's table, not a fresh model's, is what gets drawn
+    import numpy as np
+    from minswin.cli import plot
+    model = minswin.create_model("swin_micro", seed=5)
+    key = "layers.0.blocks.1.attn.relative_position_bias_table"
+    model.params[key][...] = np.arange(model.params[key].size).reshape(model.params[key].shape)
+    ckpt = tmp_path / "micro.safetensors"
+    minswin.save_checkpoint(str(ckpt), model.state_dict())
+    seen = {}
+    real = minswin.viz.plot_relative_position_bias
+
+    def spy(table, **kw):
+        seen["table"] = np.array(table)
+        return real(table, **kw)
+    monkeypatch.setattr(minswin.viz, "plot_relative_position_bias", spy)
+    rc, _, err = run_cli(capsys, "plot", "bias", "--model", "swin_micro", "--checkpoint",
+                         str(ckpt), "--dpi", "50", "-o", str(tmp_path / "b.png"))
+    assert rc == 0, err
+    assert np.array_equal(seen["table"], model.params[key])
+    assert plot.FIGURES                                    # the module lists its figures
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["mask", "--window", "3"], "not a multiple of window=3"),
+    (["mask", "--shift", "4"], "0 <= shift < window=4"),
+    (["mask", "--shift", "0"], "no mask"),
+    (["mask", "--size", "-8"], "positive"),
+    (["mask", "--window-id", "4"], "--window-id"),
+    (["stage-masks", "--size", "50"], "not a multiple of window=7"),
+    (["index", "--window", "0"], "positive"),
+    (["nosuchfigure"], "invalid choice"),
+    (["mask", "--size", "eight"], "invalid int"),
+    (["mask", "-o", "/nonexistent-dir/m.png"], "does not exist"),
+    (["mask", "-o", "mask.txt"], ".png"),
+    (["shift-gif", "-o", "s.png"], ".gif"),
+    (["bias", "--model", "swin_micro", "--stage", "3"], "--stage"),
+    (["bias", "--model", "swin_micro", "--head", "9"], "--head"),
+    (["bias", "--model", "nosuchmodel"], "swin_t"),
+    (["attention", "--checkpoint", "/nonexistent.safetensors"], "no such checkpoint"),
+    (["attention", "--model", "swin_micro", "--image-index", "0"], "minswin train"),
+])
+def test_bad_options_are_one_line_on_stderr(tmp_path, monkeypatch, capsys, argv, words):
+    monkeypatch.chdir(tmp_path)
+    rc, out, err = run_cli(capsys, "plot", *argv)
+    assert rc == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert words in lines[0] and "Traceback" not in err
+    assert not any(p.endswith(".png") for p in os.listdir(tmp_path))
+
+
+def test_unwritable_folder(tmp_path, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if os.access(ro, os.W_OK):                         # e.g. running as root
+            pytest.skip("this user can write into a read-only folder")
+        rc, _, err = run_cli(capsys, "plot", "mask", "-o", str(ro / "m.png"))
+        assert rc == 2 and "permission denied" in err
+    finally:
+        ro.chmod(0o700)
+
+
+@pytest.mark.parametrize("cmd", [["plot"], ["tour"]])
+def test_help_has_examples(capsys, cmd):
+    rc, out, err = run_cli(capsys, *cmd, "--help")
+    assert rc == 0
+    assert "examples:" in out
+
+
+def test_console_script_exit_status(tmp_path):
+    env = dict(os.environ, MPLBACKEND="Agg")
+    bad = subprocess.run([sys.executable, "-m", "minswin", "plot", "mask", "--window", "5"],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1

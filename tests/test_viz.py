@@ -1,0 +1,286 @@
+"""The pictures show the arrays minswin computes: read the data back out of the axes."""
+import matplotlib
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from PIL import Image
+
+import minswin
+from minswin import viz
+from minswin.backend import to_backend
+from minswin.ops.masks import attention_mask, relative_position_index, window_labels
+
+matplotlib.use("Agg")
+
+
+def drawn(ax, k=0):
+    """The k-th image array of an axes, as a plain NumPy array."""
+    return np.asarray(ax.images[k].get_array())
+
+
+def texts(fig):
+    """Every piece of text in a figure: titles, labels, annotations, suptitle."""
+    out = [t.get_text() for t in fig.findobj(matplotlib.text.Text)]
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------- windows
+
+def test_window_ids_match_a_literal_roll():
+    ids = viz.window_ids(8, 8, 4, 2)
+    # literal: window of token (r, c) after rolling up/left by 2 is ((r-2)%8//4, (c-2)%8//4)
+    r, c = np.meshgrid(np.arange(8), np.arange(8), indexing="ij")
+    expect = ((r - 2) % 8 // 4) * 2 + (c - 2) % 8 // 4
+    assert np.array_equal(ids, expect)
+    # the window made of the four corners is one window (the explainer's 8 6 2 0)
+    assert ids[0, 0] == ids[0, 7] == ids[7, 0] == ids[7, 7] == 3
+
+
+def test_token_positions_are_the_rolled_partition():
+    pos = viz.token_positions(8, 8, 4, 2)                  # (4, 16, 2)
+    r, c = np.meshgrid(np.arange(8), np.arange(8), indexing="ij")
+    rolled_r, rolled_c = np.roll(r, (-2, -2), (0, 1)), np.roll(c, (-2, -2), (0, 1))
+    for w in range(4):
+        wr, wc = divmod(w, 2)
+        sl = np.s_[wr * 4:(wr + 1) * 4, wc * 4:(wc + 1) * 4]
+        assert np.array_equal(pos[w, :, 0], rolled_r[sl].ravel())
+        assert np.array_equal(pos[w, :, 1], rolled_c[sl].ravel())
+
+
+def test_window_partition_figure_draws_window_ids():
+    fig = viz.plot_window_partition(8, 4, 2)
+    assert isinstance(fig, Figure)
+    ax0, ax1 = fig.axes[:2]
+    assert np.array_equal(drawn(ax0), viz.window_ids(8, 8, 4, 0))
+    assert np.array_equal(drawn(ax1), viz.window_ids(8, 8, 4, 2))
+    assert "W-MSA" in ax0.get_title() and "SW-MSA" in ax1.get_title()
+    assert "9 pieces" in ax1.get_title()
+
+
+def test_window_partition_over_an_image(xp):
+    img = to_backend(viz.sample_image(224), xp)          # arrays on either backend
+    fig = viz.plot_window_partition(window=7, image=img)
+    ax = fig.axes[1]
+    assert drawn(ax, 0).shape == (224, 224, 3)             # the photo underneath
+    assert np.array_equal(drawn(ax, 1), viz.window_ids(56, 56, 7, 3))
+    assert "64 windows" in fig.axes[0].get_title()
+
+
+# ---------------------------------------------------------------------------- shift
+
+def test_cyclic_shift_panels_are_the_rolled_region_map():
+    fig = viz.plot_cyclic_shift(8, 4, 2)
+    steps = viz.shift_steps(8, 8, 4, 2)
+    assert np.array_equal(drawn(fig.axes[0]), steps["map"])
+    assert np.array_equal(drawn(fig.axes[1]), np.roll(steps["map"], -2, axis=0))
+    assert np.array_equal(drawn(fig.axes[2]), np.roll(steps["map"], (-2, -2), (0, 1)))
+    # the explainer's numbering: 0 1 2 / 3 4 5 / 6 7 8 in reading order on the map
+    assert np.array_equal(steps["map"][::2, ::2][[0, 1, 3]][:, [0, 1, 3]],
+                          np.arange(9).reshape(3, 3))
+    titles = [ax.get_title() for ax in fig.axes[:4]]
+    assert "regions 0 1 2 wrap to the bottom" in titles[1]
+    assert "regions 3 6 0 wrap to the right" in titles[2]
+    assert "[4]  [5 3]  [7 1]  [8 6 2 0]" in titles[3]
+
+
+def test_reading_order_names_the_same_regions_as_region_labels():
+    names = viz.reading_order(8, 8, 4, 2)
+    assert sorted(names) == list(range(9)) and sorted(names.values()) == list(range(9))
+    lab = window_labels(8, 8, 4, 2)                        # official labels (nW, N)
+    renamed = np.vectorize(names.get)(lab)
+    mask = renamed[:, :, None] != renamed[:, None, :]
+    assert np.array_equal(mask, attention_mask(8, 8, 4, 2) != 0)
+    assert viz.regions_in_windows(8, 8, 4, 2) == [[4], [5, 3], [7, 1], [8, 6, 2, 0]]
+
+
+def test_shift_gif_is_an_animation(tmp_path):
+    path, n = viz.save_shift_gif(tmp_path / "shift.gif", 8, 4, 2)
+    with Image.open(path) as im:
+        assert im.format == "GIF" and im.is_animated
+        assert im.n_frames >= 5                            # map, rows, columns, windows
+        assert im.size[0] > 250 and im.size[1] > 250
+
+
+# ---------------------------------------------------------------------------- masks
+
+@pytest.mark.parametrize("size,M,S,w", [(8, 4, 2, 1), (56, 7, 3, 63), (56, 7, 3, 0)])
+def test_window_mask_image_is_the_mask(size, M, S, w):
+    fig = viz.plot_window_mask(size, M, S, window_id=w)
+    mask = attention_mask(size, size, M, S)[w] != 0
+    ax = fig.axes[2]
+    assert np.array_equal(drawn(ax), mask)
+    N = M * M
+    assert f"{N}x{N}" in ax.get_title() and f"{int(mask.sum())} of {N * N}" in ax.get_title()
+    assert ax.get_xlabel() == "key token j" and ax.get_ylabel() == "query token i"
+    # readable ticks: every token for small windows, one tick per window row for M=7
+    assert len(ax.get_xticks()) == (N if N <= 20 else M)
+
+
+def test_explainer_mask_masks_region_3_for_token_0():
+    # token 0 of window 1 (region 5) may not see tokens 2, 3, 6, 7 (region 3)
+    fig = viz.plot_window_mask(8, 4, 2, window_id=1)
+    row0 = drawn(fig.axes[2])[0]
+    assert list(np.nonzero(row0)[0]) == [2, 3, 6, 7, 10, 11, 14, 15]
+    assert "regions 3 and 5" in fig.axes[1].get_title()
+
+
+def test_stage_masks_grid():
+    fig = viz.plot_stage_masks(56, 7, 3)
+    masks = attention_mask(56, 56, 7, 3) != 0
+    assert len(fig.axes) == 64
+    red = []
+    for w, ax in enumerate(fig.axes):
+        assert np.array_equal(drawn(ax), masks[w])
+        if matplotlib.colors.to_hex(ax.spines["top"].get_edgecolor()) == "#ff0000":
+            red.append(w)
+    assert red == [7, 15, 23, 31, 39, 47, 55] + list(range(56, 64))     # SPEC 4
+    assert "15 windows have masked pairs" in fig.get_suptitle()
+
+
+# ---------------------------------------------------------------------------- index, bias
+
+def test_index_walkthrough_panels():
+    fig = viz.plot_index_walkthrough(2)
+    steps = viz.index_steps(2)
+    for k, (title, a) in enumerate(steps):
+        assert np.array_equal(drawn(fig.axes[k + 2]), a)
+    final = drawn(fig.axes[7])
+    assert final.tolist() == [[4, 3, 1, 0], [5, 4, 2, 1], [7, 6, 4, 3], [8, 7, 5, 4]]
+    assert "(0,-1)" in texts(fig) and "(-1,0)" in texts(fig)    # different offsets kept apart
+    with pytest.raises(ValueError, match="walk-through"):
+        viz.plot_index_walkthrough(7)
+
+
+def test_relative_position_index_heat_map():
+    fig = viz.plot_relative_position_index(7)
+    ax = fig.axes[0]
+    assert np.array_equal(drawn(ax), relative_position_index(7))
+    assert "bias_table" in fig.axes[1].get_ylabel()        # the colour bar says what it means
+    assert len(ax.get_xticks()) == 7                       # not 49 illegible ticks
+    assert "diagonal = 84" in ax.get_title()
+
+
+def test_bias_figure_shows_table_and_gathered_bias(rng, xp):
+    table = rng.standard_normal((169, 3))
+    fig = viz.plot_relative_position_bias(to_backend(table, xp), heads=[0, 2])
+    index = relative_position_index(7)
+    image_axes = [ax for ax in fig.axes if ax.images and ax.get_label() != "<colorbar>"]
+    assert np.array_equal(drawn(image_axes[0]), table[:, 0].reshape(13, 13))
+    assert np.array_equal(drawn(image_axes[1]), table[index, 0])
+    assert np.array_equal(drawn(image_axes[3]), table[index, 2])
+    # the centre of the 13x13 image is offset (0, 0): the diagonal of the bias
+    assert np.all(drawn(image_axes[1]).diagonal() == table[84, 0])
+    with pytest.raises(ValueError, match="head"):
+        viz.plot_relative_position_bias(table, heads=[3])
+
+
+# ---------------------------------------------------------------------------- attention
+
+def _softmax_weights(rng, shape):
+    a = rng.standard_normal(shape)
+    a = np.exp(a - a.max(-1, keepdims=True))
+    return a / a.sum(-1, keepdims=True)
+
+
+def test_window_attention_per_head(rng):
+    attn = _softmax_weights(rng, (1, 4, 2, 16, 16))
+    fig = viz.plot_window_attention(attn, window_id=3)
+    heads = [ax for ax in fig.axes if ax.get_title().startswith("head")]
+    assert len(heads) == 2
+    for h, ax in enumerate(heads):
+        assert np.allclose(drawn(ax), attn[0, 3, h])
+
+
+def test_query_attention_drawn_where_the_tokens_are(rng):
+    attn = _softmax_weights(rng, (1, 4, 2, 16, 16))
+    img = rng.random((32, 32, 3))
+    fig = viz.plot_query_attention(img, attn, (8, 8), 4, 2, window_id=3, query=5)
+    heat = np.ma.filled(drawn(fig.axes[1], 1).astype(float), np.nan)
+    pos = viz.token_positions(8, 8, 4, 2)[3]
+    for n, (r, c) in enumerate(pos):
+        assert heat[r, c] == pytest.approx(attn[0, 3, 0, 5, n])
+    assert np.isnan(heat).sum() == 64 - 16                 # only the window is coloured
+    assert {tuple(p) for p in pos} >= {(0, 0), (7, 7)}     # window 3 wraps to the corners
+
+
+# ---------------------------------------------------------------------------- merging, model
+
+def test_patch_merging_order():
+    a = viz.merging_arrays(4)
+    x = a["x"]
+    for k, (r0, c0) in enumerate([(0, 0), (1, 0), (0, 1), (1, 1)]):   # x0, x1, x2, x3
+        assert np.array_equal(a["merged"][:, :, k], x[r0::2, c0::2])
+    r, c = np.meshgrid(np.arange(4), np.arange(4), indexing="ij")
+    assert np.array_equal(a["owner"], r % 2 + 2 * (c % 2))
+    assert a["out"].shape == (2, 2, 2)
+    fig = viz.plot_patch_merging(4)
+    assert "x1 = x[1::2, 0::2]" in texts(fig)
+
+
+@pytest.fixture(scope="module")
+def micro():
+    model = minswin.create_model("swin_micro")
+    img = viz.sample_image(model.config.img_size)
+    trace = []
+    model.forward(viz.normalise(img)[None], trace=trace)
+    return model, img, trace
+
+
+def test_hierarchy_uses_the_traced_shapes(micro):
+    model, img, trace = micro
+    fig = viz.plot_hierarchy(model, trace, img, "swin_micro")
+    t = texts(fig)
+    shapes = dict(trace)
+    for i in range(len(model.layers)):
+        B, H, W, C = shapes[f"layers.{i}.blocks.1"]
+        assert f"stage {i + 1}: {H}x{W}x{C}" in t
+    assert "4 windows of 4x4" in t and "1 window of 4x4" in t
+    assert f"head: {shapes['head'][1]}" in t
+
+
+def test_attention_cost_bars_are_the_formulas(micro):
+    model, _, _ = micro
+    fig = viz.plot_attention_cost(model)
+    msa, wmsa = fig.axes[0].containers[:2]
+    rows = viz.attention_costs(model)
+    assert list(msa.datavalues) == [minswin.flops.msa_flops(r[1], r[2], r[3]) for r in rows]
+    assert list(wmsa.datavalues) == [minswin.flops.wmsa_flops(*r[1:5]) for r in rows]
+    assert f"{minswin.flops.msa_saving(224, 224, 3, 7):,}" in texts(fig)
+
+
+def test_model_attention_figure(micro):
+    model, img, trace = micro
+    blk = model.layers[0].blocks[1]
+    attn = blk.attn.attention_weights(batch_size=1)
+    fig = viz.plot_query_attention(img, attn, (8, 8), 4, blk.window_shift_for(8, 8)[1],
+                                   window_id=3, query=0, heads=[1])
+    heat = np.ma.filled(drawn(fig.axes[1], 1).astype(float), np.nan)
+    assert np.nansum(heat) == pytest.approx(1.0, abs=1e-5)   # one query's row sums to 1
+
+
+# ---------------------------------------------------------------------------- files
+
+@pytest.mark.parametrize("ext,magic", [("png", b"\x89PNG"), ("svg", b"<?xml"), ("pdf", b"%PDF")])
+def test_save_figure_formats(tmp_path, ext, magic):
+    path = viz.save_figure(viz.plot_relative_position_index(2), tmp_path / f"f.{ext}")
+    with open(path, "rb") as f:
+        assert f.read(5).startswith(magic)
+    if ext == "png":
+        with Image.open(path) as im:
+            assert im.size[0] > 400 and im.size[1] > 400
+
+
+def test_save_figure_refuses_bad_paths(tmp_path):
+    fig = viz.plot_relative_position_index(2)
+    with pytest.raises(ValueError, match=r"\.png"):
+        viz.save_figure(fig, tmp_path / "f.txt")
+    with pytest.raises(OSError, match="does not exist"):
+        viz.save_figure(fig, tmp_path / "missing" / "f.png")
+
+
+def test_no_pyplot_figures_are_left_open():
+    import matplotlib.pyplot as plt
+    before = plt.get_fignums()
+    viz.plot_window_mask()
+    viz.plot_cyclic_shift()
+    assert plt.get_fignums() == before
