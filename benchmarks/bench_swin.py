@@ -1,0 +1,282 @@
+"""minswin vs PyTorch eager on this machine: time and peak memory, one run, same threads.
+
+    python benchmarks/bench_swin.py                 # Swin-T batch 1 and 8, stage-1 block
+    python benchmarks/bench_swin.py --quick         # fewer rounds
+    python benchmarks/bench_swin.py --backend cupy  # on a GPU, against torch CUDA
+
+Timing: both frameworks are loaded in one process and measured in alternating rounds (so a
+noisy neighbour hurts both alike); each figure is the median of the rounds, the ratio is
+minswin / torch (below 1 means minswin is faster). Peak memory: each (framework, case) runs
+again in a fresh subprocess that reports its peak RSS (ru_maxrss), so one framework's
+allocations cannot hide in the other's.
+
+The PyTorch reference is timm's Swin-T when timm is importable, else the plain PyTorch Swin
+written from SPEC in tests/torch_reference.py (same maths, official code style). torch is never
+a dependency of minswin: without it, minswin's own figures are reported alone.
+Results go to benchmarks/results/latest.{json,md}.
+"""
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def set_threads(n):
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+
+
+# ---------------------------------------------------------------------------- cases
+
+def minswin_case(case, batch, backend):
+    import numpy as np
+
+    import minswin
+    from minswin.model import SwinTransformerBlock
+    minswin.use(backend)
+    xp = minswin.backend.default_xp()
+    rng = np.random.default_rng(0)
+    if case == "swin_t":
+        model = minswin.create_model("swin_t").train()
+        model.config  # noqa: B018
+        x = xp.asarray(rng.standard_normal((batch, 224, 224, 3), dtype=np.float32))
+        dout = xp.asarray(rng.standard_normal((batch, 1000), dtype=np.float32))
+    else:   # the stage-1 shifted block of Swin-T
+        model = SwinTransformerBlock(96, (56, 56), 3, 7, 3, 4.0, 0.0, rng, np.float32).train()
+        x = xp.asarray(rng.standard_normal((batch, 56, 56, 96), dtype=np.float32))
+        dout = xp.asarray(rng.standard_normal((batch, 56, 56, 96), dtype=np.float32))
+
+    def fwd():
+        model.forward(x)
+
+    def fwd_bwd():
+        model.zero_grad()
+        model.forward(x)
+        model.backward(dout)
+    return fwd, fwd_bwd, (lambda: xp.cuda.Device().synchronize()) if backend == "cupy" else None
+
+
+def _torch_reference_module():
+    spec = importlib.util.spec_from_file_location("torch_reference",
+                                                  os.path.join(ROOT, "tests",
+                                                               "torch_reference.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def torch_case(case, batch, backend):
+    import torch
+    device = "cuda" if backend == "cupy" else "cpu"
+    torch.manual_seed(0)
+    try:
+        import timm
+        name = "timm"
+    except Exception:
+        timm, name = None, "plain (tests/torch_reference.py)"
+    if case == "swin_t":
+        if timm is not None:
+            model = timm.create_model("swin_tiny_patch4_window7_224", drop_path_rate=0.0)
+            x = torch.randn(batch, 3, 224, 224)
+        else:
+            ref = _torch_reference_module()
+            model = ref.SwinTransformer()
+            x = torch.randn(batch, 224, 224, 3)
+        dout = torch.randn(batch, 1000)
+    else:
+        if timm is not None:
+            from timm.models.swin_transformer import SwinTransformerBlock
+            model = SwinTransformerBlock(96, 96, (56, 56), 3, window_size=7, shift_size=3)
+        else:
+            ref = _torch_reference_module()
+            model = ref.SwinBlock(96, (56, 56), 3, 7, 3)
+        x = torch.randn(batch, 56, 56, 96)
+        dout = torch.randn(batch, 56, 56, 96)
+    model = model.to(device).train()
+    x, dout = x.to(device), dout.to(device)
+    x.requires_grad_(True)
+
+    def fwd():
+        with torch.no_grad():
+            model(x)
+
+    def fwd_bwd():
+        model.zero_grad(set_to_none=True)
+        model(x).backward(dout)
+    sync = torch.cuda.synchronize if device == "cuda" else None
+    return fwd, fwd_bwd, sync, name
+
+
+def timed(fn, sync):
+    t = time.perf_counter()
+    fn()
+    if sync:
+        sync()
+    return time.perf_counter() - t
+
+
+def peak_rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ---------------------------------------------------------------------------- memory subprocess
+
+def memory_child(framework, case, batch, backend):
+    """Run one fwd+bwd (after a warm-up) and print the peak RSS of this process, in MiB."""
+    if framework == "minswin":
+        _, fwd_bwd, sync = minswin_case(case, batch, backend)
+    else:
+        import torch
+        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+        _, fwd_bwd, sync, _ = torch_case(case, batch, backend)
+    fwd_bwd()
+    fwd_bwd()
+    print(json.dumps({"peak_rss_mib": peak_rss_mib()}))
+
+
+def measure_memory(framework, case, batch, backend):
+    cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", framework, case,
+           str(batch), "--backend", backend]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+    if out.returncode:
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mib"]
+
+
+# ---------------------------------------------------------------------------- main
+
+def gemm_gflops(backend, n=2048, reps=5):
+    """Sustained float32 GEMM rate of the array library on this machine (the 'peak')."""
+    import numpy as np
+
+    import minswin
+    minswin.use(backend)
+    xp = minswin.backend.default_xp()
+    a = xp.asarray(np.random.default_rng(0).standard_normal((n, n), dtype=np.float32))
+    xp.matmul(a, a)
+    best = min(timed(lambda: xp.matmul(a, a), None) for _ in range(reps))
+    return 2 * n ** 3 / best / 1e9
+
+
+def run(args):
+    import numpy as np
+    have_torch = importlib.util.find_spec("torch") is not None
+    if have_torch:
+        import torch
+        torch.set_num_threads(args.threads)
+    rows, ref_name = [], None
+    cases = [("swin_t", 1), ("swin_t", 8), ("block", 8)]
+    if args.quick:
+        cases = [("swin_t", 8), ("block", 8)]
+    peak = gemm_gflops(args.backend)
+    from minswin.configs import get_config
+    from minswin.flops import model_flops
+    for case, batch in cases:
+        print(f"-- {case} batch {batch}", flush=True)
+        m_fwd, m_fb, m_sync = minswin_case(case, batch, args.backend)
+        t_fwd = t_fb = None
+        if have_torch:
+            t_fwd, t_fb, t_sync, ref_name = torch_case(case, batch, args.backend)
+        # warm-up both, then alternate
+        m_fb()
+        if t_fb:
+            t_fb()
+        res = {"m_fwd": [], "m_fb": [], "t_fwd": [], "t_fb": []}
+        for _ in range(args.rounds):
+            res["m_fwd"].append(timed(m_fwd, m_sync))
+            if t_fwd:
+                res["t_fwd"].append(timed(t_fwd, t_sync))
+            res["m_fb"].append(timed(m_fb, m_sync))
+            if t_fb:
+                res["t_fb"].append(timed(t_fb, t_sync))
+        med = {k: statistics.median(v) if v else None for k, v in res.items()}
+        row = {"case": case, "batch": batch,
+               "minswin_fwd_s": med["m_fwd"], "torch_fwd_s": med["t_fwd"],
+               "minswin_fwd_bwd_s": med["m_fb"], "torch_fwd_bwd_s": med["t_fb"]}
+        if med["t_fwd"]:
+            row["ratio_fwd"] = med["m_fwd"] / med["t_fwd"]
+            row["ratio_fwd_bwd"] = med["m_fb"] / med["t_fb"]
+        if case == "swin_t":
+            macs = model_flops(get_config("swin_t")) * batch
+            row["gemm_fraction_fwd_bwd"] = 3 * 2 * macs / med["m_fb"] / 1e9 / peak
+        if not args.no_memory:
+            row["minswin_peak_rss_mib"] = measure_memory("minswin", case, batch, args.backend)
+            if have_torch:
+                row["torch_peak_rss_mib"] = measure_memory("torch", case, batch, args.backend)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        del m_fwd, m_fb, t_fwd, t_fb
+    meta = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor()}",
+            "threads": args.threads, "backend": args.backend, "rounds": args.rounds,
+            "numpy": np.__version__, "torch": (__import__("torch").__version__
+                                               if have_torch else None),
+            "reference": ref_name, "gemm_float32_gflops": peak,
+            "date": time.strftime("%Y-%m-%d %H:%M")}
+    return meta, rows
+
+
+def fmt(v, spec):
+    return "-" if v is None else format(v, spec)
+
+
+def markdown(meta, rows):
+    lines = [f"Machine: {meta['machine']}; threads {meta['threads']}; backend {meta['backend']};"
+             f" numpy {meta['numpy']}; torch {meta['torch']} ({meta['reference']}); "
+             f"float32 GEMM {meta['gemm_float32_gflops']:.0f} GFLOP/s; "
+             f"median of {meta['rounds']} alternating rounds; {meta['date']}", "",
+             "| case | batch | minswin fwd s | torch fwd s | ratio | minswin fwd+bwd s | "
+             "torch fwd+bwd s | ratio | minswin peak RSS MiB | torch peak RSS MiB |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['case']} | {r['batch']} | {fmt(r['minswin_fwd_s'], '.3f')} | "
+            f"{fmt(r['torch_fwd_s'], '.3f')} | {fmt(r.get('ratio_fwd'), '.2f')}x | "
+            f"{fmt(r['minswin_fwd_bwd_s'], '.3f')} | {fmt(r['torch_fwd_bwd_s'], '.3f')} | "
+            f"{fmt(r.get('ratio_fwd_bwd'), '.2f')}x | "
+            f"{fmt(r.get('minswin_peak_rss_mib'), '.0f')} | "
+            f"{fmt(r.get('torch_peak_rss_mib'), '.0f')} |")
+    frac = [r for r in rows if "gemm_fraction_fwd_bwd" in r]
+    if frac:
+        lines += ["", "minswin fwd+bwd as a fraction of the float32 GEMM rate (3x forward MACs): "
+                  + ", ".join(f"batch {r['batch']}: {r['gemm_fraction_fwd_bwd']:.0%}"
+                              for r in frac)]
+    return "\n".join(lines)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--quick", action="store_true", help="Swin-T batch 8 and the block only")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-RSS subprocesses")
+    p.add_argument("--backend", default="numpy", choices=("numpy", "cupy"))
+    p.add_argument("--out", default=os.path.join(HERE, "results"))
+    p.add_argument("--memory-child", nargs=3, metavar=("FRAMEWORK", "CASE", "BATCH"),
+                   help=argparse.SUPPRESS)
+    args = p.parse_args()
+    set_threads(args.threads)
+    sys.path.insert(0, ROOT)
+    if args.memory_child:
+        fw, case, batch = args.memory_child
+        return memory_child(fw, case, int(batch), args.backend)
+    meta, rows = run(args)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "latest.json"), "w") as f:
+        json.dump({"meta": meta, "rows": rows}, f, indent=1)
+    md = markdown(meta, rows)
+    with open(os.path.join(args.out, "latest.md"), "w") as f:
+        f.write(md + "\n")
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
