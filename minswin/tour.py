@@ -150,7 +150,7 @@ def _figure_jobs(model, name, img, trace):
     (_, _), s1 = b1.window_shift_for(H1, W1)
     a1 = b1.attn.attention_weights(batch_size=1)           # (1, nW, nH, N, N)
     nWw = (H1 + (-H1) % M) // M
-    centre_window = (nWw // 2) * nWw + nWw // 2            # a window away from the wrap
+    centre_window = ((nWw - 1) // 2) * (nWw + 1)           # central, its tokens do not wrap
     last = model.layers[-1].blocks[-1]
     Hl = dict(trace)[f"layers.{len(model.layers) - 1}.blocks.0"][1]
     al = last.attn.attention_weights(batch_size=1)

@@ -69,7 +69,7 @@ def add_parser(sub):
                         "stage-masks, 2 for index-walk)")
     p.add_argument("--shift", type=int, default=None, help="shift S (default M // 2)")
     p.add_argument("--window-id", type=int, default=None,
-                   help="which window (mask: 1, the explainer's; attention: the centre one)")
+                   help="which window (mask: 1, the explainer's; attention: a central one)")
     p.add_argument("--head", type=int, default=None,
                    help="one attention head (default: the first few)")
     p.add_argument("--stage", type=int, default=1, help="stage 1..4 for bias/attention "
@@ -267,7 +267,9 @@ def _figure(args):
     (Hp, Wp), shift = blk.window_shift_for(H, W)
     attn = blk.attn.attention_weights(batch_size=1)        # (1, nW, nH, N, N)
     nWh, nWw = Hp // M, Wp // M
-    wid = args.window_id if args.window_id is not None else (nWh // 2) * nWw + nWw // 2
+    # default: a central window whose tokens do not wrap round the edges after the roll
+    wid = args.window_id if args.window_id is not None else \
+        ((nWh - 1) // 2) * nWw + (nWw - 1) // 2
     if not 0 <= wid < nWh * nWw:
         raise CliError(f"--window-id: expected 0..{nWh * nWw - 1} ({key} has {nWh * nWw} "
                        f"windows), got {wid}")

@@ -116,8 +116,10 @@ def plot_query_attention(image, attn, map_hw, window, shift=0, window_id=0, quer
     ax = axes[0]
     ax.imshow(img, extent=ext)
     ax.imshow(np.where(inside == 1, np.nan, 0.0), extent=ext, cmap="Greys", vmin=-1, vmax=0,
-              alpha=0.55, interpolation="nearest")
-    ax.set_title(f"input; window {window_id} bright,\nquery token {q} boxed", fontsize=10)
+              alpha=0.4, interpolation="nearest")
+    draw_boundaries(ax, inside, color="yellow", lw=1.5, transform=_token_transform(ax, ph, pw))
+    ax.set_title(f"input; window {window_id} outlined in yellow,\nquery token {q} boxed in cyan",
+                 fontsize=10)
     for ax_ in axes:
         ax_.add_patch(Rectangle((qc * pw, qr * ph), pw, ph, fill=False, ec="cyan", lw=2))
     for k, h in enumerate(heads):

@@ -77,9 +77,10 @@ def plot_hierarchy(model, trace, image=None, name=None):
             if k < H:
                 ax.plot([x, x + W * unit], [y0 + side - k * unit] * 2, color="black", lw=0.6)
         kinds = " / ".join("SW-MSA" if sh != (0, 0) else "W-MSA" for sh in s["shifts"][:2])
+        plural = {k: "s" if s[k] > 1 else "" for k in ("windows", "blocks")}
         label = (f"{s['name']}: {H}x{W}x{C}\n{s['downsampling']}x downsampling\n"
-                 f"{s['windows']} window{'s' if s['windows'] > 1 else ''} of {M}x{M}\n"
-                 f"{s['heads']} heads, {s['blocks']} blocks\n({kinds}"
+                 f"{s['windows']} window{plural['windows']} of {M}x{M}\n"
+                 f"{s['heads']} heads, {s['blocks']} block{plural['blocks']}\n({kinds}"
                  f"{', ...' if s['blocks'] > 2 else ''})")
         ax.text(x + W * unit / 2, -0.35, label, ha="center", va="top", fontsize=9.5)
         how = "patch partition\n+ linear embed" if i == 0 else "patch\nmerging"
