@@ -21,6 +21,7 @@ Sources:
   * an `.npz` file with `x` (N, H, W, 3) (uint8 0..255 or float 0..1) and integer `y` (N,),
     optionally `classes` (K,) strings.
 """
+import functools
 import os
 from typing import NamedTuple
 
@@ -77,23 +78,30 @@ def resize_images(x, size):
         return x.astype(np.float32)
     A_h = _interp_matrix(H, size)                                   # (size, H)
     A_w = _interp_matrix(W, size)                                   # (size, W)
-    out = np.einsum("ih,nhwc,jw->nijc", A_h, x.astype(np.float64), A_w)  # (N, size, size, C)
-    return out.astype(np.float32)
+    t = np.matmul(A_h, x.astype(np.float64).transpose(0, 3, 1, 2))   # (N, C, size, W)
+    out = np.matmul(t, A_w.T)                                       # (N, C, size, size)
+    return out.transpose(0, 2, 3, 1).astype(np.float32)             # (N, size, size, C)
 
 
 # ---------------------------------------------------------------------------- sources
 
+@functools.lru_cache(maxsize=1)
+def _digits_cached():
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    return d.images, d.target, d.target_names
+
+
 def load_digits_raw():
     """scikit-learn's 8x8 digits as (1797, 8, 8, 3) float32 in [0, 1] and labels (1797,)."""
     try:
-        from sklearn.datasets import load_digits
+        images, target, names = _digits_cached()
     except ImportError:
         raise ImportError("data 'digits' needs scikit-learn (bundled, no download): "
                           "pip install 'minswin[data]'") from None
-    d = load_digits()
-    x = (d.images / 16.0).astype(np.float32)                        # (N, 8, 8), 0..16 -> 0..1
+    x = (images / 16.0).astype(np.float32)                          # (N, 8, 8), 0..16 -> 0..1
     x = np.repeat(x[..., None], 3, axis=-1)                         # (N, 8, 8, 3) grey -> RGB
-    return x, d.target.astype(np.int64), tuple(str(c) for c in d.target_names)
+    return x, target.astype(np.int64), tuple(str(c) for c in names)
 
 
 def load_image_folder(root, size):

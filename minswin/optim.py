@@ -20,7 +20,7 @@ for names containing "relative_position_bias_table" or "absolute_pos_embed".
 """
 import math
 
-from .backend import get_xp
+from .backend import get_xp, to_numpy
 
 # as in the official `set_weight_decay`: skip list {'absolute_pos_embed'} and skip keywords
 # {'relative_position_bias_table'}
@@ -137,10 +137,10 @@ class Optimizer:
     def state_dict(self, prefix="optimizer."):
         """Flat dict of arrays, e.g. 'optimizer.exp_avg.head.weight', and the step count.
 
-        The step count is stored as a 0-d int64 array so a checkpoint holds only arrays.
+        The step count is stored as a (1,) int64 array so a checkpoint holds only arrays.
         """
         xp = get_xp(*self.params.values())
-        out = {f"{prefix}step": xp.asarray(self.t, dtype=xp.int64)}
+        out = {f"{prefix}step": xp.asarray([self.t], dtype=xp.int64)}   # (1,)
         for s, arrays in self.state.items():
             for name, a in arrays.items():
                 out[f"{prefix}{s}.{name}"] = a
@@ -152,7 +152,7 @@ class Optimizer:
         if key not in state:
             raise KeyError(f"state: expected key {key!r} (an optimiser state_dict), got keys "
                            f"{sorted(state)[:3]}...")
-        self.t = int(state[key])
+        self.t = int(to_numpy(state[key]).reshape(-1)[0])
         xp = get_xp(*self.params.values())
         for s in self.STATE:
             self.state[s] = {}

@@ -1,11 +1,62 @@
-"""`minswin evaluate` (not written yet)."""
+"""`minswin evaluate CHECKPOINT`: accuracy and confusion matrix of a trained checkpoint.
+
+    minswin evaluate runs/digits/best.safetensors                 # the test split
+    minswin evaluate runs/digits/best.safetensors --split val -o cm.png
+"""
 
 
 def add_parser(sub):
-    p = sub.add_parser("evaluate", help="(not written yet)")
+    p = sub.add_parser(
+        "evaluate", help="accuracy and confusion matrix of a checkpoint from `minswin train`",
+        description="Rebuild the model and the data split recorded in a checkpoint written by "
+                    "`minswin train`, then print the accuracy and the confusion matrix and "
+                    "write the matrix as a PNG.")
+    p.add_argument("checkpoint", help="a .safetensors file written by `minswin train`")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"),
+                   help="which split of the recorded data (default: test)")
+    p.add_argument("--data", default=None,
+                   help="evaluate on other data: 'digits', a class-folder tree or an .npz "
+                        "(with the checkpoint's classes and normalisation)")
+    p.add_argument("-o", "--out", default=None,
+                   help="PNG for the confusion matrix (default: confusion_<split>.png next to "
+                        "the checkpoint)")
+    p.add_argument("--batch-size", type=int, default=256)
     p.set_defaults(func=run)
 
 
 def run(args):
+    import os
+
+    import numpy as np
+
     from . import CliError
-    raise CliError("'evaluate' is not implemented yet")
+    from ..train import (confusion_matrix, evaluate_split, format_confusion, load_data,
+                         make_config, model_from_checkpoint, plot_confusion)
+    if not os.path.exists(args.checkpoint):
+        raise CliError(f"CHECKPOINT: no such file {args.checkpoint!r}")
+    if args.batch_size <= 0:
+        raise CliError(f"--batch-size: expected a positive integer, got {args.batch_size}")
+    if args.out is not None and not args.out.lower().endswith(".png"):
+        raise CliError(f"--out: expected a .png file name, got {args.out!r}")
+    model, meta = model_from_checkpoint(args.checkpoint)
+    cfg = make_config(meta["config"], data=args.data, limit=0)
+    classes = list(meta["classes"])
+    ds = load_data(cfg, model.config.img_size, np.asarray(meta["mean"], np.float32),
+                   np.asarray(meta["std"], np.float32))
+    if len(ds.classes) > len(classes):
+        raise CliError(f"--data: {cfg.data!r} has {len(ds.classes)} classes, the checkpoint "
+                       f"was trained on {len(classes)}")
+    split = getattr(ds, args.split)
+    loss, acc, pred = evaluate_split(model, split, args.batch_size)
+    cm = confusion_matrix(split.y, pred, len(classes))
+    print(f"{args.checkpoint}: {meta.get('kind', '?')} checkpoint, epoch {meta['epoch']}, "
+          f"{cfg.model} on {cfg.data} ({args.split} split, {len(split.y)} images)")
+    print(f"loss {loss:.4f}")
+    print(f"accuracy: {100 * acc:.1f}% ({int(np.trace(cm))}/{len(split.y)})")
+    print("confusion matrix (rows: true class, columns: predicted):")
+    print(format_confusion(cm, classes))
+    out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)),
+                                   f"confusion_{args.split}.png")
+    plot_confusion(cm, classes, out, title=f"{args.split}: {100 * acc:.1f}% correct")
+    print(f"wrote {out}")
+    return 0

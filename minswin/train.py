@@ -1,0 +1,592 @@
+"""Training a Swin from scratch with the hand-written backward: the loop, checkpoints, resume.
+
+One step is four lines, and everything else in this file is bookkeeping around them:
+
+    logits = model.forward(x)                              # (B, K)
+    loss, cache = cross_entropy_forward(logits, y, eps)    # ()
+    model.backward(cross_entropy_backward(1.0, cache))     # fills model.grads
+    optimizer.step(model.grads)                            # updates model.params in place
+
+Reproducibility. Every source of randomness is named by numbers: the weights by `seed`, the
+split by `split_seed`, the order and shifts of batch b in epoch e by (seed, e, b) (see
+`minswin.data`), DropPath by the model's own Generator `model.rng`. A checkpoint stores the
+weights, the optimiser state, the step and `model.rng`'s state, so a run that is stopped
+(`stop_after`, Ctrl-C) and resumed ends with the same weights, bit for bit on NumPy, as a run
+that was never stopped. The learning-rate schedule is a function of the step and of the
+planned number of epochs; to continue a finished run for longer, the schedule changes, so that
+is a new run, not a resume.
+
+Files written to `out`:
+    last.safetensors     after every epoch (and on Ctrl-C): weights, `optimizer.*`, metadata
+    best.safetensors     the epoch with the best validation accuracy (then lowest val loss)
+    history.json         per-epoch metrics, the loss of every step, the config, test results
+    curves.png           loss and accuracy per epoch (matplotlib, Agg)
+"""
+import dataclasses
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from .backend import to_backend, to_numpy
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import batch_slices, epoch_order, load_dataset, train_batch
+from .loss import accuracy_count, cross_entropy_backward, cross_entropy_forward
+from .optim import clip_grad_norm, cosine_lr, create_optimizer
+
+META_KEY = "minswin.train"          # checkpoint metadata key holding the training state (JSON)
+OPT_PREFIX = "optimizer."           # checkpoint keys of the optimiser state
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (and nothing about where files go)."""
+    model: str = "swin_digits"      # a name in minswin.configs.CONFIGS
+    model_overrides: dict = field(default_factory=dict)   # config fields, e.g. embed_dim
+    data: str = "digits"            # "digits", a folder of class folders, or an .npz
+    epochs: int = 30
+    batch_size: int = 64
+    optimizer: str = "adamw"        # "adamw" or "sgd"
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    momentum: float = 0.9           # SGD only
+    warmup_epochs: float = 2.0
+    min_lr: float = 1e-5
+    label_smoothing: float = 0.1
+    clip_grad: float = 5.0          # max global gradient norm; 0 turns clipping off
+    max_shift: int = 2              # random shift augmentation, in input pixels
+    seed: int = 0
+    split_seed: int = 0
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
+    limit: int = 0                  # use only the first `limit` training images (0: all)
+    dtype: str = "float32"
+
+    def as_dict(self):
+        return dataclasses.asdict(self)
+
+
+TRAIN_CONFIGS = {
+    # the default: a two-stage Swin on the digits upsampled to 16x16 (see configs.py)
+    "digits": TrainConfig(),
+    # seconds, for tests and the tutorial's short mode: a tiny model, a few hundred images
+    "digits_tiny": TrainConfig(model="swin_digits",
+                               model_overrides=dict(embed_dim=16, depths=(2, 1),
+                                                    num_heads=(2, 2)),
+                               epochs=2, batch_size=32, lr=1e-2, warmup_epochs=0.5,
+                               limit=256),
+}
+
+# fields that may differ when resuming: they change where the run stops, not what it computes
+RESUME_MAY_CHANGE = ("epochs",)
+
+
+class TrainResult(NamedTuple):
+    test_acc: float                 # accuracy of the best checkpoint on the test split
+    test_loss: float
+    history: dict
+    out: str
+    best_path: str
+    last_path: str
+    model: object                   # the model, holding the best checkpoint's weights
+    config: TrainConfig
+    finished: bool                  # False when stopped early by `stop_after`
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or Inf; the run stopped and the last good checkpoint was kept."""
+
+
+# ---------------------------------------------------------------------------- config
+
+def _field_types():
+    return {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+
+
+def make_config(config="digits", **overrides):
+    """A TrainConfig from a name (or a TrainConfig, or a dict) with fields overridden.
+
+    Overrides that are None are ignored, so CLI flags that were not given change nothing.
+    """
+    if isinstance(config, TrainConfig):
+        base = config
+    elif isinstance(config, dict):
+        base = TrainConfig(**_from_json_config(config))
+    elif config in TRAIN_CONFIGS:
+        base = TRAIN_CONFIGS[config]
+    else:
+        raise ValueError(f"config: expected one of {sorted(TRAIN_CONFIGS)}, got {config!r}")
+    known = set(_field_types())
+    bad = sorted(set(overrides) - known)
+    if bad:
+        raise ValueError(f"overrides: unknown training option(s) {bad}; known: {sorted(known)}")
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if "model_overrides" in changes:
+        given = _from_json_config({"model_overrides": changes["model_overrides"]})
+        changes["model_overrides"] = {**base.model_overrides, **given["model_overrides"]}
+    cfg = dataclasses.replace(base, **changes)
+    _check_config(cfg)
+    return cfg
+
+
+def _from_json_config(d):
+    """A config dict read back from JSON: lists -> tuples inside model_overrides."""
+    d = dict(d)
+    d["model_overrides"] = {k: tuple(v) if isinstance(v, list) else v
+                            for k, v in d.get("model_overrides", {}).items()}
+    return d
+
+
+def _check_config(c):
+    for name in ("epochs", "batch_size"):
+        v = getattr(c, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+    for name in ("lr", "weight_decay", "min_lr", "label_smoothing", "clip_grad",
+                 "warmup_epochs", "momentum"):
+        v = getattr(c, name)
+        if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise ValueError(f"{name}: expected a finite number >= 0, got {v!r}")
+    if c.lr == 0:
+        raise ValueError("lr: expected a learning rate > 0, got 0")
+    if c.warmup_epochs > c.epochs:
+        raise ValueError(f"warmup_epochs: expected at most epochs ({c.epochs}), got "
+                         f"{c.warmup_epochs}")
+    if c.optimizer not in ("adamw", "sgd"):
+        raise ValueError(f"optimizer: expected 'adamw' or 'sgd', got {c.optimizer!r}")
+    if c.dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype: expected 'float32' or 'float64', got {c.dtype!r}")
+    if not isinstance(c.max_shift, int) or c.max_shift < 0:
+        raise ValueError(f"max_shift: expected an integer >= 0, got {c.max_shift!r}")
+    if not isinstance(c.limit, int) or c.limit < 0:
+        raise ValueError(f"limit: expected an integer >= 0 (0 = all), got {c.limit!r}")
+
+
+# ---------------------------------------------------------------------------- building
+
+def build_model(cfg, num_classes):
+    """The model a config describes (weights drawn from `cfg.seed`)."""
+    from .model import create_model
+    return create_model(cfg.model, num_classes=num_classes, seed=cfg.seed, dtype=cfg.dtype,
+                        **cfg.model_overrides)
+
+
+def build_optimizer(cfg, model):
+    if cfg.optimizer == "sgd":
+        return create_optimizer("sgd", model.params, lr=cfg.lr, momentum=cfg.momentum,
+                                weight_decay=cfg.weight_decay, nesterov=True)
+    return create_optimizer("adamw", model.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def lr_at(cfg, step, steps_per_epoch):
+    """The learning rate of update `step` (0-based): warm-up then cosine, counted in steps."""
+    total = cfg.epochs * steps_per_epoch
+    warmup = min(int(round(cfg.warmup_epochs * steps_per_epoch)), total)
+    return cosine_lr(step, base_lr=cfg.lr, total_steps=total, warmup_steps=warmup,
+                     min_lr=min(cfg.min_lr, cfg.lr))
+
+
+def load_data(cfg, img_size, mean=None, std=None):
+    ds = load_dataset(cfg.data, img_size, split_seed=cfg.split_seed,
+                      val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction,
+                      mean=mean, std=std)
+    if cfg.limit:
+        ds = ds._replace(train=ds.train._replace(x=ds.train.x[:cfg.limit],
+                                                 y=ds.train.y[:cfg.limit]))
+    return ds
+
+
+# ---------------------------------------------------------------------------- one step
+
+def train_step(model, optimizer, x, y, *, lr, label_smoothing, clip_grad, loss_fn=None):
+    """Forward, loss, backward, (clip), update. Returns (loss, correct) as 0-d arrays, or
+    (loss, None) without touching the weights when the loss is not finite."""
+    model.zero_grad()
+    logits = model.forward(x)                                       # (B, K)
+    loss, cache = (loss_fn or cross_entropy_forward)(logits, y, label_smoothing)   # ()
+    if not math.isfinite(float(to_numpy(loss))):                   # one sync per step
+        return loss, None
+    model.backward(cross_entropy_backward(1.0, cache))              # fills model.grads
+    if clip_grad:
+        clip_grad_norm(model.grads, clip_grad)
+    optimizer.lr = lr
+    optimizer.step(model.grads)                                     # params change in place
+    return loss, accuracy_count(logits, y)
+
+
+def evaluate_split(model, split, batch_size=256):
+    """(mean loss, accuracy, predictions) of `model` in eval mode on a data split."""
+    model.eval()
+    xp = model.xp
+    total, correct, preds = 0.0, 0, []
+    for start, stop in batch_slices(len(split.y), batch_size):
+        x = to_backend(split.x[start:stop].astype(model.dtype), xp)  # (b, H, W, 3)
+        y = to_backend(split.y[start:stop], xp)                       # (b,)
+        logits = model.forward(x)                                     # (b, K)
+        loss, _ = cross_entropy_forward(logits, y)
+        total += float(to_numpy(loss)) * (stop - start)
+        pred = to_numpy(logits.argmax(axis=-1))
+        correct += int((pred == split.y[start:stop]).sum())
+        preds.append(pred)
+    n = max(len(split.y), 1)
+    preds = np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
+    return total / n, correct / n, preds
+
+
+def confusion_matrix(y_true, y_pred, num_classes):
+    """(K, K) counts: row = true class, column = predicted class."""
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(cm, (y_true, y_pred), 1)
+    return cm
+
+
+# ---------------------------------------------------------------------------- checkpoints
+
+def save_training_checkpoint(path, model, optimizer, meta):
+    """Weights (official keys) + optimiser state (`optimizer.*`) + JSON metadata, atomically.
+
+    Written to a temporary file first and renamed, so an interrupted write never leaves a
+    half-written checkpoint in place of the last good one.
+    """
+    state = {k: v for k, v in model.state_dict().items()}
+    state.update(optimizer.state_dict(prefix=OPT_PREFIX))
+    tmp = path + ".tmp.safetensors"
+    save_checkpoint(tmp, state, {META_KEY: json.dumps(meta)})
+    os.replace(tmp, path)
+
+
+def read_training_checkpoint(path):
+    """(model state, optimiser state, meta) from a checkpoint written by `minswin train`."""
+    state, metadata = load_checkpoint(path, with_metadata=True)
+    if META_KEY not in (metadata or {}):
+        raise ValueError(f"checkpoint: {path!r} has no {META_KEY!r} metadata; expected a file "
+                         "written by `minswin train` (plain weights cannot be resumed)")
+    meta = json.loads(metadata[META_KEY])
+    model_state = {k: v for k, v in state.items() if not k.startswith(OPT_PREFIX)}
+    opt_state = {k: v for k, v in state.items() if k.startswith(OPT_PREFIX)}
+    return model_state, opt_state, meta
+
+
+def model_from_checkpoint(path):
+    """(model with the checkpoint's weights, meta) for evaluation."""
+    model_state, _, meta = read_training_checkpoint(path)
+    cfg = make_config(meta["config"])
+    model = build_model(cfg, len(meta["classes"]))
+    model.load_state_dict(model_state, strict=True)
+    return model, meta
+
+
+def _rng_state_to_json(rng):
+    return rng.bit_generator.state                 # a dict of ints and strings: JSON-safe
+
+
+def _restore_rng(rng, state):
+    rng.bit_generator.state = state
+
+
+# ---------------------------------------------------------------------------- plots, files
+
+def plot_history(history, path):
+    """Loss and accuracy per epoch (train and val) as a PNG; matplotlib Agg, no window."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    ep = [e["epoch"] for e in history["epochs"]]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    ax1.plot(ep, [e["train_loss"] for e in history["epochs"]], "o-", label="train")
+    ax1.plot(ep, [e["val_loss"] for e in history["epochs"]], "s-", label="val")
+    ax1.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    ax2.plot(ep, [100 * e["train_acc"] for e in history["epochs"]], "o-", label="train")
+    ax2.plot(ep, [100 * e["val_acc"] for e in history["epochs"]], "s-", label="val")
+    ax2.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_confusion(cm, classes, path, title="confusion matrix"):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    K = len(classes)
+    fig, ax = plt.subplots(figsize=(0.5 * K + 2.5, 0.5 * K + 2))
+    im = ax.imshow(cm, cmap="Blues")
+    for i in range(K):
+        for j in range(K):
+            if cm[i, j]:
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if cm[i, j] > cm.max() / 2 else "black")
+    ax.set(xticks=range(K), yticks=range(K), xticklabels=classes, yticklabels=classes,
+           xlabel="predicted", ylabel="true", title=title)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def format_confusion(cm, classes):
+    """The confusion matrix as a text table (rows true, columns predicted)."""
+    w = max(4, max(len(str(c)) for c in classes) + 1, len(str(cm.max())) + 1)
+    head = "true\\pred".ljust(10) + "".join(str(c).rjust(w) for c in classes)
+    rows = [str(c).ljust(10) + "".join(str(v).rjust(w) for v in row)
+            for c, row in zip(classes, cm)]
+    return "\n".join([head] + rows)
+
+
+def _write_json(path, obj):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------- Ctrl-C
+
+class _StopFlag:
+    """SIGINT sets a flag the loop reads between steps, so a checkpoint is never written in
+    the middle of an update; a second Ctrl-C interrupts at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        try:
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        except ValueError:          # not the main thread: Ctrl-C cannot be caught here
+            self._old = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False
+
+
+# ---------------------------------------------------------------------------- the run
+
+def _resolve(config, resume, overrides):
+    """(TrainConfig, checkpoint contents or None) for a new run or a resume."""
+    if resume is None:
+        return make_config(config, **overrides), None
+    model_state, opt_state, meta = read_training_checkpoint(resume)
+    saved = make_config(meta["config"])
+    given = make_config(saved, **overrides)
+    for name in _field_types():
+        if name not in RESUME_MAY_CHANGE and getattr(given, name) != getattr(saved, name):
+            raise ValueError(f"{name}: cannot change when resuming (the checkpoint was trained "
+                             f"with {getattr(saved, name)!r}, got {getattr(given, name)!r})")
+    if given.epochs < meta["epoch"]:
+        raise ValueError(f"epochs: the checkpoint has already done {meta['epoch']} epochs, got "
+                         f"epochs={given.epochs}")
+    return given, (model_state, opt_state, meta)
+
+
+def train(config="digits", *, out="runs/digits", resume=None, stop_after=None, progress=True,
+          plots=True, log=print, threads=1, loss_fn=None, **overrides):
+    """Train a Swin on images and test it; see the module docstring for the files written.
+
+    config: a name in TRAIN_CONFIGS ("digits" by default), a TrainConfig or a dict; any
+    TrainConfig field may be overridden by keyword (e.g. epochs=5, lr=1e-3, model="swin_micro",
+    model_overrides=dict(embed_dim=32)). resume: a `last.safetensors` to continue from (the
+    config comes from the checkpoint; only `epochs` may change). stop_after: end this call
+    after that many epochs (the schedule still follows `epochs`), e.g. to split a run in two.
+    progress: show a tqdm bar; plots: write curves.png; log: where the text lines go.
+    threads: BLAS threads during the run (None: leave as is). One is the default because the
+    matrices of a small Swin are too small to share out, and on a busy machine a second BLAS
+    thread that waits for a core slows every matmul down several times (measured: 2 s vs
+    10 s per digits epoch on 2 shared cores).
+    loss_fn: replaces `cross_entropy_forward` (for tests that inject a failure).
+    Returns a TrainResult; raises TrainingDiverged on a NaN/Inf loss, KeyboardInterrupt after
+    saving `last.safetensors` on Ctrl-C.
+    """
+    with blas_threads(threads):
+        return _train(config, out, resume, stop_after, progress, plots, log, loss_fn, overrides)
+
+
+def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, overrides):
+    t_start = time.perf_counter()
+    cfg, ckpt = _resolve(config, resume, overrides)
+    meta_in = ckpt[2] if ckpt else None
+    mean = np.asarray(meta_in["mean"], np.float32) if ckpt else None
+    std = np.asarray(meta_in["std"], np.float32) if ckpt else None
+
+    from .configs import get_config
+    img_size = get_config(cfg.model, **cfg.model_overrides).img_size
+    ds = load_data(cfg, img_size, mean, std)
+    K = len(ds.classes)
+    model = build_model(cfg, K)
+    optimizer = build_optimizer(cfg, model)
+    xp = model.xp
+    fill = -ds.mean / ds.std                       # a black pixel after normalisation (3,)
+    slices = batch_slices(len(ds.train.y), cfg.batch_size)
+    steps_per_epoch = len(slices)
+
+    os.makedirs(out, exist_ok=True)
+    last_path, best_path = os.path.join(out, "last.safetensors"), \
+        os.path.join(out, "best.safetensors")
+    # the state of the run: where it is, what it has seen, what it has kept
+    run = dict(epoch=0, batch=0, step=0, sums=[0.0, 0, 0], best=None, best_epoch=None,
+               history={"epochs": [], "step_loss": []}, time_s=0.0)
+    if ckpt:
+        model_state, opt_state, meta_in = ckpt
+        model.load_state_dict(model_state, strict=True)
+        optimizer.load_state_dict(opt_state, prefix=OPT_PREFIX)
+        _restore_rng(model.rng, meta_in["model_rng"])
+        run.update({k: meta_in[k] for k in run})
+        if os.path.abspath(resume) != os.path.abspath(last_path) and os.path.exists(last_path):
+            log(f"note: resuming from {resume}; {last_path} will be overwritten")
+        log(f"resumed from {resume}: epoch {run['epoch']}, batch {run['batch']}, "
+            f"step {run['step']}")
+
+    def meta(kind):
+        return dict(kind=kind, config=cfg.as_dict(), model_config=model.config.as_dict(),
+                    classes=list(ds.classes), mean=ds.mean.tolist(), std=ds.std.tolist(),
+                    model_rng=_rng_state_to_json(model.rng), **run)
+
+    log(f"training {cfg.model} ({model.num_params():,} parameters, {cfg.dtype}) on "
+        f"{cfg.data}: {len(ds.train.y)} train / {len(ds.val.y)} val / {len(ds.test.y)} test "
+        f"images of {img_size}x{img_size}, {K} classes; {cfg.epochs} epochs of "
+        f"{steps_per_epoch} steps, batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g}")
+
+    end_epoch = cfg.epochs if stop_after is None else min(cfg.epochs,
+                                                          run["epoch"] + int(stop_after))
+    with _StopFlag() as stop:
+        while run["epoch"] < end_epoch:
+            e = run["epoch"]
+            t_epoch = time.perf_counter()
+            model.train()
+            order = epoch_order(len(ds.train.y), cfg.seed, e)
+            bar = _progress(progress, steps_per_epoch, run["batch"], f"epoch {e + 1}/{cfg.epochs}")
+            for b in range(run["batch"], steps_per_epoch):
+                x, y = train_batch(ds.train, order, *slices[b], seed=cfg.seed, epoch=e, batch=b,
+                                   max_shift=cfg.max_shift, fill=fill)
+                x = to_backend(x.astype(cfg.dtype), xp)              # (b, H, W, 3)
+                y = to_backend(y, xp)                                # (b,)
+                lr = lr_at(cfg, run["step"], steps_per_epoch)
+                loss, correct = train_step(model, optimizer, x, y, lr=lr,
+                                           label_smoothing=cfg.label_smoothing,
+                                           clip_grad=cfg.clip_grad, loss_fn=loss_fn)
+                loss_value = float(to_numpy(loss))
+                if correct is None:
+                    if bar is not None:
+                        bar.close()
+                    _write_json(os.path.join(out, "history.json"),
+                                {"config": cfg.as_dict(), **run["history"], "diverged": True})
+                    kept = (f"the last good checkpoint {last_path} was kept (not overwritten)"
+                            if os.path.exists(last_path) else "no checkpoint had been written yet")
+                    raise TrainingDiverged(
+                        f"loss is {loss_value} at epoch {e + 1}, batch {b + 1}, step "
+                        f"{run['step'] + 1} (lr {lr:.3g}); training stopped and {kept}. Try a "
+                        f"smaller lr (--lr) or gradient clipping (--clip-grad)")
+                n = int(y.shape[0])
+                run["sums"][0] += loss_value * n
+                run["sums"][1] += int(to_numpy(correct))
+                run["sums"][2] += n
+                run["history"]["step_loss"].append(loss_value)
+                run["step"] += 1
+                run["batch"] = b + 1
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{run['sums'][0] / run['sums'][2]:.4f}",
+                                    acc=f"{100 * run['sums'][1] / run['sums'][2]:.1f}%",
+                                    lr=f"{lr:.2e}")
+                if stop.requested:
+                    if bar is not None:
+                        bar.close()
+                    run["time_s"] += time.perf_counter() - t_epoch
+                    save_training_checkpoint(last_path, model, optimizer, meta("interrupted"))
+                    log(f"\ninterrupted: saved {last_path} (epoch {e + 1}, batch {b + 1}); "
+                        f"continue with: minswin train --resume {last_path} --out {out}")
+                    raise KeyboardInterrupt
+            if bar is not None:
+                bar.close()
+            train_loss = run["sums"][0] / max(run["sums"][2], 1)
+            train_acc = run["sums"][1] / max(run["sums"][2], 1)
+            val_loss, val_acc, _ = evaluate_split(model, ds.val)
+            run["time_s"] += time.perf_counter() - t_epoch
+            run["history"]["epochs"].append(dict(
+                epoch=e + 1, lr=lr_at(cfg, max(run["step"] - 1, 0), steps_per_epoch),
+                train_loss=train_loss, train_acc=train_acc, val_loss=val_loss, val_acc=val_acc,
+                time_s=run["time_s"]))
+            run.update(epoch=e + 1, batch=0, sums=[0.0, 0, 0])
+            improved = run["best"] is None or (val_acc, -val_loss) > tuple(run["best"])
+            if improved:
+                run["best"], run["best_epoch"] = [val_acc, -val_loss], e + 1
+            save_training_checkpoint(last_path, model, optimizer, meta("last"))
+            if improved:
+                save_training_checkpoint(best_path, model, optimizer, meta("best"))
+            log(f"epoch {e + 1:3d}/{cfg.epochs}  lr {run['history']['epochs'][-1]['lr']:.2e}  "
+                f"train loss {train_loss:.4f} acc {100 * train_acc:5.1f}%  val loss "
+                f"{val_loss:.4f} acc {100 * val_acc:5.1f}%  {run['time_s']:6.1f}s"
+                + ("  *best" if improved else ""))
+
+    history = {"config": cfg.as_dict(), "model_config": model.config.as_dict(),
+               "num_params": model.num_params(), **run["history"],
+               "train_time_s": run["time_s"], "best_epoch": run["best_epoch"]}
+    finished = run["epoch"] >= cfg.epochs
+    test_loss = test_acc = float("nan")
+    if finished:
+        last_test_loss, last_test_acc, _ = evaluate_split(model, ds.test)
+        best_state, _, _ = read_training_checkpoint(best_path)
+        model.load_state_dict(best_state, strict=True)
+        test_loss, test_acc, _ = evaluate_split(model, ds.test)
+        history.update(test_loss=test_loss, test_acc=test_acc, last_test_acc=last_test_acc,
+                       last_test_loss=last_test_loss,
+                       wall_time_s=time.perf_counter() - t_start)
+    _write_json(os.path.join(out, "history.json"), history)
+    if plots and history["epochs"]:
+        plot_history(history, os.path.join(out, "curves.png"))
+    if finished:
+        log(f"best epoch {run['best_epoch']} (val acc {100 * run['best'][0]:.1f}%), last epoch "
+            f"test acc {100 * last_test_acc:.1f}%; training time {run['time_s']:.1f}s; "
+            f"files in {out}")
+        log(f"test accuracy: {100 * test_acc:.1f}%")
+    else:
+        log(f"stopped after epoch {run['epoch']} of {cfg.epochs}; continue with: "
+            f"minswin train --resume {last_path} --out {out}")
+    return TrainResult(test_acc, test_loss, history, out, best_path, last_path, model, cfg,
+                       finished)
+
+
+class blas_threads:
+    """Limit BLAS threads with threadpoolctl (it comes with scikit-learn) inside a `with`;
+    without threadpoolctl, or with n=None, change nothing."""
+
+    def __init__(self, n):
+        self.n, self.ctx = n, None
+
+    def __enter__(self):
+        if self.n is None:
+            return self
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            return self
+        self.ctx = threadpool_limits(limits=self.n, user_api="blas")
+        return self
+
+    def __exit__(self, *exc):
+        if self.ctx is not None:
+            self.ctx.__exit__(*exc)
+        return False
+
+
+def _progress(enabled, total, initial, desc):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, initial=initial, desc=desc, leave=False, dynamic_ncols=True)
