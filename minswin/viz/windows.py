@@ -74,6 +74,6 @@ def plot_window_partition(size=8, window=4, shift=None, image=None, patch=None):
     axes[1].set_title(f"block l+1 (SW-MSA): grid moved by S={S}\n"
                       f"{pieces(H, W, M, S)} pieces, still {nW} windows after the cyclic shift")
     what = "image" if image is not None else "map"
-    fig.suptitle(f"Window partition of a {H}x{W}-token {what}, M={M}: "
+    fig.suptitle(f"Window partition of the {H}x{W}-token {what}, M={M}: "
                  "colour = the window a token is attended in", fontsize=12)
     return fig
