@@ -66,6 +66,7 @@ class TrainConfig:
     test_fraction: float = 0.2
     limit: int = 0                  # use only the first `limit` training images (0: all)
     dtype: str = "float32"
+    init: str = "lecun"             # "official" (std .02) or "lecun" (see `rescale_init`)
 
     def as_dict(self):
         return dataclasses.asdict(self)
@@ -78,7 +79,7 @@ TRAIN_CONFIGS = {
     "digits_tiny": TrainConfig(model="swin_digits",
                                model_overrides=dict(embed_dim=16, depths=(2, 1),
                                                     num_heads=(2, 2)),
-                               epochs=2, batch_size=32, lr=1e-2, warmup_epochs=0.5,
+                               epochs=2, batch_size=32, lr=5e-3, warmup_epochs=0.5,
                                limit=256),
 }
 
@@ -154,11 +155,10 @@ def _check_config(c):
             raise ValueError(f"{name}: expected a finite number >= 0, got {v!r}")
     if c.lr == 0:
         raise ValueError("lr: expected a learning rate > 0, got 0")
-    if c.warmup_epochs > c.epochs:
-        raise ValueError(f"warmup_epochs: expected at most epochs ({c.epochs}), got "
-                         f"{c.warmup_epochs}")
     if c.optimizer not in ("adamw", "sgd"):
         raise ValueError(f"optimizer: expected 'adamw' or 'sgd', got {c.optimizer!r}")
+    if c.init not in INITS:
+        raise ValueError(f"init: expected one of {INITS}, got {c.init!r}")
     if c.dtype not in ("float32", "float64"):
         raise ValueError(f"dtype: expected 'float32' or 'float64', got {c.dtype!r}")
     if not isinstance(c.max_shift, int) or c.max_shift < 0:
@@ -169,11 +169,33 @@ def _check_config(c):
 
 # ---------------------------------------------------------------------------- building
 
+INITS = ("official", "lecun")
+BLOCK_LINEARS = (".attn.qkv.weight", ".attn.proj.weight", ".mlp.fc1.weight", ".mlp.fc2.weight")
+
+
+def rescale_init(model):
+    """Rescale the block linears from the official N(0, 0.02^2) to N(0, 1/fan_in) (LeCun).
+
+    The official std .02 was chosen for widths of 96 and more. At width 32 it makes every
+    attention and MLP branch add only about 1% to the residual stream at first, so the network
+    starts as little more than a mean of pixel embeddings and the loss stays near log(10) for
+    several epochs. With std 1/sqrt(fan_in) (0.18 at width 32) the branches matter from step
+    one; on the digits this reached 70% validation accuracy in 3 epochs instead of 30%.
+    Multiplying the official draw keeps the same random numbers, so seeds still mean the same.
+    """
+    for k, p in model.params.items():
+        if k.endswith(BLOCK_LINEARS):
+            p *= (1.0 / math.sqrt(p.shape[1])) / 0.02        # (Cout, Cin): fan_in = Cin
+
+
 def build_model(cfg, num_classes):
-    """The model a config describes (weights drawn from `cfg.seed`)."""
+    """The model a config describes (weights drawn from `cfg.seed`, then `cfg.init`)."""
     from .model import create_model
-    return create_model(cfg.model, num_classes=num_classes, seed=cfg.seed, dtype=cfg.dtype,
-                        **cfg.model_overrides)
+    model = create_model(cfg.model, num_classes=num_classes, seed=cfg.seed, dtype=cfg.dtype,
+                         **cfg.model_overrides)
+    if cfg.init == "lecun":
+        rescale_init(model)
+    return model
 
 
 def build_optimizer(cfg, model):
@@ -184,7 +206,9 @@ def build_optimizer(cfg, model):
 
 
 def lr_at(cfg, step, steps_per_epoch):
-    """The learning rate of update `step` (0-based): warm-up then cosine, counted in steps."""
+    """The learning rate of update `step` (0-based): warm-up then cosine, counted in steps.
+
+    A warm-up longer than the run is cut to the run (then the whole run warms up)."""
     total = cfg.epochs * steps_per_epoch
     warmup = min(int(round(cfg.warmup_epochs * steps_per_epoch)), total)
     return cosine_lr(step, base_lr=cfg.lr, total_steps=total, warmup_steps=warmup,
@@ -541,9 +565,13 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, overr
     test_loss = test_acc = float("nan")
     if finished:
         last_test_loss, last_test_acc, _ = evaluate_split(model, ds.test)
-        best_state, _, _ = read_training_checkpoint(best_path)
-        model.load_state_dict(best_state, strict=True)
-        test_loss, test_acc, _ = evaluate_split(model, ds.test)
+        if os.path.exists(best_path):
+            best_state, _, _ = read_training_checkpoint(best_path)
+            model.load_state_dict(best_state, strict=True)
+            test_loss, test_acc, _ = evaluate_split(model, ds.test)
+        else:                       # resumed into a new folder and never improved there
+            log(f"note: no {best_path}; testing the last weights")
+            test_loss, test_acc = last_test_loss, last_test_acc
         history.update(test_loss=test_loss, test_acc=test_acc, last_test_acc=last_test_acc,
                        last_test_loss=last_test_loss,
                        wall_time_s=time.perf_counter() - t_start)

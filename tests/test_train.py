@@ -69,6 +69,20 @@ def test_prints_test_accuracy_and_epoch_lines(tmp_path):
     assert any(s.startswith("epoch   1/1") for s in lines)
 
 
+def test_rescale_init_multiplies_only_block_linears():
+    cfg = T.make_config("digits_tiny", init="official")
+    official = T.build_model(cfg, 10)
+    lecun = T.build_model(T.make_config("digits_tiny"), 10)
+    for k, p in official.params.items():
+        q = lecun.params[k]
+        if k.endswith(T.BLOCK_LINEARS):
+            np.testing.assert_allclose(q, p / (0.02 * np.sqrt(p.shape[1])), rtol=1e-6)
+        else:
+            assert np.array_equal(p, q), k
+    with pytest.raises(ValueError, match="init: expected one of"):
+        T.make_config("digits", init="xavier")
+
+
 # ---------------------------------------------------------------------------- determinism
 
 def test_same_seed_same_curve_bit_for_bit(tmp_path):

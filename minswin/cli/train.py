@@ -21,7 +21,7 @@ def add_parser(sub):
         "train", help="train a small Swin from scratch on the digits or your own images",
         description="Train a Swin from scratch with the hand-written backward pass. With no "
                     "options: the 'digits' config (scikit-learn's 8x8 digits, no download). "
-                    "Ends by printing 'test accuracy: NN.N%%'. Writes last/best checkpoints "
+                    "Ends by printing 'test accuracy: NN.N%'. Writes last/best checkpoints "
                     "(.safetensors, with the optimiser state), history.json and curves.png.")
     p.add_argument("--config", default=None, choices=sorted(TRAIN_CONFIGS),
                    help="training config by name (default: digits)")
@@ -39,6 +39,8 @@ def add_parser(sub):
     g.add_argument("--window-size", type=int, default=None)
     g.add_argument("--drop-path-rate", type=float, default=None)
     g.add_argument("--dtype", default=None, choices=("float32", "float64"))
+    g.add_argument("--init", default=None, choices=("lecun", "official"),
+                   help="block linears: std 1/sqrt(fan_in) (default) or the official .02")
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int, default=None)
     o.add_argument("--batch-size", type=int, default=None)
@@ -72,7 +74,7 @@ MODEL_FLAGS = ("img_size", "patch_size", "embed_dim", "depths", "num_heads", "wi
                "drop_path_rate")
 TRAIN_FLAGS = ("data", "model", "dtype", "epochs", "batch_size", "optimizer", "lr",
                "weight_decay", "warmup_epochs", "min_lr", "label_smoothing", "clip_grad",
-               "max_shift", "seed", "limit")
+               "max_shift", "seed", "limit", "init")
 
 
 def run(args):
