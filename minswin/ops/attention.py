@@ -80,7 +80,8 @@ def window_attention_forward(x, qkv_weight, qkv_bias, proj_weight, proj_bias,
     qkv, qkv_cache = linear_forward(x, qkv_weight, qkv_bias)   # (B_, N, 3C)
     q, k, v = split_heads(qkv, nH)                         # (B_, nH, N, d) each
     q = q * scale                                          # (B_, nH, N, d)
-    k = xp.ascontiguousarray(k)
+    k = xp.ascontiguousarray(k)                            # contiguous copies: faster
+    v = xp.ascontiguousarray(v)                            # matmuls, and qkv can be freed
     s = xp.matmul(q, k.transpose(0, 1, 3, 2))              # (B_, nH, N, N)
     if bias is not None:
         s += bias                                          # broadcast over windows

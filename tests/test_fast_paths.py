@@ -1,0 +1,62 @@
+"""Every fast path against its plain, readable twin."""
+import numpy as np
+import pytest
+
+from minswin.ops.gelu import gelu_backward, gelu_forward, normal_cdf, normal_cdf_fast
+from minswin.ops.linear import linear_backward, linear_forward
+from minswin.ops.mlp import mlp_backward, mlp_forward
+
+EPS32 = float(np.finfo(np.float32).eps)
+
+
+def test_fast_normal_cdf_is_float32_round_off_over_the_real_line():
+    x = np.linspace(-14, 14, 400_001).astype(np.float32)   # many chunks, both tails
+    fast = normal_cdf_fast(x).astype(np.float64)
+    exact = normal_cdf(x.astype(np.float64))
+    assert np.abs(fast - exact).max() < 4 * EPS32
+    # GELU = x Phi(x): within 2 float32 ulps of |x| everywhere (scipy's float32 erf: ~1)
+    err = np.abs(x * fast - x * exact) / np.maximum(np.abs(x), 1e-30)
+    assert err.max() < 2.5 * EPS32
+    assert normal_cdf_fast(np.zeros(3, np.float32)).tolist() == [0.5, 0.5, 0.5]
+
+
+def test_fast_normal_cdf_keeps_shape_and_dtype(rng):
+    x = rng.standard_normal((3, 5, 7)).astype(np.float32)
+    y = normal_cdf_fast(x)
+    assert y.shape == x.shape and y.dtype == np.float32
+    np.testing.assert_allclose(y, normal_cdf(x.astype(np.float64)), atol=4 * EPS32)
+
+
+def test_float32_gelu_forward_backward_match_float64(rng):
+    x = (rng.standard_normal((64, 33)) * 3).astype(np.float32)
+    d = rng.standard_normal((64, 33)).astype(np.float32)
+    y32, c32 = gelu_forward(x)
+    y64, c64 = gelu_forward(x.astype(np.float64))
+    assert y32.dtype == np.float32
+    np.testing.assert_allclose(y32, y64, rtol=0, atol=8 * EPS32)
+    np.testing.assert_allclose(gelu_backward(d, c32), gelu_backward(d.astype(np.float64), c64),
+                               rtol=0, atol=32 * EPS32)
+
+
+def test_mlp_rebuilt_hidden_equals_a_plain_composition(rng):
+    """mlp_backward rebuilds fc2's input instead of caching it: same gradients as the chain."""
+    x, w1, b1 = rng.standard_normal((5, 4)), rng.standard_normal((8, 4)), rng.standard_normal(8)
+    w2, b2 = rng.standard_normal((4, 8)), rng.standard_normal(4)
+    d = rng.standard_normal((5, 4))
+    out, cache = mlp_forward(x, w1, b1, w2, b2)
+    assert cache.fc2.x is None
+    h, c1 = linear_forward(x, w1, b1)
+    g, cg = gelu_forward(h)
+    ref, c2 = linear_forward(g, w2, b2)
+    np.testing.assert_array_equal(out, ref)
+    dg, dw2, db2 = linear_backward(d, c2)
+    dx, dw1, db1 = linear_backward(gelu_backward(dg, cg), c1)
+    for a, b in zip(mlp_backward(d, cache), (dx, dw1, db1, dw2, db2)):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (2, 3, 4, 5)])
+def test_linear_two_d_gemm_equals_broadcast_matmul(rng, shape):
+    x, w, b = rng.standard_normal(shape), rng.standard_normal((6, shape[-1])), rng.standard_normal(6)
+    out, _ = linear_forward(x, w, b)
+    np.testing.assert_allclose(out, np.matmul(x, w.T) + b, rtol=1e-13)
