@@ -69,8 +69,8 @@ CONFIGS = {
     # `minswin train` default: the 8x8 digits upsampled to 16x16, patch 2 -> 8x8 tokens,
     # 4x4 windows (shifted by 2), then 4x4 tokens in one window; see
     # benchmarks/results/train_digits.md
-    "swin_digits": dict(img_size=16, patch_size=2, embed_dim=32, depths=(2, 2),
-                        num_heads=(2, 4), window_size=4, drop_path_rate=0.1),
+    "swin_digits": dict(img_size=16, patch_size=2, embed_dim=48, depths=(2, 2),
+                        num_heads=(3, 6), window_size=4, drop_path_rate=0.1),
 }
 
 

@@ -45,7 +45,7 @@ def test_tiny_run_reduces_the_loss_and_writes_everything(tmp_path):
     model = T.build_model(T.TRAIN_CONFIGS["digits_tiny"], 10)
     before, _, _ = T.evaluate_split(model, ds.train)
     r = _run(tmp_path, "a", epochs=3, plots=True)
-    after, _, _ = T.evaluate_split(r.model, ds.train)     # best weights, same images
+    after, _, _ = T.evaluate_split(r.model, ds.train)     # final weights, same images
     assert after < before - 0.1, (before, after)
     losses = r.history["step_loss"]
     assert np.mean(losses[-4:]) < np.mean(losses[:4])
