@@ -29,25 +29,17 @@
 # instead of 224×224 so that it finishes in a few seconds.
 
 # %%
-import importlib
 import os
 import tempfile
 
 import numpy as np
 
 import minswin
+from minswin.viz import plot_hierarchy
 
 SMALL = os.environ.get("MINSWIN_SMALL") == "1"
 FIGURES = os.environ.get("MINSWIN_FIGURES") or tempfile.mkdtemp(prefix="minswin-figures-")
 os.makedirs(FIGURES, exist_ok=True)
-
-
-def viz(module, function):
-    """A figure function of minswin.viz, or None if this version does not have it."""
-    try:
-        return getattr(importlib.import_module(f"minswin.viz.{module}"), function)
-    except (ImportError, AttributeError):
-        return None
 
 
 def save(fig, name):
@@ -126,8 +118,7 @@ print(f"Swin-T stage 1: {swin_tokens} tokens, {cfg.window_size ** 2} keys per qu
 print(f"global attention over the same 3136 tokens would need {swin_tokens ** 2:,}")
 
 # %%
-plot_hierarchy = viz("hierarchy", "plot_hierarchy")
-if plot_hierarchy is not None and not SMALL:
+if not SMALL:
     save(plot_hierarchy(model, trace), "01_hierarchy.png")
 
 # %% [markdown]

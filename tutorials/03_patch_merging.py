@@ -18,7 +18,6 @@
 # We first do it by hand on a 4×4 single-channel map, then run the real layer.
 
 # %%
-import importlib
 import os
 import tempfile
 
@@ -30,18 +29,11 @@ from minswin.gradcheck import check_op
 from minswin.layers import PatchMerging
 from minswin.ops.layernorm import layernorm_forward
 from minswin.ops.patch_merging import merge_2x2, patch_merging_backward, patch_merging_forward
+from minswin.viz import plot_patch_merging
 
 FIGURES = os.environ.get("MINSWIN_FIGURES") or tempfile.mkdtemp(prefix="minswin-figures-")
 os.makedirs(FIGURES, exist_ok=True)
 g = rng(0)
-
-
-def viz(module, function):
-    """A figure function of minswin.viz, or None if this version does not have it."""
-    try:
-        return getattr(importlib.import_module(f"minswin.viz.{module}"), function)
-    except (ImportError, AttributeError):
-        return None
 
 
 # %% [markdown]
@@ -83,10 +75,8 @@ print("after the Linear 4 -> 2:", out.shape, " by hand == minswin:",
       np.allclose(out, out_hand, rtol=0, atol=1e-14))
 
 # %%
-plot_patch_merging = viz("merging", "plot_patch_merging")
-if plot_patch_merging is not None:
-    fig = plot_patch_merging(size=4)
-    fig.savefig(os.path.join(FIGURES, "03_patch_merging.png"), dpi=100)
+fig = plot_patch_merging(size=4)
+fig.savefig(os.path.join(FIGURES, "03_patch_merging.png"), dpi=100)
 
 # %% [markdown]
 # ## The real layer

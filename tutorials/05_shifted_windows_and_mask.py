@@ -22,7 +22,6 @@
 # that masked shifted attention is the same as attention inside each region separately.
 
 # %%
-import importlib
 import os
 import tempfile
 
@@ -34,18 +33,11 @@ from minswin.ops.masks import MASK_VALUE, attention_mask, attention_mask_slow, r
     window_labels
 from minswin.ops.softmax import softmax_forward
 from minswin.ops.window import cyclic_shift, from_windows, to_windows_forward, window_partition
+from minswin.viz import plot_cyclic_shift, plot_window_mask
 
 FIGURES = os.environ.get("MINSWIN_FIGURES") or tempfile.mkdtemp(prefix="minswin-figures-")
 os.makedirs(FIGURES, exist_ok=True)
 g = rng(0)
-
-
-def viz(module, function):
-    """A figure function of minswin.viz, or None if this version does not have it."""
-    try:
-        return getattr(importlib.import_module(f"minswin.viz.{module}"), function)
-    except (ImportError, AttributeError):
-        return None
 
 
 # %% [markdown]
@@ -87,12 +79,10 @@ print("window 3, the 16x16 mask as 0/1 (1 = -100):")
 print((mask[3] != 0).astype(int))
 
 # %%
-for module, function, kwargs, name in (
-        ("shift", "plot_cyclic_shift", dict(size=8, window=4), "05_cyclic_shift.png"),
-        ("masks", "plot_window_mask", dict(size=8, window=4, window_id=3), "05_mask.png")):
-    fn = viz(module, function)
-    if fn is not None:
-        fn(**kwargs).savefig(os.path.join(FIGURES, name), dpi=100)
+plot_cyclic_shift(size=8, window=4).savefig(
+    os.path.join(FIGURES, "05_cyclic_shift.png"), dpi=100)
+plot_window_mask(size=8, window=4, window_id=3).savefig(
+    os.path.join(FIGURES, "05_mask.png"), dpi=100)
 
 # %% [markdown]
 # ## The small example: H = W = 4, M = 2, s = 1

@@ -23,7 +23,6 @@
 # gather's backward, a scatter-add.
 
 # %%
-import importlib
 import os
 import tempfile
 
@@ -33,19 +32,12 @@ from minswin.backend import rng
 from minswin.gradcheck import check_op
 from minswin.ops.masks import relative_coordinates, relative_position_index
 from minswin.ops.relative_bias import relative_bias_backward, relative_bias_forward
+from minswin.viz import plot_index_walkthrough, plot_relative_position_index
 
 SMALL = os.environ.get("MINSWIN_SMALL") == "1"
 FIGURES = os.environ.get("MINSWIN_FIGURES") or tempfile.mkdtemp(prefix="minswin-figures-")
 os.makedirs(FIGURES, exist_ok=True)
 g = rng(0)
-
-
-def viz(module, function):
-    """A figure function of minswin.viz, or None if this version does not have it."""
-    try:
-        return getattr(importlib.import_module(f"minswin.viz.{module}"), function)
-    except (ImportError, AttributeError):
-        return None
 
 
 # %% [markdown]
@@ -152,14 +144,11 @@ report = check_op(relative_bias_forward, relative_bias_backward,
 print(report)
 
 # %%
-for module, function, kwargs, name in (
-        ("position", "plot_index_walkthrough", dict(window=2), "06_index_walkthrough.png"),
-        ("position", "plot_relative_position_index", dict(window=7), "06_index_7.png")):
-    fn = viz(module, function)
-    if SMALL and "7" in name:
-        continue                                           # the 49x49 picture takes seconds
-    if fn is not None:
-        fn(**kwargs).savefig(os.path.join(FIGURES, name), dpi=100)
+plot_index_walkthrough(window=2).savefig(
+    os.path.join(FIGURES, "06_index_walkthrough.png"), dpi=100)
+if not SMALL:                                              # the 49x49 picture takes seconds
+    plot_relative_position_index(window=7).savefig(
+        os.path.join(FIGURES, "06_index_7.png"), dpi=100)
 
 # %% [markdown]
 # Try it yourself: `minswin exercise start relative_bias_backward`.
