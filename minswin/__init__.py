@@ -12,11 +12,13 @@ from .configs import CONFIGS, SwinConfig, get_config
 from .model import SwinTransformer, create_model
 from .ops.masks import attention_mask, region_labels, relative_position_index
 from .ops.window import window_partition, window_reverse
+from .training import train
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CONFIGS", "SwinConfig", "SwinTransformer", "attention_mask", "create_model", "flops",
     "get_config", "get_xp", "load_checkpoint", "region_labels", "relative_position_index",
-    "save_checkpoint", "to_backend", "to_numpy", "use", "window_partition", "window_reverse",
+    "save_checkpoint", "to_backend", "to_numpy", "train", "use", "window_partition",
+    "window_reverse",
 ]

@@ -17,7 +17,7 @@ from minswin.data import (batch_slices, load_dataset, random_shift, resize_image
                           stratified_split)
 from minswin.loss import cross_entropy_forward
 
-T = importlib.import_module("minswin.train")   # the module (minswin.train may be the function)
+T = importlib.import_module("minswin.training")
 
 pytest.importorskip("sklearn")                  # the digits come with scikit-learn
 

@@ -25,7 +25,7 @@
 # ```
 #
 # We write the loop out by hand below. `minswin train` runs the same loop and adds
-# checkpoints, exact resume, a NaN guard and Ctrl-C handling (see `minswin/train.py`).
+# checkpoints, exact resume, a NaN guard and Ctrl-C handling (see `minswin/training.py`).
 # `MINSWIN_SMALL=1` trains on fewer images for fewer steps.
 
 # %%
@@ -41,7 +41,7 @@ from minswin.data import batch_slices, epoch_order, load_dataset, train_batch
 from minswin.gradcheck import check_op
 from minswin.loss import cross_entropy_backward, cross_entropy_forward
 from minswin.optim import AdamW, clip_grad_norm, cosine_lr, uses_weight_decay
-from minswin.train import rescale_init
+from minswin.training import rescale_init
 
 SMALL = os.environ.get("MINSWIN_SMALL") == "1"
 FIGURES = os.environ.get("MINSWIN_FIGURES") or tempfile.mkdtemp(prefix="minswin-figures-")

@@ -30,7 +30,7 @@ def run(args):
     import numpy as np
 
     from . import CliError
-    from ..train import (confusion_matrix, evaluate_split, format_confusion, load_data,
+    from ..training import (confusion_matrix, evaluate_split, format_confusion, load_data,
                          make_config, model_from_checkpoint, plot_confusion)
     if not os.path.exists(args.checkpoint):
         raise CliError(f"CHECKPOINT: no such file {args.checkpoint!r}")

@@ -146,7 +146,7 @@ def _load_model(args):
         from ..checkpoint import load_checkpoint
         state, metadata = load_checkpoint(args.checkpoint, with_metadata=True)
         try:
-            from ..train import META_KEY, model_from_checkpoint
+            from ..training import META_KEY, model_from_checkpoint
         except ImportError:
             META_KEY, model_from_checkpoint = None, None
         if META_KEY and META_KEY in (metadata or {}):
@@ -167,7 +167,7 @@ def _load_model(args):
         if meta is None:
             raise CliError("--image-index: needs a checkpoint written by `minswin train` "
                            "(it names the data set and its normalisation)")
-        from ..train import load_data, make_config
+        from ..training import load_data, make_config
         cfg = make_config(meta["config"])
         ds = load_data(cfg, S, mean=meta["mean"], std=meta["std"])
         n = len(ds.test.x)

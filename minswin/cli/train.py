@@ -16,7 +16,7 @@ def _ints(text):
 
 
 def add_parser(sub):
-    from ..train import TRAIN_CONFIGS
+    from ..training import TRAIN_CONFIGS
     p = sub.add_parser(
         "train", help="train a small Swin from scratch on the digits or your own images",
         description="Train a Swin from scratch with the hand-written backward pass. With no "
@@ -81,7 +81,7 @@ def run(args):
     import os
 
     from . import CliError
-    from ..train import TrainingDiverged, train
+    from ..training import TrainingDiverged, train
     if args.resume and args.config:
         raise CliError("--config: not allowed with --resume (the config comes from the "
                        "checkpoint)")
