@@ -45,11 +45,15 @@ def merge_heads(o):
 
 
 def add_window_mask(s, mask):
-    """s (B_, nH, N, N) + mask (nW, N, N), the mask of window w added to every image's window w."""
+    """s (B_, nH, N, N) += mask (nW, N, N): window w of every image gets mask w (in place).
+
+    This relies on windows being batch-major (SPEC 2): the B_ axis is (B, nW).
+    """
     nW, N, _ = mask.shape
     B_, nH = s.shape[:2]
-    s = s.reshape(B_ // nW, nW, nH, N, N) + mask[None, :, None]   # (B, nW, nH, N, N)
-    return s.reshape(B_, nH, N, N)
+    s5 = s.reshape(B_ // nW, nW, nH, N, N)                # a view of s
+    s5 += mask[None, :, None]                              # broadcast over images and heads
+    return s
 
 
 def window_attention_forward(x, qkv_weight, qkv_bias, proj_weight, proj_bias,

@@ -83,14 +83,23 @@ def gelu_forward(x):
 
 
 def gelu_backward(dout, cache):
-    """forward: out = x * Phi(x)  ->  dx = dout * (Phi(x) + x * phi(x))"""
+    """forward: out = x * Phi(x)  ->  dx = dout * (Phi(x) + x * phi(x))
+
+    Evaluated in place over cache-sized chunks (the same maths as the line above, fewer
+    trips through memory for the (tokens, 4C) hidden activations).
+    """
     xp = get_xp(dout, cache.x)
     x, cdf = cache
-    dx = x * x                                             # (...) built in place from here
-    dx *= -0.5
-    xp.exp(dx, out=dx)
-    dx *= _INV_SQRT_2PI                                    # phi(x)
-    dx *= x
-    dx += cdf                                              # Phi(x) + x phi(x)
-    dx *= dout
+    dx = xp.empty_like(x)
+    xs, cs, ds, os = x.reshape(-1), cdf.reshape(-1), dout.reshape(-1), dx.reshape(-1)
+    step = elementwise_chunk(xp, xs.size)
+    for i in range(0, xs.size, step):
+        xc, oc = xs[i:i + step], os[i:i + step]
+        xp.multiply(xc, xc, out=oc)
+        oc *= -0.5
+        xp.exp(oc, out=oc)
+        oc *= _INV_SQRT_2PI                                # phi(x)
+        oc *= xc
+        oc += cs[i:i + step]                               # Phi(x) + x phi(x)
+        oc *= ds[i:i + step]
     return dx

@@ -31,11 +31,13 @@ def layernorm_forward(x, gamma, beta, eps=EPS):
     check_shape("gamma", gamma, (C,), dtype=x.dtype)
     check_shape("beta", beta, (C,), dtype=x.dtype)
     mean = x.mean(axis=-1, keepdims=True)                  # (..., 1)
-    xc = x - mean                                          # (..., C)
-    var = (xc * xc).mean(axis=-1, keepdims=True)           # (..., 1) biased
+    xhat = x - mean                                        # (..., C) centred, normalised below
+    sq = xp.square(xhat)                                   # (..., C)
+    var = sq.mean(axis=-1, keepdims=True)                  # (..., 1) biased
     rstd = 1.0 / xp.sqrt(var + eps)                        # (..., 1)
-    xhat = xc * rstd                                       # (..., C)
-    out = xhat * gamma + beta                              # (..., C)
+    xhat *= rstd                                           # (..., C) xhat = (x - mean) * rstd
+    out = xp.multiply(xhat, gamma, out=sq)                 # (..., C) reuses sq's memory
+    out += beta
     return out, LayerNormCache(xhat, rstd, gamma)
 
 
@@ -49,13 +51,18 @@ def layernorm_backward(dout, cache):
       dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
     (the second term is the path through the mean, the third the path through the variance)
     """
-    get_xp(dout, cache.xhat)
+    xp = get_xp(dout, cache.xhat)
     xhat, rstd, gamma = cache
     C = xhat.shape[-1]
-    dgamma = (dout * xhat).reshape(-1, C).sum(axis=0)      # (C,)
+    t = dout * xhat                                        # (..., C)
+    dgamma = t.reshape(-1, C).sum(axis=0)                  # (C,)
     dbeta = dout.reshape(-1, C).sum(axis=0)                # (C,)
     dxhat = dout * gamma                                   # (..., C)
+    t *= gamma                                             # (..., C) now dxhat * xhat
     m1 = dxhat.mean(axis=-1, keepdims=True)                # (..., 1)
-    m2 = (dxhat * xhat).mean(axis=-1, keepdims=True)       # (..., 1)
-    dx = rstd * (dxhat - m1 - xhat * m2)                   # (..., C)
+    m2 = t.mean(axis=-1, keepdims=True)                    # (..., 1)
+    dx = dxhat                                             # built in place:
+    dx -= m1
+    dx -= xp.multiply(xhat, m2, out=t)
+    dx *= rstd                                             # rstd * (dxhat - m1 - xhat * m2)
     return dx, dgamma, dbeta

@@ -16,8 +16,9 @@ def softmax_forward(s):
     """Numerically stable softmax over the last axis; subtracting the row max changes nothing."""
     xp = get_xp(s)
     check_array("s", s)
-    e = xp.exp(s - s.max(axis=-1, keepdims=True))          # (..., K)
-    out = e / e.sum(axis=-1, keepdims=True)                # (..., K)
+    out = s - s.max(axis=-1, keepdims=True)                # (..., K)
+    xp.exp(out, out=out)                                   # in place: e = exp(s - max)
+    out /= out.sum(axis=-1, keepdims=True)                 # (..., K)
     return out, SoftmaxCache(out)
 
 
@@ -28,4 +29,7 @@ def softmax_backward(dout, cache):
     """
     get_xp(dout, cache.out)
     p = cache.out
-    return p * (dout - (dout * p).sum(axis=-1, keepdims=True))
+    ds = dout * p                                          # (..., K)
+    row = ds.sum(axis=-1, keepdims=True)                   # (..., 1) sum(dout * p)
+    ds -= p * row                                          # p * dout - p * sum(dout * p)
+    return ds
