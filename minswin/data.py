@@ -233,10 +233,9 @@ def epoch_order(n, seed, epoch):
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
-def batch_slices(n, batch_size, drop_last=False):
+def batch_slices(n, batch_size):
     """[(start, stop), ...] covering range(n) in batches; the last may be short."""
-    stops = range(batch_size, n + (0 if drop_last else batch_size), batch_size)
-    return [(s - batch_size, min(s, n)) for s in stops if s - batch_size < n]
+    return [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
 
 
 def random_shift(x, max_shift, rng, fill):

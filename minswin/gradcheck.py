@@ -207,6 +207,10 @@ def check_module(module, x, *, seed=0, h=1e-6, tol=TOL_MODEL, wrt=None, title=No
     require_float64("x", x)
     for k, v in module.params.items():
         require_float64(k, v)
+    if getattr(module, "training", False):
+        raise ValueError("module: expected eval mode, got train mode: DropPath draws new masks "
+                         "on every forward, so central differences would compare different "
+                         "functions. Call module.eval() first")
     x = x.copy()
     out = module.forward(x)
     rng = np.random.default_rng(seed)

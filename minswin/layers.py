@@ -117,15 +117,17 @@ class WindowAttention(Module):
         index = cached_relative_position_index(self.window_size, get_xp(table))
         return relative_bias_forward(table, index)
 
-    def forward(self, tokens, mask=None):
-        """tokens (B*nW, N, C), mask (nW, N, N) or None -> (B*nW, N, C)"""
+    def forward(self, tokens, mask=None, num_windows=1):
+        """tokens (B*nW, N, C), mask (nW, N, N) or None -> (B*nW, N, C).
+
+        num_windows (nW per image) only serves `attention_weights` to split B*nW.
+        """
         p = self.params
         bias, bias_cache = self.relative_position_bias()   # (nH, N, N)
         out, attn_cache = window_attention_forward(
             tokens, p["qkv.weight"], p["qkv.bias"], p["proj.weight"], p["proj.bias"],
             bias, mask, self.num_heads)
-        nW = 1 if mask is None else mask.shape[0]
-        self.cache = (attn_cache, bias_cache, nW)
+        self.cache = (attn_cache, bias_cache, num_windows)
         return out
 
     def backward(self, dout):

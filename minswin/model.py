@@ -36,6 +36,9 @@ class SwinTransformerBlock(Module):
         self.dim, self.num_heads, self.input_resolution = dim, num_heads, input_resolution
         self.window_size, self.shift_size = official_window_shift(input_resolution,
                                                                   window_size, shift_size)
+        # the shift used at other map sizes: the block's own (tv), cut to fit a shrunk window
+        self.nominal_shift = shift_size if self.window_size == window_size else \
+            (self.window_size // 2 if shift_size else 0)
         self.drop_path = drop_path
         self.rng = rng                  # the model's generator, shared: DropPath draws
         self.norm1 = self.child("norm1", LayerNorm(dim, dtype))
@@ -45,8 +48,15 @@ class SwinTransformerBlock(Module):
         self.mlp = self.child("mlp", Mlp(dim, int(dim * mlp_ratio), rng, dtype))
 
     def window_shift_for(self, H, W):
-        """((Hp, Wp), (sh, sw)) this block uses on an (H, W) map."""
-        return forward_window_shift(H, W, self.window_size, self.shift_size)
+        """((Hp, Wp), (sh, sw)) this block uses on an (H, W) map.
+
+        At the resolution it was built for: the official decision (shift 0 once the window
+        covers the map). At any other size: the nominal shift, switched off per axis where
+        one window covers the padded axis (torchvision).
+        """
+        official = (H, W) == tuple(self.input_resolution)
+        shift = self.shift_size if official else self.nominal_shift
+        return forward_window_shift(H, W, self.window_size, shift)
 
     def forward(self, x):
         """(B, H, W, C) -> (B, H, W, C)"""
@@ -57,7 +67,7 @@ class SwinTransformerBlock(Module):
         h = self.norm1.forward(x)                          # (B, H, W, C)
         tokens, win_cache = to_windows_forward(h, M, shift)   # (B*nW, N, C) pad, roll, split
         mask = cached_attention_mask(Hp, Wp, M, shift, xp, x.dtype)   # (nW, N, N) or None
-        a = self.attn.forward(tokens, mask)                # (B*nW, N, C)
+        a = self.attn.forward(tokens, mask, (Hp // M) * (Wp // M))   # (B*nW, N, C)
         y = from_windows(a, win_cache)                     # (B, H, W, C) merge, roll back, crop
         y, dp1 = droppath_forward(y, self.drop_path, self.training, self.rng)
         x = x + y                                          # residual 1

@@ -301,6 +301,11 @@ def test_cli_bad_arguments(tmp_path, capsys):
     assert main(["exercise", "check", "no_such_exercise", "x.py"]) == 2
     assert main(["exercise", "start", "no_such_exercise"]) == 2
     assert main(["exercise", "check", "gelu_backward", str(tmp_path / "missing.py")]) == 2
-    assert main(["exercise", "start", "gelu_backward", str(tmp_path / "nodir")]) == 2
+    (tmp_path / "a_file").write_text("")
+    assert main(["exercise", "start", "gelu_backward", str(tmp_path / "a_file")]) == 2
     err = capsys.readouterr().err
     assert err.count("minswin exercise: error:") == 4
+    assert "DIR: expected a directory, got the file" in err
+    # a folder that does not exist yet is created (the README's `start NAME my_exercises/`)
+    assert main(["exercise", "start", "gelu_backward", str(tmp_path / "new" / "dir")]) == 0
+    assert (tmp_path / "new" / "dir" / "ex_gelu_backward.py").exists()

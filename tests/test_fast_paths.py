@@ -60,3 +60,13 @@ def test_linear_two_d_gemm_equals_broadcast_matmul(rng, shape):
     x, w, b = rng.standard_normal(shape), rng.standard_normal((6, shape[-1])), rng.standard_normal(6)
     out, _ = linear_forward(x, w, b)
     np.testing.assert_allclose(out, np.matmul(x, w.T) + b, rtol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gelu_on_non_contiguous_input(rng, dtype):
+    x = rng.standard_normal((64, 33)).astype(dtype).T          # a transposed view
+    d = rng.standard_normal((64, 33)).astype(dtype).T
+    y, c = gelu_forward(x)
+    y2, c2 = gelu_forward(np.ascontiguousarray(x))
+    np.testing.assert_array_equal(y, y2)
+    np.testing.assert_array_equal(gelu_backward(d, c), gelu_backward(np.ascontiguousarray(d), c2))

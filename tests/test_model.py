@@ -148,3 +148,28 @@ def test_flops_formulas_from_the_explainer():
     parts = minswin.create_model("swin_t").flops_breakdown()
     assert round(parts["layers.0.blocks"] / 1e9, 3) == 0.754
     assert round(parts["layers.2.blocks"] / 1e9, 3) == 2.126
+
+
+def test_shift_at_sizes_other_than_img_size():
+    """Official at the model's own size, torchvision elsewhere (SPEC "decides" 3-4)."""
+    m = minswin.create_model("swin_t")
+    last = m.layers[3].blocks[1]
+    assert last.window_shift_for(7, 7) == ((7, 7), (0, 0))        # 224: one window, no shift
+    assert last.window_shift_for(14, 14) == ((14, 14), (3, 3))    # 448: shifted as in tv
+    assert last.window_shift_for(7, 10) == ((7, 14), (0, 3))      # per axis
+    small = minswin.create_model("swin_micro", img_size=8)         # 2x2 tokens: window 2
+    assert small.layers[0].blocks[1].window_size == 2
+    assert small.layers[0].blocks[1].window_shift_for(4, 4) == ((4, 4), (1, 1))
+
+
+def test_attention_weights_shape_for_plain_and_shifted_blocks(rng):
+    m = minswin.create_model("swin_micro").eval()
+    m.forward(rng.standard_normal((2, 32, 32, 3)).astype(np.float32))
+    for blk in m.layers[0].blocks:                                 # 8x8 tokens, 4 windows
+        assert blk.attn.attention_weights().shape == (2, 4, 3, 16, 16)
+
+
+def test_check_module_refuses_train_mode(rng):
+    m = tiny().train()
+    with pytest.raises(ValueError, match="module: expected eval mode, got train mode"):
+        check_module(m, rng.standard_normal((1, 32, 32, 3)))

@@ -420,6 +420,16 @@ def test_micro_network_padded_sizes(hw):
     _report(compare_network(model, net, x))
 
 
+def test_micro_network_larger_than_img_size():
+    """64x48 on a 32-px model: stage 2 sees 8x6 tokens (padded to 8x8), so its odd block shifts
+    by 2 (torchvision), although at the model's own size (4x4) the shift is off (official)."""
+    model, net = build_pair("swin_micro", num_classes=10)
+    blk = model.layers[1].blocks[1]
+    assert blk.shift_size == 0 and blk.window_shift_for(8, 6) == ((8, 8), (2, 2))
+    x = np.random.default_rng(6).standard_normal((2, 64, 48, 3))
+    _report(compare_network(model, net, x))
+
+
 def test_three_stage_network_with_shrunk_window():
     """depths (2, 2, 2) at 48 px, M=4: stage 0 12x12 (9 mask regions), stage 1 6x6 padded to
     8x8 with a shift, stage 2 3x3 where the window shrinks to 3 (a 25-row table), no shift."""

@@ -234,6 +234,8 @@ def test_random_shift_is_a_shift():
                                    y[i])]
         assert found, i
     assert batch_slices(10, 4) == [(0, 4), (4, 8), (8, 10)]
+    assert batch_slices(128, 64) == [(0, 64), (64, 128)]
+    assert batch_slices(3, 8) == [(0, 3)]
 
 
 def test_own_images_npz_and_folder(tmp_path):

@@ -132,6 +132,9 @@ class SwinBlock(nn.Module):
     def __init__(self, dim, resolution, num_heads, M, s, mlp_ratio=4.0):
         super().__init__()
         self.M, self.s = official_shrink(resolution, M, s)
+        self.resolution = tuple(resolution)
+        # at other sizes (tv): the block's own shift, cut to fit a window that shrank
+        self.s_other = s if self.M == M else (self.M // 2 if s else 0)
         self.norm1 = nn.LayerNorm(dim, eps=1e-5)
         self.attn = WindowAttention(dim, self.M, num_heads)
         self.norm2 = nn.LayerNorm(dim, eps=1e-5)
@@ -146,8 +149,9 @@ class SwinBlock(nn.Module):
         pad_b, pad_r = (M - H % M) % M, (M - W % M) % M
         x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))                         # (B, Hp, Wp, C)
         Hp, Wp = H + pad_b, W + pad_r
-        sh = 0 if M >= Hp else self.s                                    # tv, per axis
-        sw = 0 if M >= Wp else self.s
+        s = self.s if (H, W) == self.resolution else self.s_other       # official at its size
+        sh = 0 if M >= Hp else s                                         # tv, per axis
+        sw = 0 if M >= Wp else s
         if sh or sw:
             x = torch.roll(x, shifts=(-sh, -sw), dims=(1, 2))
             mask = shift_mask(Hp, Wp, M, sh, sw, x.dtype)

@@ -35,7 +35,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         return args.func(args) or 0
-    except (CliError, ValueError, TypeError, OSError) as err:
+    except (CliError, ValueError, TypeError, OSError, ImportError) as err:
         print(f"minswin {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

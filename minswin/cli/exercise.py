@@ -49,8 +49,9 @@ def run(args):
         return 0
     ex = _exercise(args.name)
     if args.action == "start":
-        if not os.path.isdir(args.dir):
-            raise CliError(f"{args.dir!r} is not a directory")
+        if os.path.exists(args.dir) and not os.path.isdir(args.dir):
+            raise CliError(f"DIR: expected a directory, got the file {args.dir!r}")
+        os.makedirs(args.dir, exist_ok=True)
         try:
             dest = start(ex.name, args.dir)
         except FileExistsError as err:

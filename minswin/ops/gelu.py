@@ -45,7 +45,7 @@ def normal_cdf_fast(x):
     written without a branch as Phi = 1/2 + sign(x) * (1/2 - u).
     """
     xp = get_xp(x)
-    out = xp.empty_like(x)
+    out = xp.empty(x.shape, dtype=x.dtype)                 # C order: its flat view is a view
     xs, os = x.reshape(-1), out.reshape(-1)
     step = elementwise_chunk(xp, xs.size)
     z = xp.empty(min(step, xs.size), dtype=x.dtype)        # scratch, reused per chunk
@@ -90,7 +90,7 @@ def gelu_backward(dout, cache):
     """
     xp = get_xp(dout, cache.x)
     x, cdf = cache
-    dx = xp.empty_like(x)
+    dx = xp.empty(x.shape, dtype=x.dtype)                  # C order: its flat view is a view
     xs, cs, ds, os = x.reshape(-1), cdf.reshape(-1), dout.reshape(-1), dx.reshape(-1)
     step = elementwise_chunk(xp, xs.size)
     for i in range(0, xs.size, step):
