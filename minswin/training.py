@@ -51,7 +51,7 @@ class TrainConfig:
     model: str = "swin_digits"      # a name in minswin.configs.CONFIGS
     model_overrides: dict = field(default_factory=dict)   # config fields, e.g. embed_dim
     data: str = "digits"            # "digits", a folder of class folders, or an .npz
-    epochs: int = 50
+    epochs: int = 70
     batch_size: int = 64
     optimizer: str = "adamw"        # "adamw" or "sgd"
     lr: float = 2e-3
@@ -569,7 +569,7 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, overr
     if finished:
         # the reported number: the final weights, the end of the cosine schedule. The best-val
         # checkpoint is tested too, for information: with 179 validation images one image is
-        # 0.56%, so picking 1 of 50 epochs by validation accuracy mostly picks noise
+        # 0.56%, so picking 1 of 70 epochs by validation accuracy mostly picks noise
         test_loss, test_acc, _ = evaluate_split(model, ds.test)
         best_test_acc = float("nan")
         if os.path.exists(best_path):

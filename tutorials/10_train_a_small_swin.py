@@ -214,7 +214,7 @@ plt.close(fig)
 # ## Test accuracy and a confusion matrix
 #
 # Rows are the true digit, columns the prediction. A few epochs on a few hundred images are
-# far from done: `minswin train` runs the full recipe, 50 epochs of the width-48 model
+# far from done: `minswin train` runs the full recipe, 70 epochs of the width-48 model
 # (benchmarks/results/train_digits.md).
 
 # %%
