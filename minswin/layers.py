@@ -141,14 +141,12 @@ class WindowAttention(Module):
                         relative_bias_backward(dbias, bias_cache))
         return dx
 
-    def attention_weights(self, batch_size=None):
+    def attention_weights(self):
         """The last forward's attention probabilities as (B, nW, nH, N, N)."""
         if self.cache is None:
             raise RuntimeError("attention_weights: run a forward pass first")
         attn_cache, _, nW = self.cache
         a = attn_cache.attn.out                            # (B*nW, nH, N, N)
-        if batch_size is not None:
-            nW = a.shape[0] // batch_size
         return a.reshape(-1, nW, *a.shape[1:])             # (B, nW, nH, N, N)
 
 

@@ -78,7 +78,7 @@ def _stage_rows(model, trace):
                 masked = int((mask != 0).any(axis=(1, 2)).sum())
                 what = (f"SW-MSA, shift {sh}, mask {mask.shape}, {masked} of {nW} windows "
                         "have masked pairs")
-            weights = blk.attn.attention_weights(batch_size=B).shape
+            weights = blk.attn.attention_weights().shape
             blocks.append((f"blocks.{j}", what, weights))
         rows.append(dict(stage=i + 1, map=(H, W), C=C, heads=layer.blocks[0].num_heads,
                          M=layer.blocks[0].window_size, windows=nW, blocks=blocks))
@@ -148,12 +148,12 @@ def _figure_jobs(model, name, img, trace):
     b1 = model.layers[0].blocks[1]                         # stage 1, shifted block
     H1 = W1 = grid
     (_, _), s1 = b1.window_shift_for(H1, W1)
-    a1 = b1.attn.attention_weights(batch_size=1)           # (1, nW, nH, N, N)
+    a1 = b1.attn.attention_weights()           # (1, nW, nH, N, N)
     nWw = (H1 + (-H1) % M) // M
     centre_window = ((nWw - 1) // 2) * (nWw + 1)           # central, its tokens do not wrap
     last = model.layers[-1].blocks[-1]
     Hl = dict(trace)[f"layers.{len(model.layers) - 1}.blocks.0"][1]
-    al = last.attn.attention_weights(batch_size=1)
+    al = last.attn.attention_weights()
     table_key = "layers.0.blocks.1.attn.relative_position_bias_table"
     jobs = [
         ("01_windows_grid.png", lambda: viz.plot_window_partition(8, 4, 2)),

@@ -319,12 +319,12 @@ def _restore_rng(rng, state):
 # ---------------------------------------------------------------------------- plots, files
 
 def plot_history(history, path):
-    """Loss and accuracy per epoch (train and val) as a PNG; matplotlib Agg, no window."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Loss and accuracy per epoch (train and val) as a PNG. A bare `Figure` (no pyplot), so
+    the caller's matplotlib backend is left alone and nothing opens a window."""
+    from matplotlib.figure import Figure
     ep = [e["epoch"] for e in history["epochs"]]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 3.8))
+    ax1, ax2 = fig.subplots(1, 2)
     ax1.plot(ep, [e["train_loss"] for e in history["epochs"]], "o-", label="train")
     ax1.plot(ep, [e["val_loss"] for e in history["epochs"]], "s-", label="val")
     ax1.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
@@ -336,15 +336,14 @@ def plot_history(history, path):
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def plot_confusion(cm, classes, path, title="confusion matrix"):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """The (K, K) confusion matrix as a PNG, counts written in the cells."""
+    from matplotlib.figure import Figure
     K = len(classes)
-    fig, ax = plt.subplots(figsize=(0.5 * K + 2.5, 0.5 * K + 2))
+    fig = Figure(figsize=(0.5 * K + 2.5, 0.5 * K + 2))
+    ax = fig.subplots()
     im = ax.imshow(cm, cmap="Blues")
     for i in range(K):
         for j in range(K):
@@ -356,7 +355,6 @@ def plot_confusion(cm, classes, path, title="confusion matrix"):
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def format_confusion(cm, classes):

@@ -251,7 +251,7 @@ def test_attention_cost_bars_are_the_formulas(micro):
 def test_model_attention_figure(micro):
     model, img, trace = micro
     blk = model.layers[0].blocks[1]
-    attn = blk.attn.attention_weights(batch_size=1)
+    attn = blk.attn.attention_weights()
     fig = viz.plot_query_attention(img, attn, (8, 8), 4, blk.window_shift_for(8, 8)[1],
                                    window_id=3, query=0, heads=[1])
     heat = np.ma.filled(drawn(fig.axes[1], 1).astype(float), np.nan)

@@ -265,7 +265,7 @@ def _figure(args):
     H, W = dict(trace)[key][1:3]
     M = blk.window_size
     (Hp, Wp), shift = blk.window_shift_for(H, W)
-    attn = blk.attn.attention_weights(batch_size=1)        # (1, nW, nH, N, N)
+    attn = blk.attn.attention_weights()        # (1, nW, nH, N, N)
     nWh, nWw = Hp // M, Wp // M
     # default: a central window whose tokens do not wrap round the edges after the roll
     wid = args.window_id if args.window_id is not None else \
