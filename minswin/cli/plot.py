@@ -143,21 +143,19 @@ def _load_model(args):
     from ..model import create_model
     meta = None
     if args.checkpoint:
-        from ..checkpoint import load_checkpoint
+        from ..checkpoint import load_checkpoint, to_official_keys
+        from ..training import META_KEY, model_from_checkpoint
         state, metadata = load_checkpoint(args.checkpoint, with_metadata=True)
-        try:
-            from ..training import META_KEY, model_from_checkpoint
-        except ImportError:
-            META_KEY, model_from_checkpoint = None, None
-        if META_KEY and META_KEY in (metadata or {}):
+        if META_KEY in (metadata or {}):
             model, meta = model_from_checkpoint(args.checkpoint)
             name = (f"{meta['config'].get('model', 'model')} from "
                     f"{os.path.basename(args.checkpoint)}")
         else:
+            state = to_official_keys(state)                # timm/tv names -> official
             head = state.get("head.weight")
             classes = head.shape[0] if head is not None else 1000
             model = create_model(args.model, num_classes=classes, img_size=args.size)
-            model.load_state_dict(state, strict=False)
+            model.load_state_dict(state)                   # strict: a partial load is an error
             name = f"{args.model} from {os.path.basename(args.checkpoint)}"
     else:
         model = create_model(args.model, img_size=args.size)
