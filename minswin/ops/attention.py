@@ -15,8 +15,9 @@ from typing import NamedTuple
 
 from ..backend import get_xp
 from ..checks import check_array, check_positive_int, check_shape
+from ..parallel import block_rows, for_row_blocks
 from .linear import linear_backward, linear_forward
-from .softmax import softmax_backward, softmax_forward
+from .softmax import SoftmaxCache, softmax_backward, softmax_forward
 
 
 class AttentionCache(NamedTuple):
@@ -56,6 +57,35 @@ def add_window_mask(s, mask):
     return s
 
 
+def bias_and_mask(bias, mask, nH, N, dtype, xp):
+    """The one array added to the scores: (nW, nH, N, N), or (1, nH, N, N) without a mask.
+
+    Adding bias + mask once is the same as adding bias, then the mask: masked entries get
+    about -100 either way and softmax sends them to exp(-100) ~ 4e-44.
+    """
+    b = xp.zeros((1, nH, N, N), dtype) if bias is None else bias[None]   # (1, nH, N, N)
+    return b if mask is None else b + mask[:, None]        # (nW, nH, N, N)
+
+
+def window_blocks(B_, nW, per_window):
+    """Windows per block for the parallel kernels: about BLOCK_ELEMENTS scores, and aligned so
+    that a block is either whole images (a multiple of nW) or a divisor of nW inside one image;
+    then the block's rows of `bias_and_mask` are one slice or one broadcast."""
+    b = block_rows(per_window)
+    if b >= nW:
+        return min(B_, nW * (b // nW))
+    return max(d for d in range(1, b + 1) if nW % d == 0)
+
+
+def scores_rows(bm, s, e):
+    """The rows of bias_and_mask (nW, nH, N, N) for windows s:e of the batch (window i uses
+    row i % nW), shaped to broadcast over the block's scores (e - s, nH, N, N)."""
+    nW = bm.shape[0]
+    if nW == 1 or e - s < nW:
+        return bm if nW == 1 else bm[s % nW: s % nW + (e - s)]
+    return bm[None]                                        # (1, nW, nH, N, N) over images
+
+
 def window_attention_forward(x, qkv_weight, qkv_bias, proj_weight, proj_bias,
                              bias=None, mask=None, num_heads=1):
     """Args:
@@ -63,6 +93,9 @@ def window_attention_forward(x, qkv_weight, qkv_bias, proj_weight, proj_bias,
         proj_weight (C, C), proj_bias (C,); bias (nH, N, N) relative position bias or None;
         mask (nW, N, N) of 0 / -100 or None (non-shifted blocks); num_heads nH dividing C.
     Returns out (B_, N, C). Cache: both linear caches, scaled q, k, v and the probabilities.
+
+    Windows are independent: the middle of the attention (scores, softmax, a @ v) runs on
+    blocks of windows on every core (minswin.parallel), the same maths block by block.
     """
     xp = get_xp(x, qkv_weight, qkv_bias, proj_weight, proj_bias, bias, mask)
     check_array("x", x, ndim=3)
@@ -79,47 +112,60 @@ def window_attention_forward(x, qkv_weight, qkv_bias, proj_weight, proj_bias,
         if mask.shape[1:] != (N, N) or B_ % mask.shape[0]:
             raise ValueError(f"mask: expected (nW, {N}, {N}) with nW dividing the {B_} windows,"
                              f" got {tuple(mask.shape)}")
-    scale = (C // nH) ** -0.5
+    d = C // nH
+    scale = d ** -0.5
 
     qkv, qkv_cache = linear_forward(x, qkv_weight, qkv_bias)   # (B_, N, 3C)
-    q, k, v = split_heads(qkv, nH)                         # (B_, nH, N, d) each
-    q = q * scale                                          # (B_, nH, N, d)
-    k = xp.ascontiguousarray(k)                            # contiguous copies: faster
-    v = xp.ascontiguousarray(v)                            # matmuls, and qkv can be freed
-    s = xp.matmul(q, k.transpose(0, 1, 3, 2))              # (B_, nH, N, N)
-    if bias is not None:
-        s += bias                                          # broadcast over windows
-    if mask is not None:
-        s = add_window_mask(s, mask)                       # (B_, nH, N, N)
-    a, attn_cache = softmax_forward(s)                     # (B_, nH, N, N)
-    o = xp.matmul(a, v)                                    # (B_, nH, N, d)
-    out, proj_cache = linear_forward(merge_heads(o), proj_weight, proj_bias)   # (B_, N, C)
-    return out, AttentionCache(qkv_cache, q, k, v, attn_cache, proj_cache, scale)
+    qs, ks, vs = split_heads(qkv, nH)                      # (B_, nH, N, d) each, views
+    bm = bias_and_mask(bias, mask, nH, N, x.dtype, xp)     # (nW or 1, nH, N, N)
+    q, k, v = (xp.empty((B_, nH, N, d), x.dtype) for _ in range(3))   # contiguous: faster
+    a = xp.empty((B_, nH, N, N), x.dtype)                  # matmuls, and qkv can be freed
+    merged = xp.empty((B_, N, nH, d), x.dtype)             # merge_heads(a @ v)
+
+    def kernel(s, e):                                      # windows s:e
+        qb = xp.multiply(qs[s:e], scale, out=q[s:e])       # q * d^-0.5
+        kb, vb = k[s:e], v[s:e]
+        kb[...] = ks[s:e]
+        vb[...] = vs[s:e]
+        sb = xp.matmul(qb, kb.transpose(0, 1, 3, 2), out=a[s:e])   # (b, nH, N, N)
+        sb5 = sb.reshape(-1, *bm.shape) if e - s >= bm.shape[0] > 1 else sb
+        sb5 += scores_rows(bm, s, e)                       # + bias (+ mask)
+        softmax_forward(sb, out=sb)                        # a, in place
+        merged[s:e] = xp.matmul(sb, vb).transpose(0, 2, 1, 3)      # (b, N, nH, d)
+    for_row_blocks(kernel, B_, window_blocks(B_, bm.shape[0], nH * N * N), xp)
+    out, proj_cache = linear_forward(merged.reshape(B_, N, C), proj_weight, proj_bias)
+    return out, AttentionCache(qkv_cache, q, k, v, SoftmaxCache(a), proj_cache, scale)
 
 
 def window_attention_backward(dout, cache):
     """Returns (dx, dqkv_weight, dqkv_bias, dproj_weight, dproj_bias, dbias).
 
     dbias is summed over all windows of the batch, (nH, N, N); the mask has no gradient.
+    The middle runs on blocks of windows like the forward; dbias adds the blocks' sums in order.
     """
     xp = get_xp(dout, cache.q)
     q, k, v, a = cache.q, cache.k, cache.v, cache.attn.out
     B_, nH, N, d = q.shape
     # forward: out = merge_heads(o) @ Wproj.T + bproj
     do, dproj_w, dproj_b = linear_backward(dout, cache.proj)   # (B_, N, C)
-    do = do.reshape(B_, N, nH, d).transpose(0, 2, 1, 3)    # (B_, nH, N, d)
-    # forward: o = a @ v  ->  da = do @ v^T, dv = a^T @ do
-    da = xp.matmul(do, v.transpose(0, 1, 3, 2))            # (B_, nH, N, N)
-    dv = xp.matmul(a.transpose(0, 1, 3, 2), do)            # (B_, nH, N, d)
-    # forward: a = softmax(s)
-    ds = softmax_backward(da, cache.attn)                  # (B_, nH, N, N)
-    # forward: s = q @ k^T + bias (+ mask)  ->  dbias = sum over windows of ds
-    dbias = ds.sum(axis=0)                                 # (nH, N, N)
-    dq = xp.matmul(ds, k) * cache.scale                    # (B_, nH, N, d) through q*scale
-    dk = xp.matmul(ds.transpose(0, 1, 3, 2), q)            # (B_, nH, N, d)
-    # forward: q, k, v = split_heads(qkv)  ->  stack and undo the permutation
-    dqkv = xp.stack([dq, dk, dv])                          # (3, B_, nH, N, d)
-    dqkv = dqkv.transpose(1, 3, 0, 2, 4).reshape(B_, N, 3 * nH * d)   # (B_, N, 3C)
+    do = do.reshape(B_, N, nH, d).transpose(0, 2, 1, 3)    # (B_, nH, N, d) a view
+    dqkv = xp.empty((B_, N, 3, nH, d), q.dtype)            # split_heads' layout
+    dq, dk, dv = dqkv.transpose(2, 0, 3, 1, 4)             # (B_, nH, N, d) views of it
+
+    def kernel(s, e):                                      # windows s:e
+        dob = xp.ascontiguousarray(do[s:e])                # (b, nH, N, d)
+        ab = a[s:e]
+        # forward: o = a @ v  ->  da = do @ v^T, dv = a^T @ do
+        da = xp.matmul(dob, v[s:e].transpose(0, 1, 3, 2))  # (b, nH, N, N)
+        dv[s:e] = xp.matmul(ab.transpose(0, 1, 3, 2), dob)
+        # forward: a = softmax(s)
+        ds = softmax_backward(da, SoftmaxCache(ab), out=da)   # (b, nH, N, N)
+        # forward: s = (q * scale) @ k^T + bias (+ mask)
+        xp.multiply(xp.matmul(ds, k[s:e]), cache.scale, out=dq[s:e])
+        dk[s:e] = xp.matmul(ds.transpose(0, 1, 3, 2), q[s:e])
+        return ds.sum(axis=0)                              # this block's part of dbias
+    parts = for_row_blocks(kernel, B_, block_rows(nH * N * N), xp)
+    dbias = sum(parts[1:], parts[0])                       # (nH, N, N) summed over windows
     # forward: qkv = x @ Wqkv.T + bqkv
-    dx, dqkv_w, dqkv_b = linear_backward(dqkv, cache.qkv)  # (B_, N, C)
+    dx, dqkv_w, dqkv_b = linear_backward(dqkv.reshape(B_, N, 3 * nH * d), cache.qkv)
     return dx, dqkv_w, dqkv_b, dproj_w, dproj_b, dbias

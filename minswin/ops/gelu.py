@@ -7,29 +7,33 @@ The tanh approximation moves Swin-T's logits by about 1e-4 (SPEC 8), so it is no
 
 Two ways to get Phi, the same maths:
 * `normal_cdf`: erf from scipy / cupyx. Exact; used for float64 (gradient checks, parity).
-* `normal_cdf_fast`: for float32, a rational Chebyshev fit of erfc (Numerical Recipes'
-  `erfcc`, fractional error < 1.2e-7, i.e. float32 round-off), evaluated in place over
-  cache-sized chunks. scipy's erf costs ~10x an `exp` per element; this costs ~3 `exp`s.
-  tests/test_fast_paths.py compares it with `normal_cdf` over the whole real line.
+* `normal_cdf_fast`: for float32, erf from Abramowitz & Stegun 7.1.26,
+      erf(z) = 1 - t (a1 + a2 t + ... + a5 t^4) exp(-z^2),  t = 1 / (1 + p z),  z >= 0,
+  whose error is below 1.5e-7 (float32 round-off of values near 1). It is the erf PyTorch's
+  own vectorised CPU kernels use. It costs one `exp` and a few multiply-adds per element,
+  evaluated in place over small blocks on every core (minswin.parallel), where scipy's erf
+  costs ~10 `exp`s on one core. tests/test_fast_paths.py compares it with `normal_cdf` over
+  the whole real line.
 """
 import math
 from typing import NamedTuple
 
 import numpy as np
 
-from ..backend import elementwise_chunk, erf, get_xp
+from ..backend import erf, get_xp
 from ..checks import check_array
+from ..parallel import BLOCK_ELEMENTS, for_row_blocks
 
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
-# erfc(z) ~ t * exp(-z^2 + P(t)), t = 1 / (1 + z/2), z >= 0; P's coefficients, lowest first
-_ERFC_COEFFS = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807,
-                -1.13520398, 1.48851587, -0.82215223, 0.17087277)
+# A&S 7.1.26: p, then a1..a5
+_AS_P = 0.3275911
+_AS_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
 
 
 class GeluCache(NamedTuple):
-    x: object          # (...) the input
+    x: object          # (...) the input (C order)
     cdf: object        # (...) Phi(x), reused by backward (erf is the expensive part)
 
 
@@ -38,68 +42,110 @@ def normal_cdf(x):
     return 0.5 * (1.0 + erf(x * _INV_SQRT2))
 
 
-def normal_cdf_fast(x):
-    """Phi(x) for float32 arrays, accurate to float32 round-off; chunked and in place.
+def normal_cdf_block(x, cdf, pdf=None):
+    """Phi(x) into cdf (same shape), float32, accurate to float32 round-off; in place.
 
     With u = erfc(|x| / sqrt 2) / 2 (the tail), Phi(x) = u for x < 0 and 1 - u for x >= 0,
-    written without a branch as Phi = 1/2 + sign(x) * (1/2 - u).
+    written without a branch as Phi = 1/2 + copysign(1/2 - u, x).
+    pdf: if given, receives exp(-x^2 / 2), which the erfc needs anyway (phi(x) * sqrt(2 pi)).
     """
+    xp = get_xp(x, cdf)
+    t = xp.abs(x)
+    t *= _AS_P * _INV_SQRT2
+    t += 1.0
+    xp.reciprocal(t, out=t)                                # t = 1 / (1 + p |x| / sqrt 2)
+    xp.multiply(t, 0.5 * _AS_A[4], out=cdf)
+    for a in _AS_A[3::-1]:                                 # Horner, the 1/2 of u folded in
+        cdf += 0.5 * a
+        cdf *= t                                           # t (a1 + a2 t + ... + a5 t^4) / 2
+    e = xp.multiply(x, x, out=t if pdf is None else pdf)
+    e *= -0.5
+    xp.exp(e, out=e)                                       # exp(-z^2), z = |x| / sqrt 2
+    cdf *= e                                               # u = erfc(z) / 2
+    xp.subtract(0.5, cdf, out=cdf)
+    xp.copysign(cdf, x, out=cdf)
+    cdf += 0.5                                             # 1/2 + copysign(1/2 - u, x)
+    return cdf
+
+
+def normal_cdf_fast(x):
+    """Phi(x) for float32 arrays: `normal_cdf_block` on blocks of x on every core."""
     xp = get_xp(x)
-    out = xp.empty(x.shape, dtype=x.dtype)                 # C order: its flat view is a view
-    xs, os = x.reshape(-1), out.reshape(-1)
-    step = elementwise_chunk(xp, xs.size)
-    z = xp.empty(min(step, xs.size), dtype=x.dtype)        # scratch, reused per chunk
-    t = xp.empty_like(z)
-    for i in range(0, xs.size, step):
-        xc, oc = xs[i:i + step], os[i:i + step]
-        zc, tc = z[:xc.size], t[:xc.size]
-        xp.abs(xc, out=zc)
-        zc *= _INV_SQRT2                                   # z = |x| / sqrt 2
-        xp.multiply(zc, 0.5, out=tc)
-        tc += 1.0
-        xp.reciprocal(tc, out=tc)                          # t = 1 / (1 + z/2)
-        oc[...] = _ERFC_COEFFS[-1]
-        for c in _ERFC_COEFFS[-2::-1]:                     # Horner: P(t)
-            oc *= tc
-            oc += c
-        zc *= zc
-        oc -= zc                                           # P(t) - z^2
-        xp.exp(oc, out=oc)
-        oc *= tc
-        oc *= 0.5                                          # u = erfc(z) / 2
-        xp.subtract(0.5, oc, out=oc)                       # 1/2 - u
-        xp.sign(xc, out=zc)
-        oc *= zc
-        oc += 0.5                                          # 1/2 + sign(x) (1/2 - u)
-    return out
+    x = xp.ascontiguousarray(x)
+    cdf = xp.empty_like(x)
+    xs, cs = x.reshape(-1), cdf.reshape(-1)
+    for_row_blocks(lambda s, e: normal_cdf_block(xs[s:e], cs[s:e]), xs.size, BLOCK_ELEMENTS,
+                   xp)
+    return cdf
 
 
 def gelu_forward(x):
     """out = x * Phi(x). Cache: x and Phi(x)."""
-    get_xp(x)
+    xp = get_xp(x)
     check_array("x", x)
-    cdf = normal_cdf_fast(x) if x.dtype == np.float32 else normal_cdf(x)   # (...)
-    return x * cdf, GeluCache(x, cdf)
+    if x.dtype != np.float32:
+        cdf = normal_cdf(x)                                # exact (float64)
+        return x * cdf, GeluCache(x, cdf)
+    x = xp.ascontiguousarray(x)                            # flat views below are views
+    cdf, out = xp.empty_like(x), xp.empty_like(x)
+    xs, cs, os = x.reshape(-1), cdf.reshape(-1), out.reshape(-1)
+
+    def kernel(s, e):                                      # the two lines above, per block
+        normal_cdf_block(xs[s:e], cs[s:e])
+        xp.multiply(xs[s:e], cs[s:e], out=os[s:e])
+    for_row_blocks(kernel, xs.size, BLOCK_ELEMENTS, xp)
+    return out, GeluCache(x, cdf)
+
+
+def gelu_and_derivative(x):
+    """out = x * Phi(x) and its derivative Phi(x) + x * phi(x), computed together.
+
+    The forward already has Phi(x) and exp(-x^2 / 2), so the derivative costs two
+    multiply-adds here, where `gelu_backward` would compute exp(-x^2 / 2) again. The MLP
+    caches (out, derivative) instead of (x, Phi(x)): the same memory, and its backward is
+    one product, dx = dout * derivative (tests/test_fast_paths.py checks it against
+    gelu_backward).
+    """
+    xp = get_xp(x)
+    check_array("x", x)
+    if x.dtype != np.float32:
+        cdf = normal_cdf(x)                                # exact (float64)
+        return x * cdf, cdf + x * xp.exp(-0.5 * x * x) * _INV_SQRT_2PI
+    x = xp.ascontiguousarray(x)
+    out, grad = xp.empty_like(x), xp.empty_like(x)
+    xs, os, gs = x.reshape(-1), out.reshape(-1), grad.reshape(-1)
+
+    def kernel(s, e):
+        xb, ob, gb = xs[s:e], os[s:e], gs[s:e]
+        cdf = normal_cdf_block(xb, xp.empty_like(xb), pdf=gb)   # gb: exp(-x^2 / 2)
+        xp.multiply(xb, cdf, out=ob)                       # out = x Phi(x)
+        gb *= xb
+        gb *= _INV_SQRT_2PI                                # x phi(x)
+        gb += cdf                                          # Phi(x) + x phi(x)
+    for_row_blocks(kernel, xs.size, BLOCK_ELEMENTS, xp)
+    return out, grad
 
 
 def gelu_backward(dout, cache):
     """forward: out = x * Phi(x)  ->  dx = dout * (Phi(x) + x * phi(x))
 
-    Evaluated in place over cache-sized chunks (the same maths as the line above, fewer
+    Evaluated in place over blocks on every core (the same maths as the line above, fewer
     trips through memory for the (tokens, 4C) hidden activations).
     """
     xp = get_xp(dout, cache.x)
     x, cdf = cache
+    dout = xp.ascontiguousarray(dout)
     dx = xp.empty(x.shape, dtype=x.dtype)                  # C order: its flat view is a view
     xs, cs, ds, os = x.reshape(-1), cdf.reshape(-1), dout.reshape(-1), dx.reshape(-1)
-    step = elementwise_chunk(xp, xs.size)
-    for i in range(0, xs.size, step):
-        xc, oc = xs[i:i + step], os[i:i + step]
+
+    def kernel(s, e):
+        xc, oc = xs[s:e], os[s:e]
         xp.multiply(xc, xc, out=oc)
         oc *= -0.5
         xp.exp(oc, out=oc)
         oc *= _INV_SQRT_2PI                                # phi(x)
         oc *= xc
-        oc += cs[i:i + step]                               # Phi(x) + x phi(x)
-        oc *= ds[i:i + step]
+        oc += cs[s:e]                                      # Phi(x) + x phi(x)
+        oc *= ds[s:e]
+    for_row_blocks(kernel, xs.size, BLOCK_ELEMENTS, xp)
     return dx

@@ -12,24 +12,28 @@ class SoftmaxCache(NamedTuple):
     out: object        # (..., K) the probabilities: backward needs nothing else
 
 
-def softmax_forward(s):
-    """Numerically stable softmax over the last axis; subtracting the row max changes nothing."""
+def softmax_forward(s, out=None):
+    """Numerically stable softmax over the last axis; subtracting the row max changes nothing.
+
+    out: where to write the probabilities (may be s itself); a new array by default.
+    """
     xp = get_xp(s)
     check_array("s", s)
-    out = s - s.max(axis=-1, keepdims=True)                # (..., K)
+    out = xp.subtract(s, s.max(axis=-1, keepdims=True), out=out)   # (..., K)
     xp.exp(out, out=out)                                   # in place: e = exp(s - max)
     out /= out.sum(axis=-1, keepdims=True)                 # (..., K)
     return out, SoftmaxCache(out)
 
 
-def softmax_backward(dout, cache):
+def softmax_backward(dout, cache, out=None):
     """forward: p = softmax(s)  ->  ds = p * (dout - sum(dout * p))
 
     The Jacobian is diag(p) - p p^T; applying it to dout gives the line above.
+    out: where to write ds (may be dout itself); a new array by default.
     """
-    get_xp(dout, cache.out)
+    xp = get_xp(dout, cache.out)
     p = cache.out
-    ds = dout * p                                          # (..., K)
+    ds = xp.multiply(dout, p, out=out)                     # (..., K)
     row = ds.sum(axis=-1, keepdims=True)                   # (..., 1) sum(dout * p)
     ds -= p * row                                          # p * dout - p * sum(dout * p)
     return ds
