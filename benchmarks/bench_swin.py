@@ -30,6 +30,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
+NO_TUNE = "--no-tune" in sys.argv
+
+
 def set_threads(n):
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(n)
@@ -154,7 +157,7 @@ def memory_child(framework, case, batch, backend):
 
 def measure_memory(framework, case, batch, backend):
     cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", framework, case,
-           str(batch), "--backend", backend]
+           str(batch), "--backend", backend] + (["--no-tune"] if NO_TUNE else [])
     out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
     if out.returncode:
         return None
@@ -229,6 +232,7 @@ def run(args):
             "numpy": np.__version__, "torch": (__import__("torch").__version__
                                                if have_torch else None),
             "reference": ref_name, "gemm_float32_gflops": peak,
+            "process_tuning": "off" if args.no_tune else "on (minswin.runtime)",
             "date": time.strftime("%Y-%m-%d %H:%M")}
     return meta, rows
 
@@ -241,7 +245,8 @@ def markdown(meta, rows):
     lines = [f"Machine: {meta['machine']}; threads {meta['threads']}; backend {meta['backend']};"
              f" numpy {meta['numpy']}; torch {meta['torch']} ({meta['reference']}); "
              f"float32 GEMM {meta['gemm_float32_gflops']:.0f} GFLOP/s; "
-             f"median of {meta['rounds']} alternating rounds; {meta['date']}", "",
+             f"median of {meta['rounds']} alternating rounds; process tuning "
+             f"{meta['process_tuning']}; {meta['date']}", "",
              "| case | batch | minswin fwd s | torch fwd s | ratio | minswin fwd+bwd s | "
              "torch fwd+bwd s | ratio | minswin peak RSS MiB | torch peak RSS MiB |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -271,9 +276,16 @@ def main():
     p.add_argument("--out", default=os.path.join(HERE, "results"))
     p.add_argument("--memory-child", nargs=3, metavar=("FRAMEWORK", "CASE", "BATCH"),
                    help=argparse.SUPPRESS)
+    p.add_argument("--no-tune", action="store_true",
+                   help="skip minswin.runtime.tune_cpu_process() (applied to both frameworks)")
     args = p.parse_args()
     set_threads(args.threads)
     sys.path.insert(0, ROOT)
+    if args.no_tune:
+        os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "0")   # OpenBLAS's default spin
+    else:
+        from minswin.runtime import tune_cpu_process      # imports NumPy after its env
+        args.tune = tune_cpu_process()
     if args.memory_child:
         fw, case, batch = args.memory_child
         return memory_child(fw, case, int(batch), args.backend)

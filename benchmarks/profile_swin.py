@@ -24,6 +24,8 @@ def main():
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from minswin.runtime import tune_cpu_process          # as the benchmark and the CLI do
+    tune_cpu_process()
     import numpy as np
 
     import minswin

@@ -21,6 +21,7 @@ from .checks import check_array
 from .configs import get_config
 from .layers import LayerNorm, Linear, Mlp, PatchEmbed, PatchMerging, WindowAttention
 from .module import Module
+from .parallel import elementwise
 from .ops.droppath import droppath_backward, droppath_forward
 from .ops.masks import cached_attention_mask, forward_window_shift, official_window_shift
 from .ops.window import (from_windows, from_windows_backward, to_windows_backward,
@@ -70,23 +71,24 @@ class SwinTransformerBlock(Module):
         a = self.attn.forward(tokens, mask, (Hp // M) * (Wp // M))   # (B*nW, N, C)
         y = from_windows(a, win_cache)                     # (B, H, W, C) merge, roll back, crop
         y, dp1 = droppath_forward(y, self.drop_path, self.training, self.rng)
-        x = x + y                                          # residual 1
+        x = elementwise(xp.add, x, y)                      # residual 1: x + y
         m = self.mlp.forward(self.norm2.forward(x))        # (B, H, W, C)
         m, dp2 = droppath_forward(m, self.drop_path, self.training, self.rng)
         self.cache = (win_cache, dp1, dp2)
-        return x + m                                       # residual 2
+        return elementwise(xp.add, x, m)                   # residual 2: x + m
 
     def backward(self, dout):
+        xp = get_xp(dout)
         win_cache, dp1, dp2 = self.cache
         # forward: out = x1 + DropPath(MLP(LN2(x1)))
         dm = droppath_backward(dout, dp2)
-        dx1 = dout + self.norm2.backward(self.mlp.backward(dm))
+        dx1 = elementwise(xp.add, dout, self.norm2.backward(self.mlp.backward(dm)))
         # forward: x1 = x + DropPath(from_windows(attn(to_windows(LN1(x)))))
         dy = droppath_backward(dx1, dp1)
         da = from_windows_backward(dy, win_cache)          # (B*nW, N, C) pad, roll, split
         dtokens = self.attn.backward(da)                   # (B*nW, N, C)
         dh = to_windows_backward(dtokens, win_cache)       # (B, H, W, C) merge, roll back, crop
-        return dx1 + self.norm1.backward(dh)
+        return elementwise(xp.add, dx1, self.norm1.backward(dh))
 
 
 class BasicLayer(Module):

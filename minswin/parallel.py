@@ -63,9 +63,9 @@ def _helpers():
     return _pool
 
 
-def block_rows(row_elements, block_elements=BLOCK_ELEMENTS):
-    """Rows per block so that a block holds about `block_elements` elements (at least 1 row)."""
-    return max(1, block_elements // max(1, row_elements))
+def block_rows(row_elements):
+    """Rows per block so that a block holds about BLOCK_ELEMENTS elements (at least 1 row)."""
+    return max(1, BLOCK_ELEMENTS // max(1, row_elements))
 
 
 def for_row_blocks(kernel, rows, block, xp=np):
@@ -117,5 +117,5 @@ def elementwise(ufunc, a, b, out=None):
 
     def kernel(s, e):
         ufunc(fa[s:e], fb[s:e], out=fo[s:e])
-    for_row_blocks(kernel, fa.size, BLOCK_ELEMENTS * 4)    # one pass: bigger blocks suffice
+    for_row_blocks(kernel, fa.size, 4 * block_rows(1))     # one pass: bigger blocks suffice
     return out

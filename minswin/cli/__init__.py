@@ -6,6 +6,7 @@ Each sub-command module exposes `add_parser(subparsers)` (which registers its pa
 import argparse
 import sys
 
+from ..runtime import tune_cpu_process
 from . import evaluate, exercise, plot, tour, train
 
 COMMANDS = (tour, plot, train, evaluate, exercise)
@@ -33,6 +34,7 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    tune_cpu_process()                 # reuse freed memory: see minswin/runtime.py
     try:
         return args.func(args) or 0
     except (CliError, ValueError, TypeError, OSError, ImportError) as err:

@@ -45,18 +45,6 @@ def merge_heads(o):
     return o.transpose(0, 2, 1, 3).reshape(B_, N, nH * d)  # (B_, N, C)
 
 
-def add_window_mask(s, mask):
-    """s (B_, nH, N, N) += mask (nW, N, N): window w of every image gets mask w (in place).
-
-    This relies on windows being batch-major (SPEC 2): the B_ axis is (B, nW).
-    """
-    nW, N, _ = mask.shape
-    B_, nH = s.shape[:2]
-    s5 = s.reshape(B_ // nW, nW, nH, N, N)                # a view of s
-    s5 += mask[None, :, None]                              # broadcast over images and heads
-    return s
-
-
 def bias_and_mask(bias, mask, nH, N, dtype, xp):
     """The one array added to the scores: (nW, nH, N, N), or (1, nH, N, N) without a mask.
 
@@ -77,13 +65,22 @@ def window_blocks(B_, nW, per_window):
     return max(d for d in range(1, b + 1) if nW % d == 0)
 
 
-def scores_rows(bm, s, e):
-    """The rows of bias_and_mask (nW, nH, N, N) for windows s:e of the batch (window i uses
-    row i % nW), shaped to broadcast over the block's scores (e - s, nH, N, N)."""
-    nW = bm.shape[0]
-    if nW == 1 or e - s < nW:
-        return bm if nW == 1 else bm[s % nW: s % nW + (e - s)]
-    return bm[None]                                        # (1, nW, nH, N, N) over images
+def add_bias_and_mask(s, bm, start):
+    """s (b, nH, N, N), the scores of windows start..start+b-1, += their rows of `bm`.
+
+    bm is bias_and_mask (nW, nH, N, N). Window i of the batch uses row i % nW: windows are
+    batch-major (SPEC 2), the batch axis is (B, nW). Blocks from `window_blocks` are whole
+    images or lie inside one image, so their rows are one broadcast or one slice.
+    """
+    nW, b = bm.shape[0], s.shape[0]
+    if nW == 1:
+        s += bm                                            # no mask: one bias for all windows
+    elif b >= nW:
+        s5 = s.reshape(b // nW, *bm.shape)                 # (images, nW, nH, N, N), a view
+        s5 += bm
+    else:
+        s += bm[start % nW: start % nW + b]                # windows of one image
+    return s
 
 
 def window_attention_forward(x, qkv_weight, qkv_bias, proj_weight, proj_bias,
@@ -128,8 +125,7 @@ def window_attention_forward(x, qkv_weight, qkv_bias, proj_weight, proj_bias,
         kb[...] = ks[s:e]
         vb[...] = vs[s:e]
         sb = xp.matmul(qb, kb.transpose(0, 1, 3, 2), out=a[s:e])   # (b, nH, N, N)
-        sb5 = sb.reshape(-1, *bm.shape) if e - s >= bm.shape[0] > 1 else sb
-        sb5 += scores_rows(bm, s, e)                       # + bias (+ mask)
+        add_bias_and_mask(sb, bm, s)                       # + bias (+ mask)
         softmax_forward(sb, out=sb)                        # a, in place
         merged[s:e] = xp.matmul(sb, vb).transpose(0, 2, 1, 3)      # (b, N, nH, d)
     for_row_blocks(kernel, B_, window_blocks(B_, bm.shape[0], nH * N * N), xp)

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..backend import erf, get_xp
 from ..checks import check_array
-from ..parallel import BLOCK_ELEMENTS, for_row_blocks
+from ..parallel import block_rows, for_row_blocks
 
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -74,8 +74,7 @@ def normal_cdf_fast(x):
     x = xp.ascontiguousarray(x)
     cdf = xp.empty_like(x)
     xs, cs = x.reshape(-1), cdf.reshape(-1)
-    for_row_blocks(lambda s, e: normal_cdf_block(xs[s:e], cs[s:e]), xs.size, BLOCK_ELEMENTS,
-                   xp)
+    for_row_blocks(lambda s, e: normal_cdf_block(xs[s:e], cs[s:e]), xs.size, block_rows(1), xp)
     return cdf
 
 
@@ -93,7 +92,7 @@ def gelu_forward(x):
     def kernel(s, e):                                      # the two lines above, per block
         normal_cdf_block(xs[s:e], cs[s:e])
         xp.multiply(xs[s:e], cs[s:e], out=os[s:e])
-    for_row_blocks(kernel, xs.size, BLOCK_ELEMENTS, xp)
+    for_row_blocks(kernel, xs.size, block_rows(1), xp)
     return out, GeluCache(x, cdf)
 
 
@@ -122,7 +121,7 @@ def gelu_and_derivative(x):
         gb *= xb
         gb *= _INV_SQRT_2PI                                # x phi(x)
         gb += cdf                                          # Phi(x) + x phi(x)
-    for_row_blocks(kernel, xs.size, BLOCK_ELEMENTS, xp)
+    for_row_blocks(kernel, xs.size, block_rows(1), xp)
     return out, grad
 
 
@@ -147,5 +146,5 @@ def gelu_backward(dout, cache):
         oc *= xc
         oc += cs[s:e]                                      # Phi(x) + x phi(x)
         oc *= ds[s:e]
-    for_row_blocks(kernel, xs.size, BLOCK_ELEMENTS, xp)
+    for_row_blocks(kernel, xs.size, block_rows(1), xp)
     return dx

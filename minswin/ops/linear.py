@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from ..backend import get_xp
 from ..checks import check_array, check_shape
+from ..parallel import block_rows, for_row_blocks
 
 
 class LinearCache(NamedTuple):
@@ -33,8 +34,9 @@ def linear_forward(x, w, b=None):
     # one 2-D GEMM over all tokens: matmul on a stack of small matrices is far slower
     x2 = x.reshape(-1, x.shape[-1])                        # (T, Cin)
     out = xp.matmul(x2, w.T)                               # (T, Cout)
-    if b is not None:
-        out += b
+    if b is not None:                                      # out += b, on row blocks
+        for_row_blocks(lambda s, e: xp.add(out[s:e], b, out=out[s:e]), out.shape[0],
+                       block_rows(out.shape[1]), xp)
     out = out.reshape(*x.shape[:-1], w.shape[0])           # (..., Cout)
     return out, LinearCache(x, w, b is not None)
 
@@ -53,5 +55,9 @@ def linear_backward(dout, cache):
     x2 = x.reshape(-1, x.shape[-1])                        # (T, Cin)
     dx = xp.matmul(d2, w).reshape(x.shape)                 # (..., Cin)
     dw = xp.matmul(d2.T, x2)                               # (Cout, Cin)
-    db = d2.sum(axis=0) if cache.has_bias else None        # (Cout,)
+    db = None
+    if cache.has_bias:                                     # (Cout,) per-block sums, in order
+        parts = for_row_blocks(lambda s, e: d2[s:e].sum(axis=0), d2.shape[0],
+                               block_rows(d2.shape[1]), xp)
+        db = sum(parts[1:], parts[0])
     return dx, dw, db

@@ -1,0 +1,123 @@
+"""minswin.parallel: row blocks on threads change the speed, never the numbers."""
+import ast
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import minswin
+from minswin import parallel
+from minswin.parallel import elementwise, for_row_blocks, set_num_threads
+
+
+@pytest.fixture
+def threads():
+    """Restore the thread count and block size after a test changes them."""
+    before, block = parallel.num_threads(), parallel.BLOCK_ELEMENTS
+    yield
+    set_num_threads(before)
+    parallel.BLOCK_ELEMENTS = block
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_blocks_cover_the_rows_once_in_order(threads, n):
+    set_num_threads(n)
+    seen = np.zeros(103, int)
+
+    def kernel(s, e):
+        seen[s:e] += 1
+        return (s, e)
+    spans = for_row_blocks(kernel, 103, 10)
+    assert spans == [(s, min(s + 10, 103)) for s in range(0, 103, 10)]
+    assert (seen == 1).all()
+
+
+def test_a_kernel_error_reaches_the_caller(threads):
+    set_num_threads(2)
+
+    def kernel(s, e):
+        if s == 30:
+            raise ValueError("block 30")
+    with pytest.raises(ValueError, match="block 30"):
+        for_row_blocks(kernel, 100, 10)
+
+
+def test_nested_calls_run_serially(threads):
+    set_num_threads(2)
+    inner = []
+    for_row_blocks(lambda s, e: inner.append(for_row_blocks(lambda a, b: b - a, 4, 2)), 4, 1)
+    assert inner == [[2, 2]] * 4
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_set_num_threads_rejects_bad_counts(threads, bad):
+    with pytest.raises(ValueError, match="n: expected a positive int"):
+        set_num_threads(bad)
+
+
+def test_elementwise_matches_the_ufunc_and_falls_back(rng):
+    a, b = rng.standard_normal((300, 700)), rng.standard_normal((300, 700))
+    np.testing.assert_array_equal(elementwise(np.add, a, b), a + b)
+    out = np.empty_like(a)
+    assert elementwise(np.multiply, a, b, out=out) is out
+    np.testing.assert_array_equal(out, a * b)
+    np.testing.assert_array_equal(elementwise(np.add, a, b[0]), a + b[0])      # broadcast
+    np.testing.assert_array_equal(elementwise(np.add, a.T, b.T), a.T + b.T)    # strided
+
+
+def _step(model, x, d):
+    model.zero_grad()
+    logits = model.forward(x)
+    dx = model.backward(d)
+    return logits, dx, {k: g.copy() for k, g in model.grads.items()}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_thread_count_and_block_size_do_not_change_the_numbers(threads, rng, dtype):
+    """The plain twin of every row-block fast path: the whole network with one thread and
+    one block per op (the unblocked maths) against several threads and tiny blocks.
+
+    Forward results depend only on each row, so they are identical bit for bit. Gradients of
+    parameters shared by all rows (biases, LayerNorm, the bias table) add per-block sums, so
+    their rounding may differ slightly between block sizes, never between thread counts.
+    """
+    model = minswin.create_model("swin_micro", num_classes=5, dtype=dtype,
+                                 drop_path_rate=0.0).train()
+    x = rng.standard_normal((2, 32, 32, 3)).astype(dtype)
+    d = rng.standard_normal((2, 5)).astype(dtype)
+    set_num_threads(1)
+    parallel.BLOCK_ELEMENTS = 10 ** 12                     # one block: the plain maths
+    plain = _step(model, x, d)
+    parallel.BLOCK_ELEMENTS = 512                          # many blocks
+    small = {n: (set_num_threads(n), _step(model, x, d))[1] for n in (1, 3)}
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    for n, (logits, dx, grads) in small.items():
+        np.testing.assert_array_equal(logits, plain[0])
+        np.testing.assert_allclose(dx, plain[1], rtol=tol, atol=tol)
+        for k in grads:
+            np.testing.assert_allclose(grads[k], plain[2][k], rtol=tol, atol=tol, err_msg=k)
+            np.testing.assert_array_equal(grads[k], small[1][2][k], err_msg=k)
+
+
+def test_openblas_timeout_is_set_before_numpy_and_never_overrides():
+    code = ("import os, sys; import minswin; "
+            "print(os.environ['OPENBLAS_THREAD_TIMEOUT'], 'numpy' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.split() == ["4", "True"], out.stderr
+    env["OPENBLAS_THREAD_TIMEOUT"] = "7"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.split() == ["7", "True"], out.stderr
+
+
+def test_tune_cpu_process_reports_what_it_applied():
+    code = ("from minswin.runtime import tune_cpu_process; import numpy as np; "
+            "r = tune_cpu_process(); a = np.ones(10_000_000, np.float32); del a; print(r)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    report = ast.literal_eval(out.stdout.strip())
+    assert set(report) == {"OPENBLAS_THREAD_TIMEOUT", "keep_freed_memory"}
+    if sys.platform.startswith("linux"):
+        assert report["keep_freed_memory"] is True
