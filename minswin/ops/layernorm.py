@@ -7,9 +7,12 @@ Symbols: `...` leading axes, C normalised width.
 """
 from typing import NamedTuple
 
+import numpy as np
+
 from ..backend import get_xp
 from ..checks import check_array, check_shape
 from ..parallel import block_rows, for_row_blocks
+from .rows import repeat_rows, row_sums
 
 EPS = 1e-5   # nn.LayerNorm's default, used by every Swin implementation (SPEC 8)
 
@@ -33,22 +36,26 @@ def layernorm_forward(x, gamma, beta, eps=EPS):
     check_shape("gamma", gamma, (C,), dtype=x.dtype)
     check_shape("beta", beta, (C,), dtype=x.dtype)
     x2 = xp.ascontiguousarray(x).reshape(-1, C)            # (R, C) one row per token
+    R = x2.shape[0]
     xhat, out = xp.empty_like(x2), xp.empty_like(x2)       # (R, C)
-    rstd = xp.empty((x2.shape[0], 1), x.dtype)             # (R, 1)
+    rstd = xp.empty((R, 1), x.dtype)                       # (R, 1)
+    block = block_rows(C) if xp is np else R               # rows per block (CuPy: one)
+    ones = xp.ones((C, 1), x.dtype)
+    g, b = repeat_rows(gamma, min(block, R)), repeat_rows(beta, min(block, R))
 
     def kernel(s, e):                                      # rows s:e
-        xh, o = xhat[s:e], out[s:e]
-        mean = x2[s:e].mean(axis=-1, keepdims=True)        # (r, 1)
+        xh, o, n = xhat[s:e], out[s:e], e - s
+        mean = row_sums(x2[s:e], ones) / C                 # (n, 1)
         xp.subtract(x2[s:e], mean, out=xh)                 # centred, normalised below
         sq = xp.square(xh, out=o)                          # o holds (x - mean)^2 for now
-        var = sq.mean(axis=-1, keepdims=True)              # (r, 1) biased
+        var = row_sums(sq, ones) / C                       # (n, 1) biased
         r = rstd[s:e]
         xp.sqrt(var + eps, out=r)
         xp.reciprocal(r, out=r)                            # 1 / sqrt(var + eps)
         xh *= r                                            # xhat = (x - mean) * rstd
-        xp.multiply(xh, gamma, out=o)
-        o += beta                                          # out = xhat * gamma + beta
-    for_row_blocks(kernel, x2.shape[0], block_rows(C), xp)
+        xp.multiply(xh, g[:n], out=o)
+        o += b[:n]                                         # out = xhat * gamma + beta
+    for_row_blocks(kernel, R, block, xp)
     lead = x.shape[:-1]
     return out.reshape(x.shape), LayerNormCache(xhat.reshape(x.shape),
                                                 rstd.reshape(*lead, 1), gamma)
@@ -70,21 +77,27 @@ def layernorm_backward(dout, cache):
     C = xhat.shape[-1]
     d2 = xp.ascontiguousarray(dout).reshape(-1, C)         # (R, C)
     xh2, r2 = xhat.reshape(-1, C), rstd.reshape(-1, 1)     # (R, C), (R, 1)
+    R = d2.shape[0]
     dx = xp.empty_like(xh2)                                # (R, C)
+    block = block_rows(C) if xp is np else R
+    ones = xp.ones((C, 1), xh2.dtype)
+    ones_t = xp.ones((1, min(block, R)), xh2.dtype)        # column sums: (1, n) @ (n, C)
+    g = repeat_rows(gamma, min(block, R))
 
     def kernel(s, e):                                      # rows s:e
-        d, xh = d2[s:e], xh2[s:e]
-        t = d * xh                                         # (r, C)
-        sums = (t.sum(axis=0), d.sum(axis=0))              # this block's dgamma, dbeta
-        dxhat = xp.multiply(d, gamma, out=dx[s:e])         # built into dx in place:
-        t *= gamma                                         # now dxhat * xhat
-        m1 = dxhat.mean(axis=-1, keepdims=True)            # (r, 1)
-        m2 = t.mean(axis=-1, keepdims=True)                # (r, 1)
+        d, xh, n = d2[s:e], xh2[s:e], e - s
+        t = d * xh                                         # (n, C)
+        sums = (xp.matmul(ones_t[:, :n], t)[0],            # this block's dgamma, dbeta
+                xp.matmul(ones_t[:, :n], d)[0])
+        dxhat = xp.multiply(d, g[:n], out=dx[s:e])         # built into dx in place:
+        t *= g[:n]                                         # now dxhat * xhat
+        m1 = row_sums(dxhat, ones) / C                     # (n, 1) mean(dxhat)
+        m2 = row_sums(t, ones) / C                         # (n, 1) mean(dxhat * xhat)
         dxhat -= m1
         dxhat -= xp.multiply(xh, m2, out=t)
         dxhat *= r2[s:e]                                   # rstd * (dxhat - m1 - xhat * m2)
         return sums
-    sums = for_row_blocks(kernel, d2.shape[0], block_rows(C), xp)
-    dgamma = sum(g for g, _ in sums)                       # (C,)
-    dbeta = sum(b for _, b in sums)                        # (C,)
+    sums = for_row_blocks(kernel, R, block, xp)
+    dgamma = sum(gs for gs, _ in sums)                     # (C,)
+    dbeta = sum(bs for _, bs in sums)                      # (C,)
     return dx.reshape(xhat.shape), dgamma, dbeta

@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 from ..backend import get_xp
 from ..checks import check_array
+from .rows import row_sums
 
 
 class SoftmaxCache(NamedTuple):
@@ -21,7 +22,7 @@ def softmax_forward(s, out=None):
     check_array("s", s)
     out = xp.subtract(s, s.max(axis=-1, keepdims=True), out=out)   # (..., K)
     xp.exp(out, out=out)                                   # in place: e = exp(s - max)
-    out /= out.sum(axis=-1, keepdims=True)                 # (..., K)
+    out /= row_sums(out)                                   # (..., K) / (..., 1)
     return out, SoftmaxCache(out)
 
 
@@ -34,6 +35,6 @@ def softmax_backward(dout, cache, out=None):
     xp = get_xp(dout, cache.out)
     p = cache.out
     ds = xp.multiply(dout, p, out=out)                     # (..., K)
-    row = ds.sum(axis=-1, keepdims=True)                   # (..., 1) sum(dout * p)
+    row = row_sums(ds)                                     # (..., 1) sum(dout * p)
     ds -= p * row                                          # p * dout - p * sum(dout * p)
     return ds
