@@ -1,34 +1,86 @@
-"""Where does the time go? Per-op profile of one Swin-T training step (forward + backward).
+"""Where does the time go? Per-op wall time of Swin-T's forward and of a training step.
 
-    python benchmarks/profile_swin.py [--batch 8] [--threads 2]
+    python benchmarks/profile_swin.py [--batch 8] [--threads 2] [--rounds 3]
 
-NumPy's ufuncs and matmul run inside the Python function that calls them, so cProfile's
-"own time" of each op function (`linear_forward`, `gelu_backward`, ...) is the time of the
-array work that op does. The table lists those, largest first, with their share of the step.
+Every op function of minswin.ops (`linear_forward`, `gelu_and_derivative`, ...) is wrapped
+with a timer for the run. An op's time is its wall time minus that of the wrapped ops it
+calls (attention's own time excludes its two linears and its softmax). Wall time is the
+right measure here: the ops share their row blocks among threads (minswin.parallel), and a
+profiler that samples only the calling thread, like cProfile, would miss the others' work.
 """
 import argparse
-import cProfile
+import collections
 import os
-import pstats
 import sys
 import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OP_MODULES = ("attention", "droppath", "gelu", "layernorm", "linear", "mlp", "patch_embed",
+              "patch_merging", "relative_bias", "softmax", "window")
+
+
+def instrument(modules):
+    """Wrap every op function; returns the dict of exclusive seconds per op name."""
+    seen = collections.defaultdict(float)
+    stack = []
+
+    def wrap(name, fn):
+        def timed(*args, **kwargs):
+            t = time.perf_counter()
+            stack.append(0.0)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent = time.perf_counter() - t
+                children = stack.pop()
+                seen[name] += spent - children
+                if stack:
+                    stack[-1] += spent
+        return timed
+
+    ops = {}
+    for mod in modules:
+        for name, fn in vars(mod).items():
+            if (callable(fn) and getattr(fn, "__module__", "") == mod.__name__
+                    and (name.endswith(("_forward", "_backward")) or name == "gelu_and_derivative"
+                         or name == "from_windows")):
+                ops[name] = wrap(name, fn)
+    # replace the op in every module that imported it by name (the callers use those names)
+    for mod in list(sys.modules.values()):
+        if getattr(mod, "__name__", "").startswith("minswin"):
+            for name, timed in ops.items():
+                if getattr(mod, name, None) is not None and name in vars(mod):
+                    setattr(mod, name, timed)
+    return seen
+
+
+def table(title, seen, wall, rounds, top):
+    total = sum(seen.values()) / rounds
+    print(f"\n{title}: {wall:.3f} s per call ({total:.3f} s inside ops)")
+    print(f"{'op':<28} {'s':>7} {'share':>6}")
+    for name, s in sorted(seen.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"{name:<28} {s / rounds:7.3f} {s / rounds / wall:6.1%}")
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--model", default="swin_t")
-    p.add_argument("--top", type=int, default=18)
+    p.add_argument("--top", type=int, default=14)
     args = p.parse_args()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.path.insert(0, ROOT)
     from minswin.runtime import tune_cpu_process          # as the benchmark and the CLI do
     tune_cpu_process()
+    import importlib
+
     import numpy as np
 
     import minswin
+    seen = instrument([importlib.import_module(f"minswin.ops.{m}") for m in OP_MODULES])
     model = minswin.create_model(args.model).train()
     size = model.config.img_size
     rng = np.random.default_rng(0)
@@ -41,23 +93,13 @@ def main():
         model.backward(d)
 
     step()                                                 # warm-up: caches, first touches
-    t = time.perf_counter()
-    step()
-    wall = time.perf_counter() - t
-    prof = cProfile.Profile()
-    prof.runcall(step)
-    stats = pstats.Stats(prof).stats
-    rows = []
-    for (path, _, func), (_, ncalls, own, cum, _) in stats.items():
-        if "minswin" in path:
-            rows.append((own, func, os.path.relpath(path), ncalls))
-    rows.sort(reverse=True)
-    total = sum(r[0] for r in rows)
-    print(f"{args.model} batch {args.batch}, {args.threads} threads: step {wall:.3f} s "
-          f"(profiled {total:.3f} s in minswin functions)")
-    print(f"{'op':<34} {'file':<30} {'calls':>5} {'own s':>8} {'share':>6}")
-    for own, func, path, n in rows[:args.top]:
-        print(f"{func:<34} {path[-30:]:<30} {n:>5} {own:8.3f} {own / total:6.1%}")
+    print(f"{args.model} batch {args.batch}, {args.threads} threads, float32")
+    for title, fn in (("forward", lambda: model.forward(x)), ("forward + backward", step)):
+        seen.clear()
+        t = time.perf_counter()
+        for _ in range(args.rounds):
+            fn()
+        table(title, seen, (time.perf_counter() - t) / args.rounds, args.rounds, args.top)
 
 
 if __name__ == "__main__":

@@ -106,8 +106,7 @@ def elementwise(ufunc, a, b, out=None):
     The residual adds and the GELU rebuild go through here. Anything else (broadcasting,
     non-contiguous views, CuPy) is passed straight to the ufunc.
     """
-    xp = type(a).__module__.split(".")[0]
-    if (xp != "numpy" or not isinstance(b, np.ndarray) or a.shape != b.shape
+    if (not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray) or a.shape != b.shape
             or a.dtype != b.dtype or not (a.flags.c_contiguous and b.flags.c_contiguous)
             or (out is not None and not (out.shape == a.shape and out.flags.c_contiguous))):
         return ufunc(a, b) if out is None else ufunc(a, b, out=out)
