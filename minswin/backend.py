@@ -140,15 +140,6 @@ def erf(x):
     return _erf(x)
 
 
-def elementwise_chunk(xp, size):
-    """How many elements an in-place elementwise fast path should process at a time.
-
-    On the CPU, chunks of 32K float32 (128 KiB) stay in the L2 cache across the dozen passes
-    of a polynomial; on a GPU one kernel per pass over the whole array is best.
-    """
-    return max(1, size if xp is not np else 32768)
-
-
 def index_add(target, index, values):
     """``target[index] += values`` with repeated indices accumulated, in place.
 

@@ -430,10 +430,10 @@ def train(config="digits", *, out="runs/digits", resume=None, stop_after=None, p
     config comes from the checkpoint; only `epochs` may change). stop_after: end this call
     after that many epochs (the schedule still follows `epochs`), e.g. to split a run in two.
     progress: show a tqdm bar; plots: write curves.png; log: where the text lines go.
-    threads: BLAS threads during the run (None: leave as is). One is the default because the
-    matrices of a small Swin are too small to share out, and on a busy machine a second BLAS
-    thread that waits for a core slows every matmul down several times (measured: 2 s vs
-    10 s per digits epoch on 2 shared cores).
+    threads: BLAS and row-block threads during the run (None: leave as is). One is the default
+    because the matrices of a small Swin are too small to share out, and on a busy machine a
+    second thread that waits for a core slows every matmul down several times (measured: 2 s
+    vs 10 s per digits epoch on 2 shared cores).
     loss_fn: replaces `cross_entropy_forward` (for tests that inject a failure).
     Returns a TrainResult; raises TrainingDiverged on a NaN/Inf loss, KeyboardInterrupt after
     saving `last.safetensors` on Ctrl-C.
@@ -593,15 +593,19 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, overr
 
 
 class blas_threads:
-    """Limit BLAS threads with threadpoolctl (it comes with scikit-learn) inside a `with`;
-    without threadpoolctl, or with n=None, change nothing."""
+    """Inside a `with`: n threads for BLAS (threadpoolctl, which comes with scikit-learn) and
+    for minswin's own row blocks (minswin.parallel). n=None changes nothing; without
+    threadpoolctl only the row blocks are limited."""
 
     def __init__(self, n):
-        self.n, self.ctx = n, None
+        self.n, self.ctx, self.before = n, None, None
 
     def __enter__(self):
         if self.n is None:
             return self
+        from . import parallel
+        self.before = parallel.num_threads()
+        parallel.set_num_threads(self.n)
         try:
             from threadpoolctl import threadpool_limits
         except ImportError:
@@ -612,6 +616,9 @@ class blas_threads:
     def __exit__(self, *exc):
         if self.ctx is not None:
             self.ctx.__exit__(*exc)
+        if self.before is not None:
+            from . import parallel
+            parallel.set_num_threads(self.before)
         return False
 
 
