@@ -6,7 +6,8 @@
 
 Timing: both frameworks are loaded in one process and measured in alternating rounds (so a
 noisy neighbour hurts both alike); each figure is the median of the rounds, the ratio is
-minswin / torch (below 1 means minswin is faster). Peak memory: each (framework, case) runs
+minswin / torch (below 1 means minswin is faster). Each timed call starts after a 0.25 s pause
+(see `timed`). Peak memory: each (framework, case) runs
 again in a fresh subprocess that reports its peak RSS (ru_maxrss), so one framework's
 allocations cannot hide in the other's.
 
@@ -119,7 +120,14 @@ def torch_case(case, batch, backend):
     return fwd, fwd_bwd, sync, name
 
 
+PAUSE_S = 0.25
+
+
 def timed(fn, sync):
+    """Seconds for fn(), after a pause: the idle threads of whatever ran before (PyTorch's
+    OpenMP pool and OpenBLAS both spin-wait for a while after their work) go to sleep first,
+    so no round starts while the other framework's threads still hold the cores."""
+    time.sleep(PAUSE_S)
     t = time.perf_counter()
     fn()
     if sync:

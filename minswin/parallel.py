@@ -8,8 +8,9 @@ and call a *kernel* on each block:
     kernel(start, stop)   # does the op's plain maths on rows[start:stop], writes its outputs
 
 Two things make this fast, and neither changes the maths:
-* a block is small (about 64K elements, 256 KiB of float32), so the dozen passes a kernel
-  makes over it stay in the core's L2 cache instead of going out to memory each time;
+* a block is small (about 256K elements, 1 MiB of float32), so the dozen passes a kernel
+  makes over it stay in the cache instead of going out to memory each time, yet big enough
+  that NumPy's cost per call (about a microsecond) is small next to the work;
 * the blocks are shared among `num_threads()` threads. NumPy releases the GIL inside every
   ufunc and matmul loop, so the threads really run at once.
 
@@ -23,7 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-BLOCK_ELEMENTS = 65536   # elements per block: the working set of a kernel stays in L2
+BLOCK_ELEMENTS = 262144  # elements per block. Measured on 2 cores, GELU of (25088, 384):
+                         # 16K 90 ms, 64K 47, 256K 28, 1M 39, 4M 56 (LayerNorm alike)
 
 _threads = None          # the thread count once resolved
 _pool = None             # the ThreadPoolExecutor of _threads - 1 helpers (the caller is one)
