@@ -8,8 +8,10 @@ nH heads, d = C / nH head width, nW windows per image.
     a = softmax(s)                                          (B_, nH, N, N)
     out = merge_heads(a @ v) @ Wproj.T + bproj             (B_, N, C)
 
-The order is the official one: scale on q before the product, then the relative position
-bias, then the -100 shift mask, then softmax (SPEC 7).
+merge_heads puts the heads side by side, (B_, nH, N, d) -> (B_, N, nH*d), channel h*d + lane;
+split_heads is its inverse for each of q, k, v. The order is the official one: scale on q
+before the product, then the relative position bias and the -100 shift mask (added as one
+precomputed sum, `bias_and_mask`), then softmax (SPEC 7).
 """
 from typing import NamedTuple
 
@@ -37,12 +39,6 @@ def split_heads(qkv, num_heads):
     t = qkv.reshape(B_, N, 3, num_heads, d)                # (B_, N, 3, nH, d)
     t = t.transpose(2, 0, 3, 1, 4)                         # (3, B_, nH, N, d)
     return t[0], t[1], t[2]
-
-
-def merge_heads(o):
-    """(B_, nH, N, d) -> (B_, N, nH*d), channel h*d + lane."""
-    B_, nH, N, d = o.shape
-    return o.transpose(0, 2, 1, 3).reshape(B_, N, nH * d)  # (B_, N, C)
 
 
 def bias_and_mask(bias, mask, nH, N, dtype, xp):
@@ -115,9 +111,11 @@ def window_attention_forward(x, qkv_weight, qkv_bias, proj_weight, proj_bias,
     qkv, qkv_cache = linear_forward(x, qkv_weight, qkv_bias)   # (B_, N, 3C)
     qs, ks, vs = split_heads(qkv, nH)                      # (B_, nH, N, d) each, views
     bm = bias_and_mask(bias, mask, nH, N, x.dtype, xp)     # (nW or 1, nH, N, N)
-    q, k, v = (xp.empty((B_, nH, N, d), x.dtype) for _ in range(3))   # contiguous: faster
-    a = xp.empty((B_, nH, N, N), x.dtype)                  # matmuls, and qkv can be freed
-    merged = xp.empty((B_, N, nH, d), x.dtype)             # merge_heads(a @ v)
+    # outputs the kernel fills: contiguous q, k, v (faster matmuls, and qkv can be freed),
+    # the probabilities, and merge_heads(a @ v)
+    q, k, v = (xp.empty((B_, nH, N, d), x.dtype) for _ in range(3))
+    a = xp.empty((B_, nH, N, N), x.dtype)
+    merged = xp.empty((B_, N, nH, d), x.dtype)
 
     def kernel(s, e):                                      # windows s:e
         qb = xp.multiply(qs[s:e], scale, out=q[s:e])       # q * d^-0.5
@@ -127,7 +125,7 @@ def window_attention_forward(x, qkv_weight, qkv_bias, proj_weight, proj_bias,
         sb = xp.matmul(qb, kb.transpose(0, 1, 3, 2), out=a[s:e])   # (b, nH, N, N)
         add_bias_and_mask(sb, bm, s)                       # + bias (+ mask)
         softmax_forward(sb, out=sb)                        # a, in place
-        merged[s:e] = xp.matmul(sb, vb).transpose(0, 2, 1, 3)      # (b, N, nH, d)
+        merged[s:e] = xp.matmul(sb, vb).transpose(0, 2, 1, 3)      # merge_heads: (b, N, nH, d)
     for_row_blocks(kernel, B_, window_blocks(B_, bm.shape[0], nH * N * N), xp)
     out, proj_cache = linear_forward(merged.reshape(B_, N, C), proj_weight, proj_bias)
     return out, AttentionCache(qkv_cache, q, k, v, SoftmaxCache(a), proj_cache, scale)
