@@ -38,8 +38,9 @@ def num_threads():
     global _threads
     if _threads is None:
         for var in ("MINSWIN_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            if os.environ.get(var, "").strip().isdigit():
-                set_num_threads(int(os.environ[var]))
+            value = os.environ.get(var, "").strip()
+            if value.isdigit() and int(value) > 0:
+                set_num_threads(int(value))
                 break
         else:
             set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
@@ -56,6 +57,15 @@ def set_num_threads(n):
         _pool.shutdown(wait=True)
         _pool = None
     _threads = int(n)
+
+
+def _forget_pool_after_fork():
+    global _pool
+    _pool = None                 # a forked child has none of the parent's threads
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 def _helpers():

@@ -1,8 +1,10 @@
 """minswin.parallel: row blocks on threads change the speed, never the numbers."""
 import ast
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -55,6 +57,24 @@ def test_nested_calls_run_serially(threads):
 def test_set_num_threads_rejects_bad_counts(threads, bad):
     with pytest.raises(ValueError, match="n: expected a positive int"):
         set_num_threads(bad)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_its_own_threads(threads):
+    set_num_threads(2)
+    for_row_blocks(lambda s, e: None, 4, 1)                # the parent's pool exists now
+    pid = os.fork()
+    if pid == 0:                                           # child: would hang on a dead pool
+        ok = for_row_blocks(lambda s, e: e - s, 4, 1) == [1, 1, 1, 1]
+        os._exit(0 if ok else 1)
+    deadline = time.monotonic() + 20
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if done[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung waiting for the parent's threads")
+    assert os.waitstatus_to_exitcode(done[1]) == 0
 
 
 def test_elementwise_matches_the_ufunc_and_falls_back(rng):
