@@ -84,14 +84,15 @@ def for_row_blocks(kernel, rows, block, xp=np):
     """Call ``kernel(start, stop)`` on consecutive blocks of `block` rows covering range(rows).
 
     Returns the kernels' return values in block order (for partial sums the caller adds up in
-    a fixed order, so the result does not depend on the thread count).
+    a fixed order, so the result does not depend on the thread count). With no rows the
+    kernel still runs once, on the empty range, so partial sums come back as zeros.
     On CuPy, or with one thread, or for a single block, everything runs in the calling thread;
     a kernel that itself calls for_row_blocks runs its blocks serially (no nested pools).
     """
     if xp is not np:
         return [kernel(0, rows)]
-    starts = list(range(0, rows, block))
-    spans = [(s, min(s + block, rows)) for s in starts]
+    block = max(1, block)
+    spans = [(s, min(s + block, rows)) for s in range(0, rows, block)] or [(0, 0)]
     threads = num_threads()
     if threads == 1 or len(spans) == 1 or getattr(_local, "inside", False):
         return [kernel(s, e) for s, e in spans]

@@ -36,6 +36,19 @@ def test_blocks_cover_the_rows_once_in_order(threads, n):
     assert (seen == 1).all()
 
 
+def test_no_rows_still_runs_the_kernel_once_on_the_empty_range():
+    assert for_row_blocks(lambda s, e: (s, e), 0, 8) == [(0, 0)]
+
+
+def test_an_empty_batch_runs_forward_and_backward(threads):
+    set_num_threads(2)
+    model = minswin.create_model("swin_micro", num_classes=3, dtype="float64").train()
+    logits = model.forward(np.zeros((0, 32, 32, 3)))
+    dx = model.backward(np.zeros((0, 3)))
+    assert logits.shape == (0, 3) and dx.shape == (0, 32, 32, 3)
+    assert all(not g.any() for g in model.grads.values())
+
+
 def test_a_kernel_error_reaches_the_caller(threads):
     set_num_threads(2)
 
