@@ -71,3 +71,18 @@ def test_gelu_on_non_contiguous_input(rng, dtype):
     y2, c2 = gelu_forward(np.ascontiguousarray(x))
     np.testing.assert_array_equal(y, y2)
     np.testing.assert_array_equal(gelu_backward(d, c), gelu_backward(np.ascontiguousarray(d), c2))
+
+
+@pytest.mark.parametrize("shape", [(7,), (5, 49), (2, 3, 4, 96)])
+def test_row_helpers_equal_their_one_line_definitions(rng, shape):
+    """ops/rows.py: row_sums is x.sum(-1, keepdims=True) through BLAS; repeat_rows is a
+    broadcast made concrete."""
+    from minswin.ops.rows import repeat_rows, row_sums
+    x = rng.standard_normal(shape)
+    np.testing.assert_allclose(row_sums(x), x.sum(axis=-1, keepdims=True), rtol=1e-13,
+                               atol=1e-13)
+    assert row_sums(x).shape == x.sum(axis=-1, keepdims=True).shape
+    v = rng.standard_normal(shape[-1])
+    r = repeat_rows(v, 3)
+    assert r.flags.c_contiguous and r.flags.writeable
+    np.testing.assert_array_equal(r, np.broadcast_to(v, (3, shape[-1])))

@@ -10,10 +10,14 @@ Two ways to get Phi, the same maths:
 * `normal_cdf_fast`: for float32, erf from Abramowitz & Stegun 7.1.26,
       erf(z) = 1 - t (a1 + a2 t + ... + a5 t^4) exp(-z^2),  t = 1 / (1 + p z),  z >= 0,
   whose error is below 1.5e-7 (float32 round-off of values near 1). It is the erf PyTorch's
-  own vectorised CPU kernels use. It costs one `exp` and a few multiply-adds per element,
+  own vectorised CPU kernels use. Evaluated in float32, GELU stays within 2.6 float32 ulps of
+  |x| (PyTorch's CPU GELU: 2.3). It costs one `exp` and a few multiply-adds per element,
   evaluated in place over small blocks on every core (minswin.parallel), where scipy's erf
   costs ~10 `exp`s on one core. tests/test_fast_paths.py compares it with `normal_cdf` over
   the whole real line.
+
+The MLP calls `gelu_and_derivative`, which also returns d out / dx while Phi and the exp are
+at hand; `gelu_forward` / `gelu_backward` are the plain pair (and the exercise).
 """
 import math
 from typing import NamedTuple
