@@ -31,9 +31,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
-NO_TUNE = "--no-tune" in sys.argv
-
-
 def set_threads(n):
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(n)
@@ -163,9 +160,9 @@ def memory_child(framework, case, batch, backend):
     print(json.dumps({"peak_rss_mib": peak_rss_mib()}))
 
 
-def measure_memory(framework, case, batch, backend):
+def measure_memory(framework, case, batch, backend, no_tune):
     cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", framework, case,
-           str(batch), "--backend", backend] + (["--no-tune"] if NO_TUNE else [])
+           str(batch), "--backend", backend] + (["--no-tune"] if no_tune else [])
     out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
     if out.returncode:
         return None
@@ -229,9 +226,11 @@ def run(args):
             macs = model_flops(get_config("swin_t")) * batch
             row["gemm_fraction_fwd_bwd"] = 3 * 2 * macs / med["m_fb"] / 1e9 / peak
         if not args.no_memory:
-            row["minswin_peak_rss_mib"] = measure_memory("minswin", case, batch, args.backend)
+            row["minswin_peak_rss_mib"] = measure_memory("minswin", case, batch, args.backend,
+                                                           args.no_tune)
             if have_torch:
-                row["torch_peak_rss_mib"] = measure_memory("torch", case, batch, args.backend)
+                row["torch_peak_rss_mib"] = measure_memory("torch", case, batch, args.backend,
+                                                             args.no_tune)
         rows.append(row)
         print(json.dumps(row), flush=True)
         del m_fwd, m_fb, t_fwd, t_fb

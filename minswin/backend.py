@@ -63,7 +63,6 @@ def use(name):
 
 def default_xp():
     """The array module new arrays are created with (``MINSWIN_BACKEND``, else NumPy)."""
-    global _default
     if _default is None:
         use(os.environ.get("MINSWIN_BACKEND", "numpy"))
     return _cupy if _default == "cupy" else np

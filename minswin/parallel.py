@@ -35,7 +35,6 @@ _local = threading.local()
 def num_threads():
     """Threads the NumPy fast paths use: ``set_num_threads``, else MINSWIN_NUM_THREADS, else
     OMP_NUM_THREADS / OPENBLAS_NUM_THREADS (the BLAS's own setting), else the usable cores."""
-    global _threads
     if _threads is None:
         for var in ("MINSWIN_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             value = os.environ.get(var, "").strip()

@@ -75,10 +75,12 @@ def test_gelu_on_non_contiguous_input(rng, dtype):
 
 @pytest.mark.parametrize("shape", [(7,), (5, 49), (2, 3, 4, 96)])
 def test_row_helpers_equal_their_one_line_definitions(rng, shape):
-    """ops/rows.py: row_sums is x.sum(-1, keepdims=True) through BLAS; repeat_rows is a
-    broadcast made concrete."""
-    from minswin.ops.rows import repeat_rows, row_sums
+    """ops/rows.py: row_sums is x.sum(-1, keepdims=True) and column_sums x.sum(0), through BLAS;
+    repeat_rows is a broadcast made concrete."""
+    from minswin.ops.rows import column_sums, repeat_rows, row_sums
     x = rng.standard_normal(shape)
+    x2 = x.reshape(-1, shape[-1])
+    np.testing.assert_allclose(column_sums(x2), x2.sum(axis=0), rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(row_sums(x), x.sum(axis=-1, keepdims=True), rtol=1e-13,
                                atol=1e-13)
     assert row_sums(x).shape == x.sum(axis=-1, keepdims=True).shape

@@ -456,7 +456,7 @@ def _shift_variant(dtokens, cache, sign=+1, crop=True):
 
 def _shift_partition_again(dtokens, cache):
     """Un-partitions with window_partition's reshape (the forward again) instead of reverse."""
-    M, (Hp, Wp), (H, W) = cache.window, cache.padded_hw, cache.hw
+    (Hp, Wp), (H, W) = cache.padded_hw, cache.hw
     B_, N, C = dtokens.shape
     B = B_ * N // (Hp * Wp)
     xs = dtokens.reshape(B, Hp, Wp, C)

@@ -37,7 +37,7 @@ _AS_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
 
 
 class GeluCache(NamedTuple):
-    x: object          # (...) the input (C order)
+    x: object          # (...) the input
     cdf: object        # (...) Phi(x), reused by backward (erf is the expensive part)
 
 
@@ -82,22 +82,22 @@ def normal_cdf_fast(x):
     return cdf
 
 
-def gelu_forward(x):
-    """out = x * Phi(x). Cache: x and Phi(x)."""
-    xp = get_xp(x)
-    check_array("x", x)
-    if x.dtype != np.float32:
-        cdf = normal_cdf(x)                                # exact (float64)
-        return x * cdf, GeluCache(x, cdf)
-    x = xp.ascontiguousarray(x)                            # flat views below are views
-    cdf, out = xp.empty_like(x), xp.empty_like(x)
-    xs, cs, os = x.reshape(-1), cdf.reshape(-1), out.reshape(-1)
+def gelu_derivative(x, cdf):
+    """d out / dx = Phi(x) + x * phi(x), given Phi(x) = cdf."""
+    xp = get_xp(x, cdf)
+    return cdf + x * xp.exp(-0.5 * x * x) * _INV_SQRT_2PI
 
-    def kernel(s, e):                                      # the two lines above, per block
-        normal_cdf_block(xs[s:e], cs[s:e])
-        xp.multiply(xs[s:e], cs[s:e], out=os[s:e])
-    for_row_blocks(kernel, xs.size, block_rows(1), xp)
-    return out, GeluCache(x, cdf)
+
+def gelu_forward(x):
+    """out = x * Phi(x). Cache: x and Phi(x).
+
+    The plain pair with `gelu_backward` (the exercise, tutorials and tests use it); the MLP's
+    hot path is `gelu_and_derivative`.
+    """
+    get_xp(x)
+    check_array("x", x)
+    cdf = normal_cdf_fast(x) if x.dtype == np.float32 else normal_cdf(x)   # (...)
+    return x * cdf, GeluCache(x, cdf)
 
 
 def gelu_and_derivative(x):
@@ -113,7 +113,7 @@ def gelu_and_derivative(x):
     check_array("x", x)
     if x.dtype != np.float32:
         cdf = normal_cdf(x)                                # exact (float64)
-        return x * cdf, cdf + x * xp.exp(-0.5 * x * x) * _INV_SQRT_2PI
+        return x * cdf, gelu_derivative(x, cdf)
     x = xp.ascontiguousarray(x)
     out, grad = xp.empty_like(x), xp.empty_like(x)
     xs, os, gs = x.reshape(-1), out.reshape(-1), grad.reshape(-1)
@@ -130,25 +130,6 @@ def gelu_and_derivative(x):
 
 
 def gelu_backward(dout, cache):
-    """forward: out = x * Phi(x)  ->  dx = dout * (Phi(x) + x * phi(x))
-
-    Evaluated in place over blocks on every core (the same maths as the line above, fewer
-    trips through memory for the (tokens, 4C) hidden activations).
-    """
-    xp = get_xp(dout, cache.x)
-    x, cdf = cache
-    dout = xp.ascontiguousarray(dout)
-    dx = xp.empty(x.shape, dtype=x.dtype)                  # C order: its flat view is a view
-    xs, cs, ds, os = x.reshape(-1), cdf.reshape(-1), dout.reshape(-1), dx.reshape(-1)
-
-    def kernel(s, e):
-        xc, oc = xs[s:e], os[s:e]
-        xp.multiply(xc, xc, out=oc)
-        oc *= -0.5
-        xp.exp(oc, out=oc)
-        oc *= _INV_SQRT_2PI                                # phi(x)
-        oc *= xc
-        oc += cs[s:e]                                      # Phi(x) + x phi(x)
-        oc *= ds[s:e]
-    for_row_blocks(kernel, xs.size, block_rows(1), xp)
-    return dx
+    """forward: out = x * Phi(x)  ->  dx = dout * (Phi(x) + x * phi(x))"""
+    get_xp(dout, cache.x)
+    return dout * gelu_derivative(cache.x, cache.cdf)

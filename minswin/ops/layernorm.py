@@ -12,7 +12,7 @@ import numpy as np
 from ..backend import get_xp
 from ..checks import check_array, check_shape
 from ..parallel import block_rows, for_row_blocks
-from .rows import repeat_rows, row_sums
+from .rows import column_sums, repeat_rows, row_sums
 
 EPS = 1e-5   # nn.LayerNorm's default, used by every Swin implementation (SPEC 8)
 
@@ -81,14 +81,12 @@ def layernorm_backward(dout, cache):
     dx = xp.empty_like(xh2)                                # (R, C)
     block = block_rows(C) if xp is np else R
     ones = xp.ones((C, 1), xh2.dtype)
-    ones_t = xp.ones((1, min(block, R)), xh2.dtype)        # column sums: (1, n) @ (n, C)
     g = repeat_rows(gamma, min(block, R))
 
     def kernel(s, e):                                      # rows s:e
         d, xh, n = d2[s:e], xh2[s:e], e - s
         t = d * xh                                         # (n, C)
-        sums = (xp.matmul(ones_t[:, :n], t)[0],            # this block's dgamma, dbeta
-                xp.matmul(ones_t[:, :n], d)[0])
+        sums = (column_sums(t), column_sums(d))            # this block's dgamma, dbeta
         dxhat = xp.multiply(d, g[:n], out=dx[s:e])         # built into dx in place:
         t *= g[:n]                                         # now dxhat * xhat
         m1 = row_sums(dxhat, ones) / C                     # (n, 1) mean(dxhat)

@@ -9,6 +9,7 @@ from typing import NamedTuple
 from ..backend import get_xp
 from ..checks import check_array, check_shape
 from ..parallel import block_rows, for_row_blocks
+from .rows import column_sums
 
 
 class LinearCache(NamedTuple):
@@ -55,7 +56,5 @@ def linear_backward(dout, cache):
     x2 = x.reshape(-1, x.shape[-1])                        # (T, Cin)
     dx = xp.matmul(d2, w).reshape(x.shape)                 # (..., Cin)
     dw = xp.matmul(d2.T, x2)                               # (Cout, Cin)
-    db = None
-    if cache.has_bias:                                     # (Cout,) the sum over tokens, as
-        db = xp.matmul(xp.ones(d2.shape[0], d2.dtype), d2)  # ones @ dout: BLAS, all cores
+    db = column_sums(d2) if cache.has_bias else None      # (Cout,)
     return dx, dw, db

@@ -1,6 +1,7 @@
-"""Two helpers for ops that work row by row: NumPy-friendly forms of a row sum and a row scale.
+"""Helpers for ops that work row by row: NumPy-friendly forms of row sums, column sums and a
+row scale.
 
-Both compute exactly what their one-line docstrings say; they exist because NumPy's loops are
+Each computes exactly what its one-line docstring says; they exist because NumPy's loops are
 slow on short rows (Swin's rows are 49 to 768 long), and the fast paths run them millions of
 times.
 """
@@ -18,6 +19,15 @@ def row_sums(x, ones=None):
     if ones is None:
         ones = xp.ones((x.shape[-1], 1), x.dtype)
     return xp.matmul(x, ones)                              # (..., K) @ (K, 1)
+
+
+def column_sums(x):
+    """x (R, C) summed over its rows, as (C,): ones(R) @ x, one BLAS call on every core.
+
+    The same sum as x.sum(axis=0): bias and LayerNorm gradients add over all tokens this way.
+    """
+    xp = get_xp(x)
+    return xp.matmul(xp.ones(x.shape[0], x.dtype), x)      # (R,) @ (R, C)
 
 
 def repeat_rows(v, rows):

@@ -154,11 +154,5 @@ def to_windows_backward(dtokens, cache):
 
 def from_windows_backward(dx, cache):
     """The backward of `from_windows` is the forward way in: pad, roll, partition."""
-    M, (Hp, Wp) = cache.window, cache.padded_hw
-    B, H, W, C = dx.shape
-    xp = get_xp(dx)
-    dpad = xp.zeros((B, Hp, Wp, C), dtype=dx.dtype)
-    dpad[:, :H, :W] = dx                                   # (B, Hp, Wp, C)
-    dxs = cyclic_shift(dpad, cache.shift)
-    win = window_partition(dxs, M)                         # (B*nW, M, M, C)
-    return win.reshape(win.shape[0], M * M, C)             # (B*nW, N, C)
+    tokens, _ = to_windows_forward(dx, cache.window, cache.shift)   # (B*nW, N, C)
+    return tokens
