@@ -4,6 +4,8 @@ Fields follow the official `SwinTransformer.__init__` argument names (SPEC 10).
 """
 from dataclasses import asdict, dataclass, field, fields, replace
 
+from .checks import check_positive_int
+
 
 @dataclass(frozen=True)
 class SwinConfig:
@@ -20,6 +22,25 @@ class SwinConfig:
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
+        # types and ranges first, then how the fields fit together
+        for name in ("img_size", "patch_size", "in_chans", "num_classes", "embed_dim",
+                     "window_size"):
+            check_positive_int(name, getattr(self, name))
+        for name in ("depths", "num_heads"):
+            v = getattr(self, name)
+            if not isinstance(v, (tuple, list)) or not v:
+                raise ValueError(f"{name}: expected a non-empty tuple of positive integers, "
+                                 f"one per stage, got {v!r}")
+            for i, n in enumerate(v):
+                check_positive_int(f"{name}[{i}]", n)
+        if isinstance(self.mlp_ratio, bool) or not isinstance(self.mlp_ratio, (int, float)) \
+                or self.mlp_ratio <= 0:
+            raise ValueError(f"mlp_ratio: expected a positive number, got {self.mlp_ratio!r}")
+        if isinstance(self.drop_path_rate, bool) \
+                or not isinstance(self.drop_path_rate, (int, float)) \
+                or not 0 <= self.drop_path_rate < 1:
+            raise ValueError(f"drop_path_rate: expected a number in [0, 1), got "
+                             f"{self.drop_path_rate!r}")
         if len(self.depths) != len(self.num_heads):
             raise ValueError(f"num_heads: expected one entry per stage ({len(self.depths)}), "
                              f"got {self.num_heads}")
@@ -28,11 +49,6 @@ class SwinConfig:
             if dim % h:
                 raise ValueError(f"num_heads: stage {i} has width {dim}, which {h} heads do "
                                  "not divide")
-        for name in ("img_size", "patch_size", "in_chans", "num_classes", "embed_dim",
-                     "window_size"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v <= 0:
-                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
 
     @property
     def num_layers(self):
@@ -84,6 +100,6 @@ def get_config(name, **overrides):
         raise ValueError(f"overrides: unknown config field(s) {bad}; known: {sorted(known)}")
     overrides = {k: v for k, v in overrides.items() if v is not None}
     for k in ("depths", "num_heads"):
-        if k in overrides:
+        if isinstance(overrides.get(k), list):
             overrides[k] = tuple(overrides[k])
     return replace(SwinConfig(**CONFIGS[name]), **overrides)

@@ -42,7 +42,12 @@ def rel_error(a, b):
 
 def require_float64(name, x):
     """Refuse anything but float64, and say why."""
-    if getattr(x, "dtype", None) is not None and x.dtype.kind == "f" and x.dtype != np.float64:
+    dtype = getattr(x, "dtype", None)
+    if dtype is not None and dtype.kind in "iub":
+        raise TypeError(f"{name}: gradient checks need float64, got {dtype}: an integer array "
+                        "cannot be moved by h=1e-6, so its numeric gradient would be 0. "
+                        "Pass integer inputs (indices, sizes) through `static`")
+    if dtype is not None and dtype.kind == "f" and dtype != np.float64:
         raise TypeError(
             f"{name}: gradient checks need float64, got {x.dtype}. With h=1e-6 the rounding "
             "error of a central difference is about eps*|L|/h: ~1e-10 in float64 but ~0.1 in "
@@ -173,24 +178,28 @@ def check_op(forward, backward, inputs, *, static=None, wrt=None, dout=None, see
     if dout is None:
         rng = np.random.default_rng(seed)
         dout = to_backend(rng.standard_normal(out.shape), xp)
-    grads = dict(zip(arrays, _as_tuple(backward(dout, cache))))
+    returned = _as_tuple(backward(dout, cache))
+    if len(returned) != len(arrays):
+        raise ValueError(f"backward: expected {len(arrays)} gradients, one per input "
+                         f"{tuple(arrays)}, got {len(returned)}")
+    grads = dict(zip(arrays, returned))
     names = list(wrt or arrays)
+    unknown = [n for n in names if n not in arrays]
+    if unknown:
+        raise ValueError(f"wrt: expected names among the inputs {tuple(arrays)}, got {unknown}")
+    missing = [n for n in names if grads[n] is None]
+    if missing:
+        raise ValueError(f"backward returned no gradient for input(s) {missing}")
 
     def f():
         return forward(**arrays, **static)[0]
 
-    rows = []
     if directional:
         pairs = directional_check(f, {n: arrays[n] for n in names}, grads, dout, h, seed + 1)
-        for n in names:
-            num, ana = pairs[n]
-            err = abs(num - ana) / max(abs(num) + abs(ana), _TINY)
-            rows.append(GradRow(n, tuple(arrays[n].shape), err, abs(num - ana), tol,
-                                _verdict(err, tol)))
+        rows = _directional_rows(pairs, arrays, tol)
     else:
+        rows = []
         for n in names:
-            if grads.get(n) is None:
-                raise ValueError(f"backward returned no gradient for input {n!r}")
             num = numeric_grad_inplace(f, arrays[n], dout, h)
             err = rel_error(grads[n], num)
             gap = float(np.max(np.abs(to_numpy(grads[n]) - to_numpy(num)))) if num.size else 0.0
@@ -220,11 +229,19 @@ def check_module(module, x, *, seed=0, h=1e-6, tol=TOL_MODEL, wrt=None, title=No
     grads = {"x": dx, **{k: g.copy() for k, g in module.grads.items()}}
     arrays = {"x": x, **module.params}
     if wrt is not None:
+        unknown = [k for k in wrt if k not in arrays]
+        if unknown:
+            raise ValueError(f"wrt: expected 'x' or parameter names of the module, got {unknown}")
         arrays = {k: arrays[k] for k in wrt}
     pairs = directional_check(lambda: module.forward(x), arrays, grads, dout, h, seed + 1)
+    return GradReport(title or type(module).__name__, _directional_rows(pairs, arrays, tol))
+
+
+def _directional_rows(pairs, arrays, tol):
+    """One GradRow per input from directional_check's {name: (numeric, analytic)}."""
     rows = []
     for n, (num, ana) in pairs.items():
         err = abs(num - ana) / max(abs(num) + abs(ana), _TINY)
         rows.append(GradRow(n, tuple(arrays[n].shape), err, abs(num - ana), tol,
                             _verdict(err, tol)))
-    return GradReport(title or type(module).__name__, rows)
+    return rows

@@ -38,8 +38,15 @@ class Module:
         return module
 
     def accumulate(self, name, grad):
-        """grads[name] += grad (in place, so every dict holding it sees the sum)."""
-        self.grads[name] += grad
+        """grads[name] += grad (in place, so every dict holding it sees the sum).
+
+        The shapes must match exactly: a backward that returns a wrong-shaped gradient would
+        otherwise be broadcast into the sum without a word."""
+        g = self.grads[name]
+        if grad.shape != g.shape:
+            raise ValueError(f"{name}: expected a gradient of shape {tuple(g.shape)}, got "
+                             f"{tuple(grad.shape)}")
+        g += grad
 
     # -------------------------------------------------------------- state
     def zero_grad(self):

@@ -610,15 +610,21 @@ class blas_threads:
             from threadpoolctl import threadpool_limits
         except ImportError:
             return self
-        self.ctx = threadpool_limits(limits=self.n, user_api="blas")
+        try:
+            self.ctx = threadpool_limits(limits=self.n, user_api="blas")
+        except BaseException:
+            parallel.set_num_threads(self.before)
+            raise
         return self
 
     def __exit__(self, *exc):
-        if self.ctx is not None:
-            self.ctx.__exit__(*exc)
-        if self.before is not None:
-            from . import parallel
-            parallel.set_num_threads(self.before)
+        try:
+            if self.ctx is not None:
+                self.ctx.__exit__(*exc)
+        finally:
+            if self.before is not None:
+                from . import parallel
+                parallel.set_num_threads(self.before)
         return False
 
 

@@ -60,3 +60,38 @@ CASES = [
 def test_bad_input_messages(call, err, msg):
     with pytest.raises(err, match=msg):
         call()
+
+
+@pytest.mark.parametrize("override, msg", [
+    (dict(num_heads=(0, 6, 12, 24)), r"num_heads\[0\]: expected a positive integer, got 0"),
+    (dict(embed_dim="96"), r"embed_dim: expected a positive integer, got '96'"),
+    (dict(window_size=True), r"window_size: expected a positive integer, got True"),
+    (dict(depths=3), r"depths: expected a non-empty tuple of positive integers"),
+    (dict(mlp_ratio=-1), r"mlp_ratio: expected a positive number, got -1"),
+    (dict(drop_path_rate=2.0), r"drop_path_rate: expected a number in \[0, 1\), got 2.0"),
+    (dict(num_heads=(5, 6, 12, 24)), r"num_heads: stage 0 has width 96, which 5 heads"),
+])
+def test_bad_config_messages(override, msg):
+    with pytest.raises(ValueError, match=msg):
+        minswin.get_config("swin_t", **override)
+
+
+def test_gradient_of_the_wrong_shape_is_refused():
+    model = minswin.create_model("swin_micro", num_classes=3)
+    with pytest.raises(ValueError, match=r"head.bias: expected a gradient of shape \(3,\), "
+                                         r"got \(2, 3\)"):
+        model.accumulate("head.bias", np.zeros((2, 3), np.float32))
+
+
+def test_gradcheck_refuses_what_it_cannot_check():
+    from minswin.gradcheck import check_op
+    from minswin.ops.linear import linear_backward
+    x, w = R.standard_normal((3, 4)), R.standard_normal((2, 4))
+    with pytest.raises(TypeError, match="x: gradient checks need float64, got int64"):
+        check_op(linear_forward, linear_backward, dict(x=np.ones((3, 4), np.int64), w=w))
+    with pytest.raises(ValueError, match=r"backward: expected 2 gradients, one per input "
+                                         r"\('x', 'w'\), got 3"):
+        check_op(linear_forward, linear_backward, dict(x=x, w=w))
+    with pytest.raises(ValueError, match=r"wrt: expected names among the inputs"):
+        check_op(linear_forward, lambda d, c: linear_backward(d, c)[:2], dict(x=x, w=w),
+                 wrt=["b"])

@@ -5,6 +5,7 @@
     minswin train --epochs 30 --stop-after 10      # 10 of 30 epochs, then:
     minswin train --resume runs/digits/last.safetensors
 """
+import argparse
 
 
 def _ints(text):
@@ -12,7 +13,8 @@ def _ints(text):
     try:
         return tuple(int(t) for t in text.split(","))
     except ValueError:
-        raise ValueError(f"expected comma-separated integers such as 2,2, got {text!r}") from None
+        raise argparse.ArgumentTypeError(                   # argparse prints this message
+            f"expected comma-separated integers such as 2,2, got {text!r}") from None
 
 
 def add_parser(sub):
@@ -93,7 +95,8 @@ def run(args):
     if args.threads is not None and args.threads <= 0:
         raise CliError(f"--threads: expected a positive integer, got {args.threads}")
     config = args.config or "digits"
-    out = args.out or (os.path.dirname(args.resume) if args.resume else f"runs/{config}")
+    out = args.out or (os.path.dirname(os.path.abspath(args.resume)) if args.resume
+                       else f"runs/{config}")
     overrides = {k: getattr(args, k) for k in TRAIN_FLAGS}
     model_overrides = {k: getattr(args, k) for k in MODEL_FLAGS if getattr(args, k) is not None}
     if model_overrides:
