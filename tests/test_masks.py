@@ -97,6 +97,9 @@ def test_mask_and_index_are_cached_and_read_only():
     assert a.dtype == np.float32
     assert cached_relative_position_index(4, np) is cached_relative_position_index(4, np)
     assert cached_attention_mask(8, 8, 4, 0, np) is None
+    assert not a.flags.writeable and not cached_relative_position_index(4, np).flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        a += 1
     # public copies can be modified without corrupting the cache
     m = minswin.attention_mask(4, 4, 2, 1)
     m[:] = 7

@@ -150,10 +150,15 @@ _device_cache = {}
 
 
 def _on_backend(key, make, xp, dtype):
+    """Built once per (key, backend, dtype) and shared by every block that needs it, so on
+    NumPy it is made read-only: a stray in-place edit would otherwise change every block."""
     xp = xp or default_xp()
     full = (key, xp.__name__, np.dtype(dtype).str)
     if full not in _device_cache:
-        _device_cache[full] = to_backend(make().astype(dtype), xp)
+        a = to_backend(make().astype(dtype), xp)
+        if xp is np:
+            a.setflags(write=False)
+        _device_cache[full] = a
     return _device_cache[full]
 
 
