@@ -60,7 +60,13 @@ def merging_flops(H, W, dim):
 def model_flops_breakdown(config, img_size=None):
     """Part -> MACs for the official counting, at img_size (default: the config's)."""
     c = config
-    size = img_size or c.img_size
+    size = c.img_size if img_size is None else img_size
+    step = c.patch_size * 2 ** (c.num_layers - 1)
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0 or size % step:
+        # the official count assumes every stage's map divides exactly; at other sizes the
+        # model pads, and the official formula would count a different network
+        raise ValueError(f"img_size: expected a positive multiple of patch_size * "
+                         f"2^(stages - 1) = {step}, got {size!r}")
     g = size // c.patch_size
     parts = {"patch_embed": g * g * c.embed_dim * c.in_chans * c.patch_size ** 2
              + g * g * c.embed_dim}

@@ -142,11 +142,10 @@ def _print_tables(p, model, name, x, trace, logits):
 def _figure_jobs(model, name, img, trace):
     """(file name, callable returning a Figure or writing the file itself)."""
     c = model.config
-    grid = c.img_size // c.patch_size
     M = model.layers[0].blocks[0].window_size
-    S = M // 2
     b1 = model.layers[0].blocks[1]                         # stage 1, shifted block
-    H1 = W1 = grid
+    S = b1.shift_size
+    H1, W1 = model.layers[0].input_resolution             # the map stage 1 really gets
     (_, _), s1 = b1.window_shift_for(H1, W1)
     a1 = b1.attn.attention_weights()           # (1, nW, nH, N, N)
     nWw = (H1 + (-H1) % M) // M

@@ -95,3 +95,10 @@ def test_gradcheck_refuses_what_it_cannot_check():
     with pytest.raises(ValueError, match=r"wrt: expected names among the inputs"):
         check_op(linear_forward, lambda d, c: linear_backward(d, c)[:2], dict(x=x, w=w),
                  wrt=["b"])
+
+
+@pytest.mark.parametrize("size", [225, 0, 200.0])
+def test_flops_refuse_sizes_the_official_count_does_not_describe(size):
+    with pytest.raises(ValueError, match=r"img_size: expected a positive multiple of "
+                                         r"patch_size \* 2\^\(stages - 1\) = 32"):
+        minswin.flops.model_flops(minswin.get_config("swin_t"), size)

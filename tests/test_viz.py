@@ -243,6 +243,7 @@ def test_attention_cost_bars_are_the_formulas(micro):
     fig = viz.plot_attention_cost(model)
     msa, wmsa = fig.axes[0].containers[:2]
     rows = viz.attention_costs(model)
+    assert [r[1:5] for r in rows] == [(8, 8, 48, 4), (4, 4, 96, 4)]   # swin_micro's stages
     assert list(msa.datavalues) == [minswin.flops.msa_flops(r[1], r[2], r[3]) for r in rows]
     assert list(wmsa.datavalues) == [minswin.flops.wmsa_flops(*r[1:5]) for r in rows]
     assert f"{minswin.flops.msa_saving(224, 224, 3, 7):,}" in texts(fig)

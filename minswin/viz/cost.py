@@ -12,12 +12,9 @@ from ._common import new_figure
 
 def attention_costs(model):
     """Per stage: (label, h, w, C, M, MSA MACs, W-MSA MACs) of one attention layer."""
-    c = model.config
-    g = c.img_size // c.patch_size
     rows = []
     for i, layer in enumerate(model.layers):
-        h = w = g // 2 ** i
-        C = c.embed_dim * 2 ** i
+        (h, w), C = layer.input_resolution, layer.dim      # the map each stage really gets
         M = layer.blocks[0].window_size
         rows.append((f"stage {i + 1}\n{h}x{w}x{C}, M={M}", h, w, C, M,
                      flops.msa_flops(h, w, C), flops.wmsa_flops(h, w, C, M)))
