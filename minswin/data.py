@@ -128,7 +128,8 @@ def load_image_folder(root, size):
                 im = im.convert("RGB").resize((size, size), Image.BILINEAR)
                 xs.append(np.asarray(im, dtype=np.float32) / 255.0)  # (size, size, 3)
             ys.append(k)
-    empty = [c for k, c in enumerate(classes) if k not in set(ys)]
+    seen = set(ys)
+    empty = [c for k, c in enumerate(classes) if k not in seen]
     if empty:
         raise ValueError(f"data: class folders without images ({', '.join(IMAGE_SUFFIXES)})"
                          f" in {root!r}: {empty[:5]}")
@@ -139,7 +140,7 @@ def load_npz_images(path, size):
     """An .npz with `x` (N, H, W, 3) and `y` (N,) -> images in [0, 1] resized, labels, classes."""
     with np.load(path, allow_pickle=False) as f:
         if "x" not in f or "y" not in f:
-            raise KeyError(f"data: expected arrays 'x' and 'y' in {path!r}, got "
+            raise ValueError(f"data: expected arrays 'x' and 'y' in {path!r}, got "
                            f"{sorted(f.files)}")
         x, y = f["x"], f["y"]
         classes = tuple(str(c) for c in f["classes"]) if "classes" in f else None
@@ -215,12 +216,19 @@ def load_dataset(source="digits", img_size=32, *, split_seed=0, val_fraction=0.1
         raise ValueError(f"data: expected 'digits', a folder of class sub-folders or an .npz "
                          f"file, got {source!r}")
     tr, va, te = stratified_split(y, val_fraction, test_fraction, split_seed)
-    if mean is None or std is None:
+    if (mean is None) != (std is None):
+        raise ValueError(f"mean, std: expected both (from a checkpoint) or neither (measured "
+                         f"on the training split), got mean={mean!r}, std={std!r}")
+    if mean is None:
         mean = x[tr].mean(axis=(0, 1, 2)).astype(np.float32)       # (3,)
         std = x[tr].std(axis=(0, 1, 2)).astype(np.float32)         # (3,)
         std = np.maximum(std, 1e-6)                                 # constant channel: no /0
-    mean = np.asarray(mean, dtype=np.float32).reshape(3)
-    std = np.asarray(std, dtype=np.float32).reshape(3)
+    mean, std = np.asarray(mean, dtype=np.float32), np.asarray(std, dtype=np.float32)
+    for name, v in (("mean", mean), ("std", std)):
+        if v.size != 3:
+            raise ValueError(f"{name}: expected 3 values, one per RGB channel, got shape "
+                             f"{tuple(v.shape)}")
+    mean, std = mean.reshape(3), std.reshape(3)
     x = normalise(x, mean, std)
     return Dataset(Split(x[tr], y[tr]), Split(x[va], y[va]), Split(x[te], y[te]),
                    tuple(classes), mean, std, str(source))

@@ -37,6 +37,7 @@ import numpy as np
 
 from .backend import to_backend, to_numpy
 from .checkpoint import load_checkpoint, save_checkpoint
+from .checks import check_positive_int
 from .data import batch_slices, epoch_order, load_dataset, train_batch
 from .loss import accuracy_count, cross_entropy_backward, cross_entropy_forward
 from .optim import clip_grad_norm, cosine_lr, create_optimizer
@@ -148,9 +149,13 @@ def _from_json_config(d):
 
 def _check_config(c):
     for name in ("epochs", "batch_size"):
+        check_positive_int(name, getattr(c, name))
+    for name in ("val_fraction", "test_fraction"):
         v = getattr(c, name)
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
+            # an empty split would score 0 every epoch: best.safetensors and the test
+            # accuracy would be meaningless
+            raise ValueError(f"{name}: expected a fraction in (0, 1), got {v!r}")
     for name in ("lr", "weight_decay", "min_lr", "label_smoothing", "clip_grad",
                  "warmup_epochs", "momentum"):
         v = getattr(c, name)

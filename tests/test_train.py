@@ -168,6 +168,8 @@ def test_resume_refuses_changed_options(tmp_path):
     (dict(lr=-1.0), "lr: expected a finite number >= 0"),
     (dict(optimizer="adam"), "optimizer: expected 'adamw' or 'sgd'"),
     (dict(bogus=1), "unknown training option"),
+    (dict(val_fraction=0.0), r"val_fraction: expected a fraction in \(0, 1\), got 0.0"),
+    (dict(test_fraction=1), r"test_fraction: expected a fraction in \(0, 1\), got 1"),
 ])
 def test_bad_options_name_the_option(kw, words):
     with pytest.raises(ValueError, match=words):
@@ -257,6 +259,11 @@ def test_own_images_npz_and_folder(tmp_path):
 
 def test_own_images_bad_input(tmp_path):
     np.savez(tmp_path / "bad.npz", x=np.zeros((4, 8, 8)), y=np.zeros(4, int))
+    with pytest.raises(ValueError, match=r"mean, std: expected both .* or neither"):
+        load_dataset("digits", 8, mean=np.zeros(3))
+    with pytest.raises(ValueError, match=r"std: expected 3 values, one per RGB channel, got "
+                                         r"shape \(2,\)"):
+        load_dataset("digits", 8, mean=np.zeros(3), std=np.ones(2))
     with pytest.raises(ValueError, match=r"expected x of shape \(N, H, W, 3\)"):
         load_dataset(str(tmp_path / "bad.npz"), 8)
     with pytest.raises(ValueError, match="data: expected 'digits', a folder"):

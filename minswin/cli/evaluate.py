@@ -46,6 +46,11 @@ def run(args):
     if len(ds.classes) > len(classes):
         raise CliError(f"--data: {cfg.data!r} has {len(ds.classes)} classes, the checkpoint "
                        f"was trained on {len(classes)}")
+    if list(ds.classes) != classes[:len(ds.classes)]:
+        # labels are class positions: other names at the same positions would be scored
+        # against the wrong classes without a word
+        raise CliError(f"--data: expected the checkpoint's classes {classes}, got "
+                       f"{list(ds.classes)} in {cfg.data!r}")
     split = getattr(ds, args.split)
     loss, acc, pred = evaluate_split(model, split, args.batch_size)
     cm = confusion_matrix(split.y, pred, len(classes))

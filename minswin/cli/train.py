@@ -109,6 +109,6 @@ def run(args):
         import sys
         print(f"minswin train: {err}", file=sys.stderr)
         return 1
-    except KeyError as err:
-        raise CliError(str(err)) from None
+    except KeyError as err:                 # an optimiser state that does not fit
+        raise CliError(err.args[0] if err.args else repr(err)) from None
     return 0
