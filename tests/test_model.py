@@ -58,13 +58,68 @@ def test_swin_t_forward_shapes_and_any_input_size(rng):
     assert dict(t)["layers.2.downsample"] == (1, 7, 9, 768)
 
 
-def test_block_backward_directional(rng):
-    blk = SwinTransformerBlock(8, (6, 6), 2, 3, 1, 4.0, 0.0, rng, np.float64)
+def _block(rng, shift, drop_path=0.0):
+    blk = SwinTransformerBlock(8, (6, 6), 2, 3, shift, 4.0, drop_path, rng, np.float64)
     for k, p in blk.params.items():
         p[...] = p + 0.3 * rng.standard_normal(p.shape)
-    for size in [(6, 6), (7, 5)]:                          # divisible, then padded
-        report = check_module(blk, rng.standard_normal((2, *size, 8)), tol=TOL_BLOCK)
-        assert report.passed, str(report)
+    return blk
+
+
+@pytest.mark.parametrize("shift", [0, 1])
+@pytest.mark.parametrize("size", [(6, 6), (7, 5), (3, 7)])
+def test_block_backward_directional(rng, shift, size):
+    """Divisible, padded, and (3, 7): one window covers H, so only W is shifted."""
+    blk = _block(rng, shift)
+    assert blk.window_shift_for(*size)[1] == ((0, 0) if shift == 0 else
+                                              {(3, 7): (0, 1)}.get(size, (1, 1)))
+    report = check_module(blk, rng.standard_normal((2, *size, 8)), tol=TOL_BLOCK)
+    assert report.passed, str(report)
+
+
+class _SameDropPathMasks:
+    """A block in train mode whose every forward draws the same DropPath masks, so central
+    differences compare one function (check_module refuses train mode for that reason)."""
+
+    def __init__(self, blk, seed):
+        self.blk, self.seed = blk.train(), seed
+        self.params, self.grads = blk.params, blk.grads
+
+    def forward(self, x):
+        self.blk.rng = np.random.default_rng(self.seed)
+        return self.blk.forward(x)
+
+    def backward(self, dout):
+        return self.blk.backward(dout)
+
+    def zero_grad(self):
+        self.blk.zero_grad()
+
+
+def test_block_backward_with_drop_path_in_training(rng):
+    blk = _block(rng, 1, drop_path=0.5)
+    wrapped = _SameDropPathMasks(blk, seed=7)
+    x = rng.standard_normal((6, 6, 6, 8))
+    wrapped.forward(x)
+    _, dp1, dp2 = blk.cache
+    s1, s2 = dp1.scale.ravel(), dp2.scale.ravel()
+    assert (s1 == 0).any() and (s2 == 0).any() and (s1 != s2).any()   # both masks bite
+    report = check_module(wrapped, x, tol=TOL_BLOCK)
+    assert report.passed, str(report)
+
+
+def test_check_module_flags_a_wrong_parameter_gradient(rng):
+    blk = _block(rng, 1).eval()
+    real = blk.backward
+
+    def wrong(dout):
+        dx = real(dout)
+        blk.grads["attn.proj.bias"] *= 2                  # a backward that double-counts
+        return dx
+    blk.backward = wrong
+    report = check_module(blk, rng.standard_normal((2, 6, 6, 8)), tol=TOL_BLOCK)
+    verdicts = {r.name: r.verdict for r in report.rows}
+    assert verdicts.pop("attn.proj.bias") == "WRONG"
+    assert set(verdicts.values()) == {"ok"}
 
 
 @pytest.mark.parametrize("size", [(32, 32), (36, 28)])
@@ -166,7 +221,12 @@ def test_attention_weights_shape_for_plain_and_shifted_blocks(rng):
     m = minswin.create_model("swin_micro").eval()
     m.forward(rng.standard_normal((2, 32, 32, 3)).astype(np.float32))
     for blk in m.layers[0].blocks:                                 # 8x8 tokens, 4 windows
-        assert blk.attn.attention_weights().shape == (2, 4, 3, 16, 16)
+        w = blk.attn.attention_weights()
+        assert w.shape == (2, 4, 3, 16, 16)
+        np.testing.assert_allclose(w.sum(-1), 1, rtol=1e-5)
+    mask = minswin.attention_mask(8, 8, 4, 2)                       # the shifted block's
+    for k in range(4):                                             # window order pinned
+        assert (w[:, k][..., mask[k] != 0] < 1e-30).all()
 
 
 def test_check_module_refuses_train_mode(rng):
