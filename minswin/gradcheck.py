@@ -124,7 +124,8 @@ class GradRow(NamedTuple):
     verdict: str
 
 
-def _verdict(err, tol):
+def verdict(err, tol):
+    """'ok' within tol, 'CHECK' up to TOL_BUG, 'WRONG' beyond (and for NaN/inf)."""
     if err <= tol:
         return "ok"
     return "CHECK" if err <= TOL_BUG else "WRONG"
@@ -203,7 +204,7 @@ def check_op(forward, backward, inputs, *, static=None, wrt=None, dout=None, see
             num = numeric_grad_inplace(f, arrays[n], dout, h)
             err = rel_error(grads[n], num)
             gap = float(np.max(np.abs(to_numpy(grads[n]) - to_numpy(num)))) if num.size else 0.0
-            rows.append(GradRow(n, tuple(arrays[n].shape), err, gap, tol, _verdict(err, tol)))
+            rows.append(GradRow(n, tuple(arrays[n].shape), err, gap, tol, verdict(err, tol)))
     return GradReport(title or getattr(forward, "__name__", "op"), rows)
 
 
@@ -243,5 +244,5 @@ def _directional_rows(pairs, arrays, tol):
     for n, (num, ana) in pairs.items():
         err = abs(num - ana) / max(abs(num) + abs(ana), _TINY)
         rows.append(GradRow(n, tuple(arrays[n].shape), err, abs(num - ana), tol,
-                            _verdict(err, tol)))
+                            verdict(err, tol)))
     return rows

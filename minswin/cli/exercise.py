@@ -25,19 +25,11 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
-def _exercise(name):
-    from . import CliError
-    from ..exercises import EXERCISES
-    if name not in EXERCISES:
-        raise CliError(f"no exercise called {name!r}; expected one of {', '.join(EXERCISES)}")
-    return EXERCISES[name]
-
-
 def run(args):
     import os
 
     from . import CliError
-    from ..exercises import EXERCISES, grade_file, start
+    from ..exercises import EXERCISES, get_exercise, grade_file, start
 
     if args.action == "list":
         w = max(len(n) for n in EXERCISES)
@@ -47,15 +39,12 @@ def run(args):
         print("\nstart one with `minswin exercise start NAME [DIR]`, then "
               "`minswin exercise check NAME FILE`")
         return 0
-    ex = _exercise(args.name)
+    ex = get_exercise(args.name)                          # ValueError: one line, exit 2
     if args.action == "start":
         if os.path.exists(args.dir) and not os.path.isdir(args.dir):
             raise CliError(f"DIR: expected a directory, got the file {args.dir!r}")
         os.makedirs(args.dir, exist_ok=True)
-        try:
-            dest = start(ex.name, args.dir)
-        except FileExistsError as err:
-            raise CliError(str(err)) from None
+        dest = start(ex.name, args.dir)                   # FileExistsError: one line, exit 2
         print(f"wrote {dest}\nfill in {ex.function}, then run:\n"
               f"  minswin exercise check {ex.name} {dest}")
         return 0

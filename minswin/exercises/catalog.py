@@ -493,7 +493,10 @@ EXERCISES = {e.name: e for e in (LAYERNORM, SOFTMAX, GELU, ATTENTION, RELBIAS, M
 
 
 def get_exercise(name):
-    """The exercise called `name`; a ValueError listing the names otherwise."""
+    """The exercise called `name` (an Exercise is returned as it is); a ValueError listing the
+    names otherwise."""
+    if isinstance(name, Exercise):
+        return name
     if name not in EXERCISES:
         raise ValueError(f"exercise: no exercise called {name!r}; expected one of "
                          f"{', '.join(EXERCISES)}")

@@ -24,8 +24,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..gradcheck import TOL_BUG, check_op, rel_error
-from .catalog import Exercise, get_exercise
+from ..gradcheck import TOL_BUG, check_op, rel_error, verdict
+from .catalog import get_exercise
 
 _counter = itertools.count()
 
@@ -78,7 +78,7 @@ def _learner_traceback(err):
 
 def load_function(path, exercise):
     """Import the learner's file by path and return its backward function (or a LoadError)."""
-    ex = exercise if isinstance(exercise, Exercise) else get_exercise(exercise)
+    ex = get_exercise(exercise)
     name = f"_minswin_exercise_{next(_counter)}"
     spec = importlib.util.spec_from_file_location(name, os.fspath(path))
     if spec is None or spec.loader is None:
@@ -141,14 +141,6 @@ def _as_grads(result, ex, case):
                           f"1e-9, which float32 cannot reach)")
         out.append(g)
     return tuple(out), ""
-
-
-def _verdict(err, tol):
-    if not np.isfinite(err):
-        return "WRONG"
-    if err <= tol:
-        return "ok"
-    return "CHECK" if err <= TOL_BUG else "WRONG"
 
 
 _ORDER = {"ok": 0, "CHECK": 1, "WRONG": 2}
@@ -223,7 +215,7 @@ def grade(exercise, fn, *, source=None, out=None):
     source: the file the function came from (only for the messages). out: where to print
     (default sys.stdout; pass False to print nothing).
     """
-    ex = exercise if isinstance(exercise, Exercise) else get_exercise(exercise)
+    ex = get_exercise(exercise)
     lines = [f"exercise {ex.name}: {ex.title}"
              + (f"  ({source})" if source else ""),
              f"checking {ex.function}(dout, cache) -> {', '.join(ex.grads)}  [float64]",
@@ -272,7 +264,7 @@ def grade(exercise, fn, *, source=None, out=None):
         passed_here = []
         for gi, (gname, g, r, row) in enumerate(zip(ex.grads, grads, ref, report.rows)):
             e_ref = rel_error(g, r)
-            v = max(_verdict(row.rel_error, ex.tol), _verdict(e_ref, ex.ref_tol),
+            v = max(verdict(row.rel_error, ex.tol), verdict(e_ref, ex.ref_tol),
                     key=_ORDER.get)
             rows.append(Row(case.label, gname, tuple(g.shape), row.rel_error, e_ref, v))
             ok_by_grad[gname].append(v == "ok")
@@ -310,7 +302,7 @@ def grade(exercise, fn, *, source=None, out=None):
 def grade_file(exercise, path, *, out=None):
     """Import `path`, grade its backward and return the GradeResult (never raises for the
     learner's mistakes; a missing file is a FileNotFoundError)."""
-    ex = exercise if isinstance(exercise, Exercise) else get_exercise(exercise)
+    ex = get_exercise(exercise)
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"file: no such file {path!r}")
