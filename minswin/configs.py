@@ -2,7 +2,7 @@
 
 Fields follow the official `SwinTransformer.__init__` argument names (SPEC 10).
 """
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 from .checks import check_positive_int
 
@@ -19,7 +19,6 @@ class SwinConfig:
     window_size: int = 7
     mlp_ratio: float = 4.0
     drop_path_rate: float = 0.2
-    extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
         # types and ranges first, then how the fields fit together
@@ -59,9 +58,7 @@ class SwinConfig:
         return self.embed_dim * 2 ** (self.num_layers - 1)
 
     def as_dict(self):
-        d = asdict(self)
-        d.pop("extra")
-        return d
+        return asdict(self)
 
 
 CONFIGS = {
@@ -94,7 +91,7 @@ def get_config(name, **overrides):
     """The config called `name`, with any field replaced by `overrides`."""
     if name not in CONFIGS:
         raise ValueError(f"name: expected one of {sorted(CONFIGS)}, got {name!r}")
-    known = {f.name for f in fields(SwinConfig)} - {"extra"}
+    known = {f.name for f in fields(SwinConfig)}
     bad = sorted(set(overrides) - known)
     if bad:
         raise ValueError(f"overrides: unknown config field(s) {bad}; known: {sorted(known)}")

@@ -51,7 +51,6 @@ class Linear(Module):
     def __init__(self, d_in, d_out, bias=True, rng=None, dtype=np.float32):
         super().__init__()
         self.param("weight", trunc_normal(rng, (d_out, d_in), dtype=dtype))
-        self.has_bias = bias
         if bias:
             self.param("bias", np.zeros(d_out, dtype))
 
@@ -62,7 +61,7 @@ class Linear(Module):
     def backward(self, dout):
         dx, dw, db = linear_backward(dout, self.cache)
         self.accumulate("weight", dw)
-        if self.has_bias:
+        if db is not None:                                 # the op knows if there is a bias
             self.accumulate("bias", db)
         return dx
 

@@ -65,8 +65,3 @@ class Module:
     def num_params(self):
         return int(sum(p.size for p in self.params.values()))
 
-    def modules(self, prefix=""):
-        """(name, module) for this module and every descendant, parents first."""
-        yield prefix, self
-        for name, c in self.children.items():
-            yield from c.modules(f"{prefix}.{name}" if prefix else name)
