@@ -236,19 +236,20 @@ def load_data(cfg, img_size, mean=None, std=None):
 # ---------------------------------------------------------------------------- one step
 
 def train_step(model, optimizer, x, y, *, lr, label_smoothing, clip_grad, loss_fn=None):
-    """Forward, loss, backward, (clip), update. Returns (loss, correct) as 0-d arrays, or
-    (loss, None) without touching the weights when the loss is not finite."""
+    """Forward, loss, backward, (clip), update. Returns (loss, correct) as a Python float and
+    int, or (loss, None) without touching the weights when the loss is not finite."""
     model.zero_grad()
     logits = model.forward(x)                                       # (B, K)
     loss, cache = (loss_fn or cross_entropy_forward)(logits, y, label_smoothing)   # ()
-    if not math.isfinite(float(to_numpy(loss))):                   # one sync per step
+    loss = float(to_numpy(loss))                                    # the step's one loss sync
+    if not math.isfinite(loss):
         return loss, None
     model.backward(cross_entropy_backward(1.0, cache))              # fills model.grads
     if clip_grad:
         clip_grad_norm(model.grads, clip_grad)
     optimizer.lr = lr
     optimizer.step(model.grads)                                     # params change in place
-    return loss, accuracy_count(logits, y)
+    return loss, int(to_numpy(accuracy_count(logits, y)))
 
 
 def evaluate_split(model, split, batch_size=256):
@@ -507,10 +508,9 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, overr
                 x = to_backend(x.astype(cfg.dtype), xp)              # (b, H, W, 3)
                 y = to_backend(y, xp)                                # (b,)
                 lr = lr_at(cfg, run["step"], steps_per_epoch)
-                loss, correct = train_step(model, optimizer, x, y, lr=lr,
-                                           label_smoothing=cfg.label_smoothing,
-                                           clip_grad=cfg.clip_grad, loss_fn=loss_fn)
-                loss_value = float(to_numpy(loss))
+                loss_value, correct = train_step(model, optimizer, x, y, lr=lr,
+                                                 label_smoothing=cfg.label_smoothing,
+                                                 clip_grad=cfg.clip_grad, loss_fn=loss_fn)
                 if correct is None:
                     if bar is not None:
                         bar.close()
@@ -524,7 +524,7 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, overr
                         f"smaller lr (--lr) or gradient clipping (--clip-grad)")
                 n = int(y.shape[0])
                 run["sums"][0] += loss_value * n
-                run["sums"][1] += int(to_numpy(correct))
+                run["sums"][1] += correct
                 run["sums"][2] += n
                 run["history"]["step_loss"].append(loss_value)
                 run["step"] += 1
