@@ -285,3 +285,12 @@ def test_no_pyplot_figures_are_left_open():
     viz.plot_window_mask()
     viz.plot_cyclic_shift()
     assert plt.get_fignums() == before
+
+
+def test_query_attention_names_a_bad_window_or_window_id():
+    img, attn = np.zeros((32, 32, 3)), np.full((3, 16, 16), 1 / 16)
+    with pytest.raises(ValueError, match="window: expected a positive integer, got 0"):
+        viz.plot_query_attention(img, attn, (8, 8), 0)
+    with pytest.raises(ValueError, match=r"window_id: expected 0 <= window_id < 4 for a 8x8 "
+                                         r"map in 4x4 windows, got 9"):
+        viz.plot_query_attention(img, attn, (8, 8), 4, window_id=9)

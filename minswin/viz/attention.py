@@ -8,6 +8,8 @@ map comes from `geometry.token_positions`, i.e. from the same roll and partition
 import numpy as np
 from matplotlib.patches import Rectangle
 
+from ..checks import check_positive_int
+from ..ops.masks import forward_window_shift
 from ._common import draw_boundaries, host, new_figure, token_ticks
 from .geometry import token_positions
 
@@ -93,8 +95,12 @@ def plot_query_attention(image, attn, map_hw, window, shift=0, window_id=0, quer
         img = img[batch]
     img = np.clip(img, 0, 1)
     H, W = map_hw
-    M = int(window)
-    Hp, Wp = H + (-H) % M, W + (-W) % M
+    M = check_positive_int("window", window)
+    (Hp, Wp), _ = forward_window_shift(H, W, M, 0)         # the padded map the block used
+    nW = (Hp // M) * (Wp // M)
+    if not 0 <= window_id < nW:
+        raise ValueError(f"window_id: expected 0 <= window_id < {nW} for a {H}x{W} map in "
+                         f"{M}x{M} windows, got {window_id}")
     a = _window_weights(attn, batch, window_id)            # (nH, N, N)
     nH, N = a.shape[0], a.shape[1]
     if N != M * M:
