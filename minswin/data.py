@@ -27,6 +27,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .checks import check_positive_int
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
@@ -243,6 +245,7 @@ def epoch_order(n, seed, epoch):
 
 def batch_slices(n, batch_size):
     """[(start, stop), ...] covering range(n) in batches; the last may be short."""
+    batch_size = check_positive_int("batch_size", batch_size)
     return [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
 
 

@@ -444,6 +444,8 @@ def train(config="digits", *, out="runs/digits", resume=None, stop_after=None, p
     Returns a TrainResult; raises TrainingDiverged on a NaN/Inf loss, KeyboardInterrupt after
     saving `last.safetensors` on Ctrl-C.
     """
+    if stop_after is not None:
+        check_positive_int("stop_after", stop_after)
     with blas_threads(threads):
         return _train(config, out, resume, stop_after, progress, plots, log, loss_fn, overrides)
 
@@ -603,7 +605,8 @@ class blas_threads:
     threadpoolctl only the row blocks are limited."""
 
     def __init__(self, n):
-        self.n, self.ctx, self.before = n, None, None
+        self.n = None if n is None else check_positive_int("threads", n)
+        self.ctx, self.before = None, None
 
     def __enter__(self):
         if self.n is None:

@@ -163,6 +163,17 @@ def test_resume_refuses_changed_options(tmp_path):
         T.train(resume=half.last_path, out=str(tmp_path / "h"), batch_size=8, **TINY)
 
 
+def test_run_arguments_are_checked_by_the_library(tmp_path):
+    """What the CLI passes on is checked where it is used, so the Python API is safe too."""
+    with pytest.raises(ValueError, match="stop_after: expected a positive integer, got 0"):
+        T.train(out=str(tmp_path), stop_after=0, **TINY)
+    with pytest.raises(ValueError, match="threads: expected a positive integer, got 0"):
+        T.train(out=str(tmp_path), threads=0, **TINY)
+    from minswin.data import batch_slices
+    with pytest.raises(ValueError, match="batch_size: expected a positive integer, got 0"):
+        batch_slices(10, 0)
+
+
 @pytest.mark.parametrize("kw, words", [
     (dict(epochs=0), "epochs: expected a positive integer"),
     (dict(lr=-1.0), "lr: expected a finite number >= 0"),

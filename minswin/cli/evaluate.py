@@ -34,8 +34,6 @@ def run(args):
                          make_config, model_from_checkpoint, plot_confusion)
     if not os.path.exists(args.checkpoint):
         raise CliError(f"CHECKPOINT: no such file {args.checkpoint!r}")
-    if args.batch_size <= 0:
-        raise CliError(f"--batch-size: expected a positive integer, got {args.batch_size}")
     if args.out is not None and not args.out.lower().endswith(".png"):
         raise CliError(f"--out: expected a .png file name, got {args.out!r}")
     model, meta = model_from_checkpoint(args.checkpoint)

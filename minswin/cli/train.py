@@ -89,11 +89,6 @@ def run(args):
                        "checkpoint)")
     if args.resume and not os.path.exists(args.resume):
         raise CliError(f"--resume: no such checkpoint {args.resume!r}")
-    if args.stop_after is not None and args.stop_after <= 0:
-        raise CliError(f"--stop-after: expected a positive number of epochs, got "
-                       f"{args.stop_after}")
-    if args.threads is not None and args.threads <= 0:
-        raise CliError(f"--threads: expected a positive integer, got {args.threads}")
     config = args.config or "digits"
     out = args.out or (os.path.dirname(os.path.abspath(args.resume)) if args.resume
                        else f"runs/{config}")
@@ -104,7 +99,7 @@ def run(args):
     try:
         train(None if args.resume else config, out=out, resume=args.resume,
               stop_after=args.stop_after, progress=not args.no_progress,
-              threads=args.threads or 1, **overrides)
+              threads=1 if args.threads is None else args.threads, **overrides)
     except TrainingDiverged as err:
         import sys
         print(f"minswin train: {err}", file=sys.stderr)
