@@ -26,19 +26,24 @@ def save_checkpoint(path, state, metadata=None):
     """Write {name: array} to `.safetensors` or `.npz` (by extension), arrays from any backend.
 
     metadata: an optional {str: str} dict stored beside the tensors.
+    The file is written under a temporary name and then renamed, so an interrupted write
+    never leaves a half-written file in place of a good one.
     """
     path = os.fspath(path)
+    ext = os.path.splitext(path)[1]
+    if ext not in (".safetensors", ".npz"):
+        raise ValueError(f"path: expected a .safetensors or .npz file name, got {path!r}")
     arrays = {k: np.ascontiguousarray(to_numpy(v)) for k, v in state.items()}
     metadata = {str(k): str(v) for k, v in (metadata or {}).items()}
-    if path.endswith(".safetensors"):
+    if ext == ".npz" and _META_KEY in arrays:
+        raise ValueError(f"state: the key {_META_KEY!r} is reserved")
+    tmp = path + ".tmp" + ext                              # same extension: same writer
+    if ext == ".safetensors":
         from safetensors.numpy import save_file
-        save_file(arrays, path, metadata=metadata or None)
-    elif path.endswith(".npz"):
-        if _META_KEY in arrays:
-            raise ValueError(f"state: the key {_META_KEY!r} is reserved")
-        np.savez(path, **arrays, **{_META_KEY: np.array(json.dumps(metadata))})
+        save_file(arrays, tmp, metadata=metadata or None)
     else:
-        raise ValueError(f"path: expected a .safetensors or .npz file name, got {path!r}")
+        np.savez(tmp, **arrays, **{_META_KEY: np.array(json.dumps(metadata))})
+    os.replace(tmp, path)
 
 
 def load_checkpoint(path, with_metadata=False):

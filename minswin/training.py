@@ -281,16 +281,11 @@ def confusion_matrix(y_true, y_pred, num_classes):
 # ---------------------------------------------------------------------------- checkpoints
 
 def save_training_checkpoint(path, model, optimizer, meta):
-    """Weights (official keys) + optimiser state (`optimizer.*`) + JSON metadata, atomically.
-
-    Written to a temporary file first and renamed, so an interrupted write never leaves a
-    half-written checkpoint in place of the last good one.
-    """
-    state = {k: v for k, v in model.state_dict().items()}
+    """Weights (official keys) + optimiser state (`optimizer.*`) + JSON metadata, written
+    atomically by save_checkpoint (never half-written over the last good one)."""
+    state = dict(model.state_dict())
     state.update(optimizer.state_dict(prefix=OPT_PREFIX))
-    tmp = path + ".tmp.safetensors"
-    save_checkpoint(tmp, state, {META_KEY: json.dumps(meta)})
-    os.replace(tmp, path)
+    save_checkpoint(path, state, {META_KEY: json.dumps(meta)})
 
 
 def read_training_checkpoint(path):

@@ -131,3 +131,12 @@ def test_bad_files(tmp_path):
         minswin.load_checkpoint(tmp_path / "absent.safetensors")
     with pytest.raises(ValueError, match=r"expected a .safetensors or .npz"):
         minswin.load_checkpoint(good.with_suffix(".txt"))
+
+
+@pytest.mark.parametrize("ext", [".safetensors", ".npz"])
+def test_save_writes_atomically_and_leaves_no_temporary(tmp_path, ext):
+    path = tmp_path / f"w{ext}"
+    minswin.save_checkpoint(path, {"a": np.arange(3.0)})
+    minswin.save_checkpoint(path, {"a": np.arange(4.0)})               # replaces the file
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"w{ext}"]
+    np.testing.assert_array_equal(minswin.load_checkpoint(path)["a"], np.arange(4.0))
