@@ -140,3 +140,22 @@ def test_save_writes_atomically_and_leaves_no_temporary(tmp_path, ext):
     minswin.save_checkpoint(path, {"a": np.arange(4.0)})               # replaces the file
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"w{ext}"]
     np.testing.assert_array_equal(minswin.load_checkpoint(path)["a"], np.arange(4.0))
+
+
+@pytest.mark.parametrize("convert, key, official", [
+    ("torchvision", "features.0.0.weight", "patch_embed.proj.weight"),
+    ("torchvision", "features.0.2.bias", "patch_embed.norm.bias"),
+    ("torchvision", "features.1.0.mlp.0.weight", "layers.0.blocks.0.mlp.fc1.weight"),
+    ("torchvision", "features.1.0.mlp.3.bias", "layers.0.blocks.0.mlp.fc2.bias"),
+    ("torchvision", "features.2.reduction.weight", "layers.0.downsample.reduction.weight"),
+    ("torchvision", "features.7.1.attn.relative_position_bias_table",
+     "layers.3.blocks.1.attn.relative_position_bias_table"),
+    ("timm", "layers.1.downsample.norm.weight", "layers.0.downsample.norm.weight"),
+    ("timm", "layers.3.blocks.0.mlp.fc2.bias", "layers.3.blocks.0.mlp.fc2.bias"),
+])
+def test_key_renames_on_literal_names_from_the_real_layouts(convert, key, official):
+    """Written out by hand from torchvision's and timm's Swin-T state dicts, so a layout
+    mistake shared by the converter and the round-trip test above would still show here."""
+    from minswin.checkpoint import timm_to_official, torchvision_to_official
+    fn = torchvision_to_official if convert == "torchvision" else timm_to_official
+    assert fn(key) == official
