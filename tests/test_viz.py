@@ -294,3 +294,10 @@ def test_query_attention_names_a_bad_window_or_window_id():
     with pytest.raises(ValueError, match=r"window_id: expected 0 <= window_id < 4 for a 8x8 "
                                          r"map in 4x4 windows, got 9"):
         viz.plot_query_attention(img, attn, (8, 8), 4, window_id=9)
+
+
+@pytest.mark.parametrize("plot", ["plot_window_mask", "plot_stage_masks",
+                                  "plot_window_partition"])
+def test_map_figures_refuse_a_fractional_size(plot):
+    with pytest.raises(ValueError, match="size: expected a positive integer, got 7.9"):
+        getattr(viz, plot)(7.9, 4, 2)

@@ -8,8 +8,18 @@ shows what the network does, not a redrawing of the idea.
 """
 import numpy as np
 
+from ..checks import check_positive_int
 from ..ops.masks import check_window_shift, region_labels, window_labels
 from ..ops.window import cyclic_shift, reverse_cyclic_shift, window_partition, window_reverse
+
+
+def square_grid(size, window, shift=None):
+    """(H, W, M, (sh, sw)) for a size x size map: the arguments every map figure takes,
+    checked with named messages. shift None is the usual M // 2."""
+    H = W = check_positive_int("size", size)
+    M = check_positive_int("window", window)
+    M, S = check_window_shift(H, W, M, M // 2 if shift is None else shift)
+    return H, W, M, S
 
 
 def window_ids(H, W, window, shift=0):

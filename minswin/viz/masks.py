@@ -8,10 +8,10 @@ The pictures show `attention_mask(...)[w] != 0` itself: dark = masked pair.
 import numpy as np
 from matplotlib.patches import Patch, Rectangle
 
-from ..ops.masks import MASK_VALUE, attention_mask, check_window_shift, region_labels
+from ..ops.masks import MASK_VALUE, attention_mask, region_labels
 from ._common import (MASK_CMAP, REGION_CMAP, draw_boundaries, draw_cell_grid, new_figure,
                       text_colour_on, token_ticks)
-from .geometry import reading_order, window_ids
+from .geometry import reading_order, square_grid, window_ids
 
 
 def _mask_legend(fig):
@@ -30,10 +30,8 @@ def plot_window_mask(size=8, window=4, shift=None, window_id=1):
     Panels: the rolled region map with the window outlined; the window's tokens with their
     index and region; the (N, N) mask. axes[2]'s first image is `mask[window_id] != 0`.
     """
-    H = W = int(size)
-    M = int(window)
-    S = M // 2 if shift is None else shift
-    M, (sh, sw) = check_window_shift(H, W, M, S)
+    H, W, M, (sh, sw) = square_grid(size, window, shift)
+    S = sh if sh == sw else (sh, sw)                       # for the titles
     mask = attention_mask(H, W, M, (sh, sw))               # (nW, N, N)
     nW, N = mask.shape[0], M * M
     if not 0 <= int(window_id) < nW:
@@ -99,10 +97,8 @@ def plot_stage_masks(size=56, window=7, shift=None):
     Windows with any masked pair are framed in red. axes[w]'s first image is
     `attention_mask(...)[w] != 0`.
     """
-    H = W = int(size)
-    M = int(window)
-    S = M // 2 if shift is None else shift
-    M, (sh, sw) = check_window_shift(H, W, M, S)
+    H, W, M, (sh, sw) = square_grid(size, window, shift)
+    S = sh if sh == sw else (sh, sw)                       # for the titles
     mask = attention_mask(H, W, M, (sh, sw)) != 0          # (nW, N, N)
     nWh, nWw = H // M, W // M
     with_mask = np.nonzero(mask.any(axis=(1, 2)))[0]

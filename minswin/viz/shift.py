@@ -13,7 +13,8 @@ from ..ops.masks import check_window_shift
 from ..ops.window import cyclic_shift
 from ._common import (REGION_CMAP, draw_boundaries, draw_cell_grid, host, new_figure,
                       piece_centres)
-from .geometry import reading_order, reading_order_labels, regions_in_windows, window_ids
+from .geometry import (reading_order, reading_order_labels, regions_in_windows, square_grid,
+                       window_ids)
 
 
 def shift_steps(H, W, window, shift):
@@ -88,10 +89,8 @@ def plot_cyclic_shift(size=8, window=4, shift=None, image=None):
     Returns the Figure; axes 0..3 show shift_steps()["map"], ["rows"], ["rolled"], ["rolled"]
     as their first image.
     """
-    H = W = int(size)
-    M = int(window)
-    S = M // 2 if shift is None else shift
-    M, (sh, sw) = check_window_shift(H, W, M, S)
+    H, W, M, (sh, sw) = square_grid(size, window, shift)
+    S = sh if sh == sw else (sh, sw)                       # for the titles
     steps = shift_steps(H, W, M, (sh, sw))
     names = reading_order(H, W, M, (sh, sw))
     official = {v: k for k, v in names.items()}            # reading-order -> official label
@@ -146,10 +145,7 @@ def shift_frames(H, W, window, shift):
 def shift_animation(size=8, window=4, shift=None, image=None):
     """An animation of the roll, one row or column per frame; returns (Figure, FuncAnimation)."""
     from matplotlib.animation import FuncAnimation
-    H = W = int(size)
-    M = int(window)
-    S = M // 2 if shift is None else shift
-    M, (sh, sw) = check_window_shift(H, W, M, S)
+    H, W, M, (sh, sw) = square_grid(size, window, shift)
     frames = shift_frames(H, W, M, (sh, sw))
     img = None
     if image is not None:

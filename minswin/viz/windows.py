@@ -7,10 +7,11 @@ the model's roll and partition), so a window split across the corners shows one 
 """
 import numpy as np
 
+from ..checks import check_positive_int
 from ..ops.masks import check_window_shift
 from ._common import (cyclic_colours, draw_boundaries, draw_cell_grid, host, new_figure,
                       piece_centres)
-from .geometry import pieces, window_ids
+from .geometry import pieces, square_grid, window_ids
 
 
 def _draw_windows(ax, ids, image, patch, annotate, M):
@@ -57,11 +58,11 @@ def plot_window_partition(size=8, window=4, shift=None, image=None, patch=None):
             image = image[0]
         patch = 4 if patch is None else int(patch)
         H, W = image.shape[0] // patch, image.shape[1] // patch
+        M = check_positive_int("window", window)
+        S = M // 2 if shift is None else shift
+        check_window_shift(H, W, M, S)
     else:
-        H = W = int(size)
-    M = int(window)
-    S = M // 2 if shift is None else shift
-    check_window_shift(H, W, M, S)
+        H, W, M, S = square_grid(size, window, shift)
     regular, shifted = window_ids(H, W, M, 0), window_ids(H, W, M, S)
     nW = int(regular.max()) + 1
     annotate = nW <= 16
