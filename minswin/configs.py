@@ -43,8 +43,7 @@ class SwinConfig:
         if len(self.depths) != len(self.num_heads):
             raise ValueError(f"num_heads: expected one entry per stage ({len(self.depths)}), "
                              f"got {self.num_heads}")
-        for i, h in enumerate(self.num_heads):
-            dim = self.embed_dim * 2 ** i
+        for i, (dim, h) in enumerate(zip(self.stage_dims, self.num_heads)):
             if dim % h:
                 raise ValueError(f"num_heads: stage {i} has width {dim}, which {h} heads do "
                                  "not divide")
@@ -54,8 +53,14 @@ class SwinConfig:
         return len(self.depths)
 
     @property
+    def stage_dims(self):
+        """The token width C of each stage: embed_dim, doubled by every patch merging."""
+        return tuple(self.embed_dim * 2 ** i for i in range(self.num_layers))
+
+    @property
     def num_features(self):
-        return self.embed_dim * 2 ** (self.num_layers - 1)
+        """The width of the last stage, which the head reads."""
+        return self.stage_dims[-1]
 
     def as_dict(self):
         return asdict(self)
