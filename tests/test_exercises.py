@@ -3,6 +3,9 @@
 The wrong solutions below are written here on purpose (not taken from the grader's catalogue
 of known mistakes), so that they test the grader rather than agree with it by construction.
 """
+import dataclasses
+import functools
+
 import numpy as np
 import pytest
 
@@ -224,6 +227,34 @@ def test_first_wrong_gradient_is_named_with_the_right_ones():
     r = grade("layernorm_backward", dx_doubled, out=False)
     assert "dgamma, dbeta are right but dx is not" in r.hint
     assert "2 times" in r.hint
+
+
+def test_hint_reuses_what_grade_built():
+    """A gradient right on the first case only: the hint says so, and building it neither
+    rebuilds the cases nor reruns minswin's backward (once per case, in the table)."""
+    ex = EXERCISES["layernorm_backward"]
+    calls = {"cases": 0, "reference": 0}
+
+    def counted_cases():
+        calls["cases"] += 1
+        return ex.make_cases()
+
+    @functools.wraps(layernorm_backward)
+    def counted_reference(dout, cache):
+        calls["reference"] += 1
+        return layernorm_backward(dout, cache)
+
+    counted = dataclasses.replace(ex, make_cases=counted_cases, reference=counted_reference)
+    first_shape = ex.cases()[0].inputs["x"].shape
+
+    def right_on_first_case_only(dout, cache):
+        dx, dg, db = layernorm_backward(dout, cache)
+        return (dx if dout.shape == first_shape else 2 * dx), dg, db
+
+    r = grade(counted, right_on_first_case_only, out=False)
+    assert r.status == "failed"
+    assert f"dx is right on '{ex.cases()[0].label}' but not on '{ex.cases()[1].label}'" in r.hint
+    assert calls == {"cases": 1, "reference": len(ex.cases())}, calls
 
 
 # ---------------------------------------------------------------------------- never crash

@@ -110,6 +110,15 @@ def _fresh(case, ex):
     return ex.forward(**inputs, **case.static)
 
 
+def _run_backward(backward, ex, case, dout):
+    """One of our own backward passes (minswin's, or a known mistake) on a cache of its own,
+    as a tuple of gradients. A fresh cache each time: the learner's backward was handed the
+    first one and may have changed its arrays in place."""
+    _, cache = _fresh(case, ex)
+    grads = backward(dout.copy(), cache)
+    return (grads,) if len(ex.grads) == 1 else tuple(grads)
+
+
 def _as_grads(result, ex, case):
     """The learner's return value as a tuple of float64 arrays, or (None, problem)."""
     n = len(ex.grads)
@@ -157,31 +166,33 @@ def _multiple_of(g, ref):
     return c
 
 
-def _diagnose(ex, fn_grads, case, case_index, first_case_ok, gi, passed_here, dout):
-    """The one hint for the first failing gradient `ex.grads[gi]` of `case`."""
+def _diagnose(ex, case, dout, grads, ref, verdicts, first_case_rows):
+    """The one hint for the first wrong gradient of `case`.
+
+    grads: the learner's gradients and ref: minswin's, both for this `dout`; verdicts: one per
+    gradient; first_case_rows: the table rows of the first case when `case` is a later one,
+    else None.
+    """
+    gi = next(i for i, v in enumerate(verdicts) if v != "ok")
     gname = ex.grads[gi]
-    _, cache = _fresh(case, ex)
-    ref = ex.reference(dout.copy(), cache)
-    ref = (ref,) if len(ex.grads) == 1 else tuple(ref)
     # 1. a known mistake, recognised by its numbers
     for m in ex.mistakes:
         try:
-            _, cache = _fresh(case, ex)
-            wrong = m.backward(dout.copy(), cache)
-            wrong = (wrong,) if len(ex.grads) == 1 else tuple(wrong)
+            wrong = _run_backward(m.backward, ex, case, dout)
             if (rel_error(wrong[gi], ref[gi]) > 1e-9
-                    and rel_error(fn_grads[gi], wrong[gi]) <= 1e-9):
+                    and rel_error(grads[gi], wrong[gi]) <= 1e-9):
                 return f"{gname}: {m.hint}"
         except Exception:                                 # a catalogue entry must not crash
             continue
     # 2. what can be seen from the numbers
-    g, r = fn_grads[gi], ref[gi]
+    g, r = grads[gi], ref[gi]
     notes = []
+    passed_here = [name for name, v in zip(ex.grads, verdicts) if v == "ok"]
     if passed_here:
         are = "is" if len(passed_here) == 1 else "are"
         notes.append(f"{', '.join(passed_here)} {are} right but {gname} is not")
-    if case_index > 0 and first_case_ok:
-        notes.append(f"{gname} is right on '{ex.cases()[0].label}' but not on "
+    if first_case_rows and first_case_rows[gi].verdict == "ok":
+        notes.append(f"{gname} is right on '{first_case_rows[gi].case}' but not on "
                      f"'{case.label}'")
     if not np.all(np.isfinite(g)):
         notes.append(f"{gname} contains NaN or inf")
@@ -223,8 +234,6 @@ def grade(exercise, fn, *, source=None, out=None):
              f"central differences (typically 1e-9 to 1e-12), <= {ex.ref_tol:.0e} vs "
              f"minswin's own backward; above {TOL_BUG:.0e} is a bug", ""]
     rows, status, hint, tb, after = [], "passed", "", "", []
-    first_fail = None                                      # (case index, grad index, ...)
-    ok_by_grad = {g: [] for g in ex.grads}
     try:
         cases = ex.cases()
     except Exception as err:                               # pragma: no cover - our own bug
@@ -258,24 +267,17 @@ def grade(exercise, fn, *, source=None, out=None):
         report = check_op(ex.forward, lambda d, c, g=grads: g,
                           {k: v.copy() for k, v in case.inputs.items()}, static=case.static,
                           dout=dout, tol=ex.tol, title=ex.name)
-        _, cache = _fresh(case, ex)
-        ref = ex.reference(dout.copy(), cache)
-        ref = (ref,) if len(ex.grads) == 1 else tuple(ref)
-        passed_here = []
-        for gi, (gname, g, r, row) in enumerate(zip(ex.grads, grads, ref, report.rows)):
+        ref = _run_backward(ex.reference, ex, case, dout)
+        verdicts = []
+        for gname, g, r, row in zip(ex.grads, grads, ref, report.rows):
             e_ref = rel_error(g, r)
             v = max(verdict(row.rel_error, ex.tol), verdict(e_ref, ex.ref_tol),
                     key=_ORDER.get)
             rows.append(Row(case.label, gname, tuple(g.shape), row.rel_error, e_ref, v))
-            ok_by_grad[gname].append(v == "ok")
-            if v == "ok":
-                passed_here.append(gname)
-            elif first_fail is None:
-                first_fail = (ci, gi, case, grads, dout)
-        if first_fail is not None and first_fail[0] == ci:
-            ci0, gi0, case0, grads0, dout0 = first_fail
-            first_ok = ok_by_grad[ex.grads[gi0]][0] if ci0 > 0 else False
-            hint = _diagnose(ex, grads0, case0, ci0, first_ok, gi0, passed_here, dout0)
+            verdicts.append(v)
+        if status == "passed" and any(v != "ok" for v in verdicts):   # the first failure
+            first_case_rows = rows[:len(ex.grads)] if ci > 0 else None
+            hint = _diagnose(ex, case, dout, grads, ref, verdicts, first_case_rows)
             status = "failed"
     if rows:
         lines += _format_table(rows, ex)
