@@ -3,6 +3,7 @@
 The wrong solutions below are written here on purpose (not taken from the grader's catalogue
 of known mistakes), so that they test the grader rather than agree with it by construction.
 """
+import ast
 import dataclasses
 import functools
 
@@ -35,6 +36,19 @@ def test_skeleton_delegates_to_solution_in_ci(name, monkeypatch):
     monkeypatch.setenv("MINSWIN_EXERCISE_SOLUTION", "1")
     r = grade_file(name, skeleton_path(name), out=False)
     assert r.passed, r.text
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_skeleton_defines_minswin_s_own_backward(name):
+    """The function the grader asks for is minswin's own backward, under its own name, and
+    the skeleton defines exactly that function."""
+    ex = EXERCISES[name]
+    assert ex.function == ex.reference.__name__
+    assert ex.function.endswith("_backward") and ex.function != "<lambda>"
+    with open(skeleton_path(name)) as f:
+        defined = [node.name for node in ast.parse(f.read()).body
+                   if isinstance(node, ast.FunctionDef)]
+    assert defined == [ex.function], defined
 
 
 @pytest.mark.parametrize("name", NAMES)

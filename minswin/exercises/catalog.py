@@ -17,6 +17,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from ..gradcheck import TOL_OP
 from ..ops.attention import window_attention_backward, window_attention_forward
 from ..ops.gelu import gelu_backward, gelu_forward
 from ..ops.layernorm import layernorm_backward, layernorm_forward
@@ -42,7 +43,6 @@ class Mistake(NamedTuple):
 @dataclass(frozen=True)
 class Exercise:
     name: str                      # the CLI name, e.g. "layernorm_backward"
-    function: str                  # the function the learner writes (minswin's own name)
     title: str
     summary: str                   # one line for `minswin exercise list`
     forward: Callable
@@ -51,9 +51,15 @@ class Exercise:
     make_cases: Callable           # () -> list of Case
     hints: dict                    # gradient name -> generic hint
     mistakes: tuple = ()
-    tol: float = 1e-7              # vs central differences (house table: one op)
-    ref_tol: float = 1e-9          # vs minswin's backward (same maths: round-off only)
+    tol: float = TOL_OP            # vs central differences (house table: one op)
+    ref_tol: float = 1e-9          # round-off: vs minswin's backward (the same maths), and
+                                   # how close an answer must be to a known mistake's
     extra: dict = field(default_factory=dict)
+
+    @property
+    def function(self):
+        """The function the learner writes: minswin's own backward, under its own name."""
+        return self.reference.__name__
 
     @property
     def skeleton(self):
@@ -112,7 +118,7 @@ def _ln_no_gamma(dout, cache):
 
 
 LAYERNORM = Exercise(
-    name="layernorm_backward", function="layernorm_backward",
+    name="layernorm_backward",
     title="LayerNorm backward",
     summary="dx, dgamma, dbeta of LayerNorm over the last axis (the mean and variance paths)",
     forward=layernorm_forward, reference=layernorm_backward,
@@ -164,7 +170,7 @@ def _softmax_diag(dout, cache):
 
 
 SOFTMAX = Exercise(
-    name="softmax_backward", function="softmax_backward",
+    name="softmax_backward",
     title="Softmax backward",
     summary="ds of a softmax over the last axis, from the saved probabilities only",
     forward=softmax_forward, reference=softmax_backward,
@@ -211,7 +217,7 @@ def _gelu_tanh(dout, cache):
 
 
 GELU = Exercise(
-    name="gelu_backward", function="gelu_backward",
+    name="gelu_backward",
     title="GELU backward (exact erf)",
     summary="dx of GELU(x) = x * Phi(x), the exact (erf) version Swin uses",
     forward=gelu_forward, reference=gelu_backward,
@@ -273,7 +279,7 @@ def _attn_variant(dout, cache, *, scale_dq=True, scale_dk=False, dbias_mean=Fals
 
 
 ATTENTION = Exercise(
-    name="window_attention_backward", function="window_attention_backward",
+    name="window_attention_backward",
     title="Window attention backward (relative bias and shift mask)",
     summary="all six gradients of multi-head attention inside windows, with bias and mask",
     forward=window_attention_forward, reference=window_attention_backward,
@@ -343,7 +349,7 @@ def _rel_no_transpose(dbias, cache):
 
 
 RELBIAS = Exercise(
-    name="relative_bias_backward", function="relative_bias_backward",
+    name="relative_bias_backward",
     title="Relative position bias backward (the scatter-add)",
     summary="dtable of the gather bias[h, i, j] = table[index[i, j], h]: a scatter-add",
     forward=relative_bias_forward, reference=relative_bias_backward,
@@ -398,7 +404,7 @@ def _merge_variant(dout, cache, order=(0, 1, 2, 3), crop=True, ln=None):
 
 
 MERGING = Exercise(
-    name="patch_merging_backward", function="patch_merging_backward",
+    name="patch_merging_backward",
     title="Patch merging backward",
     summary="dx, dnorm_weight, dnorm_bias, dreduction_weight of the 2x2 merge, LN(4C), 4C->2C",
     forward=patch_merging_forward, reference=patch_merging_backward,
@@ -465,7 +471,7 @@ def _shift_partition_again(dtokens, cache):
 
 
 SHIFT = Exercise(
-    name="shift_partition_backward", function="to_windows_backward",
+    name="shift_partition_backward",
     title="Cyclic shift + window partition backward",
     summary="dx of pad -> roll(-S) -> window partition (to_windows_forward): pure data movement",
     forward=to_windows_forward, reference=to_windows_backward,

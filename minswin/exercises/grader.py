@@ -155,13 +155,13 @@ def _as_grads(result, ex, case):
 _ORDER = {"ok": 0, "CHECK": 1, "WRONG": 2}
 
 
-def _multiple_of(g, ref):
-    """c if g == c * ref to round-off for a constant c != 1, else None."""
+def _multiple_of(g, ref, tol):
+    """c if g == c * ref to round-off (rel_error <= tol) for a constant c != 1, else None."""
     den = float((ref * ref).sum())
     if den == 0.0 or not np.all(np.isfinite(g)):
         return None
     c = float((g * ref).sum()) / den
-    if abs(c - 1.0) < 1e-6 or rel_error(g, c * ref) > 1e-9:
+    if abs(c - 1.0) < 1e-6 or rel_error(g, c * ref) > tol:
         return None
     return c
 
@@ -179,8 +179,8 @@ def _diagnose(ex, case, dout, grads, ref, verdicts, first_case_rows):
     for m in ex.mistakes:
         try:
             wrong = _run_backward(m.backward, ex, case, dout)
-            if (rel_error(wrong[gi], ref[gi]) > 1e-9
-                    and rel_error(grads[gi], wrong[gi]) <= 1e-9):
+            if (rel_error(wrong[gi], ref[gi]) > ex.ref_tol
+                    and rel_error(grads[gi], wrong[gi]) <= ex.ref_tol):
                 return f"{gname}: {m.hint}"
         except Exception:                                 # a catalogue entry must not crash
             continue
@@ -199,7 +199,7 @@ def _diagnose(ex, case, dout, grads, ref, verdicts, first_case_rows):
     elif not np.any(g) and np.any(r):
         notes.append(f"{gname} is all zeros")
     else:
-        c = _multiple_of(g, r)
+        c = _multiple_of(g, r, ex.ref_tol)
         if c is not None:
             notes.append(f"{gname} is {c:.4g} times the right answer"
                          + (" (the sign is flipped)" if abs(c + 1) < 1e-6 else
