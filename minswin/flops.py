@@ -70,8 +70,8 @@ def model_flops_breakdown(config, img_size=None):
     g = size // c.patch_size
     parts = {"patch_embed": g * g * c.embed_dim * c.in_chans * c.patch_size ** 2
              + g * g * c.embed_dim}
-    for i, depth in enumerate(c.depths):
-        dim, r = c.embed_dim * 2 ** i, g // 2 ** i
+    for i, (depth, dim) in enumerate(zip(c.depths, c.stage_dims)):
+        r = g // 2 ** i
         window, _ = official_window_shift((r, r), c.window_size, 0)
         parts[f"layers.{i}.blocks"] = depth * block_flops(r, r, dim, c.num_heads[i], window,
                                                           c.mlp_ratio)

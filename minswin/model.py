@@ -144,9 +144,9 @@ class SwinTransformer(Module):
         grid = -(-c.img_size // c.patch_size)
         dpr = np.linspace(0, c.drop_path_rate, sum(c.depths))   # rises linearly per block
         self.layers, start = [], 0
-        for i, depth in enumerate(c.depths):
+        for i, (depth, dim) in enumerate(zip(c.depths, c.stage_dims)):
             res = (-(-grid // 2 ** i),) * 2                # ceil(grid / 2^i)
-            layer = BasicLayer(c.embed_dim * 2 ** i, res, depth, c.num_heads[i], c.window_size,
+            layer = BasicLayer(dim, res, depth, c.num_heads[i], c.window_size,
                                c.mlp_ratio, [float(p) for p in dpr[start:start + depth]],
                                i < c.num_layers - 1, self.rng, dtype)
             self.layers.append(self.child(f"layers.{i}", layer))
