@@ -233,6 +233,32 @@ def test_typical_wrong_answers_fail_with_a_hint(name, fn, fragment):
     assert "FAILED" in r.text
 
 
+CROP_MISSING = [("patch_merging_backward", merge_no_crop),
+                ("shift_partition_backward", shift_no_crop)]
+
+
+@pytest.mark.parametrize("name, fn", CROP_MISSING, ids=[n for n, _ in CROP_MISSING])
+def test_crop_hint_does_not_read_the_case_labels(name, fn):
+    """The labels are for people: renaming them keeps the crop hint on the padded case."""
+    ex = EXERCISES[name]
+    relabelled = dataclasses.replace(
+        ex, make_cases=lambda: [c._replace(label=f"case {i}") for i, c in enumerate(ex.cases())])
+    r = grade(relabelled, fn, out=False)
+    assert r.status == "failed" and "Here " + ex.shape_hint in r.hint, r.hint
+
+
+@pytest.mark.parametrize("name", [n for n, _ in CROP_MISSING])
+def test_padded_cases_are_the_ones_the_forward_pads(name):
+    ex = EXERCISES[name]
+    flags = []
+    for case in ex.cases():
+        out, cache = ex.forward(**case.inputs, **case.static)
+        padded_hw = getattr(cache, "padded_hw", (2 * out.shape[1], 2 * out.shape[2]))
+        flags.append(case.padded)
+        assert case.padded == (tuple(padded_hw) != tuple(cache.hw)), case.label
+    assert any(flags) and not all(flags)
+
+
 def test_first_wrong_gradient_is_named_with_the_right_ones():
     """dgamma/dbeta right, dx wrong in an unrecognised way: the hint says which is which."""
     def dx_doubled(dout, cache):

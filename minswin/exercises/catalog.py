@@ -12,7 +12,7 @@ An exercise carries
 * `mistakes`: typical wrong backward passes, each with the hint that explains it. When the
   learner's wrong gradient equals a known mistake to round-off, that hint is shown instead.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -29,9 +29,10 @@ from ..ops.window import to_windows_backward, to_windows_forward, window_reverse
 
 
 class Case(NamedTuple):
-    label: str         # what is special about this case, shown in the table
+    label: str         # what is special about this case, shown in the table (display only)
     inputs: dict       # differentiable inputs, float64, in the order the backward returns them
     static: dict       # everything else the forward takes (mask, window, shift, ...)
+    padded: bool = False   # the forward pads the map, so the backward must crop dx back
 
 
 class Mistake(NamedTuple):
@@ -54,7 +55,7 @@ class Exercise:
     tol: float = TOL_OP            # vs central differences (house table: one op)
     ref_tol: float = 1e-9          # round-off: vs minswin's backward (the same maths), and
                                    # how close an answer must be to a known mistake's
-    extra: dict = field(default_factory=dict)
+    shape_hint: str = ""           # added when dx has the wrong shape on a padded case
 
     @property
     def function(self):
@@ -78,10 +79,11 @@ def _rng():
 def _ln_cases():
     r = _rng()
     out = []
-    for label, shape in (("tokens (2, 3, 5)", (2, 3, 5)), ("rows (4, 8)", (4, 8)),
-                         ("map (1, 2, 2, 6), offset", (1, 2, 2, 6))):
+    for label, shape, offset in (("tokens (2, 3, 5)", (2, 3, 5), 0.0),
+                                 ("rows (4, 8)", (4, 8), 0.0),
+                                 ("map (1, 2, 2, 6), offset", (1, 2, 2, 6), 3.0)):
         C = shape[-1]
-        x = r.standard_normal(shape) * 1.5 + (3.0 if "offset" in label else 0.0)
+        x = r.standard_normal(shape) * 1.5 + offset
         out.append(Case(label, {"x": x, "gamma": 1.0 + 0.5 * r.standard_normal(C),
                                 "beta": 0.5 * r.standard_normal(C)}, {}))
     return out
@@ -378,12 +380,12 @@ def _merge_cases():
     out = []
     for label, shape in (("(1, 4, 4, 2)", (1, 4, 4, 2)), ("(2, 2, 6, 3)", (2, 2, 6, 3)),
                          ("odd map (1, 5, 3, 2), padded", (1, 5, 3, 2))):
-        C = shape[-1]
+        _, H, W, C = shape
         out.append(Case(label, {"x": r.standard_normal(shape),
                                 "norm_weight": 1 + 0.5 * r.standard_normal(4 * C),
                                 "norm_bias": 0.5 * r.standard_normal(4 * C),
                                 "reduction_weight": r.standard_normal((2 * C, 4 * C)) * 0.5},
-                        {}))
+                        {}, padded=bool(H % 2 or W % 2)))
     return out
 
 
@@ -432,8 +434,8 @@ MERGING = Exercise(
                 "the LayerNorm step misses the path through the variance; reuse "
                 "layernorm_backward(dn, cache.norm) or finish the layernorm exercise first"),
     ),
-    extra={"shape_hint": "for an odd H or W the forward padded the map by one row/column: "
-                         "crop dx back to cache.hw = (H, W)"},
+    shape_hint=("for an odd H or W the forward padded the map by one row/column: crop dx "
+                "back to cache.hw = (H, W)"),
 )
 
 
@@ -441,14 +443,16 @@ MERGING = Exercise(
 
 def _shift_cases():
     r = _rng()
-    return [Case("(1, 4, 4, 1), M=2, shift 1", {"x": r.standard_normal((1, 4, 4, 1))},
-                 {"window": 2, "shift": 1}),
-            Case("(2, 8, 8, 2), M=4, shift 2", {"x": r.standard_normal((2, 8, 8, 2))},
-                 {"window": 4, "shift": 2}),
-            Case("(1, 6, 7, 2), M=4, shift 2, padded to 8x8",
-                 {"x": r.standard_normal((1, 6, 7, 2))}, {"window": 4, "shift": 2}),
-            Case("(1, 4, 6, 2), M=2, no shift", {"x": r.standard_normal((1, 4, 6, 2))},
-                 {"window": 2, "shift": 0})]
+    out = []
+    for label, shape, M, shift in (("(1, 4, 4, 1), M=2, shift 1", (1, 4, 4, 1), 2, 1),
+                                   ("(2, 8, 8, 2), M=4, shift 2", (2, 8, 8, 2), 4, 2),
+                                   ("(1, 6, 7, 2), M=4, shift 2, padded to 8x8", (1, 6, 7, 2),
+                                    4, 2),
+                                   ("(1, 4, 6, 2), M=2, no shift", (1, 4, 6, 2), 2, 0)):
+        _, H, W, _ = shape
+        out.append(Case(label, {"x": r.standard_normal(shape)}, {"window": M, "shift": shift},
+                        padded=bool(H % M or W % M)))
+    return out
 
 
 def _shift_variant(dtokens, cache, sign=+1, crop=True):
@@ -490,8 +494,8 @@ SHIFT = Exercise(
                 "window_reverse(win, M, Hp, Wp) (or reshape to (B, nWh, nWw, M, M, C) and "
                 "transpose(0, 1, 3, 2, 4, 5))"),
     ),
-    extra={"shape_hint": "the forward padded the map to multiples of M (cache.padded_hw): "
-                         "crop the gradient back to cache.hw = (H, W) at the end"},
+    shape_hint=("the forward padded the map to multiples of M (cache.padded_hw): crop the "
+                "gradient back to cache.hw = (H, W) at the end"),
 )
 
 

@@ -142,8 +142,8 @@ def _as_grads(result, ex, case):
             msg = (f"{gname} has shape {tuple(g.shape)} but `{iname}` has shape "
                    f"{tuple(x.shape)}: a gradient always has the shape of what it is the "
                    f"gradient of")
-            if ex.extra.get("shape_hint") and "pad" in case.label:
-                msg += ". Here " + ex.extra["shape_hint"]
+            if case.padded and ex.shape_hint:
+                msg += ". Here " + ex.shape_hint
             return None, msg
         if g.dtype != np.float64:
             return None, (f"{gname} has dtype {g.dtype}: keep float64 (the checks compare to "
