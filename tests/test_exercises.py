@@ -150,9 +150,9 @@ def relbias_fancy_index(dbias, cache):
     return dtable
 
 
-def _merge(dout, cache, order, crop=True):
+def _merge(dout, cache, order, crop=True, ln=layernorm_backward):
     dn, dred, _ = linear_backward(dout, cache.reduction)
-    dm, dg, db = layernorm_backward(dn, cache.norm)
+    dm, dg, db = ln(dn, cache.norm)
     B, h, w, C4 = dm.shape
     C = C4 // 4
     dx = np.zeros((B, 2 * h, 2 * w, C))
@@ -172,6 +172,10 @@ def merge_row_major(dout, cache):
 
 def merge_no_crop(dout, cache):
     return _merge(dout, cache, [(0, 0), (1, 0), (0, 1), (1, 1)], crop=False)
+
+
+def merge_ln_no_variance(dout, cache):
+    return _merge(dout, cache, [(0, 0), (1, 0), (0, 1), (1, 1)], ln=ln_no_variance)
 
 
 def _shift(dtokens, cache, sign, crop=True):
@@ -212,6 +216,7 @@ WRONG = [
     ("relative_bias_backward", relbias_fancy_index, "np.add.at"),
     ("patch_merging_backward", merge_row_major, "odd ROW"),
     ("patch_merging_backward", merge_no_crop, "crop"),
+    ("patch_merging_backward", merge_ln_no_variance, "variance"),
     ("shift_partition_backward", shift_wrong_way, "+S"),
     ("shift_partition_backward", shift_no_crop, "crop"),
 ]

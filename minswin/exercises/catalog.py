@@ -21,8 +21,9 @@ from ..gradcheck import TOL_OP
 from ..ops.attention import window_attention_backward, window_attention_forward
 from ..ops.gelu import gelu_backward, gelu_forward
 from ..ops.layernorm import layernorm_backward, layernorm_forward
+from ..ops.linear import linear_backward
 from ..ops.masks import attention_mask, relative_position_index
-from ..ops.patch_merging import patch_merging_backward, patch_merging_forward
+from ..ops.patch_merging import patch_merging_backward, patch_merging_forward, split_2x2
 from ..ops.relative_bias import relative_bias_backward, relative_bias_forward
 from ..ops.softmax import softmax_backward, softmax_forward
 from ..ops.window import to_windows_backward, to_windows_forward, window_reverse
@@ -264,7 +265,6 @@ def _attn_cases():
 def _attn_variant(dout, cache, *, scale_dq=True, scale_dk=False, dbias_mean=False,
                   no_softmax_sum=False):
     """minswin's backward with one switch flipped: the mistakes below."""
-    from ..ops.linear import linear_backward
     q, k, v, a = cache.q, cache.k, cache.v, cache.attn.out
     B_, nH, N, d = q.shape
     do, dpw, dpb = linear_backward(dout, cache.proj)
@@ -389,20 +389,23 @@ def _merge_cases():
     return out
 
 
-def _merge_variant(dout, cache, order=(0, 1, 2, 3), crop=True, ln=None):
-    from ..ops.linear import linear_backward
+def _row_major_blocks(dm):
+    """dm (B, h, w, 4C) with its middle two C-blocks swapped, so that split_2x2 scatters the
+    blocks top-left, top-right, bottom-left, bottom-right: row-major, the mistake below."""
+    x0, x1, x2, x3 = np.split(dm, 4, axis=-1)
+    return np.concatenate([x0, x2, x1, x3], axis=-1)
+
+
+def _merge_variant(dout, cache, *, row_major=False, ln=layernorm_backward):
+    """patch_merging_backward with one step swapped for a wrong one: the mistakes below."""
     dn, dred, _ = linear_backward(dout, cache.reduction)
-    dm, dg, db = (ln or layernorm_backward)(dn, cache.norm)
+    dm, dgamma, dbeta = ln(dn, cache.norm)
+    if row_major:
+        dm = _row_major_blocks(dm)
     H, W = cache.hw
-    B, h, w, C4 = dm.shape
-    C = C4 // 4
-    dx = np.zeros((B, 2 * h, 2 * w, C))
-    slots = [(slice(0, None, 2), slice(0, None, 2)), (slice(1, None, 2), slice(0, None, 2)),
-             (slice(0, None, 2), slice(1, None, 2)), (slice(1, None, 2), slice(1, None, 2))]
-    for k, which in enumerate(order):
-        rs, cs = slots[which]
-        dx[:, rs, cs] = dm[..., k * C:(k + 1) * C]
-    return (dx[:, :H, :W] if crop else dx), dg, db, dred
+    h, w = dm.shape[1:3]
+    dx = split_2x2(dm, 2 * h, 2 * w)[:, :H, :W]
+    return dx, dgamma, dbeta, dred
 
 
 MERGING = Exercise(
@@ -425,7 +428,7 @@ MERGING = Exercise(
               "crop the result back to cache.hw",
     },
     mistakes=(
-        Mistake("TL, TR, BL, BR order", lambda d, c: _merge_variant(d, c, order=(0, 2, 1, 3)),
+        Mistake("TL, TR, BL, BR order", lambda d, c: _merge_variant(d, c, row_major=True),
                 "you scattered the 4C blocks in the order TL, TR, BL, BR, but the official "
                 "forward concatenates x0 = [0::2, 0::2], x1 = [1::2, 0::2] (odd ROW, even "
                 "column: bottom-left), x2 = [0::2, 1::2], x3 = [1::2, 1::2]"),
