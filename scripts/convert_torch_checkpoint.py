@@ -1,28 +1,82 @@
 """Convert a PyTorch `.pth` checkpoint (official, timm or torchvision Swin) to safetensors.
 
 minswin never unpickles files. This script does, once, with torch's restricted loader
-(`weights_only=True`, which refuses arbitrary code) on a file you trust, and writes plain
-tensors that minswin loads:
+(`weights_only=True`, which refuses arbitrary Python objects) on a file you trust, and writes
+plain tensors that minswin loads:
 
     pip install torch safetensors
     python scripts/convert_torch_checkpoint.py swin_tiny_patch4_window7_224.pth swin_t.safetensors
 
-Official checkpoints keep their weights under the "model" key; that nesting is unwrapped.
-Key names are kept: `model.load_state_dict` maps timm/torchvision names itself.
+Official checkpoints keep their weights under the "model" key; that nesting is unwrapped and
+the other top-level entries (optimizer, epoch, ...) are named and left out. Entries of the state
+dict that are not tensors are named and left out. bfloat16 and float16 tensors are written as
+float32 (NumPy has no bfloat16; the widening is exact). Key names are kept:
+`model.load_state_dict` maps timm/torchvision names itself.
 """
+import pickle
 import sys
+
+NESTING = ("model", "state_dict", "model_state")   # where training checkpoints keep weights
+
+
+def to_arrays(obj):
+    """{name: NumPy array} from what torch.load returned, and notes on what was left or changed.
+
+    Returns (arrays, notes); notes is a list of one-line messages for the user.
+    """
+    import torch
+
+    notes = []
+    for key in NESTING:
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            others = [k for k in obj if k != key]
+            if others:
+                notes.append(f"took the weights under {key!r}; left out the other top-level "
+                             f"entries: {', '.join(map(str, others))}")
+            obj = obj[key]
+    if not isinstance(obj, dict):
+        raise ValueError(f"checkpoint: expected a dict of tensors (possibly under one of "
+                         f"{list(NESTING)}), got {type(obj).__name__}")
+    arrays, skipped, widened = {}, [], []
+    for k, v in obj.items():
+        if not isinstance(v, torch.Tensor):
+            skipped.append(f"{k} ({type(v).__name__})")
+            continue
+        t = v.detach().cpu()
+        if t.is_floating_point() and t.dtype not in (torch.float32, torch.float64):
+            widened.append(f"{k} ({str(t.dtype).replace('torch.', '')})")
+            t = t.to(torch.float32)                        # exact for bfloat16 and float16
+        arrays[str(k)] = t.contiguous().numpy()
+    if skipped:
+        what = "entry that is not a tensor" if len(skipped) == 1 else \
+            "entries that are not tensors"
+        notes.append(f"skipped {len(skipped)} {what}: {', '.join(skipped)}")
+    if widened:
+        notes.append(f"wrote {len(widened)} half-precision tensor(s) as float32: "
+                     f"{', '.join(widened)}")
+    if not arrays:
+        raise ValueError("checkpoint: found no tensors to convert")
+    return arrays, notes
 
 
 def main(src, dst):
     import torch
     from safetensors.numpy import save_file
 
-    obj = torch.load(src, map_location="cpu", weights_only=True)
-    for key in ("model", "state_dict", "model_state"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-    arrays = {k: v.detach().cpu().contiguous().numpy() for k, v in obj.items()
-              if hasattr(v, "detach")}
+    try:
+        obj = torch.load(src, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        # torch's message is long; its "WeightsUnpickler error" line names the object
+        why = [ln.strip() for ln in str(err).splitlines() if "Unpickler error" in ln]
+        raise ValueError(
+            f"src: torch's restricted loader (weights_only=True) refused {src!r}: it holds "
+            "Python objects besides tensors and plain containers"
+            + (f" ({why[0]})" if why else "") + ". This script will not unpickle them; if you "
+            "trust the file, save just its state_dict from your own code and convert that"
+        ) from None
+    arrays, notes = to_arrays(obj)
+    for note in notes:
+        print(note)
     save_file(arrays, dst)
     print(f"wrote {len(arrays)} tensors to {dst}")
 
@@ -30,4 +84,7 @@ def main(src, dst):
 if __name__ == "__main__":
     if len(sys.argv) != 3:
         sys.exit("usage: python scripts/convert_torch_checkpoint.py IN.pth OUT.safetensors")
-    main(sys.argv[1], sys.argv[2])
+    try:
+        main(sys.argv[1], sys.argv[2])
+    except ValueError as err:
+        sys.exit(f"convert_torch_checkpoint: {err}")

@@ -1,5 +1,8 @@
 """Checkpoints: formats, key-name maps, buffers checked not trusted, and bad files refused."""
+import argparse
+import importlib.util
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,3 +162,55 @@ def test_key_renames_on_literal_names_from_the_real_layouts(convert, key, offici
     from minswin.checkpoint import timm_to_official, torchvision_to_official
     fn = torchvision_to_official if convert == "torchvision" else timm_to_official
     assert fn(key) == official
+
+
+# ---------------------------------------------------------------------------- the .pth converter
+
+def _converter():
+    """scripts/convert_torch_checkpoint.py, imported from its path (it is not a package)."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / "convert_torch_checkpoint.py"
+    spec = importlib.util.spec_from_file_location("convert_torch_checkpoint", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_converter_widens_half_precision_and_names_what_it_leaves_out(tmp_path, capsys):
+    torch = pytest.importorskip("torch", reason="the converter needs torch")
+    a = tiny(1)
+    state = {k: torch.from_numpy(v.copy()) for k, v in a.state_dict().items()}
+    state["head.weight"] = state["head.weight"].to(torch.bfloat16)   # NumPy has no bfloat16
+    state["head.bias"] = state["head.bias"].to(torch.float16)
+    state["layers.0.blocks.1.attn.relative_position_index"] = \
+        torch.from_numpy(minswin.relative_position_index(4))        # an integer buffer
+    state["n_averaged"] = 3                                          # not a tensor
+    src, dst = tmp_path / "m.pth", tmp_path / "m.safetensors"
+    torch.save({"model": state, "epoch": 7}, src)
+    _converter().main(str(src), str(dst))
+    out = capsys.readouterr().out
+    assert "left out the other top-level entries: epoch" in out
+    assert "skipped 1 entry that is not a tensor: n_averaged (int)" in out
+    assert "as float32: head.weight (bfloat16), head.bias (float16)" in out
+    loaded = minswin.load_checkpoint(dst)
+    assert "n_averaged" not in loaded and len(loaded) == len(state) - 1
+    assert loaded["head.weight"].dtype == loaded["head.bias"].dtype == np.float32
+    np.testing.assert_array_equal(loaded["head.weight"], state["head.weight"].float().numpy())
+    np.testing.assert_array_equal(loaded["head.bias"], state["head.bias"].float().numpy())
+    assert loaded["layers.0.blocks.1.attn.relative_position_index"].dtype == np.int64
+    np.testing.assert_array_equal(loaded["patch_embed.proj.weight"],
+                                  a.params["patch_embed.proj.weight"])
+    b = tiny(2)
+    b.load_state_dict(loaded)                              # the buffer is checked, then dropped
+    np.testing.assert_array_equal(b.params["head.bias"], loaded["head.bias"])
+
+
+def test_converter_loads_with_weights_only_and_refuses_other_objects(tmp_path):
+    """A pickled object that is not a tensor or a plain container is refused, not executed:
+    the official training checkpoints' `config` entry is such an object."""
+    torch = pytest.importorskip("torch", reason="the converter needs torch")
+    src = tmp_path / "m.pth"
+    torch.save({"model": {"w": torch.zeros(2)}, "args": argparse.Namespace(lr=0.1)}, src)
+    with pytest.raises(ValueError, match=r"src: torch's restricted loader \(weights_only=True\) "
+                                         r"refused .*argparse\.Namespace"):
+        _converter().main(str(src), str(tmp_path / "m.safetensors"))
+    assert not (tmp_path / "m.safetensors").exists()
