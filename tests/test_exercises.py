@@ -326,6 +326,35 @@ def test_float32_and_wrong_shape_are_reported():
     assert r.status == "failed" and "shape" in r.hint
 
 
+@pytest.mark.parametrize("fn, came", [(3, "an object of type int"),
+                                      (np.zeros(3), "an object of type ndarray"),
+                                      ("gelu_backward", "an object of type str"),
+                                      (lambda dout: dout, "<lambda>(dout)")],
+                         ids=["int", "array", "name", "one-argument"])
+def test_fn_that_cannot_be_called_as_the_backward_is_a_clear_type_error(fn, came):
+    with pytest.raises(TypeError) as err:
+        grade("gelu_backward", fn, out=False)
+    msg = str(err.value)
+    assert msg.startswith("fn: expected the backward function, called as "
+                          "gelu_backward(dout, cache), got " + came), msg
+    assert "raised" not in msg and "traceback" not in msg            # not the learner's maths
+
+
+@pytest.mark.parametrize("source, came", [("gelu_backward = 3\n", "an object of type int"),
+                                          ("def gelu_backward(dout):\n    return dout\n",
+                                           "gelu_backward(dout)")],
+                         ids=["not-a-function", "one-argument"])
+def test_file_whose_function_cannot_be_called_is_reported(tmp_path, capsys, source, came):
+    path = tmp_path / "ex_gelu_backward.py"
+    path.write_text(source)
+    r = grade_file("gelu_backward", path, out=False)
+    assert r.status == "no function" and r.exit_code == 1
+    assert (f"{path}: expected `gelu_backward` to be a function called as "
+            f"gelu_backward(dout, cache), got {came}") in r.hint, r.hint
+    assert main(["exercise", "check", "gelu_backward", str(path)]) == 1
+    assert came in capsys.readouterr().out
+
+
 def test_broken_files_are_reported(tmp_path):
     bad = tmp_path / "ex_bad.py"
     bad.write_text("def gelu_backward(dout, cache)\n    return dout\n")   # syntax error

@@ -16,6 +16,7 @@ answer is a constant multiple of the right one).
 A result passes only when every gradient of every case passes both comparisons.
 """
 import importlib.util
+import inspect
 import itertools
 import os
 import sys
@@ -76,6 +77,23 @@ def _learner_traceback(err):
     return "".join(tb.format())
 
 
+def _call_problem(fn):
+    """Why `fn` cannot be called as fn(dout, cache), or "" when it can (or when Python cannot
+    tell: some built-ins have no signature, and then the call itself reports)."""
+    if not callable(fn):
+        return f"an object of type {type(fn).__name__}, which cannot be called"
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return ""
+    try:
+        signature.bind(None, None)
+    except TypeError:
+        name = getattr(fn, "__name__", type(fn).__name__)
+        return f"{name}{signature}, which cannot take the two arguments (dout, cache)"
+    return ""
+
+
 def load_function(path, exercise):
     """Import the learner's file by path and return its backward function (or a LoadError)."""
     ex = get_exercise(exercise)
@@ -92,8 +110,12 @@ def load_function(path, exercise):
         raise LoadError("error", f"importing {path} raised {type(err).__name__}: {err}",
                         _learner_traceback(err)) from None
     for fname in (ex.function, ex.name):
-        fn = getattr(module, fname, None)
-        if callable(fn):
+        if hasattr(module, fname):
+            fn = getattr(module, fname)
+            problem = _call_problem(fn)
+            if problem:
+                raise LoadError("no function", f"{path}: expected `{fname}` to be a function "
+                                f"called as {fname}(dout, cache), got {problem}")
             return fn
     found = sorted(k for k, v in vars(module).items() if callable(v) and not k.startswith("_")
                    and getattr(v, "__module__", None) == name)
@@ -221,12 +243,20 @@ def _format_table(rows, ex):
 
 def grade(exercise, fn, *, source=None, out=None):
     """Grade the backward `fn` for `exercise` (a name or an Exercise); print and return a
-    GradeResult. Nothing the learner's code does (raise, return junk) escapes as an exception.
+    GradeResult. Nothing the learner's code does (raise, return junk) escapes as an exception;
+    an `fn` that cannot be called as fn(dout, cache) is a TypeError before anything runs.
 
     source: the file the function came from (only for the messages). out: where to print
     (default sys.stdout; pass False to print nothing).
     """
     ex = get_exercise(exercise)
+    problem = _call_problem(fn)
+    if problem:
+        advice = (f"pass the function itself, as in grade({ex.name!r}, {ex.function}), not "
+                  f"its name or what it returns" if not callable(fn) else
+                  "keep the skeleton's signature")
+        raise TypeError(f"fn: expected the backward function, called as {ex.function}(dout, "
+                        f"cache), got {problem}; {advice}")
     lines = [f"exercise {ex.name}: {ex.title}"
              + (f"  ({source})" if source else ""),
              f"checking {ex.function}(dout, cache) -> {', '.join(ex.grads)}  [float64]",
