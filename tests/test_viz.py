@@ -203,6 +203,14 @@ def test_query_attention_drawn_where_the_tokens_are(rng):
     assert {tuple(p) for p in pos} >= {(0, 0), (7, 7)}     # window 3 wraps to the corners
 
 
+def test_bias_and_attention_figures_name_a_bad_head_alike(rng):
+    # one check of the head indices serves both figures, with one message
+    with pytest.raises(ValueError, match=r"heads: expected 0 <= head < 3, got 3"):
+        viz.plot_relative_position_bias(rng.standard_normal((9, 3)), heads=[0, 3])
+    with pytest.raises(ValueError, match=r"heads: expected 0 <= head < 3, got 3"):
+        viz.plot_window_attention(_softmax_weights(rng, (1, 4, 3, 4, 4)), heads=[3])
+
+
 # ---------------------------------------------------------------------------- merging, model
 
 def test_patch_merging_order():

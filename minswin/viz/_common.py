@@ -81,6 +81,16 @@ def annotate_cells(ax, values, fmt="{}", fontsize=9, colors=("black",), max_cell
         ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=fontsize, color=color)
 
 
+def check_heads(heads, nH, max_heads):
+    """The head indices to draw: the first `max_heads` when heads is None, else `heads`, each
+    checked against the nH heads there are."""
+    heads = list(range(min(nH, max_heads))) if heads is None else [int(h) for h in heads]
+    for h in heads:
+        if not 0 <= h < nH:
+            raise ValueError(f"heads: expected 0 <= head < {nH}, got {h}")
+    return heads
+
+
 def piece_centres(inside):
     """Centres of the connected rectangles of a boolean map (pieces of one window)."""
     H, W = inside.shape

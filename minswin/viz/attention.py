@@ -10,7 +10,7 @@ from matplotlib.patches import Rectangle
 
 from ..checks import check_positive_int
 from ..ops.masks import forward_window_shift
-from ._common import draw_boundaries, host, new_figure, token_ticks
+from ._common import check_heads, draw_boundaries, host, new_figure, token_ticks
 from .geometry import token_positions
 
 
@@ -29,14 +29,6 @@ def _window_weights(attn, batch=0, window_id=0):
     return a
 
 
-def _check_heads(heads, nH, max_heads):
-    heads = list(range(min(nH, max_heads))) if heads is None else [int(h) for h in heads]
-    for h in heads:
-        if not 0 <= h < nH:
-            raise ValueError(f"head: expected 0 <= head < {nH}, got {h}")
-    return heads
-
-
 def plot_window_attention(attn, window_id=0, heads=None, batch=0, name="", max_heads=6):
     """The (N, N) attention probabilities of one window, one panel per head.
 
@@ -45,7 +37,7 @@ def plot_window_attention(attn, window_id=0, heads=None, batch=0, name="", max_h
     a = _window_weights(attn, batch, window_id)            # (nH, N, N)
     nH, N = a.shape[0], a.shape[1]
     M = int(round(np.sqrt(N)))
-    heads = _check_heads(heads, nH, max_heads)
+    heads = check_heads(heads, nH, max_heads)
     cols = min(3, len(heads))
     rows = -(-len(heads) // cols)
     fig = new_figure(4.6 * cols + 0.8, 4.3 * rows + 0.7)
@@ -108,7 +100,7 @@ def plot_query_attention(image, attn, map_hw, window, shift=0, window_id=0, quer
     q = N // 2 if query is None else int(query)
     if not 0 <= q < N:
         raise ValueError(f"query: expected 0 <= query < {N}, got {q}")
-    heads = _check_heads(heads, nH, max_heads)
+    heads = check_heads(heads, nH, max_heads)
     pos = token_positions(Hp, Wp, M, shift)[window_id]    # (N, 2)
     ph, pw = img.shape[0] / H, img.shape[1] / W            # pixels per token
     ext = (0, img.shape[1], img.shape[0], 0)

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..ops.masks import relative_position_index
 from ..ops.relative_bias import relative_bias_forward
-from ._common import host, new_figure, token_ticks
+from ._common import check_heads, host, new_figure, token_ticks
 
 
 def table_window(table):
@@ -43,11 +43,7 @@ def plot_relative_position_bias(table, heads=None, name="relative_position_bias_
     t = host(table)
     M = table_window(t)
     nH, N, side = t.shape[1], M * M, 2 * M - 1
-    heads = list(range(min(nH, max_heads))) if heads is None else [int(h) for h in heads]
-    for h in heads:
-        if not 0 <= h < nH:
-            raise ValueError(f"head: expected 0 <= head < {nH} (the table has {nH} heads), "
-                             f"got {h}")
+    heads = check_heads(heads, nH, max_heads)
     bias = gathered_bias(t)                                # (nH, N, N)
     fig = new_figure(10.5, 4.3 * len(heads) + 0.6)
     axes = fig.subplots(len(heads), 2, squeeze=False)
