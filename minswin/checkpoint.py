@@ -5,7 +5,8 @@ allow_pickle=False (an object array is refused). PyTorch `.pth`/`.pt` files are 
 are refused with the command that converts them (scripts/convert_torch_checkpoint.py).
 
 Buffers found in a checkpoint (`relative_position_index`, `attn_mask`) are compared with what
-minswin computes and then dropped: they are constants, never trusted from a file.
+minswin computes and then dropped: they are constants, never trusted from a file. The index is
+accepted in the official (N, N) layout and in torchvision's flattened (N*N,) one.
 """
 import json
 import os
@@ -156,16 +157,18 @@ def _check_buffer(model, key, value, problems):
         problems.append(f"unexpected buffer {key!r}: the model has no such block")
         return
     blk = model.layers[i].blocks[j]
+    stored = tuple(value.shape)
     if m.group(3) == "attn_mask":
         H, W = blk.input_resolution
         (Hp, Wp), shift = blk.window_shift_for(H, W)
         ours = attention_mask(Hp, Wp, blk.window_size, shift)
     else:
         ours = relative_position_index(blk.window_size)
-        value = value.reshape(ours.shape) if value.size == ours.size else value
+        if stored == (ours.size,):                         # torchvision keeps it flat, (N*N,)
+            value = value.reshape(ours.shape)
     if value.shape != ours.shape or not np.array_equal(np.asarray(value, ours.dtype), ours):
-        problems.append(f"buffer {key!r} {tuple(value.shape)} differs from the one minswin "
-                        f"computes {tuple(ours.shape)}")
+        problems.append(f"buffer {key!r} {stored} differs from the one minswin computes "
+                        f"{tuple(ours.shape)}")
 
 
 def load_state_dict(model, state, strict=True):

@@ -77,6 +77,24 @@ def test_official_buffers_are_checked_then_dropped(x):
         b.load_state_dict(state)
 
 
+def test_torchvision_flat_relative_position_index_is_checked_then_dropped(x):
+    """torchvision registers the index flattened, (N*N,); here M=2, written out by hand."""
+    a, b = (minswin.create_model("swin_micro", embed_dim=12, num_classes=5, window_size=2,
+                                 seed=seed, dtype="float64").eval() for seed in (1, 2))
+    flat = np.array([4, 3, 1, 0, 5, 4, 2, 1, 7, 6, 4, 3, 8, 7, 5, 4])
+    state = {official_to_tv(k): v.copy() for k, v in a.state_dict().items()}
+    for f, j in ((1, 0), (1, 1), (3, 0), (3, 1)):          # every block of both stages
+        state[f"features.{f}.{j}.attn.relative_position_index"] = flat
+    b.load_state_dict(state)
+    np.testing.assert_array_equal(a.forward(x), b.forward(x))
+    key = "features.3.1.attn.relative_position_index"
+    for wrong, shape in ((flat[::-1].copy(), r"\(16,\)"), (flat.reshape(2, 8), r"\(2, 8\)")):
+        with pytest.raises(ValueError, match=r"buffer 'layers.1.blocks.1.attn."
+                                             r"relative_position_index' " + shape + r" differs "
+                                             r"from the one minswin computes \(4, 4\)"):
+            b.load_state_dict({**state, key: wrong})
+
+
 def _problem(state_edit, match):
     m = tiny(2)
     before = {k: v.copy() for k, v in m.params.items()}
