@@ -191,6 +191,18 @@ def test_window_attention_per_head(rng):
         assert np.allclose(drawn(ax), attn[0, 3, h])
 
 
+def test_figures_take_an_image_or_a_batch_of_images(rng, xp):
+    img = rng.random((32, 32, 3))
+    batch = to_backend(np.stack([img, 1 - img]), xp)       # (2, 32, 32, 3) on either backend
+    attn = _softmax_weights(rng, (2, 4, 2, 16, 16))
+    fig = viz.plot_query_attention(batch, attn, (8, 8), 4, 2, window_id=3, batch=1)
+    assert np.array_equal(drawn(fig.axes[0]), 1 - img)     # the batch item asked for
+    fig = viz.plot_cyclic_shift(8, 4, 2, image=batch)
+    assert np.array_equal(drawn(fig.axes[0]), img)         # the first one otherwise
+    fig = viz.plot_window_partition(window=4, image=batch, patch=4)
+    assert np.array_equal(drawn(fig.axes[0]), img)
+
+
 def test_query_attention_drawn_where_the_tokens_are(rng):
     attn = _softmax_weights(rng, (1, 4, 2, 16, 16))
     img = rng.random((32, 32, 3))

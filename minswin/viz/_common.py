@@ -34,6 +34,13 @@ def host(x):
     return np.asarray(to_numpy(x))
 
 
+def host_image(image, batch=0):
+    """A NumPy copy of an image given as (H, W, C) or as a batch (B, H, W, C): (H, W, C),
+    item `batch` of a batch."""
+    image = host(image)
+    return image[batch] if image.ndim == 4 else image
+
+
 def cyclic_colours(n, cmap="tab20"):
     """A ListedColormap of n colours cycling through a qualitative palette (window ids)."""
     from matplotlib import colormaps

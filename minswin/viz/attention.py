@@ -10,7 +10,7 @@ from matplotlib.patches import Rectangle
 
 from ..checks import check_positive_int
 from ..ops.masks import forward_window_shift
-from ._common import check_heads, draw_boundaries, host, new_figure, token_ticks
+from ._common import check_heads, draw_boundaries, host, host_image, new_figure, token_ticks
 from .geometry import token_positions
 
 
@@ -82,10 +82,7 @@ def plot_query_attention(image, attn, map_hw, window, shift=0, window_id=0, quer
     and S (per axis as used at run time); query: token index in the window (default centre).
     axes[0] shows the image with the window; axes[k+1] overlays query_heat(...) of heads[k].
     """
-    img = host(image)
-    if img.ndim == 4:
-        img = img[batch]
-    img = np.clip(img, 0, 1)
+    img = np.clip(host_image(image, batch), 0, 1)
     H, W = map_hw
     M = check_positive_int("window", window)
     (Hp, Wp), _ = forward_window_shift(H, W, M, 0)         # the padded map the block used

@@ -7,7 +7,7 @@ model fills during `forward`; windows and heads from the blocks themselves.
 import numpy as np
 from matplotlib.patches import FancyArrowPatch, Rectangle
 
-from ._common import host, new_figure
+from ._common import host_image, new_figure
 
 
 def stage_summary(model, trace):
@@ -53,10 +53,8 @@ def plot_hierarchy(model, trace, image=None, name=None):
     x = 0.0
     img_side = 4.0
     if image is not None:
-        im = np.clip(host(image), 0, 1)
-        if im.ndim == 4:
-            im = im[0]
-        ax.imshow(im, extent=(x, x + img_side, 0, img_side), zorder=1)
+        ax.imshow(np.clip(host_image(image), 0, 1), extent=(x, x + img_side, 0, img_side),
+                  zorder=1)
     ax.add_patch(Rectangle((x, 0), img_side, img_side, fill=False, lw=1.2))
     ax.text(x + img_side / 2, -0.35, f"input image\n{c.img_size}x{c.img_size}x{c.in_chans}",
             ha="center", va="top", fontsize=10)

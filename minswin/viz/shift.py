@@ -11,7 +11,7 @@ import numpy as np
 
 from ..ops.masks import check_window_shift
 from ..ops.window import cyclic_shift
-from ._common import (REGION_CMAP, draw_boundaries, draw_cell_grid, host, new_figure,
+from ._common import (REGION_CMAP, draw_boundaries, draw_cell_grid, host_image, new_figure,
                       piece_centres)
 from .geometry import (reading_order, reading_order_labels, regions_in_windows, square_grid,
                        window_ids)
@@ -43,9 +43,7 @@ def _first_seen(a):
 
 def _image_tokens(image, H, W):
     """Pixel size of one token when an image of H x W tokens is drawn underneath."""
-    image = host(image)
-    if image.ndim == 4:
-        image = image[0]
+    image = host_image(image)
     ph, pw = image.shape[0] // H, image.shape[1] // W
     if ph < 1 or pw < 1 or image.shape[0] % H or image.shape[1] % W:
         raise ValueError(f"image: expected a size that is a multiple of the {H}x{W} token map,"

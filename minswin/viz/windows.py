@@ -9,8 +9,8 @@ import numpy as np
 
 from ..checks import check_positive_int
 from ..ops.masks import check_window_shift
-from ._common import (cyclic_colours, draw_boundaries, draw_cell_grid, host, new_figure,
-                      piece_centres)
+from ._common import (cyclic_colours, draw_boundaries, draw_cell_grid, host_image,
+                      new_figure, piece_centres)
 from .geometry import pieces, square_grid, window_ids
 
 
@@ -53,9 +53,7 @@ def plot_window_partition(size=8, window=4, shift=None, image=None, patch=None):
     Returns the Figure; axes[0] / axes[1] hold the (H, W) window-id maps as their first image.
     """
     if image is not None:
-        image = host(image)
-        if image.ndim == 4:
-            image = image[0]
+        image = host_image(image)
         patch = 4 if patch is None else int(patch)
         H, W = image.shape[0] // patch, image.shape[1] // patch
         M = check_positive_int("window", window)
