@@ -11,7 +11,7 @@ import numpy as np
 from ..backend import rng
 from ..checks import check_positive_int
 from ..ops.patch_merging import merge_2x2, patch_merging_forward
-from ._common import REGION_CMAP, new_figure, text_colour_on
+from ._common import REGION_CMAP, draw_cell_grid, new_figure, text_colour_on
 
 SLICES = ("x[0::2, 0::2]", "x[1::2, 0::2]", "x[0::2, 1::2]", "x[1::2, 1::2]")
 
@@ -41,11 +41,7 @@ def _grid(ax, values, colours, fmt="{:g}", fontsize=12, title=None):
     for (r, c), v in np.ndenumerate(values):
         ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=fontsize,
                 color=text_colour_on(im.cmap(im.norm(colours[r, c]))), fontweight="bold")
-    h, w = values.shape
-    ax.set_xticks(np.arange(-0.5, w, 1), minor=True)
-    ax.set_yticks(np.arange(-0.5, h, 1), minor=True)
-    ax.grid(which="minor", color="white", lw=2)
-    ax.tick_params(which="both", length=0)
+    draw_cell_grid(ax, *values.shape, color="white", lw=2, alpha=1)
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
