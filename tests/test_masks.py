@@ -71,10 +71,37 @@ def test_4x4_window_example_from_explainer():
     assert sorted(np.bincount(lab1)[np.bincount(lab1) > 0]) == [8, 8]
 
 
-@pytest.mark.parametrize("H,W,M,s", [(4, 4, 2, 1), (14, 14, 7, 3), (12, 8, 4, 2), (6, 9, 3, 1)])
-def test_fast_mask_equals_literal_loops(H, W, M, s):
-    np.testing.assert_array_equal(minswin.attention_mask(H, W, M, s),
-                                  attention_mask_slow(H, W, M, s))
+def spec_mask(H, W, M, sh, sw):
+    """SPEC 4 step by step, sharing no code with minswin: label the shifted frame with the
+    official slices (h outer, w inner, cnt = 0..8), read each window's labels one token at a
+    time, then compare every pair. A zero shift on an axis is written as the official/tv loop
+    has it: slice(-M, -0) is empty and slice(-0, None) relabels the whole axis."""
+    img = np.zeros((H, W), int)
+    cnt = 0
+    for hs in (slice(0, -M), slice(-M, -sh), slice(-sh, None)):
+        for ws in (slice(0, -M), slice(-M, -sw), slice(-sw, None)):
+            img[hs, ws] = cnt
+            cnt += 1
+    nW, N = (H // M) * (W // M), M * M
+    mask = np.zeros((nW, N, N))
+    for k in range(nW):
+        wr, wc = divmod(k, W // M)                         # windows in row-major order
+        lab = [img[wr * M + n // M, wc * M + n % M] for n in range(N)]
+        for i in range(N):
+            for j in range(N):
+                mask[k, i, j] = 0.0 if lab[i] == lab[j] else -100.0
+    return mask
+
+
+@pytest.mark.parametrize("H,W,M,S", [
+    (4, 4, 2, (1, 1)), (14, 14, 7, (3, 3)), (12, 8, 4, (2, 2)), (6, 9, 3, (1, 1)),
+    (8, 8, 4, (2, 2)), (14, 21, 7, (3, 3)), (56, 56, 7, (3, 3)),
+    (8, 12, 4, (0, 2)), (12, 4, 4, (2, 0))])                # one axis unshifted (tv)
+def test_mask_equals_spec_construction(H, W, M, S):
+    """The fast mask and minswin's own literal loops (attention_mask_slow) against spec_mask."""
+    expected = spec_mask(H, W, M, *S)
+    np.testing.assert_array_equal(minswin.attention_mask(H, W, M, S), expected)
+    np.testing.assert_array_equal(attention_mask_slow(H, W, M, S), expected)
 
 
 @pytest.mark.parametrize("H,M", [(56, 7), (28, 7), (14, 7), (96, 12), (64, 8)])

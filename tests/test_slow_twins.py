@@ -4,7 +4,7 @@ import pytest
 
 import minswin
 from minswin.ops.attention import window_attention_forward
-from minswin.ops.masks import relative_position_index, window_labels
+from minswin.ops.masks import relative_position_index
 from minswin.ops.patch_embed import patch_embed_forward
 from minswin.ops.patch_merging import merge_2x2, patch_merging_forward
 from minswin.ops.relative_bias import relative_bias_forward
@@ -32,6 +32,18 @@ def naive_attention(tokens, bias, w, nH):
     return out @ w["proj_weight"].T + w["proj_bias"]
 
 
+def literal_bias(table, M):
+    """(nH, N, N): token (r, c) vs (r', c') of an M x M window reads the table row of
+    (r - r', c - c'), the rows ordered by (dr, dc) from (-(M-1), -(M-1)), one pair at a time."""
+    N = M * M
+    bias = np.zeros((table.shape[1], N, N))
+    for i in range(N):
+        for j in range(N):
+            dr, dc = i // M - j // M, i % M - j % M
+            bias[:, i, j] = table[(dr + M - 1) * (2 * M - 1) + (dc + M - 1)]
+    return bias
+
+
 def test_one_window_is_global_attention_plus_bias(rng):
     """A window covering the whole map = plain multi-head attention over all tokens + bias."""
     M, C, nH = 4, 8, 2
@@ -40,34 +52,58 @@ def test_one_window_is_global_attention_plus_bias(rng):
     table = rng.standard_normal(((2 * M - 1) ** 2, nH))
     bias, _ = relative_bias_forward(table, relative_position_index(M))
     fast, _ = window_attention_forward(x, **w, bias=bias, num_heads=nH)
-    # the bias built the slow way: token (r, c) vs (r', c') reads table row of (r-r', c-c')
-    slow_bias = np.zeros((nH, M * M, M * M))
-    for i in range(M * M):
-        for j in range(M * M):
-            dr, dc = i // M - j // M, i % M - j % M
-            slow_bias[:, i, j] = table[(dr + M - 1) * (2 * M - 1) + (dc + M - 1)]
-    np.testing.assert_allclose(fast[0], naive_attention(x[0], slow_bias, w, nH), rtol=1e-12,
-                               atol=1e-12)
+    np.testing.assert_allclose(fast[0], naive_attention(x[0], literal_bias(table, M), w, nH),
+                               rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("H,W,M,s", [(4, 4, 2, 1), (8, 12, 4, 2), (14, 14, 7, 3)])
-def test_masked_shifted_attention_equals_attention_per_region(rng, H, W, M, s):
-    """SW-MSA with the -100 mask = attention computed separately inside each labelled region."""
+def rolled_windows(H, W, M, sh, sw):
+    """For window k of the rolled map (row-major) and its token n = r*M + c: where that token
+    came from in the image, and which region it belongs to, from the meaning of the shift alone
+    (no code under test). After roll(-S), position (r, c) holds image pixel ((r + sh) % H,
+    (c + sw) % W); the pixel wrapped around the bottom edge if r + sh >= H, around the right
+    edge if c + sw >= W. Tokens with different wrap flags were not neighbours in the image, so
+    a window's regions are its groups of equal (wrapped row, wrapped col).
+
+    Returns [(sources, regions)] per window: sources a list of N (row, col) image positions,
+    regions a list of N (bool, bool) flags.
+    """
+    windows = []
+    for wr in range(H // M):
+        for wc in range(W // M):
+            sources, regions = [], []
+            for n in range(M * M):
+                r, c = wr * M + n // M, wc * M + n % M
+                sources.append(((r + sh) % H, (c + sw) % W))
+                regions.append((r + sh >= H, c + sw >= W))
+            windows.append((sources, regions))
+    return windows
+
+
+@pytest.mark.parametrize("H,W,M,S", [(4, 4, 2, (1, 1)), (8, 12, 4, (2, 2)),
+                                     (14, 14, 7, (3, 3)), (6, 9, 3, (1, 1)),
+                                     (8, 12, 4, (0, 2)), (12, 4, 4, (2, 0))])
+def test_masked_shifted_attention_equals_attention_per_region(rng, H, W, M, S):
+    """SW-MSA with the -100 mask = attention computed separately inside each region, the
+    regions found from where each token came from (rolled_windows), not from the mask code."""
     C, nH = 6, 2
     x = rng.standard_normal((1, H, W, C))
     w = attention_weights(rng, C, nH)
     table = rng.standard_normal(((2 * M - 1) ** 2, nH))
     bias, _ = relative_bias_forward(table, relative_position_index(M))
-    tokens, _ = to_windows_forward(x, M, s)                # (nW, N, C)
-    mask = minswin.attention_mask(H, W, M, s)
+    tokens, _ = to_windows_forward(x, M, S)                # (nW, N, C)
+    mask = minswin.attention_mask(H, W, M, S)
     fast, _ = window_attention_forward(tokens, **w, bias=bias, mask=mask, num_heads=nH)
-    labels = window_labels(H, W, M, s)                     # (nW, N)
-    for win in range(tokens.shape[0]):
-        for lab in np.unique(labels[win]):
-            idx = np.nonzero(labels[win] == lab)[0]        # the tokens of one region
-            sub_bias = bias[:, idx][:, :, idx]
-            slow = naive_attention(tokens[win, idx], sub_bias, w, nH)
-            np.testing.assert_allclose(fast[win, idx], slow, rtol=1e-10, atol=1e-12)
+    slow_bias = literal_bias(table, M)
+    most = 0
+    for k, (sources, regions) in enumerate(rolled_windows(H, W, M, *S)):
+        image_tokens = np.array([x[0, r, c] for r, c in sources])      # (N, C)
+        np.testing.assert_array_equal(tokens[k], image_tokens)
+        for region in set(regions):
+            idx = [n for n in range(M * M) if regions[n] == region]    # one region's tokens
+            slow = naive_attention(image_tokens[idx], slow_bias[:, idx][:, :, idx], w, nH)
+            np.testing.assert_allclose(fast[k, idx], slow, rtol=1e-10, atol=1e-12)
+        most = max(most, len(set(regions)))
+    assert most == (2 if 0 in S else 4)                    # the corner window is split 4 ways
 
 
 def test_patch_merging_is_four_strided_slices(rng):
