@@ -243,14 +243,6 @@ def test_relative_position_index(M):
     assert np.array_equal(minswin.relative_position_index(M), ref.relative_position_index(M))
 
 
-@pytest.mark.parametrize("Hp, Wp, M, sh, sw", [
-    (4, 4, 2, 1, 1), (8, 8, 4, 2, 2), (12, 8, 4, 2, 2), (14, 21, 7, 3, 3), (8, 12, 4, 0, 2),
-    (12, 4, 4, 2, 0), (56, 56, 7, 3, 3)])
-def test_attention_mask(Hp, Wp, M, sh, sw):
-    mine = minswin.attention_mask(Hp, Wp, M, (sh, sw))
-    assert np.array_equal(mine, N(ref.shift_mask(Hp, Wp, M, sh, sw)))
-
-
 @pytest.mark.parametrize("M, nH", [(2, 3), (4, 2), (7, 3)])
 def test_relative_bias_gather_scatter(rng, M, nH):
     index = minswin.relative_position_index(M)
