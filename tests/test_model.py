@@ -24,26 +24,87 @@ def randomise(model, rng, scale=0.5):
             p[...] = p + 0.1 * rng.standard_normal(p.shape)
 
 
-def test_swin_t_numbers():
-    m = minswin.create_model("swin_t")
+@pytest.fixture(scope="module")
+def swin_t():
+    """One Swin-T (float32, eval) for every test here that only reads it or runs a forward."""
+    return minswin.create_model("swin_t").eval()
+
+
+def official_param_shapes(c):
+    """{official name: shape} of every parameter of config `c`, from SPEC 10-11 (the official
+    code's modules), sharing no code with minswin. Counts Swin-S/B/L without allocating them."""
+    C, p = c.embed_dim, c.patch_size
+    shapes = {"patch_embed.proj.weight": (C, c.in_chans, p, p), "patch_embed.proj.bias": (C,),
+              "patch_embed.norm.weight": (C,), "patch_embed.norm.bias": (C,)}
+    side = c.img_size // p                                 # tokens per side at stage i
+    for i, (depth, nH) in enumerate(zip(c.depths, c.num_heads)):
+        d, hid = C * 2 ** i, int(C * 2 ** i * c.mlp_ratio)
+        M = side if side <= c.window_size else c.window_size   # the official shrink rule
+        for j in range(depth):
+            b = f"layers.{i}.blocks.{j}."
+            shapes.update({
+                b + "norm1.weight": (d,), b + "norm1.bias": (d,),
+                b + "attn.relative_position_bias_table": ((2 * M - 1) ** 2, nH),
+                b + "attn.qkv.weight": (3 * d, d), b + "attn.qkv.bias": (3 * d,),
+                b + "attn.proj.weight": (d, d), b + "attn.proj.bias": (d,),
+                b + "norm2.weight": (d,), b + "norm2.bias": (d,),
+                b + "mlp.fc1.weight": (hid, d), b + "mlp.fc1.bias": (hid,),
+                b + "mlp.fc2.weight": (d, hid), b + "mlp.fc2.bias": (d,)})
+        if i < len(c.depths) - 1:                          # merging at the end of the stage
+            m = f"layers.{i}.downsample."
+            shapes.update({m + "norm.weight": (4 * d,), m + "norm.bias": (4 * d,),
+                           m + "reduction.weight": (2 * d, 4 * d)})
+        side //= 2
+    F = C * 2 ** (len(c.depths) - 1)
+    shapes.update({"norm.weight": (F,), "norm.bias": (F,), "head.weight": (c.num_classes, F),
+                   "head.bias": (c.num_classes,)})
+    return shapes
+
+
+def shapes_of(model):
+    return {k: tuple(v.shape) for k, v in model.params.items()}
+
+
+def test_swin_t_numbers(swin_t):
+    m = swin_t
     assert m.num_params() == 28_288_354
     assert round(m.flops() / 1e9, 3) == 4.494
     shapes = [(b.input_resolution, b.window_size, b.shift_size) for _, b in m.blocks()]
     assert shapes[0] == ((56, 56), 7, 0) and shapes[1] == ((56, 56), 7, 3)
     assert shapes[-1] == ((7, 7), 7, 0) and shapes[-2] == ((7, 7), 7, 0)   # stage 4: no shift
+    assert shapes_of(m) == official_param_shapes(m.config)   # every name and shape
+
+
+@pytest.mark.parametrize("name", ["swin_s", "swin_b", "swin_l", "swin_b_384", "swin_l_384"])
+def test_every_variant_builds_the_official_names_and_shapes(name):
+    """Each variant's own depths, heads, window and image size, built for real, with the width
+    cut to one channel per head (embed_dim = num_heads[0]) so that it costs little: the model
+    has exactly the parameters of official_param_shapes. Swin-T checks the full width."""
+    m = minswin.create_model(name, embed_dim=minswin.get_config(name).num_heads[0])
+    assert shapes_of(m) == official_param_shapes(m.config)
+
+
+def test_param_shapes_follow_an_irregular_config():
+    """Three stages of odd depths, window shrunk to 3 in the last: the table follows."""
+    m = minswin.create_model("swin_micro", img_size=48, depths=(1, 3, 2), num_heads=(2, 4, 8),
+                             embed_dim=16, mlp_ratio=2.5, num_classes=7)
+    assert m.params["layers.2.blocks.1.attn.relative_position_bias_table"].shape == (25, 8)
+    assert shapes_of(m) == official_param_shapes(m.config)
 
 
 @pytest.mark.parametrize("name,params,gflops", [("swin_s", 49_606_258, 8.747),
                                                 ("swin_b", 87_768_224, 15.438),
                                                 ("swin_l", 196_532_476, 34.487)])
 def test_official_variants(name, params, gflops):
-    m = minswin.create_model(name)
-    assert m.num_params() == params
-    assert round(m.flops() / 1e9, 3) == gflops
+    """Official counts at full width, from the shapes the test above ties to the real model
+    (building Swin-L for this allocates about 1.6 GB and takes seconds)."""
+    config = minswin.get_config(name)
+    assert sum(int(np.prod(s)) for s in official_param_shapes(config).values()) == params
+    assert round(minswin.flops.model_flops(config) / 1e9, 3) == gflops
 
 
-def test_swin_t_forward_shapes_and_any_input_size(rng):
-    m = minswin.create_model("swin_t").eval()
+def test_swin_t_forward_shapes_and_any_input_size(rng, swin_t):
+    m = swin_t
     trace = []
     x = rng.standard_normal((1, 224, 224, 3)).astype(np.float32)
     assert m.forward(x, trace=trace).shape == (1, 1000)
@@ -193,22 +254,21 @@ def test_bad_configs():
         minswin.create_model("swin_micro", dtype="float16")
 
 
-def test_flops_formulas_from_the_explainer():
+def test_flops_formulas_from_the_explainer(swin_t):
     f = minswin.flops
     assert f.msa_saving(224, 224, 3, 7) == 15_091_034_112
     h = w = 56
     C, M = 96, 7
     assert f.msa_flops(h, w, C) == 4 * h * w * C ** 2 + 2 * (h * w) ** 2 * C
     assert f.wmsa_flops(h, w, C, M) == 4 * h * w * C ** 2 + 2 * M ** 2 * h * w * C
-    parts = minswin.create_model("swin_t").flops_breakdown()
+    parts = swin_t.flops_breakdown()
     assert round(parts["layers.0.blocks"] / 1e9, 3) == 0.754
     assert round(parts["layers.2.blocks"] / 1e9, 3) == 2.126
 
 
-def test_shift_at_sizes_other_than_img_size():
+def test_shift_at_sizes_other_than_img_size(swin_t):
     """Official at the model's own size, torchvision elsewhere (SPEC "decides" 3-4)."""
-    m = minswin.create_model("swin_t")
-    last = m.layers[3].blocks[1]
+    last = swin_t.layers[3].blocks[1]
     assert last.window_shift_for(7, 7) == ((7, 7), (0, 0))        # 224: one window, no shift
     assert last.window_shift_for(14, 14) == ((14, 14), (3, 3))    # 448: shifted as in tv
     assert last.window_shift_for(7, 10) == ((7, 14), (0, 3))      # per axis
