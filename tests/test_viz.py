@@ -151,6 +151,17 @@ def test_index_walkthrough_panels():
         viz.plot_index_walkthrough(7)
 
 
+def test_annotate_cells_writes_each_value_readable_on_its_cell():
+    from minswin.viz._common import annotate_cells, new_figure
+    ax = new_figure(2, 2).add_subplot()
+    im = ax.imshow([[0.0, 1.0]], cmap="viridis", vmin=0, vmax=1)   # dark purple, bright yellow
+    annotate_cells(ax, [[7, 8]], fmt="n={}", image=im, dy=0.25)
+    annotate_cells(ax, [[1.5, 2.5]], fmt="{:.2f}")
+    got = [(t.get_text(), t.get_position(), t.get_color()) for t in ax.texts]
+    assert got == [("n=7", (0, 0.25), "white"), ("n=8", (1, 0.25), "black"),   # from the image
+                   ("1.50", (0, 0), "black"), ("2.50", (1, 0), "black")]      # no image: black
+
+
 def test_relative_position_index_heat_map():
     fig = viz.plot_relative_position_index(7)
     ax = fig.axes[0]
@@ -158,6 +169,9 @@ def test_relative_position_index_heat_map():
     assert "bias_table" in fig.axes[1].get_ylabel()        # the colour bar says what it means
     assert len(ax.get_xticks()) == 7                       # not 49 illegible ticks
     assert "diagonal = 84" in ax.get_title()
+    small = viz.plot_relative_position_index(3).axes[0]    # 9x9: the numbers are written in
+    assert [t.get_text() for t in small.texts] == \
+        [str(v) for v in relative_position_index(3).ravel()]
 
 
 def test_bias_figure_shows_table_and_gathered_bias(rng, xp):

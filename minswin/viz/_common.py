@@ -78,14 +78,19 @@ def draw_cell_grid(ax, H, W, color="white", lw=0.5, alpha=0.6):
     ax.tick_params(which="minor", length=0)
 
 
-def annotate_cells(ax, values, fmt="{}", fontsize=9, colors=("black",), max_cells=400):
-    """Write each value of a 2-d array into its imshow cell (skipped when too many cells)."""
-    values = np.asarray(values, dtype=object)
-    if values.size > max_cells:
-        return
+def annotate_cells(ax, values, fmt="{}", fontsize=9, image=None, dy=0.0, fontweight="normal"):
+    """Write fmt.format(v) of each value v of a 2-d array into its imshow cell (row r, col c).
+
+    image: the AxesImage under the text; each text is then black or white, whichever reads
+    better on its cell's colour (black without one). dy: move the text down by this fraction
+    of a cell (negative: up), to fit two lines into a cell.
+    """
+    colours = None if image is None else image.get_array()      # what each cell shows
     for (r, c), v in np.ndenumerate(values):
-        color = colors[(r * values.shape[1] + c) % len(colors)] if len(colors) > 1 else colors[0]
-        ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=fontsize, color=color)
+        colour = "black" if image is None else \
+            text_colour_on(image.cmap(image.norm(colours[r, c])))
+        ax.text(c, r + dy, fmt.format(v), ha="center", va="center", fontsize=fontsize,
+                color=colour, fontweight=fontweight)
 
 
 def check_heads(heads, nH, max_heads):

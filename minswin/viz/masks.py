@@ -9,8 +9,8 @@ import numpy as np
 from matplotlib.patches import Patch, Rectangle
 
 from ..ops.masks import MASK_VALUE, attention_mask, region_labels
-from ._common import (MASK_CMAP, REGION_CMAP, draw_boundaries, draw_cell_grid, new_figure,
-                      text_colour_on, token_ticks)
+from ._common import (MASK_CMAP, REGION_CMAP, annotate_cells, draw_boundaries, draw_cell_grid,
+                      new_figure, token_ticks)
 from .geometry import reading_order, square_grid, window_ids
 
 
@@ -65,12 +65,9 @@ def plot_window_mask(size=8, window=4, shift=None, window_id=1):
     im = ax.imshow(tokens, cmap=REGION_CMAP, vmin=-0.5, vmax=8.5, interpolation="nearest")
     draw_cell_grid(ax, M, M, color="white", lw=1.5, alpha=1)
     if M <= 8:
-        for (r, c), k in np.ndenumerate(tokens):
-            col = text_colour_on(im.cmap(im.norm(k)))
-            ax.text(c, r - 0.12, f"{r * M + c}", ha="center", va="center", fontsize=12,
-                    color=col, fontweight="bold")
-            ax.text(c, r + 0.25, f"region {k}", ha="center", va="center", fontsize=7,
-                    color=col)
+        annotate_cells(ax, np.arange(N).reshape(M, M), fontsize=12, image=im, dy=-0.12,
+                       fontweight="bold")                  # token index i = r*M + c
+        annotate_cells(ax, tokens, "region {}", fontsize=7, image=im, dy=0.25)
     ax.set_xticks(range(M))
     ax.set_yticks(range(M))
     present = " and ".join(str(k) for k in sorted(np.unique(tokens)))

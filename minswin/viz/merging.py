@@ -11,7 +11,7 @@ import numpy as np
 from ..backend import rng
 from ..checks import check_positive_int
 from ..ops.patch_merging import merge_2x2, patch_merging_forward
-from ._common import REGION_CMAP, draw_cell_grid, new_figure, text_colour_on
+from ._common import REGION_CMAP, annotate_cells, draw_cell_grid, new_figure
 
 SLICES = ("x[0::2, 0::2]", "x[1::2, 0::2]", "x[0::2, 1::2]", "x[1::2, 1::2]")
 
@@ -38,9 +38,7 @@ def merging_arrays(size=4, seed=0):
 
 def _grid(ax, values, colours, fmt="{:g}", fontsize=12, title=None):
     im = ax.imshow(colours, cmap=REGION_CMAP, vmin=-0.5, vmax=8.5, interpolation="nearest")
-    for (r, c), v in np.ndenumerate(values):
-        ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=fontsize,
-                color=text_colour_on(im.cmap(im.norm(colours[r, c]))), fontweight="bold")
+    annotate_cells(ax, values, fmt, fontsize, image=im, fontweight="bold")
     draw_cell_grid(ax, *values.shape, color="white", lw=2, alpha=1)
     ax.set_xticks([])
     ax.set_yticks([])

@@ -9,7 +9,7 @@ from matplotlib.patches import Rectangle
 
 from ..checks import check_positive_int
 from ..ops.masks import relative_coordinates, relative_position_index
-from ._common import annotate_cells, new_figure, text_colour_on, token_ticks
+from ._common import annotate_cells, new_figure, token_ticks
 
 _WALK_MAX = 3      # beyond 3x3 windows (81 numbers a panel) the walk-through is unreadable
 
@@ -33,15 +33,13 @@ def index_steps(window):
             ("index = row part + (dc + M-1)", index)]
 
 
-def _matrix(ax, a, title, cmap="coolwarm", fmt="{}", vmin=None, vmax=None, fontsize=10):
+def _matrix(ax, a, title, cmap="coolwarm", fontsize=10):
+    """An (N, N) step of the walk-through, coloured and numbered."""
     N = a.shape[0]
-    if vmin is None:
-        m = max(1, np.abs(a).max())
-        vmin, vmax = (-m, m) if a.min() < 0 else (0, a.max())
+    m = max(1, np.abs(a).max())
+    vmin, vmax = (-m, m) if a.min() < 0 else (0, a.max())
     im = ax.imshow(a, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
-    for (r, c), v in np.ndenumerate(a):
-        col = text_colour_on(im.cmap(im.norm(v)))
-        ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=fontsize, color=col)
+    annotate_cells(ax, a, fontsize=fontsize, image=im)
     ax.set_xticks(range(N))
     ax.set_yticks(range(N))
     ax.tick_params(labelsize=8)
@@ -70,8 +68,8 @@ def plot_index_walkthrough(window=2):
     ax = axes[0]
     tokens = np.arange(N).reshape(M, M)
     ax.imshow(tokens, cmap="Pastel1", vmin=-0.5, vmax=8.5, interpolation="nearest")
-    for (r, c), n in np.ndenumerate(tokens):
-        ax.text(c, r, f"token {n}\n({r}, {c})", ha="center", va="center", fontsize=12)
+    annotate_cells(ax, [[f"token {r * M + c}\n({r}, {c})" for c in range(M)] for r in range(M)],
+                   fontsize=12)
     ax.set_xticks(range(M))
     ax.set_yticks(range(M))
     ax.set_xlabel("column c")
@@ -120,9 +118,7 @@ def plot_relative_position_index(window=7):
                   "key token j")
     ax.set_ylabel("query token i")
     if N <= 16:
-        for (r, c), v in np.ndenumerate(index):
-            ax.text(c, r, str(v), ha="center", va="center", fontsize=8,
-                    color=text_colour_on(im.cmap(im.norm(v))))
+        annotate_cells(ax, index, fontsize=8, image=im)
     bar = fig.colorbar(im, ax=ax, shrink=0.85)
     bar.set_label(f"row of the relative_position_bias_table read for the pair (0..{T - 1})")
     centre = int(index[0, 0])
