@@ -93,6 +93,12 @@ def test_reading_order_names_the_same_regions_as_region_labels():
     assert viz.regions_in_windows(8, 8, 4, 2) == [[4], [5, 3], [7, 1], [8, 6, 2, 0]]
 
 
+def test_first_seen_keeps_the_order_of_first_appearance():
+    from minswin.viz.geometry import first_seen
+    assert first_seen(np.array([[5, 3, 5], [8, 3, 0]])) == [5, 3, 8, 0]     # row-major
+    assert first_seen(np.array([[5, 3, 5], [8, 3, 0]]).T) == [5, 8, 3, 0]   # column-major
+
+
 def test_shift_gif_is_an_animation(tmp_path):
     path, n = viz.save_shift_gif(tmp_path / "shift.gif", 8, 4, 2)
     with Image.open(path) as im:

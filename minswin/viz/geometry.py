@@ -77,18 +77,17 @@ def reading_order_labels(H, W, window, shift):
     return np.vectorize(names.get)(lab).astype(np.int64)
 
 
+def first_seen(values):
+    """The distinct values of an array, as ints, in order of first appearance (row-major)."""
+    return list(dict.fromkeys(int(v) for v in np.ravel(values)))
+
+
 def regions_in_windows(H, W, window, shift):
     """For each window, its regions in reading-order numbers, in order of first token: list."""
     lab = window_labels(H, W, window, shift)               # (nW, N) official labels
     names = reading_order(H, W, window, shift)
-    out = []
-    for row in lab:
-        seen = []
-        for k in row:
-            if names[int(k)] not in seen:
-                seen.append(names[int(k)])
-        out.append(seen)
-    return out
+    numbered = np.vectorize(names.get)(lab)                # (nW, N) reading-order numbers
+    return [first_seen(row) for row in numbered]
 
 
 def pieces(H, W, window, shift):

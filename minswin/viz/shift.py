@@ -13,8 +13,8 @@ from ..ops.masks import check_window_shift
 from ..ops.window import cyclic_shift
 from ._common import (REGION_CMAP, draw_boundaries, draw_cell_grid, host_image, new_figure,
                       piece_centres)
-from .geometry import (reading_order, reading_order_labels, regions_in_windows, square_grid,
-                       window_ids)
+from .geometry import (first_seen, reading_order, reading_order_labels, regions_in_windows,
+                       square_grid, window_ids)
 
 
 def shift_steps(H, W, window, shift):
@@ -30,15 +30,6 @@ def shift_steps(H, W, window, shift):
     return {"map": lab[0, :, :, 0].astype(np.int64),
             "rows": rows[0, :, :, 0].astype(np.int64),
             "rolled": both[0, :, :, 0].astype(np.int64)}
-
-
-def _first_seen(a):
-    """Unique values of an array in order of first appearance (row-major)."""
-    out = []
-    for v in np.asarray(a).ravel():
-        if int(v) not in out:
-            out.append(int(v))
-    return out
 
 
 def _image_tokens(image, H, W):
@@ -105,11 +96,11 @@ def plot_cyclic_shift(size=8, window=4, shift=None, image=None):
                     linestyles="--")
     axes[0].set_title(f"block l+1: the grid moved by S={S}\ncuts the map into "
                       f"{len(names)} regions (dashed: windows)", fontsize=10)
-    top = _first_seen(steps["map"][:sh])
+    top = first_seen(steps["map"][:sh])
     _draw_regions(axes[1], steps["rows"], None, rows_img, fs)
     axes[1].set_title(f"step 1: roll up by {sh} rows\nregions {' '.join(map(str, top))} "
                       "wrap to the bottom", fontsize=10)
-    left = _first_seen(steps["rows"][:, :sw].T)
+    left = first_seen(steps["rows"][:, :sw].T)
     _draw_regions(axes[2], steps["rolled"], None, rolled_img, fs)
     axes[2].set_title(f"step 2: roll left by {sw} columns\nregions {' '.join(map(str, left))}"
                       " wrap to the right", fontsize=10)
