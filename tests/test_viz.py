@@ -107,6 +107,15 @@ def test_shift_gif_is_an_animation(tmp_path):
         assert im.size[0] > 250 and im.size[1] > 250
 
 
+def test_shift_gif_refuses_a_path_that_is_not_a_gif(tmp_path):
+    with pytest.raises(ValueError, match=r"s\.png: expected a file name ending in \.gif, "
+                                         r"got \.png"):
+        viz.save_shift_gif(tmp_path / "s.png")
+    with pytest.raises(OSError, match="does not exist"):
+        viz.save_shift_gif(tmp_path / "missing" / "s.gif")
+    assert list(tmp_path.iterdir()) == []                  # refused before anything is written
+
+
 # ---------------------------------------------------------------------------- masks
 
 @pytest.mark.parametrize("size,M,S,w", [(8, 4, 2, 1), (56, 7, 3, 63), (56, 7, 3, 0)])

@@ -101,18 +101,17 @@ def _positive(name, v):
 
 
 def _output_path(args):
-    from . import CliError
+    """-o, or minswin-FIGURE.png (.gif for shift-gif).
+
+    save_shift_gif checks its path before it draws anything. A still figure's path is checked
+    here, with save_figure's own checks, so that a bad -o fails before the drawing (a forward
+    pass for the model figures), not after it.
+    """
     from ..viz._common import check_format, check_writable
-    path = args.output or f"minswin-{args.figure}.{'gif' if args.figure == 'shift-gif' else 'png'}"
     if args.figure == "shift-gif":
-        if not str(path).lower().endswith(".gif"):
-            raise CliError(f"-o: the shift-gif figure is an animated GIF; expected a name "
-                           f"ending in .gif, got {path}")
-    else:
-        try:
-            check_format(path)
-        except ValueError as err:
-            raise CliError(f"-o: {err}") from None
+        return args.output or "minswin-shift-gif.gif"
+    path = args.output or f"minswin-{args.figure}.png"
+    check_format(path)
     check_writable(path)
     return path
 

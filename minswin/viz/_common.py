@@ -154,13 +154,14 @@ def token_ticks(ax, N, M, axis="both"):
             ax.axvline(t, color="grey", lw=0.4, alpha=0.5)
 
 
-def check_format(path):
-    """The file format from a path's extension; a clear ValueError for anything else."""
+def check_format(path, formats=SAVE_FORMATS):
+    """The file format from a path's extension, one of `formats`; a clear ValueError for
+    anything else."""
     ext = os.path.splitext(str(path))[1].lower().lstrip(".")
-    if ext not in SAVE_FORMATS:
+    if ext not in formats:
         got = "." + ext if ext else "no extension"
         raise ValueError(f"{path}: expected a file name ending in "
-                         f"{', '.join('.' + f for f in SAVE_FORMATS)}, got {got}")
+                         f"{', '.join('.' + f for f in formats)}, got {got}")
     return ext
 
 

@@ -11,8 +11,8 @@ import numpy as np
 
 from ..ops.masks import check_window_shift
 from ..ops.window import cyclic_shift
-from ._common import (REGION_CMAP, draw_boundaries, draw_cell_grid, host_image, new_figure,
-                      piece_centres)
+from ._common import (REGION_CMAP, check_format, check_writable, draw_boundaries,
+                      draw_cell_grid, host_image, new_figure, piece_centres)
 from .geometry import (first_seen, reading_order, reading_order_labels, regions_in_windows,
                        square_grid, window_ids)
 
@@ -168,8 +168,13 @@ def shift_animation(size=8, window=4, shift=None, image=None):
 
 
 def save_shift_gif(path, size=8, window=4, shift=None, image=None, fps=1.5):
-    """Write the roll animation as a GIF (Pillow writer). Returns (path, number of frames)."""
+    """Write the roll animation as a GIF (Pillow writer). Returns (path, number of frames).
+
+    The path must end in .gif and be writable; both are checked before anything is drawn.
+    """
     from matplotlib.animation import PillowWriter
+    check_format(path, ("gif",))
+    check_writable(path)
     fig, anim = shift_animation(size, window, shift, image)
     n = anim._save_count if hasattr(anim, "_save_count") else None
     anim.save(str(path), writer=PillowWriter(fps=fps), dpi=72)
