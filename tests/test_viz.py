@@ -55,6 +55,7 @@ def test_window_partition_figure_draws_window_ids():
     assert np.array_equal(drawn(ax1), viz.window_ids(8, 8, 4, 2))
     assert "W-MSA" in ax0.get_title() and "SW-MSA" in ax1.get_title()
     assert "9 pieces" in ax1.get_title()
+    assert "grid moved by S=2\n" in ax1.get_title()        # not S=(2, 2)
 
 
 def test_window_partition_over_an_image(xp):

@@ -60,7 +60,8 @@ def plot_window_partition(size=8, window=4, shift=None, image=None, patch=None):
         S = M // 2 if shift is None else shift
         check_window_shift(H, W, M, S)
     else:
-        H, W, M, S = square_grid(size, window, shift)
+        H, W, M, (sh, sw) = square_grid(size, window, shift)
+        S = sh if sh == sw else (sh, sw)                   # for the titles
     regular, shifted = window_ids(H, W, M, 0), window_ids(H, W, M, S)
     nW = int(regular.max()) + 1
     annotate = nW <= 16
