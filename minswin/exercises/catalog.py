@@ -458,13 +458,13 @@ def _shift_cases():
     return out
 
 
-def _shift_variant(dtokens, cache, sign=+1, crop=True):
+def _shift_variant(dtokens, cache, sign=+1):
     M, (Hp, Wp), (H, W) = cache.window, cache.padded_hw, cache.hw
     sh, sw = cache.shift
     win = dtokens.reshape(dtokens.shape[0], M, M, dtokens.shape[-1])
     xs = window_reverse(win, M, Hp, Wp)
     xs = np.roll(xs, shift=(sign * sh, sign * sw), axis=(1, 2))
-    return xs[:, :H, :W] if crop else xs
+    return xs[:, :H, :W]
 
 
 def _shift_partition_again(dtokens, cache):
