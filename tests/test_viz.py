@@ -351,3 +351,23 @@ def test_query_attention_names_a_bad_window_or_window_id():
 def test_map_figures_refuse_a_fractional_size(plot):
     with pytest.raises(ValueError, match="size: expected a positive integer, got 7.9"):
         getattr(viz, plot)(7.9, 4, 2)
+
+
+def test_map_figures_name_a_size_that_the_window_does_not_divide():
+    for plot in (viz.plot_window_mask, viz.plot_stage_masks, viz.plot_window_partition,
+                 viz.plot_cyclic_shift):
+        with pytest.raises(ValueError, match=r"^size: expected a multiple of window=3, got 8 "
+                                             r"\(use 9, or a window that divides 8\)$"):
+            plot(8, 3, 1)
+
+
+def test_window_partition_names_a_window_that_does_not_divide_the_image():
+    with pytest.raises(ValueError, match=r"^window: expected a window that divides the image's "
+                                         r"56x56 tokens \(4x4 pixels each\), got 5$"):
+        viz.plot_window_partition(window=5, image=np.zeros((224, 224, 3)))
+
+
+def test_window_mask_names_a_bad_window_id():
+    with pytest.raises(ValueError, match=r"window_id: expected 0 <= window_id < 4 \(the 8x8 map "
+                                         r"has 4 windows of 4x4\), got 4"):
+        viz.plot_window_mask(8, 4, 2, window_id=4)

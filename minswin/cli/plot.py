@@ -91,13 +91,15 @@ def add_parser(sub):
     return p
 
 
-# ---------------------------------------------------------------------------- checks
+# ---------------------------------------------------------------------------- options
+#
+# The figure functions check what they are given (window, shift, window_id, heads, query) with
+# messages that name the argument; the checks here are the ones viz cannot make: options that
+# only the command has (--stage, --block, --image-index, --dpi) and its own refusals.
 
-def _positive(name, v):
-    from . import CliError
-    if v is not None and v <= 0:
-        raise CliError(f"--{name}: expected a positive integer, got {v}")
-    return v
+def _given(value, default):
+    """An option's value, or the figure's default when the option was not given."""
+    return default if value is None else value
 
 
 def _output_path(args):
@@ -117,18 +119,14 @@ def _output_path(args):
 
 
 def _grid_options(args, size, window):
-    """(size, window, shift) with defaults, checked as SPEC says (multiples, 0 <= S < M)."""
-    from . import CliError
-    from ..ops.masks import check_window_shift
-    size = _positive("size", args.size) or size
-    window = _positive("window", args.window) or window
-    shift = window // 2 if args.shift is None else args.shift
-    if shift < 0 or shift >= window:
-        raise CliError(f"--shift: expected 0 <= shift < window={window}, got {shift}")
-    if size % window:
-        raise CliError(f"--window: the {size}x{size} map is not a multiple of window={window} "
-                       f"(use --size {size + (-size) % window}, or a window dividing {size})")
-    check_window_shift(size, size, window, shift)
+    """(size, window, shift) of a map figure, the figure's defaults where no option is given.
+
+    Checked now, by viz's own square_grid, because the command computes with them (the photo's
+    size, the number of windows) before the figure function sees them.
+    """
+    from ..viz.geometry import square_grid
+    size, _, window, (shift, _) = square_grid(_given(args.size, size),
+                                              _given(args.window, window), args.shift)
     return size, window, shift
 
 
@@ -194,15 +192,6 @@ def _pick_block(model, args):
     return f"layers.{args.stage - 1}.blocks.{j}", layer.blocks[j]
 
 
-def _heads(args, n):
-    from . import CliError
-    if args.head is None:
-        return None
-    if not 0 <= args.head < n:
-        raise CliError(f"--head: expected 0 <= head < {n}, got {args.head}")
-    return [args.head]
-
-
 # ---------------------------------------------------------------------------- figures
 
 def _figure(args):
@@ -211,11 +200,10 @@ def _figure(args):
     f = args.figure
     if f == "windows":
         if args.image:
-            img = viz.sample_image(224)
-            size, window, shift = _grid_options(args, 56, 7)
-            if size != 56:
+            if args.size not in (None, 56):
                 raise CliError("--size: with --image the map is the photo's 56x56 tokens")
-            return viz.plot_window_partition(window=window, shift=shift, image=img)
+            return viz.plot_window_partition(window=_given(args.window, 7), shift=args.shift,
+                                             image=viz.sample_image(224))
         size, window, shift = _grid_options(args, 8, 4)
         return viz.plot_window_partition(size, window, shift)
     if f == "shift":
@@ -227,10 +215,7 @@ def _figure(args):
         if shift == 0:
             raise CliError("--shift: 0 means no shift and no mask; pick 0 < shift < window")
         nW = (size // window) ** 2
-        wid = args.window_id if args.window_id is not None else min(1, nW - 1)
-        if not 0 <= wid < nW:
-            raise CliError(f"--window-id: expected 0..{nW - 1} (the {size}x{size} map has {nW}"
-                           f" windows of {window}x{window}), got {wid}")
+        wid = _given(args.window_id, min(1, nW - 1))       # the explainer's window 1
         return viz.plot_window_mask(size, window, shift, window_id=wid)
     if f == "stage-masks":
         size, window, shift = _grid_options(args, 56, 7)
@@ -238,25 +223,24 @@ def _figure(args):
             raise CliError("--shift: 0 means no shift and no mask; pick 0 < shift < window")
         return viz.plot_stage_masks(size, window, shift)
     if f == "index":
-        return viz.plot_relative_position_index(_positive("window", args.window) or 7)
+        return viz.plot_relative_position_index(_given(args.window, 7))
     if f == "index-walk":
-        return viz.plot_index_walkthrough(_positive("window", args.window) or 2)
+        return viz.plot_index_walkthrough(_given(args.window, 2))
     if f == "merge":
-        return viz.plot_patch_merging(_positive("size", args.size) or 4)
+        return viz.plot_patch_merging(_given(args.size, 4))
     model, name, img, x = _load_model(args)
+    heads = None if args.head is None else [args.head]
     if f == "cost":
         return viz.plot_attention_cost(model, name=name)
     if f == "bias":
-        key, blk = _pick_block(model, args)
+        key, _ = _pick_block(model, args)
         table = model.params[f"{key}.attn.relative_position_bias_table"]
-        return viz.plot_relative_position_bias(table, heads=_heads(args, blk.num_heads),
-                                               name=f"{key} of {name}")
+        return viz.plot_relative_position_bias(table, heads=heads, name=f"{key} of {name}")
     if f == "hierarchy":
         trace = []
         model.forward(x, trace=trace)                      # (1, classes)
         return viz.plot_hierarchy(model, trace, img, name)
     key, blk = _pick_block(model, args)                    # checked before the slow forward
-    heads = _heads(args, blk.num_heads)
     trace = []
     model.forward(x, trace=trace)                          # (1, classes)
     H, W = dict(trace)[key][1:3]
@@ -265,21 +249,15 @@ def _figure(args):
     attn = blk.attn.attention_weights()        # (1, nW, nH, N, N)
     nWh, nWw = Hp // M, Wp // M
     # default: a central window whose tokens do not wrap round the edges after the roll
-    wid = args.window_id if args.window_id is not None else \
-        ((nWh - 1) // 2) * nWw + (nWw - 1) // 2
-    if not 0 <= wid < nWh * nWw:
-        raise CliError(f"--window-id: expected 0..{nWh * nWw - 1} ({key} has {nWh * nWw} "
-                       f"windows), got {wid}")
+    wid = _given(args.window_id, ((nWh - 1) // 2) * nWw + (nWw - 1) // 2)
     if f == "attention-weights":
         return viz.plot_window_attention(attn, window_id=wid, heads=heads, name=f"{key}, {name}")
-    N = M * M
-    if args.query is not None and not 0 <= args.query < N:
-        raise CliError(f"--query: expected 0 <= query < {N}, got {args.query}")
     return viz.plot_query_attention(img, attn, (H, W), M, shift, window_id=wid,
                                     query=args.query, heads=heads, name=f"{key}, {name}")
 
 
 def run(args):
+    from . import CliError
     from .. import viz
     path = _output_path(args)
     if args.figure == "shift-gif":
@@ -287,7 +265,8 @@ def run(args):
         img = viz.sample_image(size * max(1, 224 // size)) if args.image else None
         viz.save_shift_gif(path, size, window, shift, image=img)
     else:
-        _positive("dpi", args.dpi)
+        if args.dpi <= 0:
+            raise CliError(f"--dpi: expected a positive integer, got {args.dpi}")
         fig = _figure(args)
         viz.save_figure(fig, path, dpi=args.dpi)
     print(f"wrote {path}")

@@ -18,6 +18,9 @@ def square_grid(size, window, shift=None):
     checked with named messages. shift None is the usual M // 2."""
     H = W = check_positive_int("size", size)
     M = check_positive_int("window", window)
+    if H % M:
+        raise ValueError(f"size: expected a multiple of window={M}, got {H} (use "
+                         f"{H + (-H) % M}, or a window that divides {H})")
     M, S = check_window_shift(H, W, M, M // 2 if shift is None else shift)
     return H, W, M, S
 

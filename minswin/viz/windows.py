@@ -57,11 +57,13 @@ def plot_window_partition(size=8, window=4, shift=None, image=None, patch=None):
         patch = 4 if patch is None else int(patch)
         H, W = image.shape[0] // patch, image.shape[1] // patch
         M = check_positive_int("window", window)
-        S = M // 2 if shift is None else shift
-        check_window_shift(H, W, M, S)
+        if H % M or W % M:
+            raise ValueError(f"window: expected a window that divides the image's {H}x{W} "
+                             f"tokens ({patch}x{patch} pixels each), got {M}")
+        M, (sh, sw) = check_window_shift(H, W, M, M // 2 if shift is None else shift)
     else:
         H, W, M, (sh, sw) = square_grid(size, window, shift)
-        S = sh if sh == sw else (sh, sw)                   # for the titles
+    S = sh if sh == sw else (sh, sw)                       # for the titles
     regular, shifted = window_ids(H, W, M, 0), window_ids(H, W, M, S)
     nW = int(regular.max()) + 1
     annotate = nW <= 16
