@@ -40,7 +40,7 @@ def _fmt_shape(shape):
     return "x".join(str(s) for s in shape[1:])            # drop the batch axis
 
 
-def _shape_rows(model, x, trace):
+def _shape_rows(model, x, trace, stages):
     """(step, full shape, explainer-style shape) rows of the forward pass."""
     c = model.config
     xpad, _ = pad_forward(x, c.patch_size)
@@ -50,39 +50,23 @@ def _shape_rows(model, x, trace):
             (f"patch partition ({c.patch_size}x{c.patch_size}x{c.in_chans} patches)",
              patches.shape),
             ("linear embedding + LayerNorm", shapes["patch_embed"])]
-    for i, layer in enumerate(model.layers):
-        last = f"layers.{i}.blocks.{len(layer.blocks) - 1}"
-        rows.append((f"stage {i + 1}: {len(layer.blocks)} Swin blocks", shapes[last]))
-        if f"layers.{i}.downsample" in shapes:
-            rows.append(("  patch merging", shapes[f"layers.{i}.downsample"]))
+    for s in stages:
+        rows.append((f"{s['name']}: {s['blocks']} Swin blocks", s["shape"]))
+        if s["merged"] is not None:
+            rows.append(("  patch merging", s["merged"]))
     rows += [("final LayerNorm", shapes["norm"]), ("global average pool", shapes["avgpool"]),
              ("head (class logits)", shapes["head"])]
     return rows
 
 
-def _stage_rows(model, trace):
-    """Per stage: map, width, heads, window, windows, and what each block does (shift, mask)."""
-    shapes = dict(trace)
-    rows = []
-    for i, layer in enumerate(model.layers):
-        B, H, W, C = shapes[f"layers.{i}.blocks.0"]
-        blocks = []
-        for j, blk in enumerate(layer.blocks):
-            (Hp, Wp), (sh, sw) = blk.window_shift_for(H, W)
-            M = blk.window_size
-            nW = (Hp // M) * (Wp // M)
-            if (sh, sw) == (0, 0):
-                what = "W-MSA, no shift, no mask"
-            else:
-                mask = attention_mask(Hp, Wp, M, (sh, sw))   # (nW, N, N)
-                masked = int((mask != 0).any(axis=(1, 2)).sum())
-                what = (f"SW-MSA, shift {sh}, mask {mask.shape}, {masked} of {nW} windows "
-                        "have masked pairs")
-            weights = blk.attn.attention_weights().shape
-            blocks.append((f"blocks.{j}", what, weights))
-        rows.append(dict(stage=i + 1, map=(H, W), C=C, heads=layer.blocks[0].num_heads,
-                         M=layer.blocks[0].window_size, windows=nW, blocks=blocks))
-    return rows
+def _what_block_does(window, padded, shift):
+    """A block's attention in words: W-MSA, or SW-MSA with its shift and mask."""
+    if shift == (0, 0):
+        return "W-MSA, no shift, no mask"
+    mask = attention_mask(*padded, window, shift)          # (nW, N, N)
+    masked = int((mask != 0).any(axis=(1, 2)).sum())
+    return (f"SW-MSA, shift {shift[0]}, mask {mask.shape}, {masked} of {len(mask)} windows "
+            "have masked pairs")
 
 
 def _flops_by_stage(model):
@@ -96,22 +80,24 @@ def _flops_by_stage(model):
     return out
 
 
-def _print_tables(p, model, name, x, trace, logits):
+def _print_tables(p, model, name, x, trace, logits, stages):
     c = model.config
     p(f"\n== 1. {name}: one real {c.img_size}x{c.img_size} photo through the whole network ==")
     p(f"{'step':<44}{'array shape':<22}explainer")
-    for step, shape in _shape_rows(model, x, trace):
+    for step, shape in _shape_rows(model, x, trace, stages):
         p(f"{step:<44}{str(tuple(shape)):<22}{_fmt_shape(shape)}")
     p(f"logits: {tuple(logits.shape)} (random weights, seed 0: the classes mean nothing yet)")
 
     p("\n== 2. windows and masks per stage ==")
-    stages = _stage_rows(model, trace)
-    for s in stages:
-        H, W = s["map"]
-        p(f"stage {s['stage']}: {H}x{W}x{s['C']}, {s['heads']} heads, window {s['M']}x{s['M']}"
+    for layer, s in zip(model.layers, stages):
+        _, H, W, C = s["shape"]
+        M = s["window"]
+        p(f"{s['name']}: {H}x{W}x{C}, {s['heads']} heads, window {M}x{M}"
           f" -> {s['windows']} window{'s' if s['windows'] > 1 else ''}")
-        for blk, what, weights in s["blocks"]:
-            p(f"    {blk:<10}{what}; attention weights {weights}")
+        for j, (blk, shift) in enumerate(zip(layer.blocks, s["shifts"])):
+            what = _what_block_does(M, s["padded"], shift)
+            p(f"    {f'blocks.{j}':<10}{what}; attention weights "
+              f"{blk.attn.attention_weights().shape}")
 
     n = model.num_params()
     p(f"\n== 3. parameters: {n:,} ==")
@@ -136,22 +122,21 @@ def _print_tables(p, model, name, x, trace, logits):
     p(f"  MSA   4hwC^2 + 2(hw)^2 C  = {msa:>18,}")
     p(f"  W-MSA 4hwC^2 + 2M^2 hwC   = {wmsa:>18,}")
     p(f"  saving 2(hw)^2 C - 2M^2 hwC = {saving:>16,}")
-    return stages, n, total, by_stage, saving
+    return n, total, by_stage, saving
 
 
-def _figure_jobs(model, name, img, trace):
+def _figure_jobs(model, name, img, trace, stages):
     """(file name, callable returning a Figure or writing the file itself)."""
     c = model.config
-    M = model.layers[0].blocks[0].window_size
+    first, final = stages[0], stages[-1]
+    M = first["window"]
+    _, H1, W1, _ = first["shape"]                          # the map stage 1 really gets
     b1 = model.layers[0].blocks[1]                         # stage 1, shifted block
-    S = b1.shift_size
-    H1, W1 = model.layers[0].input_resolution             # the map stage 1 really gets
-    (_, _), s1 = b1.window_shift_for(H1, W1)
+    S, s1 = b1.shift_size, first["shifts"][1]              # nominal, and as used on (H1, W1)
     a1 = b1.attn.attention_weights()           # (1, nW, nH, N, N)
-    nWw = (H1 + (-H1) % M) // M
-    centre_window = ((nWw - 1) // 2) * (nWw + 1)           # central, its tokens do not wrap
+    centre_window = viz.central_window(*first["padded"], M)
     last = model.layers[-1].blocks[-1]
-    Hl = dict(trace)[f"layers.{len(model.layers) - 1}.blocks.0"][1]
+    _, Hl, Wl, _ = final["shape"]
     al = last.attn.attention_weights()
     table_key = "layers.0.blocks.1.attn.relative_position_bias_table"
     jobs = [
@@ -166,7 +151,7 @@ def _figure_jobs(model, name, img, trace):
         ("03_mask_window_stage1.png",
          lambda: viz.plot_window_mask(H1, M, S, window_id=(H1 // M) ** 2 - 1)),
         ("03_masks_stage1.png", lambda: viz.plot_stage_masks(H1, M, S)),
-        ("03_masks_stage2.png", lambda: viz.plot_stage_masks(H1 // 2, M, S)),
+        ("03_masks_stage2.png", lambda: viz.plot_stage_masks(stages[1]["shape"][1], M, S)),
         ("04_index_walkthrough.png", lambda: viz.plot_index_walkthrough(2)),
         ("04_relative_position_index.png", lambda: viz.plot_relative_position_index(M)),
         ("05_bias_stage1.png", lambda: viz.plot_relative_position_bias(
@@ -174,12 +159,12 @@ def _figure_jobs(model, name, img, trace):
         ("06_attention_weights.png", lambda: viz.plot_window_attention(
             a1, window_id=a1.shape[1] - 1, name="layers.0.blocks.1 (random weights)")),
         ("06_query_attention_stage1.png", lambda: viz.plot_query_attention(
-            img, a1, (H1, W1), b1.window_size, s1, window_id=centre_window,
+            img, a1, (H1, W1), M, s1, window_id=centre_window,
             name="layers.0.blocks.1, random weights")),
         ("06_query_attention_stage4.png", lambda: viz.plot_query_attention(
-            img, al, (Hl, Hl), last.window_size, last.window_shift_for(Hl, Hl)[1],
-            window_id=0, name=f"layers.{len(model.layers) - 1}.blocks."
-                              f"{len(model.layers[-1].blocks) - 1}, random weights")),
+            img, al, (Hl, Wl), final["window"], final["shifts"][-1],
+            window_id=0, name=f"layers.{len(stages) - 1}.blocks.{final['blocks'] - 1}, "
+                              "random weights")),
         ("07_patch_merging.png", lambda: viz.plot_patch_merging(4)),
         ("08_hierarchy.png", lambda: viz.plot_hierarchy(model, trace, img, name)),
         ("09_attention_cost.png", lambda: viz.plot_attention_cost(model, name=name)),
@@ -257,10 +242,11 @@ def run_tour(out=DEFAULT_OUT, model_name="swin_t", progress=True, file=None, dpi
         trace = []
         logits = model.forward(x, trace=trace)             # (1, num_classes)
         bar.update()
-    stages, n, total, by_stage, saving = _print_tables(p, model, name, x, trace, logits)
+    stages = viz.stage_summary(model, trace)
+    n, total, by_stage, saving = _print_tables(p, model, name, x, trace, logits, stages)
 
     p(f"\n== 6. pictures -> {out} ==")
-    jobs = _figure_jobs(model, name, img, trace)
+    jobs = _figure_jobs(model, name, img, trace, stages)
     if workers is None:
         workers = min(2, os.cpu_count() or 1)
     _render_all([(os.path.join(out, f), job, dpi, img) for f, job in jobs], workers, progress)

@@ -47,6 +47,16 @@ def test_token_positions_are_the_rolled_partition():
         assert np.array_equal(pos[w, :, 1], rolled_c[sl].ravel())
 
 
+def test_central_window_is_in_the_middle_and_does_not_wrap():
+    assert viz.central_window(56, 56, 7) == 27             # row 3, column 3 of 8x8 windows
+    assert viz.central_window(16, 8, 4) == 2               # row 1 of 4, column 0 of 2
+    assert viz.central_window(7, 7, 7) == 0                # one window
+    pos = viz.token_positions(56, 56, 7, 3)[27]            # (49, 2) its tokens on the map
+    assert np.array_equal(pos[0], (24, 24)) and np.array_equal(pos[-1], (30, 30))
+    with pytest.raises(ValueError, match="window"):
+        viz.central_window(56, 56, 0)
+
+
 def test_window_partition_figure_draws_window_ids():
     fig = viz.plot_window_partition(8, 4, 2)
     assert isinstance(fig, Figure)
@@ -286,6 +296,23 @@ def test_hierarchy_uses_the_traced_shapes(micro):
         assert f"stage {i + 1}: {H}x{W}x{C}" in t
     assert "4 windows of 4x4" in t and "1 window of 4x4" in t
     assert f"head: {shapes['head'][1]}" in t
+
+
+def test_stage_summary_reads_the_trace(micro):
+    model, _, trace = micro
+    stages = viz.stage_summary(model, trace)
+    assert [s["shape"] for s in stages] == [(1, 8, 8, 48), (1, 4, 4, 96)]
+    assert [s["padded"] for s in stages] == [(8, 8), (4, 4)]   # whole 4x4 windows
+    assert [s["windows"] for s in stages] == [4, 1]
+    assert [s["shifts"] for s in stages] == [[(0, 0), (2, 2)], [(0, 0), (0, 0)]]
+    assert [s["merged"] for s in stages] == [(1, 4, 4, 96), None]
+    padded = minswin.create_model("swin_micro", img_size=40)   # 10x10 and 5x5 maps
+    trace = []
+    padded.forward(np.zeros((1, 40, 40, 3), padded.dtype), trace=trace)
+    stages = viz.stage_summary(padded, trace)
+    assert [s["shape"][1:3] for s in stages] == [(10, 10), (5, 5)]
+    assert [s["padded"] for s in stages] == [(12, 12), (8, 8)]  # padded to whole windows
+    assert [s["windows"] for s in stages] == [9, 4]
 
 
 def test_attention_cost_bars_are_the_formulas(micro):

@@ -247,9 +247,7 @@ def _figure(args):
     M = blk.window_size
     (Hp, Wp), shift = blk.window_shift_for(H, W)
     attn = blk.attn.attention_weights()        # (1, nW, nH, N, N)
-    nWh, nWw = Hp // M, Wp // M
-    # default: a central window whose tokens do not wrap round the edges after the roll
-    wid = _given(args.window_id, ((nWh - 1) // 2) * nWw + (nWw - 1) // 2)
+    wid = _given(args.window_id, viz.central_window(Hp, Wp, M))
     if f == "attention-weights":
         return viz.plot_window_attention(attn, window_id=wid, heads=heads, name=f"{key}, {name}")
     return viz.plot_query_attention(img, attn, (H, W), M, shift, window_id=wid,

@@ -18,8 +18,8 @@ from ._common import save_figure
 from .attention import plot_query_attention, plot_window_attention, query_heat
 from .bias import gathered_bias, plot_relative_position_bias
 from .cost import attention_costs, plot_attention_cost
-from .geometry import (reading_order, reading_order_labels, regions_in_windows,
-                       token_positions, window_ids)
+from .geometry import (central_window, reading_order, reading_order_labels,
+                       regions_in_windows, token_positions, window_ids)
 from .hierarchy import plot_hierarchy, stage_summary
 from .image import normalise, sample_image, synthetic_scene
 from .masks import plot_stage_masks, plot_window_mask
@@ -29,12 +29,12 @@ from .shift import plot_cyclic_shift, save_shift_gif, shift_animation, shift_ste
 from .windows import plot_window_partition
 
 __all__ = [
-    "attention_costs", "gathered_bias", "index_steps", "merging_arrays", "normalise",
-    "plot_attention_cost", "plot_cyclic_shift", "plot_hierarchy", "plot_index_walkthrough",
-    "plot_patch_merging", "plot_query_attention", "plot_relative_position_bias",
-    "plot_relative_position_index", "plot_stage_masks", "plot_window_attention",
-    "plot_window_mask", "plot_window_partition", "query_heat", "reading_order",
-    "reading_order_labels", "regions_in_windows", "sample_image", "save_figure",
-    "save_shift_gif", "shift_animation", "shift_steps", "stage_summary", "synthetic_scene",
-    "token_positions", "window_ids",
+    "attention_costs", "central_window", "gathered_bias", "index_steps", "merging_arrays",
+    "normalise", "plot_attention_cost", "plot_cyclic_shift", "plot_hierarchy",
+    "plot_index_walkthrough", "plot_patch_merging", "plot_query_attention",
+    "plot_relative_position_bias", "plot_relative_position_index", "plot_stage_masks",
+    "plot_window_attention", "plot_window_mask", "plot_window_partition", "query_heat",
+    "reading_order", "reading_order_labels", "regions_in_windows", "sample_image",
+    "save_figure", "save_shift_gif", "shift_animation", "shift_steps", "stage_summary",
+    "synthetic_scene", "token_positions", "window_ids",
 ]

@@ -39,6 +39,15 @@ def window_ids(H, W, window, shift=0):
     return reverse_cyclic_shift(rolled, S)[0, :, :, 0].astype(np.int64)   # (H, W)
 
 
+def central_window(H, W, window):
+    """The id of a window at the centre of an H x W map (row-major; up and left of the centre
+    when a count is even). Unless the map is one window, its tokens do not wrap round the
+    edges after the roll, so it shows attention between neighbours on the image."""
+    M, _ = check_window_shift(H, W, window, 0)
+    nWh, nWw = H // M, W // M
+    return ((nWh - 1) // 2) * nWw + (nWw - 1) // 2
+
+
 def token_positions(H, W, window, shift=0):
     """(row, col) on the un-rolled map of token n of window w: (nW, N, 2) ints."""
     M, S = check_window_shift(H, W, window, shift)

@@ -11,8 +11,10 @@ from ._common import host_image, new_figure
 
 
 def stage_summary(model, trace):
-    """Per stage: dict(name, shape (B, H, W, C), downsampling, window, shifts, heads, blocks,
-    windows, merged) read from a trace of `model.forward(x, trace=[])` and the blocks."""
+    """Per stage: dict(name, shape (B, H, W, C), downsampling, window, padded (Hp, Wp): the map
+    padded to whole windows, windows, shifts (sh, sw) per block, heads, blocks, merged: the
+    shape after its patch merging or None) read from a trace of `model.forward(x, trace=[])`
+    and the blocks."""
     shapes = dict(trace)
     img = model.config.img_size
     out = []
@@ -27,7 +29,7 @@ def stage_summary(model, trace):
         (Hp, Wp), _ = blk.window_shift_for(H, W)
         shifts = [b.window_shift_for(H, W)[1] for b in layer.blocks]
         out.append(dict(name=f"stage {i + 1}", shape=(B, H, W, C),
-                        downsampling=img // H if H else 0, window=M,
+                        downsampling=img // H if H else 0, window=M, padded=(Hp, Wp),
                         windows=(Hp // M) * (Wp // M), heads=blk.num_heads,
                         blocks=len(layer.blocks), shifts=shifts,
                         merged=shapes.get(f"layers.{i}.downsample")))
