@@ -115,6 +115,8 @@ def test_shift_gif_is_an_animation(tmp_path):
     with Image.open(path) as im:
         assert im.format == "GIF" and im.is_animated
         assert im.n_frames >= 5                            # map, rows, columns, windows
+        assert n == 2 + 2 + 2 + 3 >= im.n_frames           # 2 map, 2 rows, 2 columns, 3 cut
+                                                           # (Pillow merges repeated frames)
         assert im.size[0] > 250 and im.size[1] > 250
 
 
@@ -398,3 +400,8 @@ def test_window_mask_names_a_bad_window_id():
     with pytest.raises(ValueError, match=r"window_id: expected 0 <= window_id < 4 \(the 8x8 map "
                                          r"has 4 windows of 4x4\), got 4"):
         viz.plot_window_mask(8, 4, 2, window_id=4)
+
+
+def test_window_partition_refuses_a_fractional_patch():
+    with pytest.raises(ValueError, match=r"patch: expected a positive integer, got 4\.5"):
+        viz.plot_window_partition(window=4, image=np.zeros((32, 32, 3)), patch=4.5)

@@ -176,6 +176,5 @@ def save_shift_gif(path, size=8, window=4, shift=None, image=None, fps=1.5):
     check_format(path, ("gif",))
     check_writable(path)
     fig, anim = shift_animation(size, window, shift, image)
-    n = anim._save_count if hasattr(anim, "_save_count") else None
     anim.save(str(path), writer=PillowWriter(fps=fps), dpi=72)
-    return str(path), n
+    return str(path), len(shift_frames(*square_grid(size, window, shift)))

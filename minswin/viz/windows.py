@@ -54,7 +54,7 @@ def plot_window_partition(size=8, window=4, shift=None, image=None, patch=None):
     """
     if image is not None:
         image = host_image(image)
-        patch = 4 if patch is None else int(patch)
+        patch = 4 if patch is None else check_positive_int("patch", patch)
         H, W = image.shape[0] // patch, image.shape[1] // patch
         M = check_positive_int("window", window)
         if H % M or W % M:
