@@ -46,6 +46,10 @@ def swin_t_linears(batch):
     return rows
 
 
+PAUSE_S = 0.1   # before each library's turn: the other's idle threads spin-wait for a while
+                # after their last product, and on 2 cores a spinning thread halves the next one
+
+
 def timed(fn):
     t = time.perf_counter()
     fn()
@@ -66,6 +70,7 @@ def gemm_times(tokens, c_in, c_out, rounds, torch):
     seen = {k: [[], [], []] for k in calls}
     for _ in range(rounds + 1):                            # the first round is a warm-up
         for k, fns in calls.items():
+            time.sleep(PAUSE_S)                            # the other library's threads rest
             for j, fn in enumerate(fns):
                 seen[k][j].append(timed(fn))
     return {k: [statistics.median(v[1:]) for v in lists] for k, lists in seen.items()}
