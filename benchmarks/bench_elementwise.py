@@ -6,7 +6,7 @@ Each row times one in-place float32 ufunc over a block of BLOCK_ELEMENTS values 
 size the fast paths use, minswin.parallel), on one core, and reports nanoseconds per element.
 Then `gelu_and_derivative` (the MLP's GELU, forward and derivative in one kernel) is timed on
 stage 1's hidden activation, (8 * 56 * 56, 384), on one core and on two, and scaled to every
-GELU of a batch-8 Swin-T step (45.6 M values). PyTorch's fused GELU is timed on the same
+GELU of a batch-8 Swin-T step (45.8 M values). PyTorch's fused GELU is timed on the same
 array when torch is importable.
 """
 import os
