@@ -10,9 +10,10 @@ patch-merging reductions, the head) runs its three products on random float32 da
 
 each timed alone, NumPy and PyTorch alternating, median of the rounds, then summed with the
 number of layers of that shape (the attention's small per-window products, q @ k^T and
-a @ v, are not in it: they belong to the attention op). The total is the GEMM part of one training step in each
-framework. With `results/latest.json` from bench_swin.py at the same batch, the rest of the
-step (everything that is not a dense GEMM) is printed as well: the step minus its GEMMs.
+a @ v, are not in it: they belong to the attention op). The total is the GEMM part of one
+training step in each framework. With `results/latest.json` from bench_swin.py at the same
+batch, the rest of the step (everything that is not a dense GEMM) is printed as well: the step
+minus its GEMMs.
 Results go to results/gemm.{json,md}.
 """
 import argparse
