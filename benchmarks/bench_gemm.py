@@ -33,7 +33,8 @@ def swin_t_linears(batch):
     from minswin.configs import get_config
     c = get_config("swin_t")
     side = c.img_size // c.patch_size                      # 56 tokens a side in stage 1
-    rows = [(0, "patch_embed", batch * side * side, 3 * c.patch_size ** 2, c.embed_dim, 1)]
+    rows = [(0, "patch_embed", batch * side * side, c.in_chans * c.patch_size ** 2,
+             c.embed_dim, 1)]
     for i, (dim, depth) in enumerate(zip(c.stage_dims, c.depths)):
         tokens = batch * (side // 2 ** i) ** 2
         hidden = int(dim * c.mlp_ratio)
@@ -43,7 +44,7 @@ def swin_t_linears(batch):
                  (i + 1, "fc2", tokens, hidden, dim, depth)]
         if i + 1 < c.num_layers:                           # merging: 4C -> 2C on a quarter
             rows.append((i + 1, "reduction", tokens // 4, 4 * dim, 2 * dim, 1))
-    rows.append((4, "head", batch, c.num_features, c.num_classes, 1))
+    rows.append((c.num_layers, "head", batch, c.num_features, c.num_classes, 1))
     return rows
 
 

@@ -458,12 +458,13 @@ def _shift_cases():
     return out
 
 
-def _shift_variant(dtokens, cache, sign=+1):
+def _shift_rolled_the_wrong_way(dtokens, cache):
+    """Merges the windows, then rolls by -S again (as the forward did) instead of by +S."""
     M, (Hp, Wp), (H, W) = cache.window, cache.padded_hw, cache.hw
     sh, sw = cache.shift
     win = dtokens.reshape(dtokens.shape[0], M, M, dtokens.shape[-1])
     xs = window_reverse(win, M, Hp, Wp)
-    xs = np.roll(xs, shift=(sign * sh, sign * sw), axis=(1, 2))
+    xs = np.roll(xs, shift=(-sh, -sw), axis=(1, 2))
     return xs[:, :H, :W]
 
 
@@ -488,7 +489,7 @@ SHIFT = Exercise(
                  "cache.padded_hw, roll by +S (np.roll(x, shift=cache.shift, axis=(1, 2))), "
                  "then crop to cache.hw"},
     mistakes=(
-        Mistake("rolled the wrong way", lambda d, c: _shift_variant(d, c, sign=-1),
+        Mistake("rolled the wrong way", _shift_rolled_the_wrong_way,
                 "the forward rolled by -S (content moves up/left); its inverse, and so its "
                 "backward, rolls by +S: np.roll(x, shift=(sh, sw), axis=(1, 2))"),
         Mistake("tokens reshaped straight to the map", _shift_partition_again,

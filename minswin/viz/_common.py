@@ -41,6 +41,11 @@ def host_image(image, batch=0):
     return image[batch] if image.ndim == 4 else image
 
 
+def shift_title(sh, sw):
+    """S as the titles write it: one number when both axes shift alike, else the pair."""
+    return sh if sh == sw else (sh, sw)
+
+
 def cyclic_colours(n, cmap="tab20"):
     """A ListedColormap of n colours cycling through a qualitative palette (window ids)."""
     from matplotlib import colormaps

@@ -10,7 +10,7 @@ from matplotlib.patches import Patch, Rectangle
 
 from ..ops.masks import MASK_VALUE, attention_mask, region_labels
 from ._common import (MASK_CMAP, REGION_CMAP, annotate_cells, draw_boundaries, draw_cell_grid,
-                      new_figure, token_ticks)
+                      new_figure, shift_title, token_ticks)
 from .geometry import reading_order, square_grid, window_ids
 
 
@@ -31,7 +31,7 @@ def plot_window_mask(size=8, window=4, shift=None, window_id=1):
     index and region; the (N, N) mask. axes[2]'s first image is `mask[window_id] != 0`.
     """
     H, W, M, (sh, sw) = square_grid(size, window, shift)
-    S = sh if sh == sw else (sh, sw)                       # for the titles
+    S = shift_title(sh, sw)
     mask = attention_mask(H, W, M, (sh, sw))               # (nW, N, N)
     nW, N = mask.shape[0], M * M
     if not 0 <= int(window_id) < nW:
@@ -95,7 +95,7 @@ def plot_stage_masks(size=56, window=7, shift=None):
     `attention_mask(...)[w] != 0`.
     """
     H, W, M, (sh, sw) = square_grid(size, window, shift)
-    S = sh if sh == sw else (sh, sw)                       # for the titles
+    S = shift_title(sh, sw)
     mask = attention_mask(H, W, M, (sh, sw)) != 0          # (nW, N, N)
     nWh, nWw = H // M, W // M
     with_mask = np.nonzero(mask.any(axis=(1, 2)))[0]

@@ -11,8 +11,8 @@ import numpy as np
 
 from ..ops.masks import check_window_shift
 from ..ops.window import cyclic_shift
-from ._common import (REGION_CMAP, check_format, check_writable, draw_boundaries,
-                      draw_cell_grid, host_image, new_figure, piece_centres)
+from ._common import (REGION_CMAP, check_format, check_writable, draw_boundaries, draw_cell_grid,
+                      host_image, new_figure, piece_centres, shift_title)
 from .geometry import (first_seen, reading_order, reading_order_labels, regions_in_windows,
                        square_grid, window_ids)
 
@@ -79,7 +79,7 @@ def plot_cyclic_shift(size=8, window=4, shift=None, image=None):
     as their first image.
     """
     H, W, M, (sh, sw) = square_grid(size, window, shift)
-    S = sh if sh == sw else (sh, sw)                       # for the titles
+    S = shift_title(sh, sw)
     steps = shift_steps(H, W, M, (sh, sw))
     names = reading_order(H, W, M, (sh, sw))
     official = {v: k for k, v in names.items()}            # reading-order -> official label

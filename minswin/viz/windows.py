@@ -9,8 +9,8 @@ import numpy as np
 
 from ..checks import check_positive_int
 from ..ops.masks import check_window_shift
-from ._common import (cyclic_colours, draw_boundaries, draw_cell_grid, host_image,
-                      new_figure, piece_centres)
+from ._common import (cyclic_colours, draw_boundaries, draw_cell_grid, host_image, new_figure,
+                      piece_centres, shift_title)
 from .geometry import pieces, square_grid, window_ids
 
 
@@ -63,7 +63,7 @@ def plot_window_partition(size=8, window=4, shift=None, image=None, patch=None):
         M, (sh, sw) = check_window_shift(H, W, M, M // 2 if shift is None else shift)
     else:
         H, W, M, (sh, sw) = square_grid(size, window, shift)
-    S = sh if sh == sw else (sh, sw)                       # for the titles
+    S = shift_title(sh, sw)
     regular, shifted = window_ids(H, W, M, 0), window_ids(H, W, M, S)
     nW = int(regular.max()) + 1
     annotate = nW <= 16
