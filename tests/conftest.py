@@ -10,11 +10,13 @@ def rng():
     return np.random.default_rng(0)
 
 
-BACKENDS = [
-    "numpy",
-    pytest.param("cupy", marks=pytest.mark.skipif(
-        not cupy_available(), reason="CuPy with a GPU is not available on this machine")),
-]
+# `-m gpu` selects every test that runs on CuPy (on a machine with a GPU: the parity checks);
+# without one they are skipped with this reason, never passed
+NEEDS_GPU = [pytest.mark.gpu,
+             pytest.mark.skipif(not cupy_available(),
+                                reason="CuPy with a GPU is not available on this machine")]
+
+BACKENDS = ["numpy", pytest.param("cupy", marks=NEEDS_GPU)]
 
 
 @pytest.fixture(params=BACKENDS)

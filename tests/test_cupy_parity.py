@@ -9,8 +9,9 @@ import pytest
 import minswin
 from minswin.backend import cupy_available, to_backend, to_numpy
 
-pytestmark = pytest.mark.skipif(not cupy_available(),
-                                reason="CuPy with a GPU is not available on this machine")
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not cupy_available(),
+                                 reason="CuPy with a GPU is not available on this machine")]
 
 
 def allclose(a, b, rtol=1e-12, atol=1e-12):

@@ -12,13 +12,19 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TUTORIALS = sorted(glob.glob(os.path.join(ROOT, "tutorials", "[0-9][0-9]_*.py")))
+SLOW = {"10_train_a_small_swin.py"}      # trains for a few seconds; left out by -m "not slow"
 
 
 def test_tutorials_exist():
     assert len(TUTORIALS) >= 9, TUTORIALS
+    names = {os.path.basename(p) for p in TUTORIALS}
+    assert SLOW <= names, SLOW - names                     # a renamed tutorial keeps its mark
 
 
-@pytest.mark.parametrize("path", TUTORIALS, ids=[os.path.basename(p) for p in TUTORIALS])
+@pytest.mark.parametrize("path", [
+    pytest.param(p, id=os.path.basename(p),
+                 marks=[pytest.mark.slow] if os.path.basename(p) in SLOW else [])
+    for p in TUTORIALS])
 def test_tutorial_runs(path, tmp_path):
     env = dict(os.environ, MPLBACKEND="Agg", MINSWIN_SMALL="1",
                MINSWIN_FIGURES=str(tmp_path / "figures"))
