@@ -132,6 +132,19 @@ def test_bad_options_are_one_line_on_stderr(tmp_path, monkeypatch, capsys, argv,
     assert not any(p.endswith(".png") for p in os.listdir(tmp_path))
 
 
+@pytest.mark.parametrize("figure", ["attention", "attention-weights"])
+def test_a_bad_head_fails_before_the_forward_pass(tmp_path, monkeypatch, capsys, figure):
+    """The attention figures run the model first; a wrong --head must not wait for that."""
+    from minswin.model import SwinTransformer
+
+    def no_forward(self, *args, **kwargs):
+        raise AssertionError("the forward pass ran before --head was checked")
+    monkeypatch.setattr(SwinTransformer, "forward", no_forward)
+    monkeypatch.chdir(tmp_path)
+    rc, out, err = run_cli(capsys, "plot", figure, "--model", "swin_micro", "--head", "3")
+    assert rc == 2 and "heads: expected 0 <= head < 3, got 3" in err, err
+
+
 def test_unwritable_folder(tmp_path, capsys):
     ro = tmp_path / "ro"
     ro.mkdir()

@@ -197,6 +197,7 @@ def _pick_block(model, args):
 def _figure(args):
     from . import CliError
     from .. import viz
+    from ..viz._common import check_heads
     f = args.figure
     if f == "windows":
         if args.image:
@@ -241,6 +242,7 @@ def _figure(args):
         model.forward(x, trace=trace)                      # (1, classes)
         return viz.plot_hierarchy(model, trace, img, name)
     key, blk = _pick_block(model, args)                    # checked before the slow forward
+    check_heads(heads, blk.num_heads, 1)                   # viz's own check, made early
     trace = []
     model.forward(x, trace=trace)                          # (1, classes)
     H, W = dict(trace)[key][1:3]
