@@ -1,4 +1,6 @@
 """The pictures show the arrays minswin computes: read the data back out of the axes."""
+import re
+
 import matplotlib
 import numpy as np
 import pytest
@@ -370,8 +372,8 @@ def test_query_attention_names_a_bad_window_or_window_id():
     img, attn = np.zeros((32, 32, 3)), np.full((3, 16, 16), 1 / 16)
     with pytest.raises(ValueError, match="window: expected a positive integer, got 0"):
         viz.plot_query_attention(img, attn, (8, 8), 0)
-    with pytest.raises(ValueError, match=r"window_id: expected 0 <= window_id < 4 for a 8x8 "
-                                         r"map in 4x4 windows, got 9"):
+    with pytest.raises(ValueError, match=r"window_id: expected 0 <= window_id < 4 \(the 8x8 "
+                                         r"map has 4 windows of 4x4\), got 9"):
         viz.plot_query_attention(img, attn, (8, 8), 4, window_id=9)
 
 
@@ -405,3 +407,17 @@ def test_window_mask_names_a_bad_window_id():
 def test_window_partition_refuses_a_fractional_patch():
     with pytest.raises(ValueError, match=r"patch: expected a positive integer, got 4\.5"):
         viz.plot_window_partition(window=4, image=np.zeros((32, 32, 3)), patch=4.5)
+
+
+@pytest.mark.parametrize("draw", [
+    lambda w: viz.plot_window_mask(8, 4, 2, window_id=w),
+    lambda w: viz.plot_window_attention(np.full((1, 4, 1, 16, 16), 1 / 16), window_id=w),
+    lambda w: viz.plot_query_attention(np.zeros((32, 32, 3)), np.full((1, 4, 1, 16, 16), 1 / 16),
+                                       (8, 8), 4, 2, window_id=w),
+])
+def test_every_figure_checks_window_id_alike(draw):
+    """One check, one wording: out of range and non-integers (1.5 was truncated to 1) alike."""
+    for bad in (4, -1, 1.5):
+        with pytest.raises(ValueError, match=r"window_id: expected 0 <= window_id < 4 \(the "
+                                             r".*4 windows.*\), got " + re.escape(repr(bad))):
+            draw(bad)

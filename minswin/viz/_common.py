@@ -98,6 +98,16 @@ def annotate_cells(ax, values, fmt="{}", fontsize=9, image=None, dy=0.0, fontwei
                 color=colour, fontweight=fontweight)
 
 
+def check_window_id(window_id, nW, where=""):
+    """window_id as an int, one of the nW windows there are; `where` says what holds them, for
+    the message (e.g. "the 8x8 map has 4 windows of 4x4")."""
+    if isinstance(window_id, bool) or not isinstance(window_id, (int, np.integer)) \
+            or not 0 <= window_id < nW:
+        raise ValueError(f"window_id: expected 0 <= window_id < {nW}"
+                         + (f" ({where})" if where else "") + f", got {window_id!r}")
+    return int(window_id)
+
+
 def check_heads(heads, nH, max_heads):
     """The head indices to draw: the first `max_heads` when heads is None, else `heads`, each
     checked against the nH heads there are."""

@@ -10,7 +10,8 @@ from matplotlib.patches import Rectangle
 
 from ..checks import check_positive_int
 from ..ops.masks import forward_window_shift
-from ._common import check_heads, draw_boundaries, host, host_image, new_figure, token_ticks
+from ._common import (check_heads, check_window_id, draw_boundaries, host, host_image, new_figure,
+                      token_ticks)
 from .geometry import token_positions
 
 
@@ -19,8 +20,7 @@ def _window_weights(attn, batch=0, window_id=0):
     a = host(attn)
     if a.ndim == 5:
         B, nW = a.shape[:2]
-        if not 0 <= window_id < nW:
-            raise ValueError(f"window_id: expected 0 <= window_id < {nW}, got {window_id}")
+        window_id = check_window_id(window_id, nW, f"the attention weights hold {nW} windows")
         if not 0 <= batch < B:
             raise ValueError(f"batch: expected 0 <= batch < {B}, got {batch}")
         a = a[batch, window_id]
@@ -87,9 +87,7 @@ def plot_query_attention(image, attn, map_hw, window, shift=0, window_id=0, quer
     M = check_positive_int("window", window)
     (Hp, Wp), _ = forward_window_shift(H, W, M, 0)         # the padded map the block used
     nW = (Hp // M) * (Wp // M)
-    if not 0 <= window_id < nW:
-        raise ValueError(f"window_id: expected 0 <= window_id < {nW} for a {H}x{W} map in "
-                         f"{M}x{M} windows, got {window_id}")
+    window_id = check_window_id(window_id, nW, f"the {H}x{W} map has {nW} windows of {M}x{M}")
     a = _window_weights(attn, batch, window_id)            # (nH, N, N)
     nH, N = a.shape[0], a.shape[1]
     if N != M * M:

@@ -9,8 +9,8 @@ import numpy as np
 from matplotlib.patches import Patch, Rectangle
 
 from ..ops.masks import MASK_VALUE, attention_mask, region_labels
-from ._common import (MASK_CMAP, REGION_CMAP, annotate_cells, draw_boundaries, draw_cell_grid,
-                      new_figure, shift_title, token_ticks)
+from ._common import (MASK_CMAP, REGION_CMAP, annotate_cells, check_window_id, draw_boundaries,
+                      draw_cell_grid, new_figure, shift_title, token_ticks)
 from .geometry import reading_order, square_grid, window_ids
 
 
@@ -34,10 +34,7 @@ def plot_window_mask(size=8, window=4, shift=None, window_id=1):
     S = shift_title(sh, sw)
     mask = attention_mask(H, W, M, (sh, sw))               # (nW, N, N)
     nW, N = mask.shape[0], M * M
-    if not 0 <= int(window_id) < nW:
-        raise ValueError(f"window_id: expected 0 <= window_id < {nW} (the {H}x{W} map has "
-                         f"{nW} windows of {M}x{M}), got {window_id}")
-    w = int(window_id)
+    w = check_window_id(window_id, nW, f"the {H}x{W} map has {nW} windows of {M}x{M}")
     names = reading_order(H, W, M, (sh, sw))
     lab = region_labels(H, W, M, (sh, sw))                 # (H, W) official labels, rolled
     nice = np.vectorize(names.get)(lab)                    # (H, W) reading-order numbers
