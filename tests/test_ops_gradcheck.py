@@ -5,6 +5,7 @@ Gate: relative error <= 1e-7 per op (house table; expect 1e-9 .. 1e-12).
 import numpy as np
 import pytest
 
+from minswin import parallel
 from minswin.backend import to_backend
 from minswin.gradcheck import TOL_OP, check_op
 from minswin.ops.attention import window_attention_backward, window_attention_forward
@@ -144,3 +145,21 @@ def test_directional_mode_agrees(rng):
     forward, backward, inputs, static = CASES["attention_sw_msa"](rng)
     report = check_op(forward, backward, inputs, static=static, directional=True)
     assert report.passed, str(report)
+
+
+@pytest.mark.parametrize("case", ["layernorm", "linear", "mlp", "attention_w_msa",
+                                  "attention_sw_msa", "attention_sw_msa_padded"])
+def test_backward_on_many_row_blocks_matches_central_differences(case, monkeypatch):
+    """The ops that run on row blocks (minswin.parallel), checked again with their rows cut
+    into many tiny blocks shared by two threads: the blocked kernels, not only the one-block
+    path the test above takes at these sizes."""
+    monkeypatch.setattr(parallel, "BLOCK_ELEMENTS", 8)
+    before = parallel.num_threads()
+    parallel.set_num_threads(2)
+    try:
+        forward, backward, inputs, static = CASES[case](np.random.default_rng(1))
+        report = check_op(forward, backward, inputs, static=static, title=case)
+    finally:
+        parallel.set_num_threads(before)
+    assert report.passed, str(report)
+    assert report.max_rel_error < TOL_OP
