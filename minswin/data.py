@@ -143,7 +143,7 @@ def load_npz_images(path, size):
     with np.load(path, allow_pickle=False) as f:
         if "x" not in f or "y" not in f:
             raise ValueError(f"data: expected arrays 'x' and 'y' in {path!r}, got "
-                           f"{sorted(f.files)}")
+                             f"{sorted(f.files)}")
         x, y = f["x"], f["y"]
         classes = tuple(str(c) for c in f["classes"]) if "classes" in f else None
     if x.ndim != 4 or x.shape[-1] != 3:

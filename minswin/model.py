@@ -21,11 +21,11 @@ from .checks import check_array
 from .configs import get_config
 from .layers import LayerNorm, Linear, Mlp, PatchEmbed, PatchMerging, WindowAttention
 from .module import Module
-from .parallel import elementwise
 from .ops.droppath import droppath_backward, droppath_forward
 from .ops.masks import cached_attention_mask, forward_window_shift, official_window_shift
 from .ops.window import (from_windows, from_windows_backward, to_windows_backward,
                          to_windows_forward)
+from .parallel import elementwise
 
 
 class SwinTransformerBlock(Module):

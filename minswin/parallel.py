@@ -115,7 +115,7 @@ def for_row_blocks(kernel, rows, block, xp=np):
 def elementwise(ufunc, a, b, out=None):
     """``ufunc(a, b)`` for two arrays of one shape, on row blocks in parallel (NumPy).
 
-    The residual adds and the GELU rebuild go through here. Anything else (broadcasting,
+    The block's residual adds and the MLP's dh = dg * GELU'(h) go through here. Anything else (broadcasting,
     non-contiguous views, CuPy) is passed straight to the ufunc.
     """
     if (not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray) or a.shape != b.shape

@@ -133,7 +133,7 @@ def _figure_jobs(model, name, img, trace, stages):
     _, H1, W1, _ = first["shape"]                          # the map stage 1 really gets
     b1 = model.layers[0].blocks[1]                         # stage 1, shifted block
     S, s1 = b1.shift_size, first["shifts"][1]              # nominal, and as used on (H1, W1)
-    a1 = b1.attn.attention_weights()           # (1, nW, nH, N, N)
+    a1 = b1.attn.attention_weights()                       # (1, nW, nH, N, N)
     centre_window = viz.central_window(*first["padded"], M)
     last = model.layers[-1].blocks[-1]
     _, Hl, Wl, _ = final["shape"]

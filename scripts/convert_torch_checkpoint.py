@@ -52,7 +52,7 @@ def to_arrays(obj):
             "entries that are not tensors"
         notes.append(f"skipped {len(skipped)} {what}: {', '.join(skipped)}")
     if widened:
-        notes.append(f"wrote {len(widened)} half-precision tensor(s) as float32: "
+        notes.append(f"wrote {len(widened)} narrower float tensor(s) as float32: "
                      f"{', '.join(widened)}")
     if not arrays:
         raise ValueError("checkpoint: found no tensors to convert")

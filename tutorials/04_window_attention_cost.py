@@ -67,17 +67,18 @@ g = rng(0)
 def count_matmuls():
     """Within the block, every np.matmul(a, b) adds batch * m * k * n to the list.
 
-    Products with one column (n = 1) are left out: they are the row sums of softmax and
-    LayerNorm, which minswin writes as x @ ones because BLAS runs them faster than NumPy's
-    sum; they are additions, and FLOP counts leave additions out."""
+    Products with a vector (one column, or a 1-D operand) are left out: they are the row and
+    column sums of softmax, LayerNorm and the bias gradients, which minswin writes as
+    x @ ones and ones @ x because BLAS runs them faster than NumPy's sum; they are additions,
+    and FLOP counts leave additions out."""
     real = np.matmul
     log = []
 
     def counting(a, b, *args, **kwargs):
         out = real(a, b, *args, **kwargs)
-        *batch, m, k = a.shape
-        n = b.shape[-1]
-        if n > 1:          # n == 1: a row sum written as a product with ones (ops/rows.py)
+        if a.ndim >= 2 and b.ndim >= 2 and b.shape[-1] > 1:   # else a sum (ops/rows.py)
+            *batch, m, k = a.shape
+            n = b.shape[-1]
             log.append(int(np.prod(out.shape[:-2], dtype=np.int64)) * m * k * n)
         return out
 

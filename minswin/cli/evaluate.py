@@ -31,7 +31,7 @@ def run(args):
 
     from . import CliError
     from ..training import (confusion_matrix, evaluate_split, format_confusion, load_data,
-                         make_config, model_from_checkpoint, plot_confusion)
+                            make_config, model_from_checkpoint, plot_confusion)
     if not os.path.exists(args.checkpoint):
         raise CliError(f"CHECKPOINT: no such file {args.checkpoint!r}")
     if args.out is not None and not args.out.lower().endswith(".png"):

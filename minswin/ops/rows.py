@@ -1,10 +1,12 @@
-"""Helpers for ops that work row by row: NumPy-friendly forms of row sums, column sums and a
-row scale.
+"""Helpers for ops that work row by row: NumPy-friendly forms of row sums and column sums, and
+a row repeated to a block's shape.
 
 Each computes exactly what its one-line docstring says; they exist because NumPy's loops are
 slow on short rows (Swin's rows are 49 to 768 long), and the fast paths run them millions of
 times.
 """
+import numpy as np
+
 from ..backend import get_xp
 
 
@@ -32,5 +34,9 @@ def column_sums(x):
 
 def repeat_rows(v, rows):
     """v (C,) repeated as (rows, C): then `block * v` is a plain same-shape product, which NumPy
-    runs about 2x faster than broadcasting a (C,) row over each short row."""
-    return get_xp(v).broadcast_to(v, (rows, v.shape[0])).copy()
+    runs about 2x faster than broadcasting a (C,) row over each short row. On CuPy, where the
+    ops run as one block of every row, it is a broadcast view: a copy would cost a whole
+    activation's memory for nothing."""
+    xp = get_xp(v)
+    repeated = xp.broadcast_to(v, (rows, v.shape[0]))     # (rows, C), a view
+    return repeated.copy() if xp is np else repeated
