@@ -23,7 +23,7 @@ import numpy as np
 
 from ..gradcheck import TOL_OP
 from ..ops.attention import window_attention_backward, window_attention_forward
-from ..ops.gelu import gelu_backward, gelu_forward
+from ..ops.gelu import gelu_backward, gelu_derivative, gelu_forward
 from ..ops.layernorm import layernorm_backward, layernorm_forward
 from ..ops.masks import attention_mask, relative_position_index
 from ..ops.patch_merging import patch_merging_backward, patch_merging_forward, split_2x2
@@ -196,8 +196,9 @@ def _gelu_cases():
             Case("tokens (2, 3, 7)", {"x": r.standard_normal((2, 3, 7)) * 2}, {})]
 
 
-_gelu_no_xphi = edited(gelu_backward, (" + cache.x * normal_pdf(cache.x)", ""))
-_gelu_no_cdf = edited(gelu_backward, ("cache.cdf + ", ""))
+_gelu_no_xphi = edited(gelu_backward, gelu_derivative=edited(
+    gelu_derivative, (" + cache.x * normal_pdf(cache.x)", "")))
+_gelu_no_cdf = edited(gelu_backward, gelu_derivative=edited(gelu_derivative, ("cache.cdf + ", "")))
 
 
 def _gelu_tanh(dout, cache):

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..backend import get_xp
 from ..checks import check_array
-from ..ops.gelu import GeluCache, normal_cdf
+from ..ops.gelu import GeluCache, gelu_derivative, normal_cdf
 from .parallel import block_rows, for_row_blocks
 
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
@@ -26,11 +26,12 @@ _AS_P = 0.3275911
 _AS_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
 
 
-def normal_cdf_block(x, cdf):
+def normal_cdf_block(x, cdf, pdf=None):
     """Phi(x) into cdf (same shape), float32, accurate to float32 round-off; in place.
 
     With u = erfc(|x| / sqrt 2) / 2 (the tail), Phi(x) = u for x < 0 and 1 - u for x >= 0,
     written without a branch as Phi = 1/2 + copysign(1/2 - u, x).
+    pdf: if given, receives exp(-x^2 / 2), which the erfc needs anyway (phi(x) * sqrt(2 pi)).
     """
     xp = get_xp(x, cdf)
     t = xp.abs(x)
@@ -41,7 +42,7 @@ def normal_cdf_block(x, cdf):
     for a in _AS_A[3::-1]:                                 # Horner, the 1/2 of u folded in
         cdf += 0.5 * a
         cdf *= t                                           # t (a1 + a2 t + ... + a5 t^4) / 2
-    e = xp.multiply(x, x, out=t)
+    e = xp.multiply(x, x, out=t if pdf is None else pdf)
     e *= -0.5
     xp.exp(e, out=e)                                       # exp(-z^2), z = |x| / sqrt 2
     cdf *= e                                               # u = erfc(z) / 2
@@ -72,11 +73,11 @@ def gelu_forward(x):
         return x * cdf, GeluCache(x, cdf)
     x = xp.ascontiguousarray(x)
     out, cdf = xp.empty_like(x), xp.empty_like(x)
-    xs, os, cs = x.reshape(-1), out.reshape(-1), cdf.reshape(-1)
+    xs, outs, cs = x.reshape(-1), out.reshape(-1), cdf.reshape(-1)
 
     def kernel(start, stop):
         cb = normal_cdf_block(xs[start:stop], cs[start:stop])   # Phi(x)
-        xp.multiply(xs[start:stop], cb, out=os[start:stop])     # out = x Phi(x)
+        xp.multiply(xs[start:stop], cb, out=outs[start:stop])   # out = x Phi(x)
     for_row_blocks(kernel, xs.size, block_rows(1), xp)
     return out, GeluCache(x, cdf)
 
@@ -104,3 +105,30 @@ def gelu_backward(dout, cache):
         np.multiply(ds[start:stop], t, out=dxs[start:stop])
     for_row_blocks(kernel, xs.size, block_rows(1))
     return dx
+
+
+def gelu_and_derivative(x):
+    """out = x * Phi(x) and its derivative Phi(x) + x * phi(x), computed together: what the
+    MLP keeps (`ops.mlp` computes the derivative with `ops.gelu.gelu_derivative`).
+
+    The forward already has Phi(x) and exp(-x^2 / 2), so the derivative costs two
+    multiply-adds here, where a separate pass would compute exp(-x^2 / 2) again.
+    """
+    xp = get_xp(x)
+    check_array("x", x)
+    if x.dtype != np.float32:
+        out, cache = gelu_forward(x)                       # exact (float64)
+        return out, gelu_derivative(cache)
+    x = xp.ascontiguousarray(x)
+    out, grad = xp.empty_like(x), xp.empty_like(x)
+    xs, outs, gs = x.reshape(-1), out.reshape(-1), grad.reshape(-1)
+
+    def kernel(start, stop):
+        xb, gb = xs[start:stop], gs[start:stop]
+        cdf = normal_cdf_block(xb, xp.empty_like(xb), pdf=gb)   # gb: exp(-x^2 / 2)
+        xp.multiply(xb, cdf, out=outs[start:stop])         # out = x Phi(x)
+        gb *= xb
+        gb *= _INV_SQRT_2PI                                # x phi(x)
+        gb += cdf                                          # Phi(x) + x phi(x)
+    for_row_blocks(kernel, xs.size, block_rows(1), xp)
+    return out, grad

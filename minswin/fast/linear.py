@@ -1,5 +1,5 @@
-"""Fast twin of `minswin.ops.linear`: one 2-D GEMM over all tokens, the bias added on row
-blocks on every core, and db as one BLAS product (minswin.fast.parallel, .rows).
+"""Fast twin of `minswin.ops.linear`: the same 2-D GEMM over all tokens, the bias added in
+place on row blocks on every core, and db as one BLAS product (minswin.fast.parallel, .rows).
 """
 from ..backend import get_xp
 from ..ops.linear import LinearCache, check_linear_inputs
@@ -8,8 +8,8 @@ from .rows import column_sums
 
 
 def linear_forward(x, w, b=None):
-    """Fast twin of `ops.linear.linear_forward`: matmul on a stack of small matrices is far
-    slower than one GEMM on (T, Cin); the bias add is shared among the threads."""
+    """Fast twin of `ops.linear.linear_forward`: the bias is added in place, shared among the
+    threads, instead of in a new array on one core."""
     xp = get_xp(x, w, b)
     check_linear_inputs(x, w, b)
     x2 = x.reshape(-1, x.shape[-1])                        # (T, Cin)

@@ -37,7 +37,12 @@ def gelu_forward(x):
     return x * cdf, GeluCache(x, cdf)
 
 
+def gelu_derivative(cache):
+    """d out / dx = Phi(x) + x * phi(x): the product rule on out = x * Phi(x)."""
+    return cache.cdf + cache.x * normal_pdf(cache.x)
+
+
 def gelu_backward(dout, cache):
-    """forward: out = x * Phi(x)  ->  dx = dout * (Phi(x) + x * phi(x))   (product rule)"""
+    """forward: out = x * Phi(x), elementwise  ->  dx = dout * (Phi(x) + x * phi(x))"""
     get_xp(dout, cache.x)
-    return dout * (cache.cdf + cache.x * normal_pdf(cache.x))
+    return dout * gelu_derivative(cache)

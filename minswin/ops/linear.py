@@ -3,6 +3,9 @@
 Symbols: `...` any leading axes (tokens), Cin input width, Cout output width.
 
     out = x @ w.T + b        w: (Cout, Cin), b: (Cout,) or None
+
+The tokens are stacked into one (T, Cin) matrix first, so the product is one matrix product:
+NumPy runs `x @ w.T` on a (B, H, W, Cin) array as B*H small products, over ten times slower.
 """
 from typing import NamedTuple
 
@@ -35,10 +38,11 @@ def linear_forward(x, w, b=None):
     Returns out (..., Cout) and a cache holding x and w (nothing recomputed in backward).
     """
     check_linear_inputs(x, w, b)
-    out = x @ w.T                                          # (..., Cout)
+    tokens = x.reshape(-1, x.shape[-1])                    # (T, Cin) one row per token
+    out = tokens @ w.T                                     # (T, Cout)
     if b is not None:
         out = out + b                                      # (Cout,) added to every token
-    return out, LinearCache(x, w, b is not None)
+    return out.reshape(*x.shape[:-1], w.shape[0]), LinearCache(x, w, b is not None)
 
 
 def linear_backward(dout, cache):
@@ -53,7 +57,7 @@ def linear_backward(dout, cache):
     x, w = cache.x, cache.w
     d2 = dout.reshape(-1, dout.shape[-1])                  # (T, Cout) one row per token
     x2 = x.reshape(-1, x.shape[-1])                        # (T, Cin)
-    dx = dout @ w                                          # (..., Cin)
+    dx = (d2 @ w).reshape(x.shape)                         # (..., Cin)
     dw = d2.T @ x2                                         # (Cout, Cin) summed over tokens
     db = d2.sum(axis=0) if cache.has_bias else None        # (Cout,)
     return dx, dw, db
