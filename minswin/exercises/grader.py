@@ -14,13 +14,28 @@ with what the grader can see (which gradients are right, which case first fails,
 answer is a constant multiple of the right one).
 
 A result passes only when every gradient of every case passes both comparisons.
+
+Isolation. `grade_file` (and so `minswin exercise check`) runs the learner's file in a child
+process with a time limit. The child imports the file, calls the backward on every case and
+hands back only arrays: an `.npz` that the grader opens with allow_pickle=False and a small
+JSON status. Every comparison, verdict and exit code is computed here, in the grader's own
+process, so `os._exit`, `sys.exit`, patching the grader, endless loops, floods of output and
+crashes in native code each end as a FAILED line and exit code 1. The child is not a sandbox:
+it can still read and write files like any program you run. `grade(exercise, fn)` grades a
+function that already lives in your process (a notebook) and runs it there.
 """
 import importlib.util
 import inspect
 import itertools
+import json
 import os
+import signal
+import subprocess
 import sys
+import tempfile
+import threading
 import traceback
+import zipfile
 from typing import NamedTuple
 
 import numpy as np
@@ -29,6 +44,11 @@ from ..gradcheck import TOL_BUG, check_op, rel_error, verdict
 from .catalog import get_exercise
 
 _counter = itertools.count()
+
+DEFAULT_TIMEOUT = 30.0     # seconds for a whole file; every exercise grades in under 1 s
+MAX_OUTPUT = 1 << 20       # bytes the learner's code may print before it is stopped
+_SHOWN = 4000              # characters of that output shown (head and tail)
+_CUT = 8000                # characters kept of a learner's exception message or traceback
 
 
 class Row(NamedTuple):
@@ -42,7 +62,9 @@ class Row(NamedTuple):
 
 class GradeResult(NamedTuple):
     exercise: str
-    status: str            # passed / failed / error / not implemented / no function
+    status: str            # passed / failed / error / not implemented / no function;
+                           # grade_file also: timed out / crashed / exited / too much output /
+                           # unreadable (the child's results had the wrong form)
     rows: list
     hint: str              # "" when passed
     traceback: str         # the learner's traceback, "" when nothing raised
@@ -141,6 +163,18 @@ def _run_backward(backward, ex, case, dout):
     return (grads,) if len(ex.grads) == 1 else tuple(grads)
 
 
+class Foreign:
+    """A value the learner's backward returned that is not an array (or an array of a dtype
+    that cannot travel without pickle), as the child process described it."""
+
+    def __init__(self, type_name):
+        self.type_name = type_name
+
+
+def _type_name(value):
+    return value.type_name if isinstance(value, Foreign) else type(value).__name__
+
+
 def _as_grads(result, ex, case):
     """The learner's return value as a tuple of float64 arrays, or (None, problem)."""
     n = len(ex.grads)
@@ -150,7 +184,7 @@ def _as_grads(result, ex, case):
     grads = (result,) if n == 1 else result
     if not isinstance(grads, (tuple, list)) or len(grads) != n:
         got = (f"a {type(result).__name__} of length {len(result)}"
-               if isinstance(result, (tuple, list)) else f"a single {type(result).__name__}")
+               if isinstance(result, (tuple, list)) else f"a single {_type_name(result)}")
         return None, (f"{ex.function} must return {n} value{'s' * (n > 1)} ({want}), got "
                       f"{got}")
     out = []
@@ -158,7 +192,7 @@ def _as_grads(result, ex, case):
         if g is None:
             return None, f"{gname} is None: return the gradient of `{iname}` ({want})"
         if not isinstance(g, np.ndarray):
-            return None, (f"{gname} is a {type(g).__name__}, expected a NumPy array of shape "
+            return None, (f"{gname} is a {_type_name(g)}, expected a NumPy array of shape "
                           f"{tuple(x.shape)}")
         if g.shape != x.shape:
             msg = (f"{gname} has shape {tuple(g.shape)} but `{iname}` has shape "
@@ -241,54 +275,88 @@ def _format_table(rows, ex):
     return lines
 
 
-def grade(exercise, fn, *, source=None, out=None):
-    """Grade the backward `fn` for `exercise` (a name or an Exercise); print and return a
-    GradeResult. Nothing the learner's code does (raise, return junk) escapes as an exception;
-    an `fn` that cannot be called as fn(dout, cache) is a TypeError before anything runs.
+# ---------------------------------------------------------------------------- calling
 
-    source: the file the function came from (only for the messages). out: where to print
-    (default sys.stdout; pass False to print nothing).
-    """
-    ex = get_exercise(exercise)
-    problem = _call_problem(fn)
-    if problem:
-        advice = (f"pass the function itself, as in grade({ex.name!r}, {ex.function}), not "
-                  f"its name or what it returns" if not callable(fn) else
-                  "keep the skeleton's signature")
-        raise TypeError(f"fn: expected the backward function, called as {ex.function}(dout, "
-                        f"cache), got {problem}; {advice}")
-    lines = [f"exercise {ex.name}: {ex.title}"
-             + (f"  ({source})" if source else ""),
-             f"checking {ex.function}(dout, cache) -> {', '.join(ex.grads)}  [float64]",
-             f"relative error = max|a-b| / (max|a| + max|b|); expected: <= {ex.tol:.0e} vs "
-             f"central differences (typically 1e-9 to 1e-12), <= {ex.ref_tol:.0e} vs "
-             f"minswin's own backward; above {TOL_BUG:.0e} is a bug", ""]
-    rows, status, hint, tb, after = [], "passed", "", "", []
-    try:
-        cases = ex.cases()
-    except Exception as err:                               # pragma: no cover - our own bug
-        raise RuntimeError(f"exercise {ex.name}: building the cases failed: {err}") from err
+class Returned(NamedTuple):
+    value: object          # what the learner's backward returned on one case
+
+
+class Raised(NamedTuple):
+    type_name: str         # the learner's exception, as text (it never leaves the child)
+    message: str
+    traceback: str
+    not_implemented: bool
+
+
+def _dout(ci, shape):
+    """The upstream gradient of case `ci`, from a fixed seed: the child and the grader draw
+    the same one, so the child never has to send it."""
+    return np.random.default_rng(1000 + ci).standard_normal(shape)
+
+
+def call_learner(ex, fn, cases):
+    """Call fn(dout, cache) on every case of `ex`, stopping at the first exception: a list
+    of Returned / Raised, one per case called. Nothing is compared here."""
+    outcomes = []
     for ci, case in enumerate(cases):
         out_arr, cache = _fresh(case, ex)
-        dout = np.random.default_rng(1000 + ci).standard_normal(out_arr.shape)
         try:
-            result = fn(dout.copy(), cache)
+            result = fn(_dout(ci, out_arr.shape), cache)
         except BaseException as err:
             if isinstance(err, KeyboardInterrupt):
                 raise
-            tb = _learner_traceback(err)
-            if isinstance(err, NotImplementedError):
+            outcomes.append(Raised(type(err).__name__, str(err), _learner_traceback(err),
+                                   isinstance(err, NotImplementedError)))
+            break
+        outcomes.append(Returned(result))
+    return outcomes
+
+
+# ---------------------------------------------------------------------------- judging
+
+def _header(ex, source):
+    return [f"exercise {ex.name}: {ex.title}" + (f"  ({source})" if source else "")]
+
+
+def _printed_lines(printed):
+    return ["your code printed:", printed.rstrip(), ""] if printed.strip() else []
+
+
+def _cases(ex):
+    try:
+        return ex.cases()
+    except Exception as err:                               # pragma: no cover - our own bug
+        raise RuntimeError(f"exercise {ex.name}: building the cases failed: {err}") from err
+
+
+def _judge(ex, cases, outcomes, *, source=None, printed=""):
+    """Compare what the learner's backward returned (`outcomes`, from call_learner) with
+    central differences and with minswin's backward: (status, rows, hint, traceback, text).
+    Every number here is computed in this process, from the catalogue's own cases."""
+    lines = _header(ex, source) + [
+        f"checking {ex.function}(dout, cache) -> {', '.join(ex.grads)}  [float64]",
+        f"relative error = max|a-b| / (max|a| + max|b|); expected: <= {ex.tol:.0e} vs "
+        f"central differences (typically 1e-9 to 1e-12), <= {ex.ref_tol:.0e} vs "
+        f"minswin's own backward; above {TOL_BUG:.0e} is a bug", ""]
+    lines += _printed_lines(printed)
+    rows, status, hint, tb, after = [], "passed", "", "", []
+    for ci, (case, outcome) in enumerate(zip(cases, outcomes)):
+        out_arr, _ = _fresh(case, ex)
+        dout = _dout(ci, out_arr.shape)
+        if isinstance(outcome, Raised):
+            tb = outcome.traceback
+            if outcome.not_implemented:
                 status = "not implemented"
-                why = (f"{ex.function} is not written yet ({err}). Replace the `raise "
-                       "NotImplementedError` with your code and check again")
+                why = (f"{ex.function} is not written yet ({outcome.message}). Replace the "
+                       "`raise NotImplementedError` with your code and check again")
             else:
                 status = "error"
-                why = (f"{ex.function} raised {type(err).__name__} on case '{case.label}'"
-                       f": {err}. Read the traceback above; every array in the cache is "
-                       f"described in the skeleton's docstring")
+                why = (f"{ex.function} raised {outcome.type_name} on case '{case.label}'"
+                       f": {outcome.message}. Read the traceback above; every array in the "
+                       f"cache is described in the skeleton's docstring")
             hint = hint or why                             # the first failure keeps the hint
             break
-        grads, problem = _as_grads(result, ex, case)
+        grads, problem = _as_grads(outcome.value, ex, case)
         if grads is None:
             status = "failed"
             after.append(f"stopped at case '{case.label}': its result is malformed")
@@ -320,44 +388,305 @@ def grade(exercise, fn, *, source=None, out=None):
     verdicts = {"passed": f"PASSED: all {total} checks ok. Well done!",
                 "failed": f"FAILED: {n_ok} of {total} checks ok",
                 "error": "ERROR: your backward raised an exception",
-                "not implemented": "NOT IMPLEMENTED yet",
-                "no function": "NO FUNCTION to check"}
+                "not implemented": "NOT IMPLEMENTED yet"}
     lines.append(verdicts[status])
     if hint:
         lines.append("hint: " + hint)
-    text = "\n".join(lines)
+    return status, rows, hint, tb, "\n".join(lines)
+
+
+def _result(ex, status, rows, hint, tb, text, out):
     if out is not False:
         print(text, file=out or sys.stdout)
     return GradeResult(ex.name, status, rows, hint, tb, text)
 
 
-def grade_file(exercise, path, *, out=None):
-    """Import `path`, grade its backward and return the GradeResult (never raises for the
-    learner's mistakes; a missing file is a FileNotFoundError)."""
+def grade(exercise, fn, *, source=None, out=None):
+    """Grade the backward `fn` for `exercise` (a name or an Exercise); print and return a
+    GradeResult. Nothing the learner's code does (raise, return junk) escapes as an exception;
+    an `fn` that cannot be called as fn(dout, cache) is a TypeError before anything runs.
+
+    `fn` runs in this process (it already lives here, e.g. in a notebook); to grade a file
+    in a child process with a time limit, use `grade_file`.
+    source: the file the function came from (only for the messages). out: where to print
+    (default sys.stdout; pass False to print nothing).
+    """
+    ex = get_exercise(exercise)
+    problem = _call_problem(fn)
+    if problem:
+        advice = (f"pass the function itself, as in grade({ex.name!r}, {ex.function}), not "
+                  f"its name or what it returns" if not callable(fn) else
+                  "keep the skeleton's signature")
+        raise TypeError(f"fn: expected the backward function, called as {ex.function}(dout, "
+                        f"cache), got {problem}; {advice}")
+    cases = _cases(ex)
+    return _result(ex, *_judge(ex, cases, call_learner(ex, fn, cases), source=source), out)
+
+
+def _failure(ex, path, status, verdict_line, hint, *, printed="", tb="", out=None):
+    """A GradeResult for a file that could not be graded (no table)."""
+    lines = _header(ex, path) + _printed_lines(printed)
+    if tb:
+        lines += ["importing your file raised:", tb.rstrip()]
+    lines.append(verdict_line)
+    if hint:
+        lines.append("hint: " + hint)
+    return _result(ex, status, [], hint, tb, "\n".join(lines), out)
+
+
+def check_timeout(timeout):
+    """A time limit in seconds: a finite number > 0."""
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
+            or not 0 < timeout < float("inf"):
+        raise ValueError(f"timeout: expected a number of seconds > 0, got {timeout!r}")
+    return float(timeout)
+
+
+def grade_file(exercise, path, *, out=None, timeout=DEFAULT_TIMEOUT):
+    """Grade the backward in the file `path` and return the GradeResult.
+
+    The file runs in a child process (see the module docstring), for at most `timeout`
+    seconds. Never raises for the learner's mistakes; a missing file is a FileNotFoundError.
+    """
     ex = get_exercise(exercise)
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"file: no such file {path!r}")
-    try:
-        fn = load_function(path, ex)
-    except LoadError as err:
-        lines = [f"exercise {ex.name}: {ex.title}  ({path})"]
-        if err.tb:
-            lines += ["importing your file raised:", err.tb.rstrip()]
-        lines.append("ERROR: could not import your file" if err.status == "error"
-                     else "NO FUNCTION to check")
-        hint = (err.message if err.status == "error" else
-                f"{err.message}. Keep the function name and signature of the skeleton "
+    timeout = check_timeout(timeout)
+    cases = _cases(ex)
+    with tempfile.TemporaryDirectory(prefix="minswin-grade-") as work:
+        child = _run_child(ex, os.path.abspath(path), work, timeout)
+        printed = child.printed
+        if child.flooded:
+            return _failure(ex, path, "too much output",
+                            f"FAILED: your code printed more than {MAX_OUTPUT >> 20} MB and "
+                            "was stopped", "print less (a shape, a norm) while you debug",
+                            printed=printed, out=out)
+        if child.timed_out:
+            return _failure(ex, path, "timed out", f"FAILED: timed out after {timeout:g} s",
+                            "every exercise grades in about a second; look for a loop that "
+                            "never ends (or give more time with --timeout)",
+                            printed=printed, out=out)
+        if child.returncode < 0:
+            return _failure(ex, path, "crashed",
+                            f"FAILED: the process running your code was killed by "
+                            f"{_signal_name(-child.returncode)}",
+                            "a crash in native code (ctypes, a C extension, a signal sent to "
+                            "itself); the lines above, if any, show where",
+                            printed=printed, out=out)
+        try:
+            found = _read_results(cases, work) if child.returncode == 0 else None
+        except _Unreadable as err:
+            return _failure(ex, path, "unreadable",
+                            "FAILED: the results of your code could not be read",
+                            f"{err}; the grader reads only the arrays your function returns",
+                            printed=printed, out=out)
+        if found is None:
+            return _failure(ex, path, "exited",
+                            f"FAILED: your code ended the process (exit code "
+                            f"{child.returncode}) before the grader had its results",
+                            "do not call sys.exit, os._exit or quit(): return the gradients",
+                            printed=printed, out=out)
+    if isinstance(found, LoadError):
+        verdict_line = ("ERROR: could not import your file" if found.status == "error"
+                        else "NO FUNCTION to check")
+        hint = (found.message if found.status == "error" else
+                f"{found.message}. Keep the function name and signature of the skeleton "
                 f"(`minswin exercise start {ex.name}` makes a fresh copy)")
-        lines.append("hint: " + hint)
-        text = "\n".join(lines)
-        if out is not False:
-            print(text, file=out or sys.stdout)
-        return GradeResult(ex.name, err.status, [], hint, err.tb, text)
-    return grade(ex, fn, source=path, out=out)
+        return _failure(ex, path, found.status, verdict_line, hint, printed=printed,
+                        tb=found.tb, out=out)
+    return _result(ex, *_judge(ex, cases, found, source=path, printed=printed), out)
 
 
 def check_file(exercise, path):
     """Grade a file and return the exit code (0 only when everything passes): for the
     skeletons' `if __name__ == "__main__"` lines."""
     return grade_file(exercise, path).exit_code
+
+
+# ---------------------------------------------------------------------------- the child process
+
+_CHILD = ("import sys; from minswin.exercises.grader import child_main; "
+          "sys.exit(child_main(sys.argv[1:]))")
+
+
+def _signal_name(number):
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _kill_group(proc):
+    """End the child and anything it started (it leads its own process group)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class _Output(threading.Thread):
+    """Reads what the child prints, keeps its start and its end, and stops the child once it
+    has printed more than MAX_OUTPUT bytes."""
+
+    def __init__(self, proc):
+        super().__init__(daemon=True)
+        self.proc, self.head, self.tail = proc, bytearray(), bytearray()
+        self.count, self.flooded = 0, False
+
+    def run(self):
+        fd = self.proc.stdout.fileno()
+        while chunk := os.read(fd, 1 << 16):
+            self.count += len(chunk)
+            self.head += chunk[:max(0, 3 * _SHOWN // 4 - len(self.head))]
+            self.tail = (self.tail + chunk)[-(_SHOWN // 4):]
+            if self.count > MAX_OUTPUT and not self.flooded:
+                self.flooded = True
+                _kill_group(self.proc)
+
+    def text(self):
+        n_head = len(self.head)
+        if self.count <= n_head:
+            data = bytes(self.head)
+        elif self.count <= n_head + len(self.tail):
+            data = bytes(self.head) + bytes(self.tail[-(self.count - n_head):])
+        else:
+            data = (bytes(self.head) + f"\n[... {self.count - n_head - len(self.tail):,} "
+                    f"bytes left out ...]\n".encode() + bytes(self.tail))
+        return data.decode("utf-8", errors="replace")
+
+
+class _ChildRun(NamedTuple):
+    returncode: int
+    timed_out: bool
+    flooded: bool
+    printed: str
+
+
+def _run_child(ex, path, work, timeout):
+    """Run the learner's file in a child process; what it printed and how it ended."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1",
+               PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH"))
+                                          if p))
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, ex.name, path, work],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    reader = _Output(proc)
+    reader.start()
+    timed_out = False
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    finally:
+        _kill_group(proc)                  # also whatever the learner's code left running
+        proc.wait()
+        reader.join(timeout=10)
+        proc.stdout.close()
+    return _ChildRun(proc.returncode, timed_out, reader.flooded, reader.text())
+
+
+def _describe(value, arrays, key, top=True):
+    """A JSON description of a returned value; its numeric arrays go into `arrays`."""
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biufc":
+            return {"other": f"NumPy array of dtype {value.dtype}"}
+        arrays[key] = np.asarray(value)
+        return {"array": key}
+    if value is None:
+        return {"none": True}
+    if top and isinstance(value, (tuple, list)):
+        return {"seq": "list" if isinstance(value, list) else "tuple",
+                "items": [_describe(v, arrays, f"{key}_{i}", False)
+                          for i, v in enumerate(value)]}
+    return {"other": type(value).__name__}
+
+
+def child_main(argv):
+    """In the child process: import the learner's file, call its backward on every case,
+    write grads.npz (plain arrays) and status.json into the folder argv[2]. Compares nothing."""
+    name, path, work = argv
+    ex = get_exercise(name)
+    arrays = {}
+    try:
+        fn = load_function(path, ex)
+        outcomes = call_learner(ex, fn, ex.cases())
+        status = {"load": {"status": "ok"}, "outcomes": []}
+    except LoadError as err:
+        outcomes = []
+        status = {"load": {"status": err.status, "message": err.message[:_CUT],
+                           "traceback": err.tb[-_CUT:]}, "outcomes": []}
+    for ci, o in enumerate(outcomes):
+        if isinstance(o, Raised):
+            status["outcomes"].append({"kind": "raised", "type": o.type_name,
+                                       "message": o.message[:_CUT],
+                                       "traceback": o.traceback[-_CUT:],
+                                       "not_implemented": o.not_implemented})
+        else:
+            status["outcomes"].append({"kind": "returned",
+                                       "value": _describe(o.value, arrays, f"case{ci}")})
+    np.savez(os.path.join(work, "grads.npz"), **arrays)
+    with open(os.path.join(work, "status.json"), "w") as f:
+        json.dump(status, f)
+    return 0
+
+
+class _Unreadable(Exception):
+    """The child's files do not have the form child_main writes."""
+
+
+def _rebuild(desc, npz, top=True):
+    if not isinstance(desc, dict):
+        raise _Unreadable(f"a value is described as {type(desc).__name__}")
+    if "array" in desc:
+        a = npz[str(desc["array"])]
+        if a.dtype.kind not in "biufc":
+            raise _Unreadable(f"an array of dtype {a.dtype}")
+        return a
+    if desc.get("none") is True:
+        return None
+    if top and desc.get("seq") in ("tuple", "list"):
+        items = [_rebuild(d, npz, False) for d in desc["items"]]
+        return items if desc["seq"] == "list" else tuple(items)
+    if "other" in desc:
+        return Foreign(str(desc["other"])[:100])
+    raise _Unreadable(f"an unknown description {sorted(desc)}")
+
+
+def _read_results(cases, work):
+    """The child's outcomes (or its LoadError), read without unpickling anything; None when
+    the child wrote no status."""
+    status_path, grads_path = (os.path.join(work, n) for n in ("status.json", "grads.npz"))
+    if not os.path.isfile(status_path):
+        return None
+    try:
+        if os.path.getsize(status_path) > MAX_OUTPUT:
+            raise _Unreadable("status.json is larger than the grader ever writes")
+        with open(status_path, encoding="utf-8") as f:
+            status = json.load(f)
+        load = status["load"]
+        if load["status"] != "ok":
+            if load["status"] not in ("error", "no function"):
+                raise _Unreadable(f"unknown load status {load['status']!r}")
+            return LoadError(load["status"], str(load["message"]), str(load["traceback"]))
+        outcomes = []
+        with np.load(grads_path, allow_pickle=False) as npz:
+            for o in status["outcomes"]:
+                if o["kind"] == "raised":
+                    outcomes.append(Raised(str(o["type"]), str(o["message"]),
+                                           str(o["traceback"]), o["not_implemented"] is True))
+                elif o["kind"] == "returned":
+                    outcomes.append(Returned(_rebuild(o["value"], npz)))
+                else:
+                    raise _Unreadable(f"unknown outcome {o['kind']!r}")
+    except _Unreadable:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as err:
+        raise _Unreadable(f"{type(err).__name__}: {err}") from None
+    n_cases = len(cases)
+    complete = len(outcomes) == n_cases or (outcomes and isinstance(outcomes[-1], Raised)
+                                            and len(outcomes) <= n_cases)
+    if not complete:
+        raise _Unreadable(f"results for {len(outcomes)} of {n_cases} cases")
+    return outcomes
