@@ -193,8 +193,8 @@ def _nonfinite_problems(arrays):
         n_nan, n_inf = int(np.isnan(value).sum()), int(np.isinf(value).sum())
         if n_nan or n_inf:
             problems.append(f"{key!r}: {n_nan + n_inf} of {value.size} values are not finite "
-                            f"({n_nan} NaN, {n_inf} inf); pass allow_nonfinite=True to load "
-                            "them anyway")
+                            f"({n_nan} NaN, {n_inf} inf); to load them anyway pass "
+                            "allow_nonfinite=True (minswin evaluate --allow-nonfinite)")
     return problems
 
 

@@ -171,6 +171,9 @@ def _check_config(c):
             raise ValueError(f"{name}: expected a finite number >= 0, got {v!r}")
     if c.lr == 0:
         raise ValueError("lr: expected a learning rate > 0, got 0")
+    from .configs import CONFIGS
+    if c.model not in CONFIGS:
+        raise ValueError(f"model: expected one of {sorted(CONFIGS)}, got {c.model!r}")
     if c.optimizer not in ("adamw", "sgd"):
         raise ValueError(f"optimizer: expected 'adamw' or 'sgd', got {c.optimizer!r}")
     if c.init not in INITS:
@@ -517,6 +520,17 @@ def where(run, epochs):
             f"{run['step']}")
 
 
+def _kept(last, resume):
+    """What a run that stops on an error leaves behind, naming only files it wrote (or the
+    checkpoint it resumed from)."""
+    if last:
+        return f"the last good checkpoint {last} was kept (not overwritten)"
+    if resume:
+        return (f"this run had written no checkpoint yet ({resume}, which it resumed from, is "
+                "unchanged)")
+    return "no checkpoint had been written yet"
+
+
 def check_splits(ds, cfg):
     """Refuse splits that cannot give the numbers asked for (before any training)."""
     sizes = {name: len(getattr(ds, name).y) for name in ("train", "val", "test")}
@@ -553,7 +567,6 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threa
     slices = batch_slices(len(ds.train.y), cfg.batch_size)
     steps_per_epoch = len(slices)
 
-    os.makedirs(out, exist_ok=True)
     last_path, best_path = os.path.join(out, "last.safetensors"), \
         os.path.join(out, "best.safetensors")
     # the state of the run: where it is, what it has seen, what it has kept
@@ -581,6 +594,8 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threa
                 f"--threads {old} to stay exact)")
         log(f"resumed from {resume}: {where(run, cfg.epochs)}")
 
+    os.makedirs(out, exist_ok=True)              # only now: every check above has passed
+
     def meta(kind):
         return dict(kind=kind, config=cfg.as_dict(), model_config=model.config.as_dict(),
                     classes=list(ds.classes), mean=ds.mean.tolist(), std=ds.std.tolist(),
@@ -590,8 +605,7 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threa
         try:
             save_training_checkpoint(path, model, optimizer, meta(kind))
         except OSError as err:
-            kept = (f"{written['last']} is unchanged" if written["last"]
-                    else "no checkpoint had been written yet")
+            kept = _kept(written["last"], resume)
             raise TrainingFailed(f"{err.args[0] if err.args else err}; training stopped "
                                  f"({where(run, cfg.epochs)}) and {kept}") from None
         if path == last_path:
@@ -625,9 +639,7 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threa
                         bar.close()
                     _write_json(os.path.join(out, "history.json"),
                                 {"config": cfg.as_dict(), **run["history"], "diverged": True})
-                    kept = (f"the last good checkpoint {written['last']} was kept (not "
-                            "overwritten)" if written["last"] else
-                            "no checkpoint had been written yet")
+                    kept = _kept(written["last"], resume)
                     raise TrainingDiverged(
                         f"loss is {loss_value} at epoch {e + 1}, batch {b + 1}, step "
                         f"{run['step'] + 1} (lr {lr:.3g}); training stopped and {kept}. Try a "

@@ -41,6 +41,9 @@ def run(args):
         raise CliError(f"CHECKPOINT: no such file {args.checkpoint!r}")
     if args.out is not None and not args.out.lower().endswith(".png"):
         raise CliError(f"--out: expected a .png file name, got {args.out!r}")
+    if args.out is not None and not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
+        raise CliError(f"--out: expected a file in an existing folder, got {args.out!r} (no "
+                       f"folder {os.path.dirname(os.path.abspath(args.out))!r})")
     if args.batch_size <= 0:
         raise CliError(f"--batch-size: expected a positive integer, got {args.batch_size}")
     model, meta = model_from_checkpoint(args.checkpoint, allow_nonfinite=args.allow_nonfinite)
