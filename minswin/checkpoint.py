@@ -186,15 +186,14 @@ def _check_buffer(model, key, value, problems):
                         f"{tuple(ours.shape)}")
 
 
-def _nonfinite_problems(arrays):
-    """One line per tensor holding NaN or inf, with the counts."""
+def _nonfinite_problems(arrays, advice=""):
+    """One line per tensor holding NaN or inf, with the counts (and `advice`)."""
     problems = []
     for key, value in arrays.items():
         n_nan, n_inf = int(np.isnan(value).sum()), int(np.isinf(value).sum())
         if n_nan or n_inf:
             problems.append(f"{key!r}: {n_nan + n_inf} of {value.size} values are not finite "
-                            f"({n_nan} NaN, {n_inf} inf); to load them anyway pass "
-                            "allow_nonfinite=True (minswin evaluate --allow-nonfinite)")
+                            f"({n_nan} NaN, {n_inf} inf){advice}")
     return problems
 
 
@@ -228,7 +227,9 @@ def load_state_dict(model, state, strict=True, allow_nonfinite=False):
     if strict:
         problems += [f"missing key {k!r} {tuple(model.params[k].shape)}" for k in missing]
         problems += [f"unexpected key {k!r} {tuple(np.shape(state[k]))}" for k in unexpected]
-    problems += [] if allow_nonfinite else _nonfinite_problems(accepted)
+    problems += [] if allow_nonfinite else _nonfinite_problems(
+        accepted, "; to load them anyway pass allow_nonfinite=True (minswin evaluate "
+                  "--allow-nonfinite)")
     if problems:
         raise ValueError(f"state: {len(problems)} problem(s) loading the checkpoint; the model "
                          "is unchanged:\n  " + "\n  ".join(problems))

@@ -39,7 +39,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .backend import to_backend, to_numpy
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import _nonfinite_problems, load_checkpoint, save_checkpoint
 from .checks import check_positive_int, check_seed
 from .data import batch_slices, epoch_order, load_dataset, train_batch
 from .loss import accuracy_count, cross_entropy_backward, cross_entropy_forward
@@ -520,6 +520,19 @@ def where(run, epochs):
             f"{run['step']}")
 
 
+def _check_position(meta, steps_per_epoch):
+    """The epoch, batch and step a checkpoint records must describe a place in this run."""
+    for k in ("epoch", "batch", "step"):
+        v = meta[k]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"{k}: expected an integer >= 0 in the metadata, got {v!r}")
+    if meta["batch"] > steps_per_epoch or \
+            meta["step"] != meta["epoch"] * steps_per_epoch + meta["batch"]:
+        raise ValueError(f"the metadata's epoch {meta['epoch']}, batch {meta['batch']}, step "
+                         f"{meta['step']} do not fit epochs of {steps_per_epoch} steps (has the data "
+                         "changed?)")
+
+
 def _kept(last, resume):
     """What a run that stops on an error leaves behind, naming only files it wrote (or the
     checkpoint it resumed from)."""
@@ -577,8 +590,15 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threa
     if ckpt:
         model_state, opt_state, meta_in = ckpt
         try:
+            _check_position(meta_in, steps_per_epoch)
             model.load_state_dict(model_state, strict=True)
+            problems = _nonfinite_problems(opt_state)
+            if problems:
+                raise ValueError("the optimiser state is not finite: " + "; ".join(problems))
             optimizer.load_state_dict(opt_state, prefix=OPT_PREFIX)
+            if optimizer.t != meta_in["step"]:
+                raise ValueError(f"the optimiser has taken {optimizer.t} steps but the run "
+                                 f"{meta_in['step']}")
             _restore_rng(model.rng, meta_in["model_rng"])
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"resume: {resume!r} cannot be continued: "

@@ -82,6 +82,11 @@ def files(tmp_path_factory):
     nan["head.weight"][1, 0] = np.inf
     write("nan.safetensors", nan)
     write("noconfig.safetensors", config=None)
+    bad_opt = {k: v.copy() for k, v in state.items()}
+    bad_opt["optimizer.exp_avg_sq.head.bias"][:2] = np.nan
+    write("nanopt.safetensors", bad_opt)
+    write("badstep.safetensors", step=info["step"] + 5)
+    write("negstep.safetensors", step=-1, epoch=0, batch=0)
     write("norng.safetensors", model_rng=None)
     write("badconfig.safetensors", config={**info["config"], "bogus": 1})
     save_checkpoint(str(root / "notjson.safetensors"), state, {META_KEY: "[1, 2"})
@@ -279,6 +284,13 @@ CLI_ROWS = [
      ["no 'minswin.train' metadata", "plain weights cannot be resumed"], ()),
     ("resume-nan-weights", ["train", "--resume", "{nan}", "--out", "{cwd}/r"], 2,
      ["'head.weight'", "4 of 320 values are not finite", "3 NaN, 1 inf"], ()),
+    ("resume-nan-optimizer-state", ["train", "--resume", "{nanopt}", "--out", "{cwd}/r"], 2,
+     ["cannot be continued", "optimiser state is not finite",
+      "'optimizer.exp_avg_sq.head.bias': 2 of 10"], ()),
+    ("resume-step-mismatch", ["train", "--resume", "{badstep}", "--out", "{cwd}/r"], 2,
+     ["cannot be continued", "step 7 do not fit epochs of 2 steps"], ()),
+    ("resume-negative-step", ["train", "--resume", "{negstep}", "--out", "{cwd}/r"], 2,
+     ["cannot be continued", "step: expected an integer >= 0", "-1"], ()),
     ("resume-a-pickle", ["train", "--resume", "{model}", "--out", "{cwd}/r"], 2,
      ["PyTorch pickle", "convert_torch_checkpoint.py"], ()),
     ("resume-not-a-checkpoint", ["train", "--resume", "{afile}", "--out", "{cwd}/r"], 2,
