@@ -202,8 +202,9 @@ def load_state_dict(model, state, strict=True, allow_nonfinite=False):
 
     Every problem is collected first: missing keys, unexpected keys, shape or dtype-kind
     mismatches, buffers that differ from minswin's constants, and NaN or inf values (unless
-    allow_nonfinite, for inspecting a broken run). Shape/dtype/buffer problems always raise; missing/unexpected keys raise when strict. Nothing is written unless the
-    whole state dict is accepted. Returns {"missing": [...], "unexpected": [...]}.
+    allow_nonfinite, for inspecting a broken run). Shape/dtype/buffer/value problems always
+    raise; missing/unexpected keys raise when strict. Nothing is written unless the whole
+    state dict is accepted. Returns {"missing": [...], "unexpected": [...]}.
     """
     state = to_official_keys(state)
     problems, unexpected, accepted = [], [], {}

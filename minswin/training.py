@@ -529,8 +529,8 @@ def _check_position(meta, steps_per_epoch):
     if meta["batch"] > steps_per_epoch or \
             meta["step"] != meta["epoch"] * steps_per_epoch + meta["batch"]:
         raise ValueError(f"the metadata's epoch {meta['epoch']}, batch {meta['batch']}, step "
-                         f"{meta['step']} do not fit epochs of {steps_per_epoch} steps (has the data "
-                         "changed?)")
+                         f"{meta['step']} do not fit epochs of {steps_per_epoch} steps (has "
+                         "the data changed?)")
 
 
 def _kept(last, resume):
