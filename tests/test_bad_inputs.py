@@ -344,13 +344,20 @@ CLI_ROWS = [
     ("exercise-start-into-a-file", ["exercise", "start", "gelu_backward", "{afile}"], 2,
      ["DIR", "expected a directory"], ()),
     ("command-unknown", ["nope"], 2, ["invalid choice"], ()),
+    ("backend-unknown", ["plot", "hierarchy", "-o", "{cwd}/h.png"], 2,
+     ["backend", "expected one of", "'nope'"], ()),
 ]
+ENV = {"backend-unknown": {"MINSWIN_BACKEND": "nope"}}
 
 
-@pytest.mark.parametrize("argv, code, words, allowed", [r[1:] for r in CLI_ROWS],
-                         ids=[r[0] for r in CLI_ROWS])
-def test_cli_bad_input(files, tmp_path, monkeypatch, capsys, argv, code, words, allowed):
+@pytest.mark.parametrize("row", [r[0] for r in CLI_ROWS])
+def test_cli_bad_input(files, tmp_path, monkeypatch, capsys, row):
+    argv, code, words, allowed = next(r[1:] for r in CLI_ROWS if r[0] == row)
     monkeypatch.chdir(tmp_path)
+    for k, v in ENV.get(row, {}).items():
+        monkeypatch.setenv(k, v)
+    import minswin.backend
+    monkeypatch.setattr(minswin.backend, "_default", None)     # read MINSWIN_BACKEND again
     argv = [a.format(cwd=str(tmp_path), **files) for a in argv]
     before = snapshot(files["root"], str(tmp_path))
     rc, text = run_cli(capsys, argv)
@@ -385,6 +392,17 @@ def test_unexpected_errors_are_one_line_exit_1(monkeypatch, capsys):
     rc, text = run_cli(capsys, ["tour"])
     assert rc == 1 and "Traceback" not in text
     assert "unexpected KeyError: config" in text and "--debug" in text
+
+
+def test_a_machine_without_what_was_asked_is_one_line_exit_2(monkeypatch, capsys):
+    import minswin.cli.tour as tour
+
+    def no_gpu(args):
+        raise RuntimeError("backend 'cupy' was requested but CuPy finds no GPU")
+    monkeypatch.setattr(tour, "run", no_gpu)
+    rc, text = run_cli(capsys, ["tour"])
+    assert rc == 2 and "Traceback" not in text and "unexpected" not in text
+    assert "minswin tour: error: backend 'cupy' was requested" in text
 
 
 # ---------------------------------------------------------------------------- runs

@@ -44,8 +44,9 @@ def build_parser():
     return parser
 
 
-# what bad input raises: the message names the argument, what was expected and what came
-BAD_INPUT = (CliError, ValueError, TypeError, OSError, ImportError)
+# what bad input (or a machine that cannot do what was asked, e.g. CuPy without a GPU)
+# raises: the message names the argument, what was expected and what came
+BAD_INPUT = (CliError, ValueError, TypeError, OSError, ImportError, RuntimeError)
 
 
 def _message(err):
