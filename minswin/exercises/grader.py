@@ -16,9 +16,8 @@ answer is a constant multiple of the right one).
 A result passes only when every gradient of every case passes both comparisons.
 
 Isolation. `grade_file` (and so `minswin exercise check`) runs the learner's file in a child
-process with a time limit. The child imports the file, calls the backward on every case and
-hands back only arrays: an `.npz` that the grader opens with allow_pickle=False and a small
-JSON status. Every comparison, verdict and exit code is computed here, in the grader's own
+process with a time limit (see `child.py`): the child only calls the backward and hands back
+its arrays. Every comparison, verdict and exit code is computed here, in the grader's own
 process, so `os._exit`, `sys.exit`, patching the grader, endless loops, floods of output and
 crashes in native code each end as a FAILED line and exit code 1. The child is not a sandbox:
 it can still read and write files like any program you run. `grade(exercise, fn)` grades a
@@ -27,28 +26,22 @@ function that already lives in your process (a notebook) and runs it there.
 import importlib.util
 import inspect
 import itertools
-import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import traceback
-import zipfile
 from typing import NamedTuple
 
 import numpy as np
 
 from ..gradcheck import TOL_BUG, check_op, rel_error, verdict
 from .catalog import get_exercise
+from .child import (MAX_OUTPUT, Foreign, LoadError, Raised, Returned, Unreadable,
+                    read_results, run_child, signal_name)
 
 _counter = itertools.count()
 
 DEFAULT_TIMEOUT = 30.0     # seconds for a whole file; every exercise grades in under 1 s
-MAX_OUTPUT = 1 << 20       # bytes the learner's code may print before it is stopped
-_SHOWN = 4000              # characters of that output shown (head and tail)
-_CUT = 8000                # characters kept of a learner's exception message or traceback
 
 
 class Row(NamedTuple):
@@ -77,14 +70,6 @@ class GradeResult(NamedTuple):
     @property
     def exit_code(self):
         return 0 if self.passed else 1
-
-
-class LoadError(Exception):
-    """The learner's file could not be imported or lacks the function."""
-
-    def __init__(self, status, message, tb=""):
-        super().__init__(message)
-        self.status, self.message, self.tb = status, message, tb
 
 
 # ---------------------------------------------------------------------------- loading
@@ -161,14 +146,6 @@ def _run_backward(backward, ex, case, dout):
     _, cache = _fresh(case, ex)
     grads = backward(dout.copy(), cache)
     return (grads,) if len(ex.grads) == 1 else tuple(grads)
-
-
-class Foreign:
-    """A value the learner's backward returned that is not an array (or an array of a dtype
-    that cannot travel without pickle), as the child process described it."""
-
-    def __init__(self, type_name):
-        self.type_name = type_name
 
 
 def _type_name(value):
@@ -276,17 +253,6 @@ def _format_table(rows, ex):
 
 
 # ---------------------------------------------------------------------------- calling
-
-class Returned(NamedTuple):
-    value: object          # what the learner's backward returned on one case
-
-
-class Raised(NamedTuple):
-    type_name: str         # the learner's exception, as text (it never leaves the child)
-    message: str
-    traceback: str
-    not_implemented: bool
-
 
 def _dout(ci, shape):
     """The upstream gradient of case `ci`, from a fixed seed: the child and the grader draw
@@ -455,7 +421,7 @@ def grade_file(exercise, path, *, out=None, timeout=DEFAULT_TIMEOUT):
     timeout = check_timeout(timeout)
     cases = _cases(ex)
     with tempfile.TemporaryDirectory(prefix="minswin-grade-") as work:
-        child = _run_child(ex, os.path.abspath(path), work, timeout)
+        child = run_child(ex, os.path.abspath(path), work, timeout)
         printed = child.printed
         if child.flooded:
             return _failure(ex, path, "too much output",
@@ -470,13 +436,13 @@ def grade_file(exercise, path, *, out=None, timeout=DEFAULT_TIMEOUT):
         if child.returncode < 0:
             return _failure(ex, path, "crashed",
                             f"FAILED: the process running your code was killed by "
-                            f"{_signal_name(-child.returncode)}",
+                            f"{signal_name(-child.returncode)}",
                             "a crash in native code (ctypes, a C extension, a signal sent to "
                             "itself); the lines above, if any, show where",
                             printed=printed, out=out)
         try:
-            found = _read_results(cases, work) if child.returncode == 0 else None
-        except _Unreadable as err:
+            found = read_results(cases, work) if child.returncode == 0 else None
+        except Unreadable as err:
             return _failure(ex, path, "unreadable",
                             "FAILED: the results of your code could not be read",
                             f"{err}; the grader reads only the arrays your function returns",
@@ -502,191 +468,3 @@ def check_file(exercise, path):
     """Grade a file and return the exit code (0 only when everything passes): for the
     skeletons' `if __name__ == "__main__"` lines."""
     return grade_file(exercise, path).exit_code
-
-
-# ---------------------------------------------------------------------------- the child process
-
-_CHILD = ("import sys; from minswin.exercises.grader import child_main; "
-          "sys.exit(child_main(sys.argv[1:]))")
-
-
-def _signal_name(number):
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
-def _kill_group(proc):
-    """End the child and anything it started (it leads its own process group)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-class _Output(threading.Thread):
-    """Reads what the child prints, keeps its start and its end, and stops the child once it
-    has printed more than MAX_OUTPUT bytes."""
-
-    def __init__(self, proc):
-        super().__init__(daemon=True)
-        self.proc, self.head, self.tail = proc, bytearray(), bytearray()
-        self.count, self.flooded = 0, False
-
-    def run(self):
-        fd = self.proc.stdout.fileno()
-        while chunk := os.read(fd, 1 << 16):
-            self.count += len(chunk)
-            self.head += chunk[:max(0, 3 * _SHOWN // 4 - len(self.head))]
-            self.tail = (self.tail + chunk)[-(_SHOWN // 4):]
-            if self.count > MAX_OUTPUT and not self.flooded:
-                self.flooded = True
-                _kill_group(self.proc)
-
-    def text(self):
-        n_head = len(self.head)
-        if self.count <= n_head:
-            data = bytes(self.head)
-        elif self.count <= n_head + len(self.tail):
-            data = bytes(self.head) + bytes(self.tail[-(self.count - n_head):])
-        else:
-            data = (bytes(self.head) + f"\n[... {self.count - n_head - len(self.tail):,} "
-                    f"bytes left out ...]\n".encode() + bytes(self.tail))
-        return data.decode("utf-8", errors="replace")
-
-
-class _ChildRun(NamedTuple):
-    returncode: int
-    timed_out: bool
-    flooded: bool
-    printed: str
-
-
-def _run_child(ex, path, work, timeout):
-    """Run the learner's file in a child process; what it printed and how it ended."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1",
-               PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH"))
-                                          if p))
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD, ex.name, path, work],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    reader = _Output(proc)
-    reader.start()
-    timed_out = False
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-    finally:
-        _kill_group(proc)                  # also whatever the learner's code left running
-        proc.wait()
-        reader.join(timeout=10)
-        proc.stdout.close()
-    return _ChildRun(proc.returncode, timed_out, reader.flooded, reader.text())
-
-
-def _describe(value, arrays, key, top=True):
-    """A JSON description of a returned value; its numeric arrays go into `arrays`."""
-    if isinstance(value, np.ndarray):
-        if value.dtype.kind not in "biufc":
-            return {"other": f"NumPy array of dtype {value.dtype}"}
-        arrays[key] = np.asarray(value)
-        return {"array": key}
-    if value is None:
-        return {"none": True}
-    if top and isinstance(value, (tuple, list)):
-        return {"seq": "list" if isinstance(value, list) else "tuple",
-                "items": [_describe(v, arrays, f"{key}_{i}", False)
-                          for i, v in enumerate(value)]}
-    return {"other": type(value).__name__}
-
-
-def child_main(argv):
-    """In the child process: import the learner's file, call its backward on every case,
-    write grads.npz (plain arrays) and status.json into the folder argv[2]. Compares nothing."""
-    name, path, work = argv
-    ex = get_exercise(name)
-    arrays = {}
-    try:
-        fn = load_function(path, ex)
-        outcomes = call_learner(ex, fn, ex.cases())
-        status = {"load": {"status": "ok"}, "outcomes": []}
-    except LoadError as err:
-        outcomes = []
-        status = {"load": {"status": err.status, "message": err.message[:_CUT],
-                           "traceback": err.tb[-_CUT:]}, "outcomes": []}
-    for ci, o in enumerate(outcomes):
-        if isinstance(o, Raised):
-            status["outcomes"].append({"kind": "raised", "type": o.type_name,
-                                       "message": o.message[:_CUT],
-                                       "traceback": o.traceback[-_CUT:],
-                                       "not_implemented": o.not_implemented})
-        else:
-            status["outcomes"].append({"kind": "returned",
-                                       "value": _describe(o.value, arrays, f"case{ci}")})
-    np.savez(os.path.join(work, "grads.npz"), **arrays)
-    with open(os.path.join(work, "status.json"), "w") as f:
-        json.dump(status, f)
-    return 0
-
-
-class _Unreadable(Exception):
-    """The child's files do not have the form child_main writes."""
-
-
-def _rebuild(desc, npz, top=True):
-    if not isinstance(desc, dict):
-        raise _Unreadable(f"a value is described as {type(desc).__name__}")
-    if "array" in desc:
-        a = npz[str(desc["array"])]
-        if a.dtype.kind not in "biufc":
-            raise _Unreadable(f"an array of dtype {a.dtype}")
-        return a
-    if desc.get("none") is True:
-        return None
-    if top and desc.get("seq") in ("tuple", "list"):
-        items = [_rebuild(d, npz, False) for d in desc["items"]]
-        return items if desc["seq"] == "list" else tuple(items)
-    if "other" in desc:
-        return Foreign(str(desc["other"])[:100])
-    raise _Unreadable(f"an unknown description {sorted(desc)}")
-
-
-def _read_results(cases, work):
-    """The child's outcomes (or its LoadError), read without unpickling anything; None when
-    the child wrote no status."""
-    status_path, grads_path = (os.path.join(work, n) for n in ("status.json", "grads.npz"))
-    if not os.path.isfile(status_path):
-        return None
-    try:
-        if os.path.getsize(status_path) > MAX_OUTPUT:
-            raise _Unreadable("status.json is larger than the grader ever writes")
-        with open(status_path, encoding="utf-8") as f:
-            status = json.load(f)
-        load = status["load"]
-        if load["status"] != "ok":
-            if load["status"] not in ("error", "no function"):
-                raise _Unreadable(f"unknown load status {load['status']!r}")
-            return LoadError(load["status"], str(load["message"]), str(load["traceback"]))
-        outcomes = []
-        with np.load(grads_path, allow_pickle=False) as npz:
-            for o in status["outcomes"]:
-                if o["kind"] == "raised":
-                    outcomes.append(Raised(str(o["type"]), str(o["message"]),
-                                           str(o["traceback"]), o["not_implemented"] is True))
-                elif o["kind"] == "returned":
-                    outcomes.append(Returned(_rebuild(o["value"], npz)))
-                else:
-                    raise _Unreadable(f"unknown outcome {o['kind']!r}")
-    except _Unreadable:
-        raise
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as err:
-        raise _Unreadable(f"{type(err).__name__}: {err}") from None
-    n_cases = len(cases)
-    complete = len(outcomes) == n_cases or (outcomes and isinstance(outcomes[-1], Raised)
-                                            and len(outcomes) <= n_cases)
-    if not complete:
-        raise _Unreadable(f"results for {len(outcomes)} of {n_cases} cases")
-    return outcomes
