@@ -729,8 +729,12 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threa
     if plots and history["epochs"]:
         plot_history(history, os.path.join(out, "curves.png"))
     if finished:
-        log(f"best val epoch {run['best_epoch']} (val acc {100 * run['best'][0]:.1f}%, test acc "
-            f"{100 * best_test_acc:.1f}%); training time {run['time_s']:.1f}s; files in {out}")
+        # resumed into a new folder, a best epoch from before the resume has its checkpoint in
+        # the old folder: say so rather than print a test accuracy of nan
+        best_test = (f"test acc {100 * best_test_acc:.1f}%" if math.isfinite(best_test_acc)
+                     else f"its checkpoint is not in {out}, so it was not tested")
+        log(f"best val epoch {run['best_epoch']} (val acc {100 * run['best'][0]:.1f}%, "
+            f"{best_test}); training time {run['time_s']:.1f}s; files in {out}")
         log(f"test accuracy: {100 * test_acc:.1f}%")
     else:
         log(f"stopped {where(run, cfg.epochs)}; continue with: "

@@ -467,6 +467,15 @@ def test_divergence_after_a_resume_names_no_file_it_did_not_write(files, tmp_pat
     assert os.path.join(out, "last.safetensors") not in msg
 
 
+def test_resume_into_a_new_folder_prints_no_nan_for_a_best_checkpoint_it_lacks(files,
+                                                                                tmp_path):
+    lines = []                          # the run had finished: the resume only tests again
+    train(resume=files["last"], out=str(tmp_path / "new"), **{**QUIET, "log": lines.append})
+    said = [s for s in lines if s.startswith("best val epoch")][0]
+    assert "nan" not in said, said
+    assert said.startswith("best val epoch 1") and "not tested" in said, said
+
+
 def test_too_small_data_is_refused_before_anything_is_written(files, tmp_path):
     out = tmp_path / "never"
     with pytest.raises(ValueError, match=r"3 images|at least one image in every split"):
