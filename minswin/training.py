@@ -723,7 +723,9 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threa
             model.load_state_dict(best_state, strict=True)
             _, best_test_acc, _ = evaluate_split(model, ds.test)
             model.load_state_dict(final_state, strict=True)
-        history.update(test_loss=test_loss, test_acc=test_acc, best_val_test_acc=best_test_acc,
+        tested = math.isfinite(best_test_acc)           # None in JSON, which has no NaN
+        history.update(test_loss=test_loss, test_acc=test_acc,
+                       best_val_test_acc=best_test_acc if tested else None,
                        wall_time_s=time.perf_counter() - t_start)
     _write_json(os.path.join(out, "history.json"), history)
     if plots and history["epochs"]:
@@ -731,7 +733,7 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threa
     if finished:
         # resumed into a new folder, a best epoch from before the resume has its checkpoint in
         # the old folder: say so rather than print a test accuracy of nan
-        best_test = (f"test acc {100 * best_test_acc:.1f}%" if math.isfinite(best_test_acc)
+        best_test = (f"test acc {100 * best_test_acc:.1f}%" if tested
                      else f"its checkpoint is not in {out}, so it was not tested")
         log(f"best val epoch {run['best_epoch']} (val acc {100 * run['best'][0]:.1f}%, "
             f"{best_test}); training time {run['time_s']:.1f}s; files in {out}")

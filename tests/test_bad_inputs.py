@@ -470,7 +470,10 @@ def test_divergence_after_a_resume_names_no_file_it_did_not_write(files, tmp_pat
 def test_resume_into_a_new_folder_prints_no_nan_for_a_best_checkpoint_it_lacks(files,
                                                                                 tmp_path):
     lines = []                          # the run had finished: the resume only tests again
-    train(resume=files["last"], out=str(tmp_path / "new"), **{**QUIET, "log": lines.append})
+    r = train(resume=files["last"], out=str(tmp_path / "new"), **{**QUIET, "log": lines.append})
+    assert r.history["best_val_test_acc"] is None
+    with open(tmp_path / "new" / "history.json") as f:
+        assert json.load(f, parse_constant=lambda c: pytest.fail(f"{c} in history.json"))
     said = [s for s in lines if s.startswith("best val epoch")][0]
     assert "nan" not in said, said
     assert said.startswith("best val epoch 1") and "not tested" in said, said
