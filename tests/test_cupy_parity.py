@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 import minswin
-from minswin.backend import cupy_available, to_backend, to_numpy
+from minswin.backend import to_backend, to_numpy
 
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not cupy_available(),
-                                 reason="CuPy with a GPU is not available on this machine")]
+from conftest import NEEDS_GPU
+
+pytestmark = NEEDS_GPU
 
 
 def allclose(a, b, rtol=1e-12, atol=1e-12):
