@@ -27,6 +27,15 @@ from minswin.backend import cupy_available, default_xp, get_xp, index_add, to_nu
 g = minswin.backend.rng(0)
 
 # %% [markdown]
+# The default backend comes from `MINSWIN_BACKEND` when it is set. This tutorial compares the
+# two libraries, so it says which one each part uses: the CPU part starts with
+# `minswin.use("numpy")`, whatever the environment chose.
+
+# %%
+print("default backend from the environment:", default_xp().__name__)
+minswin.use("numpy")
+
+# %% [markdown]
 # ## The arrays decide
 
 # %%
