@@ -593,3 +593,88 @@ def install():
             del sys.modules[name]
     sys.modules.update(build())
     return sys.modules["cupy"]
+
+
+# ---------------------------------------------------------------------------- the API check
+
+def check_against(real):
+    """Problems found comparing the stand-in's names and keywords with a real CuPy module:
+    a list of strings, empty when every name exists there and takes those keywords."""
+    import inspect
+    import re
+    problems = []
+
+    def params(f):
+        try:
+            ps = inspect.signature(f).parameters.values()
+        except (TypeError, ValueError):                    # Cython: the docstring's first line
+            m = re.search(r"\((.*)\)", (f.__doc__ or "").splitlines()[0] if f.__doc__ else "")
+            if not m:
+                return None
+            names = [p.strip().split("=")[0].split()[-1].lstrip("*")
+                     for p in m.group(1).split(",") if p.strip() not in ("", "*", "/")]
+            return set(names), "**kwargs" in m.group(1)
+        return ({p.name for p in ps if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)},
+                any(p.kind == p.VAR_KEYWORD for p in ps))
+
+    def keywords(where, f, allowed):
+        if isinstance(f, real.ufunc):
+            extra = set(allowed) - {"out", "dtype", "casting"}
+        else:
+            got = params(f)
+            if got is None:
+                problems.append(f"{where}: no signature to check keywords against")
+                return
+            names, var_kw = got
+            extra = set() if var_kw else set(allowed) - names
+        if extra:
+            problems.append(f"{where}: CuPy takes no keyword {sorted(extra)}")
+
+    for name in _UFUNCS:
+        if not hasattr(real, name):
+            problems.append(f"cupy.{name}: missing")
+        else:
+            keywords(f"cupy.{name}", getattr(real, name), ufunc._kw)
+    for table in (_FUNCTIONS, _CREATION):
+        for name, allowed in table.items():
+            if not hasattr(real, name):
+                problems.append(f"cupy.{name}: missing")
+            else:
+                keywords(f"cupy.{name}", getattr(real, name), allowed)
+    for name, allowed in _METHODS.items():
+        if not hasattr(real.ndarray, name):
+            problems.append(f"cupy.ndarray.{name}: missing")
+        else:
+            keywords(f"cupy.ndarray.{name}", getattr(real.ndarray, name), allowed)
+    for name in ("shape", "dtype", "ndim", "size", "itemsize", "nbytes", "strides", "flags", "T",
+                 "device", "get", "set", "item", "tolist", "__array__", "__float__",
+                 "__bool__", "__int__", "__iter__", "__len__", "__matmul__", "__iadd__"):
+        if not hasattr(real.ndarray, name):
+            problems.append(f"cupy.ndarray.{name}: missing")
+    for name in _PASS_THROUGH + ("asarray", "array", "asnumpy", "get_array_module",
+                                 "get_default_memory_pool"):
+        if not hasattr(real, name):
+            problems.append(f"cupy.{name}: missing")
+    for name in ("asarray", "array", "asnumpy"):
+        keywords(f"cupy.{name}", getattr(real, name),
+                 params(globals()[name])[0] - {"a", "obj"})
+    for name in ("getDeviceCount", "getDevice", "runtimeGetVersion", "driverGetVersion",
+                 "getDeviceProperties", "deviceSynchronize"):
+        if not hasattr(real.cuda.runtime, name):
+            problems.append(f"cupy.cuda.runtime.{name}: missing")
+    for name in ("id", "synchronize", "use", "compute_capability", "__enter__"):
+        if not hasattr(real.cuda.Device, name):
+            problems.append(f"cupy.cuda.Device.{name}: missing")
+    for name in ("used_bytes", "total_bytes", "free_bytes", "free_all_blocks"):
+        if not hasattr(real.get_default_memory_pool(), name):
+            problems.append(f"cupy memory pool .{name}: missing")
+    for name in ("seed", "random_sample"):
+        if not hasattr(real.random.RandomState, name):
+            problems.append(f"cupy.random.RandomState.{name}: missing")
+    import cupyx
+    import cupyx.scipy.special
+    for obj, name in ((cupyx, "scatter_add"), (cupyx, "allow_synchronize"),
+                      (cupyx, "DeviceSynchronized"), (cupyx.scipy.special, "erf")):
+        if not hasattr(obj, name):
+            problems.append(f"{obj.__name__}.{name}: missing")
+    return problems
