@@ -30,6 +30,8 @@ def test_ops_forward_backward_parity(rng, on_cupy):
     import cupy
     from test_ops_gradcheck import CASES          # the same cases the gradient checks use
     for name, make in sorted(CASES.items()):
+        if name == "droppath_train":      # its masks are drawn on each backend's own device,
+            continue                      # so they differ (tests/test_gpu_paths.py)
         forward, backward, inputs, static = make(np.random.default_rng(2))
         out_np, cache_np = forward(**inputs, **static)
         dout = rng.standard_normal(out_np.shape)
