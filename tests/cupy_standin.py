@@ -29,6 +29,7 @@ errors, missing CUDA libraries), asynchrony (here every call finishes before it 
 missing synchronise goes unnoticed; the sync counter is the only evidence), memory (no device
 memory, no pool, no out-of-memory; the memory pool reports 0 bytes), and speed.
 """
+import collections
 import contextlib
 import sys
 import types
@@ -39,6 +40,10 @@ __version__ = "14.2.0"         # the CuPy API whose names were checked (see the 
 NUM_DEVICES = 2
 
 transfers = {"h2d": 0, "d2h": 0, "sync": 0}
+# calls by name ("erf", "matmul", "ndarray.sum", ...; operators by their name: "matmul" for @,
+# "add" for +), and "copy for overlap": the copies CuPy makes of an input that may share
+# memory with a different `out=` array (cupy/_core/_kernel.pyx, _copy_in_args_if_needed)
+calls = collections.Counter()
 _state = {"device": 0, "allow_sync": True}
 
 
@@ -63,6 +68,30 @@ def count_transfers():
     finally:
         for k in transfers:
             delta[k] = transfers[k] - start[k]
+
+
+@contextlib.contextmanager
+def count_calls():
+    """The calls made inside the block, by name: ``with count_calls() as c: ...``."""
+    start = collections.Counter(calls)
+    delta = collections.Counter()
+    try:
+        yield delta
+    finally:
+        delta.update(calls)
+        delta.subtract(start)
+        for k in [k for k, v in delta.items() if not v]:
+            del delta[k]
+
+
+def _overlap_copies(inputs, out):
+    """Count the copies CuPy makes before an elementwise kernel with out=: each input that is
+    not the out array itself but may share memory with it is copied first."""
+    if not isinstance(out, ndarray):
+        return
+    for a in inputs:
+        if isinstance(a, ndarray) and a is not out and np.may_share_memory(a._a, out._a):
+            calls["copy for overlap"] += 1
 
 
 def freeze(a):
@@ -145,19 +174,27 @@ class _Device:
 
 
 def _binary(op):
+    name = op.__name__.strip("_")
+
     def method(self, other):
+        calls[name] += 1
         return _wrap(op(self._a, _unwrap(other, f"ndarray.{op.__name__}")))
     return method
 
 
 def _reflected(op):
+    name = op.__name__.strip("_")
+
     def method(self, other):
+        calls[name] += 1
         return _wrap(op(_unwrap(other, f"ndarray.{op.__name__}"), self._a))
     return method
 
 
 def _inplace(op):
     def method(self, other):
+        calls[op.__name__] += 1
+        _overlap_copies([other], self)
         op(self._a, _unwrap(other, f"ndarray.{op.__name__}"), out=self._a)
         return self
     return method
@@ -330,6 +367,7 @@ def _method(name, allowed):
     def method(self, *args, **kwargs):
         _check_keywords(f"ndarray.{name}", kwargs, allowed)
         where = f"ndarray.{name}"
+        calls[where] += 1
         out = kwargs.get("out")
         r = getattr(self._a, name)(*_unwrap(args, where),
                                    **{k: _unwrap(v, where) for k, v in kwargs.items()})
@@ -357,12 +395,15 @@ class ufunc:
     def __call__(self, *args, **kwargs):
         _check_keywords(f"cupy.{self.name}", kwargs, self._kw)
         where = f"cupy.{self.name}"
+        calls[self.name] += 1
         out = kwargs.get("out")
+        _overlap_copies(args, out)
         r = self._np(*_unwrap(args, where), **{k: _unwrap(v, where) for k, v in kwargs.items()})
         return out if out is not None else _wrap(r)
 
     def at(self, a, indices, b=None):
         where = f"cupy.{self.name}.at"
+        calls[where] += 1
         args = () if b is None else (_unwrap(b, where),)
         self._np.at(_unwrap(a, where), _unwrap(indices, where), *args)
 
@@ -432,6 +473,7 @@ def _function(name, allowed, impl=None, arrays=True):
     def fn(*args, **kwargs):
         where = f"cupy.{name}"
         _check_keywords(where, kwargs, allowed)
+        calls[name] += 1
         if arrays:
             args = _unwrap(args, where)
             kwargs = {k: _unwrap(v, where) for k, v in kwargs.items()}

@@ -178,3 +178,94 @@ def test_tutorial_9_runs_with_the_cupy_backend_already_chosen(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert "CuPy with a GPU available: True" in proc.stdout
     assert "tutorial 9: all checks passed" in proc.stdout
+
+
+# ---------------------------------------------------------------------------- the ops on CuPy
+
+def calls():
+    import cupy_standin
+    return cupy_standin.count_calls()
+
+
+@pytest.fixture
+def tier_default():
+    """No use_fast setting and no MINSWIN_FAST: the default tier of each backend."""
+    previous = minswin.use_fast(None)
+    old_env = os.environ.pop("MINSWIN_FAST", None)
+    yield
+    minswin.use_fast(previous)
+    if old_env is not None:
+        os.environ["MINSWIN_FAST"] = old_env
+
+
+def test_cupy_runs_the_plain_tier_by_default(cp, tier_default):
+    from minswin import tiers
+    x = cp.ones((2, 3), dtype=cp.float32)
+    assert tiers.tier(x) is tiers.PLAIN and tiers.tier(np.ones(2)) is tiers.FAST
+
+
+@COUNTS
+def test_biased_linear_on_cupy_makes_no_extra_copy(cp, tier_default):
+    """The fast tier's `xp.add(out[s:e], b, out=out[s:e])` hands CuPy two view objects of the
+    same rows, so CuPy copies the input first: a whole (T, Cout) copy. The plain tier,
+    CuPy's default, writes `x @ w.T + b`, and its backward sums rows with `.sum`."""
+    from minswin import tiers
+    g = np.random.default_rng(0)
+    x, w, b = (to_backend(g.standard_normal(s).astype(np.float32), cp)
+               for s in ((2, 5, 8), (6, 8), (6,)))
+    with calls() as c:
+        out, cache = tiers.PLAIN.linear_forward(x, w, b)
+        dx, dw, db = tiers.PLAIN.linear_backward(cp.ones_like(out), cache)
+    assert c["copy for overlap"] == 0, c
+    assert c["matmul"] == 3 and c["ndarray.sum"] == 1, c      # forward, dx, dw; db by .sum
+    with calls() as c:                                          # what the counter would see
+        fast_out, _ = tiers.FAST.linear_forward(x, w, b)
+    assert c["copy for overlap"] >= 1, c
+    np.testing.assert_allclose(to_numpy(fast_out), to_numpy(out), rtol=1e-6, atol=1e-6)
+
+
+@COUNTS
+def test_float32_gelu_on_cupy_is_one_exact_erf(cp, tier_default):
+    """CuPy's default GELU calls cupyx.scipy.special.erf once (one kernel, exact); the fast
+    tier's Abramowitz-Stegun erf would be a dozen or more elementwise kernels."""
+    from scipy.special import erf
+
+    from minswin import tiers
+    x_host = np.linspace(-4, 4, 101, dtype=np.float32)
+    x = to_backend(x_host, cp)
+    with calls() as c:
+        out, _ = tiers.tier(x).gelu_forward(x)
+    assert c["erf"] == 1 and c["copysign"] == 0, c
+    expect = x_host * 0.5 * (1 + erf(x_host.astype(np.float64) / np.sqrt(2)))
+    np.testing.assert_allclose(to_numpy(out), expect, rtol=1e-6, atol=1e-7)
+    with calls() as c:
+        tiers.FAST.gelu_forward(x)
+    assert c["erf"] == 0 and sum(c.values()) > 10, c          # A&S: many small kernels
+
+
+@COUNTS
+def test_a_model_step_on_cupy_has_no_overlap_copies_and_one_erf_per_gelu(cp, tier_default):
+    model = minswin.create_model("swin_micro", num_classes=5, seed=0)
+    x = to_backend(np.random.default_rng(0).standard_normal((2, 32, 32, 3))
+                   .astype(np.float32), cp)
+    with calls() as c:
+        logits = model.forward(x)
+        model.backward(cp.ones_like(logits))
+    assert c["copy for overlap"] == 0, c
+    assert c["erf"] == sum(model.config.depths) and c["copysign"] == 0, c
+
+
+def test_the_fast_tier_still_runs_on_cupy_when_asked(cp, tier_default):
+    """float64 so the two tiers agree to round-off (the fast tier's float32 erf is A&S)."""
+    g = np.random.default_rng(1)
+    x = to_backend(g.standard_normal((2, 36, 28, 3)), cp)
+    d = to_backend(g.standard_normal((2, 5)), cp)
+    out = {}
+    for fast in (False, True):
+        minswin.use_fast(fast)
+        model = minswin.create_model("swin_micro", num_classes=5, seed=0, dtype="float64")
+        out[fast] = (model.forward(x), model.backward(d), dict(model.grads))
+    from minswin.gradcheck import rel_error
+    (y0, dx0, g0), (y1, dx1, g1) = out[False], out[True]
+    assert rel_error(y1, y0) < 1e-12 and rel_error(dx1, dx0) < 1e-12
+    assert max(rel_error(g1[k], g0[k]) for k in g0) < 1e-11
