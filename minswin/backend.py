@@ -3,7 +3,7 @@
 Every op starts with ``xp = get_xp(x, ...)`` and then writes ``xp.matmul``, ``xp.exp`` and so on,
 so the same line of maths runs on either library (the Chainer/CuPy pattern). There are no
 backend branches in the ops: the few places where NumPy and CuPy differ (erf, scatter-add,
-moving data) live here, once.
+random draws, moving data, finding out whether CuPy can run at all) live here, once.
 
 The *default* backend (``use("numpy" | "cupy")`` or ``MINSWIN_BACKEND``) only decides where
 *new* arrays are created: parameters of a fresh model, cached masks, test data. It never

@@ -358,8 +358,9 @@ _METHODS = {
     "std": ("axis", "dtype", "out", "ddof", "keepdims"), "cumsum": ("axis", "dtype", "out"),
     "astype": ("dtype", "order", "casting", "subok", "copy"), "copy": ("order",),
     "fill": ("value",), "take": ("indices", "axis", "out"), "repeat": ("repeats", "axis"),
-    "clip": ("min", "max", "out"), "dot": ("b", "out"), "round": ("decimals", "out"), "nonzero": (), "conj": (),
-    "argsort": ("axis", "kind"), "sort": ("axis", "kind"), "diagonal": ("offset", "axis1", "axis2"),
+    "clip": ("min", "max", "out"), "dot": ("b", "out"), "round": ("decimals", "out"),
+    "nonzero": (), "conj": (), "argsort": ("axis", "kind"), "sort": ("axis", "kind"),
+    "diagonal": ("offset", "axis1", "axis2"),
 }
 
 
