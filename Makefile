@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.minswin-installed
 
-.PHONY: tour test bench notebooks torch clean
+.PHONY: tour test bench notebooks torch clean gpu-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,15 @@ $(STAMP): pyproject.toml
 tour: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/minswin tour
 
+# the suite, then every CuPy test again on the strict CPU stand-in for CuPy (tests/cupy_standin.py)
 test: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/python -m pytest -q
+	MINSWIN_CUPY_STANDIN=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q -m gpu
+
+# on a machine with a GPU and CuPy (pip install -e ".[gpu-cuda12]"): one check, results in
+# $(OUT) or ./gpu-check; without a GPU it says so and exits 0
+gpu-check: $(STAMP)
+	MPLBACKEND=Agg $(BIN)/python scripts/gpu_check.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_swin.py
@@ -35,4 +42,4 @@ torch: $(STAMP)
 	$(BIN)/python -m pip install torch --index-url https://download.pytorch.org/whl/cpu
 
 clean:
-	rm -rf $(VENV) minswin-figures .pytest_cache
+	rm -rf $(VENV) minswin-figures .pytest_cache gpu-check

@@ -176,7 +176,8 @@ def _load_model(args):
     else:
         img = viz.sample_image(S)
         x = viz.normalise(img)[None].astype(model.dtype)   # (1, S, S, 3)
-    return model, name, img, x
+    from ..backend import to_backend
+    return model, name, img, to_backend(x, model.xp)      # where the weights are (the GPU)
 
 
 def _pick_block(model, args):
