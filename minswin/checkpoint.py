@@ -39,12 +39,27 @@ def save_checkpoint(path, state, metadata=None):
     if ext == ".npz" and _META_KEY in arrays:
         raise ValueError(f"state: the key {_META_KEY!r} is reserved")
     tmp = path + ".tmp" + ext                              # same extension: same writer
-    if ext == ".safetensors":
-        from safetensors.numpy import save_file
-        save_file(arrays, tmp, metadata=metadata or None)
-    else:
-        np.savez(tmp, **arrays, **{_META_KEY: np.array(json.dumps(metadata))})
-    os.replace(tmp, path)
+    from safetensors import SafetensorError
+    try:
+        if ext == ".safetensors":
+            from safetensors.numpy import save_file
+            save_file(arrays, tmp, metadata=metadata or None)
+        else:
+            np.savez(tmp, **arrays, **{_META_KEY: np.array(json.dumps(metadata))})
+        _normal_permissions(tmp)
+        os.replace(tmp, path)
+    except (OSError, SafetensorError) as err:     # disk full, no permission (safetensors
+        if os.path.exists(tmp):                   # wraps I/O errors in its own type)
+            os.remove(tmp)
+        raise OSError(f"path: could not write {path!r} ({type(err).__name__}: {err}); "
+                      "any earlier file there is unchanged") from None
+
+
+def _normal_permissions(path):
+    """rw for the owner, r for others as the umask allows (safetensors writes 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def load_checkpoint(path, with_metadata=False):
@@ -171,13 +186,25 @@ def _check_buffer(model, key, value, problems):
                         f"{tuple(ours.shape)}")
 
 
-def load_state_dict(model, state, strict=True):
+def _nonfinite_problems(arrays, advice=""):
+    """One line per tensor holding NaN or inf, with the counts (and `advice`)."""
+    problems = []
+    for key, value in arrays.items():
+        n_nan, n_inf = int(np.isnan(value).sum()), int(np.isinf(value).sum())
+        if n_nan or n_inf:
+            problems.append(f"{key!r}: {n_nan + n_inf} of {value.size} values are not finite "
+                            f"({n_nan} NaN, {n_inf} inf){advice}")
+    return problems
+
+
+def load_state_dict(model, state, strict=True, allow_nonfinite=False):
     """Copy a state dict (official, timm or torchvision names) into `model`'s parameters.
 
     Every problem is collected first: missing keys, unexpected keys, shape or dtype-kind
-    mismatches, buffers that differ from minswin's constants. Shape/dtype/buffer problems
-    always raise; missing/unexpected keys raise when strict. Nothing is written unless the
-    whole state dict is accepted. Returns {"missing": [...], "unexpected": [...]}.
+    mismatches, buffers that differ from minswin's constants, and NaN or inf values (unless
+    allow_nonfinite, for inspecting a broken run). Shape/dtype/buffer/value problems always
+    raise; missing/unexpected keys raise when strict. Nothing is written unless the whole
+    state dict is accepted. Returns {"missing": [...], "unexpected": [...]}.
     """
     state = to_official_keys(state)
     problems, unexpected, accepted = [], [], {}
@@ -201,6 +228,9 @@ def load_state_dict(model, state, strict=True):
     if strict:
         problems += [f"missing key {k!r} {tuple(model.params[k].shape)}" for k in missing]
         problems += [f"unexpected key {k!r} {tuple(np.shape(state[k]))}" for k in unexpected]
+    problems += [] if allow_nonfinite else _nonfinite_problems(
+        accepted, "; to load them anyway pass allow_nonfinite=True (minswin evaluate "
+                  "--allow-nonfinite)")
     if problems:
         raise ValueError(f"state: {len(problems)} problem(s) loading the checkpoint; the model "
                          "is unchanged:\n  " + "\n  ".join(problems))

@@ -33,8 +33,12 @@ class SwinConfig:
             for i, n in enumerate(v):
                 check_positive_int(f"{name}[{i}]", n)
         if isinstance(self.mlp_ratio, bool) or not isinstance(self.mlp_ratio, (int, float)) \
-                or self.mlp_ratio <= 0:
+                or not 0 < self.mlp_ratio < float("inf"):
             raise ValueError(f"mlp_ratio: expected a positive number, got {self.mlp_ratio!r}")
+        if int(self.embed_dim * self.mlp_ratio) < 1:       # the narrowest MLP: stage 0's
+            raise ValueError(f"mlp_ratio: expected a ratio that gives every MLP a hidden "
+                             f"layer (embed_dim {self.embed_dim} * mlp_ratio rounds down to "
+                             f"at least 1), got {self.mlp_ratio!r}")
         if isinstance(self.drop_path_rate, bool) \
                 or not isinstance(self.drop_path_rate, (int, float)) \
                 or not 0 <= self.drop_path_rate < 1:

@@ -17,7 +17,7 @@ Window and shift (SPEC "What minswin decides" 3-4):
 import numpy as np
 
 from .backend import get_xp, rng as make_rng
-from .checks import check_array
+from .checks import check_array, check_seed, check_shape
 from .configs import get_config
 from .layers import LayerNorm, Linear, Mlp, PatchEmbed, PatchMerging, WindowAttention
 from .module import Module
@@ -139,7 +139,7 @@ class SwinTransformer(Module):
         if dtype not in (np.float32, np.float64):
             raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
         self.config, self.dtype = config, dtype
-        self.rng = make_rng(seed)       # initial weights, then DropPath masks
+        self.rng = make_rng(check_seed("seed", seed))   # initial weights, then DropPath
         c = config
         self.patch_embed = self.child("patch_embed", PatchEmbed(c.patch_size, c.in_chans,
                                                                  c.embed_dim, self.rng, dtype))
@@ -213,8 +213,12 @@ class SwinTransformer(Module):
 
     def backward(self, dlogits):
         """dlogits (B, num_classes) -> dx (B, H, W, in_chans); accumulates into self.grads."""
-        xp = get_xp(dlogits)
+        if self.cache is None:
+            raise RuntimeError("backward: no forward to go back through; call "
+                               "model.forward(x) first (backward uses its cache)")
+        xp = get_xp(dlogits, self.params["head.weight"])
         B, h, w, F = self.cache
+        check_shape("dlogits", dlogits, (B, self.config.num_classes))   # like the logits
         dpooled = self.head.backward(dlogits)              # (B, 8C)
         # forward: pooled = mean over h*w tokens  ->  each token gets dpooled / (h*w)
         dx = xp.broadcast_to(dpooled[:, None, None, :] / (h * w), (B, h, w, F))
@@ -228,9 +232,9 @@ class SwinTransformer(Module):
         """Official keys -> the live parameter arrays (copy them to keep a snapshot)."""
         return dict(self.params)
 
-    def load_state_dict(self, state, strict=True):
+    def load_state_dict(self, state, strict=True, allow_nonfinite=False):
         from .checkpoint import load_state_dict
-        return load_state_dict(self, state, strict=strict)
+        return load_state_dict(self, state, strict=strict, allow_nonfinite=allow_nonfinite)
 
     def flops(self, img_size=None):
         from .flops import model_flops
