@@ -13,6 +13,7 @@ from . import flops  # noqa: E402
 from .backend import get_xp, to_backend, to_numpy, use  # noqa: E402
 from .checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from .configs import CONFIGS, SwinConfig, get_config  # noqa: E402
+from .folders import from_pretrained, save_pretrained  # noqa: E402
 from .model import SwinTransformer, create_model  # noqa: E402
 from .ops.masks import attention_mask, region_labels, relative_position_index  # noqa: E402
 from .ops.window import window_partition, window_reverse  # noqa: E402
@@ -26,3 +27,4 @@ __all__ = [
     "save_checkpoint", "to_backend", "to_numpy", "train", "use", "window_partition",
     "window_reverse",
 ]
+__all__ += ["from_pretrained", "save_pretrained"]     # weights folders (minswin/folders.py)

@@ -152,19 +152,20 @@ class SwinTransformer(Module):
             self.layers.append(self.child(f"layers.{i}", layer))
             start += depth
         self.norm = self.child("norm", LayerNorm(c.num_features, dtype))
+        # num_classes=0: a headless backbone (no `head.*`); forward returns the pooled features
         self.head = self.child("head", Linear(c.num_features, c.num_classes, rng=self.rng,
-                                              dtype=dtype))
+                                              dtype=dtype)) if c.num_classes else None
 
     @property
     def xp(self):
-        return get_xp(self.params["head.weight"])
+        return get_xp(self.params["norm.weight"])
 
     def forward(self, x, trace=None):
-        """x (B, H, W, in_chans) -> logits (B, num_classes).
+        """x (B, H, W, in_chans) -> logits (B, num_classes), or (B, num_features) headless.
 
         trace: a list to which every module appends (name, output shape), for the tour.
         """
-        get_xp(x, self.params["head.weight"])              # same backend as the weights
+        get_xp(x, self.params["norm.weight"])              # same backend as the weights
         check_array("x", x, ndim=4, last=self.config.in_chans)
         if x.dtype != self.dtype:
             raise TypeError(f"x: expected dtype {self.dtype} like the model's weights, got "
@@ -177,17 +178,22 @@ class SwinTransformer(Module):
         x = self.norm.forward(x)                           # (B, h, w, 8C)
         self.cache = x.shape
         pooled = x.mean(axis=(1, 2))                       # (B, 8C)
+        if trace is not None:
+            trace += [("norm", tuple(x.shape)), ("avgpool", tuple(pooled.shape))]
+        if self.head is None:                              # headless: the pooled features
+            return pooled
         logits = self.head.forward(pooled)                 # (B, num_classes)
         if trace is not None:
-            trace += [("norm", tuple(x.shape)), ("avgpool", tuple(pooled.shape)),
-                      ("head", tuple(logits.shape))]
+            trace.append(("head", tuple(logits.shape)))
         return logits
 
     def backward(self, dlogits):
-        """dlogits (B, num_classes) -> dx (B, H, W, in_chans); accumulates into self.grads."""
+        """dlogits (B, num_classes) -> dx (B, H, W, in_chans); accumulates into self.grads.
+
+        Headless (num_classes=0): dlogits is the gradient of the pooled features (B, 8C)."""
         xp = get_xp(dlogits)
         B, h, w, F = self.cache
-        dpooled = self.head.backward(dlogits)              # (B, 8C)
+        dpooled = dlogits if self.head is None else self.head.backward(dlogits)   # (B, 8C)
         # forward: pooled = mean over h*w tokens  ->  each token gets dpooled / (h*w)
         dx = xp.broadcast_to(dpooled[:, None, None, :] / (h * w), (B, h, w, F))
         dx = self.norm.backward(dx)
