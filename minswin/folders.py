@@ -192,13 +192,12 @@ def recognise(cfg):
                      f"got {what!r}")
 
 
-def describe(name, config, labels=None):
+def describe(name, config):
     """'transformers Swin v1, 224, window 7, 10 classes' (or 'headless, 768 features')."""
     c = config
     head = f"{c.num_classes} classes" if c.num_classes else \
         f"headless, {c.num_features} features"
-    named = ", named" if labels else ""
-    return f"{name}, {c.img_size}, window {c.window_size}, {head}{named}"
+    return f"{name}, {c.img_size}, window {c.window_size}, {head}"
 
 
 # ---------------------------------------------------------------------------- reading a folder
@@ -298,7 +297,7 @@ def from_pretrained(path, dtype="float32", verbose=True):
         raise ValueError(f"config.json: names {len(labels)} labels for a head of "
                          f"{model.config.num_classes} classes")
     model.labels = list(labels) if labels is not None else None
-    model.source = f"{describe(name, model.config, labels)} ({weights})"
+    model.source = f"{describe(name, model.config)} ({weights})"
     if verbose:
         print(model.source)
     return model.eval()

@@ -55,7 +55,7 @@ def oracle(name):
     try:
         _allow_cpu_torch_with_cuda_torchvision(torch)
     except ImportError:
-        pass                                               # no torchvision: the oracles may not need it
+        pass                                   # no torchvision: transformers does without
     return pytest.importorskip(name, reason=f"{name} (a test oracle) is not installed")
 
 
@@ -164,7 +164,8 @@ def test_transformers_names_and_qkv_order_written_out_by_hand():
     assert t("swin.encoder.layers.0.blocks.0.intermediate.dense.bias") == \
         "layers.0.blocks.0.mlp.fc1.bias"
     assert t("encoder.layers.1.blocks.1.attention.relative_position_bias."
-             "relative_position_bias_table") == "layers.1.blocks.1.attn.relative_position_bias_table"
+             "relative_position_bias_table") == \
+        "layers.1.blocks.1.attn.relative_position_bias_table"
     assert t("swin.encoder.layers.1.blocks.1.attention.self.relative_position_bias_table") == \
         "layers.1.blocks.1.attn.relative_position_bias_table"
     assert t("swin.encoder.layers.0.downsample.reduction.weight") == \
@@ -224,7 +225,8 @@ def test_transformers_configs_minswin_cannot_follow_are_refused(tmp_path, what, 
     folder.mkdir()
     cfg = {"model_type": "swin", **SMALL, "id2label": {"0": "a"}, **edit}
     (folder / "config.json").write_text(json.dumps(cfg))
-    minswin.save_checkpoint(folder / "model.safetensors", {"classifier.weight": np.zeros((1, 128))})
+    minswin.save_checkpoint(folder / "model.safetensors",
+                            {"classifier.weight": np.zeros((1, 128))})
     with pytest.raises(ValueError, match=match):
         minswin.from_pretrained(folder)
 
@@ -405,3 +407,60 @@ def test_non_strict_buffer_of_a_block_the_model_lacks_is_unexpected_not_an_error
     assert report["unexpected"] == ["layers.5.blocks.0.attn.relative_position_index"]
     with pytest.raises(ValueError, match=r"unexpected key 'layers.5.blocks.0.attn.relative"):
         model.load_state_dict(state, strict=True)
+
+
+# ---------------------------------------------------------------------------- .bin converter
+
+def test_transformers_bin_converts_like_a_pth_and_the_folder_then_loads(tmp_path, capsys):
+    """A transformers 4 `pytorch_model.bin` is torch.save(state_dict): the converter reads it
+    with weights_only=True, and the folder then loads with the same logits as the original."""
+    import importlib.util
+    from pathlib import Path
+    torch = pytest.importorskip("torch", reason="the converter needs torch")
+    folder = hf_folder(tmp_path)
+    state = minswin.load_checkpoint(folder / "model.safetensors")
+    x = images((224, 224))
+    want = minswin.from_pretrained(folder, dtype="float64", verbose=False).forward(x)
+    (folder / "model.safetensors").unlink()
+    torch.save({k: torch.from_numpy(v) for k, v in state.items()}, folder / "pytorch_model.bin")
+    with pytest.raises(ValueError, match=r"only PyTorch pickles"):
+        minswin.from_pretrained(folder)
+    path = Path(__file__).resolve().parents[1] / "scripts" / "convert_torch_checkpoint.py"
+    spec = importlib.util.spec_from_file_location("convert_torch_checkpoint", path)
+    convert = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(convert)
+    convert.main(str(folder / "pytorch_model.bin"), str(folder / "model.safetensors"))
+    assert f"wrote {len(state)} tensors" in capsys.readouterr().out
+    got = minswin.from_pretrained(folder, dtype="float64", verbose=False).forward(x)
+    np.testing.assert_array_equal(got, want)
+
+
+# ---------------------------------------------------------------------------- sizes (tutorial 8)
+
+def test_where_transformers_parts_from_minswin_and_why(tmp_path):
+    """Tutorial 8's facts. At 200x260 stage 4's map is 7x9: transformers takes window 7 and no
+    shift (min side <= M, decided on the unpadded map); minswin pads to 7x14 and shifts by 3
+    along the width (torchvision). With transformers' decision in stage 4 they agree again.
+    transformers keeps the decision for later calls, and fails on a map smaller than M."""
+    from minswin.ops.masks import forward_window_shift
+    folder = hf_folder(tmp_path)
+    model = minswin.from_pretrained(folder, dtype="float64", verbose=False)
+    x = images((200, 260))
+    transformers = oracle("transformers")
+    import torch
+    net = transformers.SwinForImageClassification.from_pretrained(folder).eval().double()
+    with torch.no_grad():
+        ref = net(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))).logits.numpy()
+    kept = net.swin.encoder.layers[3].blocks[1]
+    assert (kept.window_size, kept.shift_size) == (7, 0)
+    assert model.layers[3].blocks[1].window_shift_for(7, 9) == ((7, 14), (0, 3))
+    assert np.abs(model.forward(x) - ref).max() > 1e-3
+    for blk in model.layers[3].blocks:
+        blk.window_shift_for = lambda H, W: forward_window_shift(H, W, 7, 0)
+    assert_close(model.forward(x), ref, "float64")
+    x = images((256, 320))
+    with torch.no_grad():
+        stale = net(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))).logits
+    assert np.abs(stale.numpy() - hf_forward(folder, x)).max() > 1e-3
+    with pytest.raises(RuntimeError, match=r"size of tensor a \(16\) must match .* \(49\)"):
+        hf_forward(folder, images((100, 132)))
