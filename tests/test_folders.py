@@ -15,11 +15,12 @@ import minswin
 from minswin.checkpoint import detect_format, to_official_keys
 from minswin.gradcheck import TOL_MODEL, check_module
 
-# the test config: Swin-T's patch, window and stage layout, narrow so the tests stay fast.
-# Maps 56, 28, 14, 7 at 224 (stage 4: the window covers the map, shift off);
-# 64x80 .. 8x10 at 256x320 (padded to multiples of 7 in every stage, shift on everywhere)
-SMALL = dict(image_size=224, patch_size=4, embed_dim=16, depths=[2, 2, 2, 2],
-             num_heads=[2, 2, 4, 4], window_size=7)
+# the test config: Swin-T's patch and window, three narrow stages so the tests stay fast.
+# Maps 28, 14, 7 at 112 (stage 3: the window covers the map, shift off); 32x40, 16x20, 8x10
+# at 128x160 (padded to multiples of 7 in every stage, shift on everywhere)
+SMALL = dict(image_size=112, patch_size=4, embed_dim=16, depths=[2, 2, 2],
+             num_heads=[2, 2, 4], window_size=7)
+OWN, PADDED = (112, 112), (128, 160)
 LABELS = ["cat", "dog", "emu", "fox", "gnu"]
 TOL = {"float32": 2e-4, "float64": 1e-10}                 # |a-b| <= TOL * (1 + |ref|)
 
@@ -128,13 +129,13 @@ def hf_forward(folder, x, head=True):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_transformers_classifier_equals_transformers(tmp_path, capsys, names, dtype):
     """Both key generations load strictly and give transformers' logits, float32 and float64,
-    at the model's own size and at a padded size (256x320: no stage map divides by 7)."""
+    at the model's own size and at a padded size (128x160: no stage map divides by 7)."""
     folder = hf_folder(tmp_path, names=names)
     model = minswin.from_pretrained(folder, dtype=dtype)
-    assert capsys.readouterr().out.startswith("transformers Swin v1, 224, window 7, 5 classes")
+    assert capsys.readouterr().out.startswith("transformers Swin v1, 112, window 7, 5 classes")
     assert model.labels == LABELS and model.config.num_classes == 5
     assert model.dtype == np.dtype(dtype) and not model.training
-    for hw in ((224, 224), (256, 320)):
+    for hw in (OWN, PADDED):
         x = images(hw, dtype=dtype)
         assert_close(model.forward(x), hf_forward(folder, x), dtype)
 
@@ -144,11 +145,12 @@ def test_transformers_headless_backbone_gives_the_pooled_features(tmp_path, caps
     """SwinModel (no classifier): num_classes=0, forward returns transformers' pooler_output."""
     folder = hf_folder(tmp_path, head=False)
     model = minswin.from_pretrained(folder, dtype=dtype)
-    assert "headless, 128 features" in capsys.readouterr().out
+    assert "headless, 64 features" in capsys.readouterr().out
     assert model.head is None and model.labels is None
     assert not any(k.startswith("head.") for k in model.params)
-    x = images((224, 224), dtype=dtype)
-    assert_close(model.forward(x), hf_forward(folder, x, head=False), dtype)
+    for hw in (OWN, PADDED):
+        x = images(hw, dtype=dtype)
+        assert_close(model.forward(x), hf_forward(folder, x, head=False), dtype)
 
 
 def test_transformers_names_and_qkv_order_written_out_by_hand():
@@ -203,10 +205,10 @@ def test_transformers_hub_index_buffers_are_checked_and_dropped(tmp_path):
                 = index
     for strict in (True, False):
         report = model.load_state_dict(state, strict=strict)
-        assert len(report["buffers"]) == 8 and report["unexpected"] == []
+        assert len(report["buffers"]) == 6 and report["unexpected"] == []
         assert report["missing"] == [] and report["format"] == "transformers"
-    state["swin.encoder.layers.3.blocks.1.attention.self.relative_position_index"] = index.T
-    with pytest.raises(ValueError, match=r"buffer 'layers.3.blocks.1.attn.relative_position_"
+    state["swin.encoder.layers.2.blocks.1.attention.self.relative_position_index"] = index.T
+    with pytest.raises(ValueError, match=r"buffer 'layers.2.blocks.1.attn.relative_position_"
                                          r"index' \(49, 49\) differs"):
         model.load_state_dict(state, strict=False)
 
@@ -226,7 +228,7 @@ def test_transformers_configs_minswin_cannot_follow_are_refused(tmp_path, what, 
     cfg = {"model_type": "swin", **SMALL, "id2label": {"0": "a"}, **edit}
     (folder / "config.json").write_text(json.dumps(cfg))
     minswin.save_checkpoint(folder / "model.safetensors",
-                            {"classifier.weight": np.zeros((1, 128))})
+                            {"classifier.weight": np.zeros((1, 64))})
     with pytest.raises(ValueError, match=match):
         minswin.from_pretrained(folder)
 
@@ -239,8 +241,8 @@ def timm_folder(tmp_path, num_classes=5):
     timm = oracle("timm")
     from timm.models import save_for_hf
     net = timm.create_model("swin_tiny_patch4_window7_224", pretrained=False,
-                            num_classes=num_classes, embed_dim=16, depths=(2, 2, 2, 2),
-                            num_heads=(2, 2, 4, 4))
+                            num_classes=num_classes, embed_dim=16, depths=(2, 2, 2),
+                            num_heads=(2, 2, 4), img_size=112)
     randomise_torch(net)
     folder = tmp_path / f"timm_{num_classes}"
     save_for_hf(net.eval(), folder, safe_serialization=True)
@@ -257,34 +259,29 @@ def test_timm_folder_equals_timm(tmp_path, capsys, dtype, num_classes):
     import torch
     folder, net = timm_folder(tmp_path, num_classes)
     model = minswin.from_pretrained(folder, dtype=dtype)
-    head = f"{num_classes} classes" if num_classes else "headless, 128 features"
-    assert capsys.readouterr().out.startswith(f"timm Swin v1, 224, window 7, {head}")
-    x = images((224, 224), dtype=dtype)
+    head = f"{num_classes} classes" if num_classes else "headless, 64 features"
+    assert capsys.readouterr().out.startswith(f"timm Swin v1, 112, window 7, {head}")
+    x = images(OWN, dtype=dtype)
     net = net.double() if dtype == "float64" else net.float()
     with torch.no_grad():
         ref = net(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))).numpy()
-    assert ref.shape == (2, num_classes or 128)
+    assert ref.shape == (2, num_classes or 64)
     assert_close(model.forward(x), ref, dtype)
 
 
-def test_timm_hub_config_without_model_args_uses_the_architecture(tmp_path):
-    """The hub's timm folders name only the architecture: Swin-T's widths come from it."""
-    folder = tmp_path / "t"
-    folder.mkdir()
-    cfg = {"architecture": "swin_tiny_patch4_window7_224", "num_classes": 3,
-           "pretrained_cfg": {"input_size": [3, 224, 224], "label_names": ["a", "b", "c"]}}
-    (folder / "config.json").write_text(json.dumps(cfg))
-    swin_t = minswin.create_model("swin_t", num_classes=3)
-    state = {("head.fc." + k[5:] if k.startswith("head.") else k): v
-             for k, v in swin_t.state_dict().items()}
-    state = {(f"layers.{int(k.split('.')[1]) + 1}.downsample." + k.split(".downsample.")[1]
-              if ".downsample." in k else k): v for k, v in state.items()}
-    minswin.save_checkpoint(folder / "model.safetensors", state)
-    model = minswin.from_pretrained(folder, verbose=False)
-    assert model.config == minswin.get_config("swin_t", num_classes=3, drop_path_rate=0.2)
-    assert model.labels == ["a", "b", "c"]
-    for k, v in swin_t.params.items():
-        np.testing.assert_array_equal(model.params[k], v)
+def test_timm_hub_config_without_model_args_uses_the_architecture():
+    """The hub's timm folders name only the architecture: the widths come from its name."""
+    from minswin.folders import recognise
+    for arch, size, window, name in (("swin_tiny_patch4_window7_224", 224, 7, "swin_t"),
+                                     ("swin_base_patch4_window12_384.ms_in22k", 384, 12,
+                                      "swin_b_384")):
+        cfg = {"architecture": arch, "num_classes": 3,
+               "pretrained_cfg": {"input_size": [3, size, size], "label_names": ["a", "b", "c"]}}
+        fmt = recognise(cfg)
+        config, labels = fmt.read(cfg, {})
+        assert fmt.name == "timm Swin v1" and fmt.keys == "timm" and labels == ["a", "b", "c"]
+        assert config == minswin.get_config(name, num_classes=3, drop_path_rate=0.2)
+        assert (config.img_size, config.window_size) == (size, window)
 
 
 @pytest.mark.parametrize("arch, match", [
@@ -419,7 +416,7 @@ def test_transformers_bin_converts_like_a_pth_and_the_folder_then_loads(tmp_path
     torch = pytest.importorskip("torch", reason="the converter needs torch")
     folder = hf_folder(tmp_path)
     state = minswin.load_checkpoint(folder / "model.safetensors")
-    x = images((224, 224))
+    x = images(OWN)
     want = minswin.from_pretrained(folder, dtype="float64", verbose=False).forward(x)
     (folder / "model.safetensors").unlink()
     torch.save({k: torch.from_numpy(v) for k, v in state.items()}, folder / "pytorch_model.bin")
@@ -438,29 +435,31 @@ def test_transformers_bin_converts_like_a_pth_and_the_folder_then_loads(tmp_path
 # ---------------------------------------------------------------------------- sizes (tutorial 8)
 
 def test_where_transformers_parts_from_minswin_and_why(tmp_path):
-    """Tutorial 8's facts. At 200x260 stage 4's map is 7x9: transformers takes window 7 and no
-    shift (min side <= M, decided on the unpadded map); minswin pads to 7x14 and shifts by 3
-    along the width (torchvision). With transformers' decision in stage 4 they agree again.
-    transformers keeps the decision for later calls, and fails on a map smaller than M."""
+    """Tutorial 8's facts, on the 3-stage test model. At 100x132 stage 3's map is 7x9:
+    transformers takes window 7 and no shift (min side <= M, decided on the unpadded map);
+    minswin pads to 7x14 and shifts by 3 along the width (torchvision). With transformers'
+    decision in stage 3 they agree again. transformers keeps the decision for later calls,
+    and fails on a map smaller than M (48x64: stage 2 is 6x8)."""
     from minswin.ops.masks import forward_window_shift
     folder = hf_folder(tmp_path)
     model = minswin.from_pretrained(folder, dtype="float64", verbose=False)
-    x = images((200, 260))
+    x = images((100, 132))
     transformers = oracle("transformers")
     import torch
     net = transformers.SwinForImageClassification.from_pretrained(folder).eval().double()
     with torch.no_grad():
         ref = net(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))).logits.numpy()
-    kept = net.swin.encoder.layers[3].blocks[1]
+    kept = net.swin.encoder.layers[2].blocks[1]
     assert (kept.window_size, kept.shift_size) == (7, 0)
-    assert model.layers[3].blocks[1].window_shift_for(7, 9) == ((7, 14), (0, 3))
+    assert model.layers[2].blocks[1].window_shift_for(7, 9) == ((7, 14), (0, 3))
     assert np.abs(model.forward(x) - ref).max() > 1e-3
-    for blk in model.layers[3].blocks:
+    for blk in model.layers[2].blocks:
         blk.window_shift_for = lambda H, W: forward_window_shift(H, W, 7, 0)
     assert_close(model.forward(x), ref, "float64")
-    x = images((256, 320))
+    x = images(PADDED)
     with torch.no_grad():
         stale = net(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))).logits
     assert np.abs(stale.numpy() - hf_forward(folder, x)).max() > 1e-3
-    with pytest.raises(RuntimeError, match=r"size of tensor a \(16\) must match .* \(49\)"):
-        hf_forward(folder, images((100, 132)))
+    with pytest.raises(RuntimeError, match=r"size of tensor a \(\d+\) must match the size of "
+                                           r"tensor b \(49\)"):     # a 6x8 or 3x4 window
+        hf_forward(folder, images((48, 64)))
