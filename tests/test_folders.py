@@ -354,6 +354,8 @@ def test_headless_model_returns_the_features_its_head_would_read(rng):
     x = rng.standard_normal((2, 32, 32, 3))
     features = headless.forward(x)
     assert features.shape == (2, 24)
+    _, trace = headless.trace(x)
+    assert [name for name, _ in trace[-2:]] == ["norm", "avgpool"] and trace[-1][1] == (2, 24)
     w, b = with_head.params["head.weight"], with_head.params["head.bias"]
     np.testing.assert_allclose(features @ w.T + b, with_head.forward(x), rtol=1e-12)
     report = check_module(headless, rng.standard_normal((2, 32, 32, 3)), tol=TOL_MODEL)
