@@ -11,11 +11,14 @@ STAMP  := $(VENV)/.minswin-installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[test]"
 	@# torch is a test oracle only (never a dependency of minswin): the CPU build is installed
 	@# where the machine offers it, otherwise the oracle tests are skipped with a reason
 	-$(BIN)/python -m pip install -q "torch==2.13.0+cpu" 2>/dev/null || \
 	  echo "minswin: no CPU torch here; PyTorch oracle tests will be skipped (make torch)"
+	@# the test extra's oracles (timm, transformers) need torch: the one installed above is
+	@# pinned, so that they do not replace it with a CUDA build
+	$(BIN)/python -m pip install -q -e ".[test]" $$($(BIN)/python -c \
+	  "import torch; print('torch==' + torch.__version__)" 2>/dev/null)
 	touch $(STAMP)
 
 tour: $(STAMP)

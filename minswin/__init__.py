@@ -28,6 +28,7 @@ _EXPORTS = {
     "use_fast": "tiers",
     "num_threads": "fast.parallel", "set_num_threads": "fast.parallel",
     "train": "training",
+    "from_pretrained": "folders", "save_pretrained": "folders",
 }
 
 __all__ = sorted([*_EXPORTS, "flops"])

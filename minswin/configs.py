@@ -22,9 +22,12 @@ class SwinConfig:
 
     def __post_init__(self):
         # types and ranges first, then how the fields fit together
-        for name in ("img_size", "patch_size", "in_chans", "num_classes", "embed_dim",
-                     "window_size"):
+        for name in ("img_size", "patch_size", "in_chans", "embed_dim", "window_size"):
             check_positive_int(name, getattr(self, name))
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) \
+                or self.num_classes < 0:
+            raise ValueError(f"num_classes: expected a non-negative integer (0: no head, the "
+                             f"model returns pooled features), got {self.num_classes!r}")
         for name in ("depths", "num_heads"):
             v = getattr(self, name)
             if not isinstance(v, (tuple, list)) or not v:
