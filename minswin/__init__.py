@@ -15,6 +15,7 @@ from .checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from .configs import CONFIGS, SwinConfig, get_config  # noqa: E402
 from .model import SwinTransformer, create_model  # noqa: E402
 from .ops.masks import attention_mask, region_labels, relative_position_index  # noqa: E402
+from .ops.resize import resize_relative_bias_table  # noqa: E402
 from .ops.window import window_partition, window_reverse  # noqa: E402
 from .training import train  # noqa: E402
 
@@ -23,6 +24,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CONFIGS", "SwinConfig", "SwinTransformer", "attention_mask", "create_model", "flops",
     "get_config", "get_xp", "load_checkpoint", "region_labels", "relative_position_index",
+    "resize_relative_bias_table",
     "save_checkpoint", "to_backend", "to_numpy", "train", "use", "window_partition",
     "window_reverse",
 ]
