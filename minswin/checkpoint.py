@@ -131,7 +131,7 @@ def torchvision_to_official(key):
         f, rest = int(m.group(1)), m.group(2)
         if f % 2 == 1:
             j, tail = rest.split(".", 1)
-            tail = tail.replace("mlp.0.", "mlp.fc1.").replace("mlp.3.", "mlp.fc2.")
+            tail = re.sub(r"^mlp\.0\.", "mlp.fc1.", re.sub(r"^mlp\.3\.", "mlp.fc2.", tail))
             return f"layers.{(f - 1) // 2}.blocks.{j}.{tail}"
         return f"layers.{(f - 2) // 2}.downsample.{rest}"
     return key
@@ -171,15 +171,18 @@ def _check_buffer(model, key, value, problems):
                         f"{tuple(ours.shape)}")
 
 
-def load_state_dict(model, state, strict=True):
+def load_state_dict(model, state, strict=True, resize_windows=False):
     """Copy a state dict (official, timm or torchvision names) into `model`'s parameters.
 
     Every problem is collected first: missing keys, unexpected keys, shape or dtype-kind
     mismatches, buffers that differ from minswin's constants. Shape/dtype/buffer problems
     always raise; missing/unexpected keys raise when strict. Nothing is written unless the
     whole state dict is accepted. Returns {"missing": [...], "unexpected": [...]}.
+
+    resize_windows: resize v1 tables made for another window (minswin/window_tables.py).
     """
-    state = to_official_keys(state)
+    from .window_tables import resize_window_tables
+    state = resize_window_tables(model, to_official_keys(state), resize_windows)
     problems, unexpected, accepted = [], [], {}
     for key, value in state.items():
         value = to_numpy(value)
