@@ -6,8 +6,9 @@ Symbols: C width.
 
 The official code builds the middle third with `torch.zeros_like(v_bias)` on every call, timm
 keeps it as a non-persistent `k_bias` buffer of zeros, torchvision zeroes the middle third of
-an ordinary `qkv.bias`. All three mean the same: there is no k bias to learn. (A k bias would
-change nothing anyway after V2 normalises k: see ops/cosine_attention.py.)
+an ordinary `qkv.bias`. All three mean the same: there is no k bias to learn. (With dot
+products a k bias b adds q.b to every logit of a query alike, which the softmax ignores; V2
+simply leaves it out.)
 """
 from typing import NamedTuple
 
