@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from .backend import get_xp, to_backend
-from .layers import trunc_normal
+from .layers import WindowAttention, trunc_normal
 from .module import Module
 from .ops.continuous_bias import (continuous_bias_backward, continuous_bias_forward,
                                   log_spaced_coordinates)
@@ -65,18 +65,18 @@ class WindowAttentionV2(Module):
         return continuous_bias_forward(coords, w, p["cpb_mlp.0.bias"], p["cpb_mlp.2.weight"],
                                        index)
 
-    def forward(self, tokens, mask=None, num_windows=1):
-        """tokens (B*nW, N, C), mask (nW, N, N) or None -> (B*nW, N, C)."""
+    def forward(self, tokens, mask=None):
+        """tokens (B*nW, N, C), mask (nW, N, N) or None -> (B*nW, N, C). Plain tier only."""
         p = self.params
         bias, bias_cache = self.continuous_position_bias()     # (nH, N, N)
         out, attn_cache = cosine_attention_forward(
             tokens, p["qkv.weight"], p["q_bias"], p["v_bias"], p["logit_scale"],
             p["proj.weight"], p["proj.bias"], bias, mask, self.num_heads)
-        self.cache = (attn_cache, bias_cache, num_windows)
+        self.cache = (attn_cache, bias_cache)
         return out
 
     def backward(self, dout):
-        attn_cache, bias_cache, _ = self.cache
+        attn_cache, bias_cache = self.cache
         dx, dqkv_w, dq_b, dv_b, dls, dproj_w, dproj_b, dbias = cosine_attention_backward(
             dout, attn_cache)
         _, dfc1_w, dfc1_b, dfc2_w = continuous_bias_backward(dbias, bias_cache)
@@ -87,13 +87,8 @@ class WindowAttentionV2(Module):
             self.accumulate(k, g)
         return dx
 
-    def attention_weights(self):
-        """The last forward's attention probabilities as (B, nW, nH, N, N)."""
-        if self.cache is None:
-            raise RuntimeError("attention_weights: run a forward pass first")
-        attn_cache, _, nW = self.cache
-        a = attn_cache.attn.out                            # (B*nW, nH, N, N)
-        return a.reshape(-1, nW, *a.shape[1:])             # (B, nW, nH, N, N)
+    # the last forward's probabilities as (B, nW, nH, N, N): v1's, from the same cache field
+    attention_weights = WindowAttention.attention_weights
 
 
 class PatchMergingV2(Module):

@@ -25,7 +25,7 @@ from .ops.droppath import droppath_backward, droppath_forward
 from .ops.masks import cached_attention_mask, forward_window_shift, official_window_shift
 from .ops.window import (from_windows, from_windows_backward, to_windows_backward,
                          to_windows_forward)
-from .parallel import elementwise
+from .tiers import tier
 
 
 class SwinTransformerBlock(Module):
@@ -62,33 +62,41 @@ class SwinTransformerBlock(Module):
     def forward(self, x):
         """(B, H, W, C) -> (B, H, W, C)"""
         xp = get_xp(x)
+        ops = tier(x)                                      # plain or fast (minswin.use_fast)
         B, H, W, C = x.shape
         (Hp, Wp), shift = self.window_shift_for(H, W)
         M = self.window_size
         h = self.norm1.forward(x)                          # (B, H, W, C)
         tokens, win_cache = to_windows_forward(h, M, shift)   # (B*nW, N, C) pad, roll, split
         mask = cached_attention_mask(Hp, Wp, M, shift, xp, x.dtype)   # (nW, N, N) or None
-        a = self.attn.forward(tokens, mask, (Hp // M) * (Wp // M))   # (B*nW, N, C)
+        a = self.attn.forward(tokens, mask)                # (B*nW, N, C)
         y = from_windows(a, win_cache)                     # (B, H, W, C) merge, roll back, crop
         y, dp1 = droppath_forward(y, self.drop_path, self.training, self.rng)
-        x = elementwise(xp.add, x, y)                      # residual 1: x + y
+        x = ops.add(x, y)                                  # residual 1: x + y
         m = self.mlp.forward(self.norm2.forward(x))        # (B, H, W, C)
         m, dp2 = droppath_forward(m, self.drop_path, self.training, self.rng)
         self.cache = (win_cache, dp1, dp2)
-        return elementwise(xp.add, x, m)                   # residual 2: x + m
+        return ops.add(x, m)                               # residual 2: x + m
 
     def backward(self, dout):
-        xp = get_xp(dout)
+        ops = tier(dout)
         win_cache, dp1, dp2 = self.cache
         # forward: out = x1 + DropPath(MLP(LN2(x1)))
         dm = droppath_backward(dout, dp2)
-        dx1 = elementwise(xp.add, dout, self.norm2.backward(self.mlp.backward(dm)))
+        dx1 = ops.add(dout, self.norm2.backward(self.mlp.backward(dm)))
         # forward: x1 = x + DropPath(from_windows(attn(to_windows(LN1(x)))))
         dy = droppath_backward(dx1, dp1)
         da = from_windows_backward(dy, win_cache)          # (B*nW, N, C) pad, roll, split
         dtokens = self.attn.backward(da)                   # (B*nW, N, C)
         dh = to_windows_backward(dtokens, win_cache)       # (B, H, W, C) merge, roll back, crop
-        return elementwise(xp.add, dx1, self.norm1.backward(dh))
+        return ops.add(dx1, self.norm1.backward(dh))
+
+    def attention_weights(self):
+        """The last forward's attention probabilities as (B, nW, nH, N, N)."""
+        if self.cache is None:
+            raise RuntimeError("attention_weights: run a forward pass first")
+        (Hp, Wp), M = self.cache[0].padded_hw, self.window_size
+        return self.attn.attention_weights((Hp // M) * (Wp // M))
 
 
 class BasicLayer(Module):
@@ -107,15 +115,11 @@ class BasicLayer(Module):
         self.downsample = self.child("downsample", PatchMerging(dim, rng, dtype)) \
             if downsample else None
 
-    def forward(self, x, trace=None, name=""):
-        for j, blk in enumerate(self.blocks):
+    def forward(self, x):
+        for blk in self.blocks:
             x = blk.forward(x)
-            if trace is not None:
-                trace.append((f"{name}.blocks.{j}", tuple(x.shape)))
         if self.downsample is not None:
             x = self.downsample.forward(x)
-            if trace is not None:
-                trace.append((f"{name}.downsample", tuple(x.shape)))
         return x
 
     def backward(self, dout):
@@ -159,29 +163,53 @@ class SwinTransformer(Module):
     def xp(self):
         return get_xp(self.params["head.weight"])
 
-    def forward(self, x, trace=None):
-        """x (B, H, W, in_chans) -> logits (B, num_classes).
-
-        trace: a list to which every module appends (name, output shape), for the tour.
-        """
+    def forward(self, x):
+        """x (B, H, W, in_chans) -> logits (B, num_classes)."""
         get_xp(x, self.params["head.weight"])              # same backend as the weights
         check_array("x", x, ndim=4, last=self.config.in_chans)
         if x.dtype != self.dtype:
             raise TypeError(f"x: expected dtype {self.dtype} like the model's weights, got "
                             f"{x.dtype}; convert with x.astype('{self.dtype}')")
         x = self.patch_embed.forward(x)                    # (B, H/4, W/4, C)
-        if trace is not None:
-            trace.append(("patch_embed", tuple(x.shape)))
-        for i, layer in enumerate(self.layers):
-            x = layer.forward(x, trace, f"layers.{i}")     # (B, H/2^(i+2), ..., C*2^i)
+        for layer in self.layers:
+            x = layer.forward(x)                           # half the map, twice the width
         x = self.norm.forward(x)                           # (B, h, w, 8C)
         self.cache = x.shape
         pooled = x.mean(axis=(1, 2))                       # (B, 8C)
-        logits = self.head.forward(pooled)                 # (B, num_classes)
-        if trace is not None:
-            trace += [("norm", tuple(x.shape)), ("avgpool", tuple(pooled.shape)),
-                      ("head", tuple(logits.shape))]
-        return logits
+        return self.head.forward(pooled)                   # (B, num_classes)
+
+    def trace(self, x):
+        """`forward(x)`, watched: returns (logits, trace), trace the (name, output shape) of
+        patch_embed, every block and downsample, norm, avgpool and head, in order (the tour's
+        and the hierarchy figure's table).
+
+        A walk over the modules: each watched module's forward is wrapped for this one call,
+        so the forward itself knows nothing of it.
+        """
+        trace = []
+        watched = [("patch_embed", self.patch_embed)]
+        for i, layer in enumerate(self.layers):
+            watched += [(f"layers.{i}.blocks.{j}", b) for j, b in enumerate(layer.blocks)]
+            if layer.downsample is not None:
+                watched.append((f"layers.{i}.downsample", layer.downsample))
+        watched.append(("norm", self.norm))
+
+        def recorded(name, forward):
+            def run(*args):
+                out = forward(*args)
+                trace.append((name, tuple(out.shape)))
+                return out
+            return run
+        for name, module in watched:
+            module.forward = recorded(name, module.forward)    # shadows the method
+        try:
+            logits = self.forward(x)
+        finally:
+            for _, module in watched:
+                del module.forward                         # the class's method again
+        B, F = logits.shape[0], trace[-1][1][-1]
+        trace += [("avgpool", (B, F)), ("head", tuple(logits.shape))]
+        return logits, trace
 
     def backward(self, dlogits):
         """dlogits (B, num_classes) -> dx (B, H, W, in_chans); accumulates into self.grads."""

@@ -30,6 +30,7 @@ from .ops.droppath import droppath_backward, droppath_forward
 from .ops.masks import cached_attention_mask, official_window_shift
 from .ops.window import (from_windows, from_windows_backward, to_windows_backward,
                          to_windows_forward)
+from .tiers import tier
 
 
 def zero_layernorm(dim, dtype):
@@ -42,8 +43,10 @@ def zero_layernorm(dim, dtype):
 class SwinTransformerV2Block(Module):
     """x = x + DropPath(norm1(unshift(WindowAttentionV2(shift(x))))); x = x + DropPath(norm2(MLP(x)))"""
 
-    # the same window/shift decision as v1: official at the built size, tv's elsewhere
+    # the same window/shift decision as v1: official at the built size, tv's elsewhere; and
+    # v1's reading of the attention probabilities from the cache
     window_shift_for = SwinTransformerBlock.window_shift_for
+    attention_weights = SwinTransformerBlock.attention_weights
 
     def __init__(self, dim, input_resolution, num_heads, window_size, shift_size, mlp_ratio,
                  drop_path, pretrained_window_size, rng, dtype=np.float32):
@@ -64,30 +67,32 @@ class SwinTransformerV2Block(Module):
     def forward(self, x):
         """(B, H, W, C) -> (B, H, W, C)"""
         xp = get_xp(x)
+        ops = tier(x)                                      # LN, MLP, add: plain or fast
         B, H, W, C = x.shape
         (Hp, Wp), shift = self.window_shift_for(H, W)
         M = self.window_size
         tokens, win_cache = to_windows_forward(x, M, shift)   # (B*nW, N, C) pad, roll, split
         mask = cached_attention_mask(Hp, Wp, M, shift, xp, x.dtype)   # (nW, N, N) or None
-        a = self.attn.forward(tokens, mask, (Hp // M) * (Wp // M))   # (B*nW, N, C)
+        a = self.attn.forward(tokens, mask)                # (B*nW, N, C)
         y = self.norm1.forward(from_windows(a, win_cache))   # (B, H, W, C) post-norm
         y, dp1 = droppath_forward(y, self.drop_path, self.training, self.rng)
-        x = x + y                                          # residual 1
+        x = ops.add(x, y)                                  # residual 1: x + y
         m = self.norm2.forward(self.mlp.forward(x))        # (B, H, W, C) post-norm
         m, dp2 = droppath_forward(m, self.drop_path, self.training, self.rng)
         self.cache = (win_cache, dp1, dp2)
-        return x + m                                       # residual 2
+        return ops.add(x, m)                               # residual 2: x + m
 
     def backward(self, dout):
+        ops = tier(dout)
         win_cache, dp1, dp2 = self.cache
         # forward: out = x1 + DropPath(norm2(MLP(x1)))
         dm = droppath_backward(dout, dp2)
-        dx1 = dout + self.mlp.backward(self.norm2.backward(dm))
+        dx1 = ops.add(dout, self.mlp.backward(self.norm2.backward(dm)))
         # forward: x1 = x + DropPath(norm1(from_windows(attn(to_windows(x)))))
         dy = self.norm1.backward(droppath_backward(dx1, dp1))
         da = from_windows_backward(dy, win_cache)          # (B*nW, N, C)
         dtokens = self.attn.backward(da)                   # (B*nW, N, C)
-        return dx1 + to_windows_backward(dtokens, win_cache)   # (B, H, W, C)
+        return ops.add(dx1, to_windows_backward(dtokens, win_cache))   # (B, H, W, C)
 
 
 class BasicLayerV2(BasicLayer):

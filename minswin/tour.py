@@ -97,7 +97,7 @@ def _print_tables(p, model, name, x, trace, logits, stages):
         for j, (blk, shift) in enumerate(zip(layer.blocks, s["shifts"])):
             what = _what_block_does(M, s["padded"], shift)
             p(f"    {f'blocks.{j}':<10}{what}; attention weights "
-              f"{blk.attn.attention_weights().shape}")
+              f"{blk.attention_weights().shape}")
 
     n = model.num_params()
     p(f"\n== 3. parameters: {n:,} ==")
@@ -133,11 +133,11 @@ def _figure_jobs(model, name, img, trace, stages):
     _, H1, W1, _ = first["shape"]                          # the map stage 1 really gets
     b1 = model.layers[0].blocks[1]                         # stage 1, shifted block
     S, s1 = b1.shift_size, first["shifts"][1]              # nominal, and as used on (H1, W1)
-    a1 = b1.attn.attention_weights()                       # (1, nW, nH, N, N)
+    a1 = b1.attention_weights()                       # (1, nW, nH, N, N)
     centre_window = viz.central_window(*first["padded"], M)
     last = model.layers[-1].blocks[-1]
     _, Hl, Wl, _ = final["shape"]
-    al = last.attn.attention_weights()
+    al = last.attention_weights()
     table_key = "layers.0.blocks.1.attn.relative_position_bias_table"
     jobs = [
         ("01_windows_grid.png", lambda: viz.plot_window_partition(8, 4, 2)),
@@ -239,8 +239,7 @@ def run_tour(out=DEFAULT_OUT, model_name="swin_t", progress=True, file=None, dpi
         img = viz.sample_image(c.img_size)                 # (S, S, 3) in [0, 1], a photo
         x = to_backend(viz.normalise(img)[None], default_xp())   # (1, S, S, 3)
         bar.set_description(f"forward pass of {name}")
-        trace = []
-        logits = model.forward(x, trace=trace)             # (1, num_classes)
+        logits, trace = model.trace(x)                     # (1, num_classes), shapes
         bar.update()
     stages = viz.stage_summary(model, trace)
     n, total, by_stage, saving = _print_tables(p, model, name, x, trace, logits, stages)

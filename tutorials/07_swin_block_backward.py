@@ -120,7 +120,7 @@ print("by hand vs block.backward, max |difference|:", gaps)
 # In the shifted block, a query's attention to keys from another region must be ≈ 0:
 
 # %%
-weights = block.attn.attention_weights()                   # (B, nW, nH, N, N)
+weights = block.attention_weights()                        # (B, nW, nH, N, N)
 labels = window_labels(H, W, M, s)                         # (nW, N)
 other = labels[:, :, None] != labels[:, None, :]           # (nW, N, N)
 leak = float(np.max(weights * other[None, :, None]))       # weights where labels differ

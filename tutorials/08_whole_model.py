@@ -124,8 +124,7 @@ if SMALL:
     net, size, (hh, ww) = small_model, 32, (28, 44)
 else:
     net, size, (hh, ww) = model_t, 224, (200, 260)
-trace = []
-logits = net.forward(g.standard_normal((1, hh, ww, 3)).astype(np.float32), trace=trace)
+logits, trace = net.trace(g.standard_normal((1, hh, ww, 3)).astype(np.float32))
 stage_maps = [dict(trace)[f"layers.{i}.blocks.0"][1:3] for i in range(len(net.layers))]
 print(f"{hh}x{ww} image on a {size}-px model: stage maps {stage_maps}, logits {logits.shape}")
 

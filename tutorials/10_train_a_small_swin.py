@@ -118,8 +118,7 @@ rescale_init(model)
 share_lecun = branch_share(model, ds.train.x[:16])
 print(f"branches / stream in block 0: official init {share_official:.3f}, "
       f"after rescale_init {share_lecun:.3f}")
-trace = []
-model.forward(ds.train.x[:2], trace=trace)
+_, trace = model.trace(ds.train.x[:2])
 for name, shape in trace:
     print(f"{name:22s} {shape}")
 print(f"{model.num_params():,} parameters")
@@ -239,7 +238,7 @@ print(cm)
 from minswin.viz import plot_query_attention  # noqa: E402
 
 model.forward(ds.test.x[:1])
-attn = model.layers[0].blocks[1].attn.attention_weights()   # (B, nW, nH, N, N)
+attn = model.layers[0].blocks[1].attention_weights()   # (B, nW, nH, N, N)
 print("attention weights:", attn.shape, "rows sum to", float(attn[0, 0, 0, 0].sum()))
 img = (ds.test.x[0] * ds.std + ds.mean).clip(0, 1)        # back to [0, 1] for display
 fig = plot_query_attention(img, attn, (8, 8), window=4, shift=2, window_id=0, query=5,

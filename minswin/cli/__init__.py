@@ -6,8 +6,12 @@ Each sub-command module exposes `add_parser(subparsers)` (which registers its pa
 import argparse
 import sys
 
-from ..runtime import tune_cpu_process
-from . import evaluate, exercise, plot, tour, train
+from ..runtime import prefer_sleeping_blas_threads, tune_cpu_process
+
+BLAS_TIMEOUT_IN_TIME = prefer_sleeping_blas_threads()   # before the commands import NumPy:
+                                                        # see minswin/runtime.py
+
+from . import evaluate, exercise, plot, tour, train  # noqa: E402
 
 COMMANDS = (tour, plot, train, evaluate, exercise)
 

@@ -258,17 +258,15 @@ def _figure(args):
         table = model.params[f"{key}.attn.relative_position_bias_table"]
         return viz.plot_relative_position_bias(table, heads=heads, name=f"{key} of {name}")
     if f == "hierarchy":
-        trace = []
-        model.forward(x, trace=trace)                      # (1, classes)
+        _, trace = model.trace(x)                          # (1, classes), shapes
         return viz.plot_hierarchy(model, trace, img, name)
     key, blk = _pick_block(model, args)                    # checked before the slow forward
     check_heads(heads, blk.num_heads, 1)                   # viz's own check, made early
-    trace = []
-    model.forward(x, trace=trace)                          # (1, classes)
+    _, trace = model.trace(x)                              # (1, classes), shapes
     H, W = dict(trace)[key][1:3]
     M = blk.window_size
     (Hp, Wp), shift = blk.window_shift_for(H, W)
-    attn = blk.attn.attention_weights()        # (1, nW, nH, N, N)
+    attn = blk.attention_weights()        # (1, nW, nH, N, N)
     wid = _given(args.window_id, viz.central_window(Hp, Wp, M))
     if f == "attention-weights":
         return viz.plot_window_attention(attn, window_id=wid, heads=heads, name=f"{key}, {name}")
