@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	@# where the machine offers it, otherwise the oracle tests are skipped with a reason
 	-$(BIN)/python -m pip install -q "torch==2.13.0+cpu" 2>/dev/null || \
 	  echo "minswin: no CPU torch here; PyTorch oracle tests will be skipped (make torch)"
+	@# timm and torchvision: the Swin V2 oracles (tests/test_v2_oracle.py), test-only as well
+	-$(BIN)/python -m pip install -q "torchvision==0.28.0+cpu" "timm==1.0.31" 2>/dev/null || \
+	  echo "minswin: no timm/torchvision here; the Swin V2 oracle tests will be skipped"
 	touch $(STAMP)
 
 tour: $(STAMP)
