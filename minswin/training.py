@@ -38,11 +38,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .backend import to_backend, to_numpy
+from .backend import get_xp, to_backend, to_numpy
 from .checkpoint import _nonfinite_problems, load_checkpoint, save_checkpoint
 from .checks import check_positive_int, check_seed
 from .data import batch_slices, epoch_order, load_dataset, train_batch
-from .loss import accuracy_count, cross_entropy_backward, cross_entropy_forward
+from .loss import (accuracy_count, check_labels, cross_entropy_backward,
+                   cross_entropy_forward)
 from .optim import clip_grad_norm, cosine_lr, create_optimizer
 
 META_KEY = "minswin.train"          # checkpoint metadata key holding the training state (JSON)
@@ -250,19 +251,31 @@ def load_data(cfg, img_size, mean=None, std=None):
 
 def train_step(model, optimizer, x, y, *, lr, label_smoothing, clip_grad, loss_fn=None):
     """Forward, loss, backward, (clip), update. Returns (loss, correct) as a Python float and
-    int, or (loss, None) without touching the weights when the loss is not finite."""
+    int, or (loss, None) without touching the weights when the loss is not finite.
+
+    On a GPU this waits for the device once: the loss and the count of correct answers come
+    back together, after the backward pass has been queued (so the GPU works meanwhile) and
+    before the update, which needs to know that the loss is finite. `y` holds labels already
+    checked on the host (`check_labels`), so the loss does not look at their values again.
+    """
+    xp = get_xp(x, y)
     model.zero_grad()
     logits = model.forward(x)                                       # (B, K)
-    loss, cache = (loss_fn or cross_entropy_forward)(logits, y, label_smoothing)   # ()
-    loss = float(to_numpy(loss))                                    # the step's one loss sync
+    if loss_fn is None:
+        loss, cache = cross_entropy_forward(logits, y, label_smoothing, check_values=False)
+    else:
+        loss, cache = loss_fn(logits, y, label_smoothing)           # ()
+    correct = accuracy_count(logits, y)                             # ()
+    model.backward(cross_entropy_backward(1.0, cache))              # fills model.grads
+    both = xp.stack([loss.astype(xp.float64), correct.astype(xp.float64)])   # (2,)
+    loss, correct = to_numpy(both).tolist()                         # the step's one sync
     if not math.isfinite(loss):
         return loss, None
-    model.backward(cross_entropy_backward(1.0, cache))              # fills model.grads
     if clip_grad:
         clip_grad_norm(model.grads, clip_grad)
     optimizer.lr = lr
     optimizer.step(model.grads)                                     # params change in place
-    return loss, int(to_numpy(accuracy_count(logits, y)))
+    return loss, int(correct)
 
 
 def evaluate_split(model, split, batch_size=256):
@@ -573,6 +586,8 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threa
     ds = load_data(cfg, img_size, mean, std)
     check_splits(ds, cfg)
     K = len(ds.classes)
+    for split in (ds.train, ds.val, ds.test):      # once, on the host: steps skip the values
+        check_labels(split.y, K)
     model = build_model(cfg, K)
     optimizer = build_optimizer(cfg, model)
     xp = model.xp
