@@ -565,6 +565,19 @@ def test_nonfinite_weights_are_refused_then_allowed_on_request(files):
     assert np.isnan(model.params["head.weight"]).sum() == 3
 
 
+def test_nonfinite_weights_are_refused_by_swin_v2_too():
+    model = create_model("swinv2_digits", num_classes=4, embed_dim=8, depths=(2, 1),
+                         num_heads=(2, 2))
+    state = {k: np.array(v, copy=True) for k, v in model.state_dict().items()}
+    state["norm.weight"][0] = np.inf
+    before = model_state(model)
+    with pytest.raises(ValueError, match=r"'norm.weight': 1 of 16 values are not finite"):
+        model.load_state_dict(state)
+    assert_same_state(before, model_state(model))
+    model.load_state_dict(state, allow_nonfinite=True)
+    assert np.isinf(model.params["norm.weight"][0])
+
+
 # ---------------------------------------------------------------------------- the API
 
 def _tiny(**kw):
