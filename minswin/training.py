@@ -427,10 +427,16 @@ def format_confusion(cm, classes):
 
 
 def _write_json(path, obj):
+    """Write JSON under a temporary name, then rename (a failed write leaves no half file)."""
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=1)
+        os.replace(tmp, path)
+    except OSError as err:
+        if os.path.isfile(tmp):
+            os.remove(tmp)
+        raise OSError(f"path: could not write {path!r} ({err.strerror or err})") from None
 
 
 # ---------------------------------------------------------------------------- Ctrl-C
@@ -742,9 +748,14 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threa
         history.update(test_loss=test_loss, test_acc=test_acc,
                        best_val_test_acc=best_test_acc if tested else None,
                        wall_time_s=time.perf_counter() - t_start)
-    _write_json(os.path.join(out, "history.json"), history)
-    if plots and history["epochs"]:
-        plot_history(history, os.path.join(out, "curves.png"))
+    try:
+        _write_json(os.path.join(out, "history.json"), history)
+        if plots and history["epochs"]:
+            plot_history(history, os.path.join(out, "curves.png"))
+    except OSError as err:
+        raise TrainingFailed(
+            f"{err.args[0] if err.args else err}; the run's checkpoints are in {out}"
+            + (f" (test accuracy: {100 * test_acc:.1f}%)" if finished else "")) from None
     if finished:
         # resumed into a new folder, a best epoch from before the resume has its checkpoint in
         # the old folder: say so rather than print a test accuracy of nan

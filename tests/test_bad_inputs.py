@@ -565,6 +565,18 @@ def test_disk_full_while_training_exits_1_with_one_line(tmp_path):
     assert not any(f.endswith(".tmp.safetensors") for f in os.listdir(tmp_path / "r"))
 
 
+def test_history_that_cannot_be_written_is_a_training_failure(tmp_path, capsys):
+    out = tmp_path / "r"
+    (out / "history.json.tmp").mkdir(parents=True)          # where history.json is written
+    rc, text = run_cli(capsys, ["train", *TINY_RUN, "--out", str(out)])
+    assert rc == 1 and "Traceback" not in text, text
+    line = [s for s in text.splitlines() if s.startswith("minswin train:")]
+    assert len(line) == 1, text
+    assert "could not write" in line[0] and "history.json" in line[0]
+    assert f"the run's checkpoints are in {out} (test accuracy: " in line[0]
+    assert (out / "last.safetensors").exists() and not (out / "history.json").exists()
+
+
 # ---------------------------------------------------------------------------- weights
 
 def test_nonfinite_weights_are_refused_then_allowed_on_request(files):
