@@ -203,7 +203,12 @@ def report_md(report):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="gpu_check.py", description=__doc__.splitlines()[0])
+
+    def one_line_error(message):                   # no usage block, as the minswin command
+        print(f"gpu_check.py: error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+    p.error = one_line_error
     p.add_argument("--out", default=os.environ.get("OUT") or os.path.join(os.getcwd(),
                                                                            "gpu-check"),
                    help="folder for every result (default $OUT, else ./gpu-check)")
