@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 	@# where the machine offers it, otherwise the oracle tests are skipped with a reason
 	-$(BIN)/python -m pip install -q "torch==2.13.0+cpu" 2>/dev/null || \
 	  echo "minswin: no CPU torch here; PyTorch oracle tests will be skipped (make torch)"
-	@# the test extra's oracles (timm, transformers) need torch: the one installed above is
-	@# pinned, so that they do not replace it with a CUDA build
+	@# the test extra's oracles (timm, which brings torchvision, and transformers) need torch:
+	@# the one installed above is pinned, so that they do not replace it with a CUDA build
 	$(BIN)/python -m pip install -q -e ".[test]" $$($(BIN)/python -c \
 	  "import torch; print('torch==' + torch.__version__)" 2>/dev/null)
 	touch $(STAMP)

@@ -150,7 +150,7 @@ def torchvision_to_official(key):
         f, rest = int(m.group(1)), m.group(2)
         if f % 2 == 1:
             j, tail = rest.split(".", 1)
-            tail = tail.replace("mlp.0.", "mlp.fc1.").replace("mlp.3.", "mlp.fc2.")
+            tail = re.sub(r"^mlp\.0\.", "mlp.fc1.", re.sub(r"^mlp\.3\.", "mlp.fc2.", tail))
             return f"layers.{(f - 1) // 2}.blocks.{j}.{tail}"
         return f"layers.{(f - 2) // 2}.downsample.{rest}"
     return key
@@ -290,7 +290,8 @@ class LoadReport(dict):
         return self.summary()
 
 
-def load_state_dict(model, state, strict=True, fmt=None, allow_nonfinite=False):
+def load_state_dict(model, state, strict=True, fmt=None, allow_nonfinite=False,
+                    resize_windows=False):
     """Copy a state dict (official, timm, torchvision or transformers names) into `model`.
 
     Every problem is collected first: missing keys, unexpected keys, shape or dtype-kind
@@ -302,9 +303,12 @@ def load_state_dict(model, state, strict=True, fmt=None, allow_nonfinite=False):
 
     fmt: the key-name format (one of KEY_MAPS), or None to detect it from the names.
     Returns a LoadReport: {"format", "loaded", "missing", "unexpected", "buffers"}.
+
+    resize_windows: resize v1 tables made for another window (minswin/window_tables.py).
     """
+    from .window_tables import resize_window_tables
     fmt = detect_format(state) if fmt is None else fmt
-    state = to_official_keys(state, fmt)
+    state = resize_window_tables(model, to_official_keys(state, fmt), resize_windows)
     problems, unexpected, buffers, accepted = [], [], [], {}
     for key, value in state.items():
         value = to_numpy(value)

@@ -239,9 +239,10 @@ class SwinTransformer(Module):
         """Official keys -> the live parameter arrays (copy them to keep a snapshot)."""
         return dict(self.params)
 
-    def load_state_dict(self, state, strict=True, allow_nonfinite=False):
+    def load_state_dict(self, state, strict=True, allow_nonfinite=False, resize_windows=False):
         from .checkpoint import load_state_dict
-        return load_state_dict(self, state, strict=strict, allow_nonfinite=allow_nonfinite)
+        return load_state_dict(self, state, strict=strict, allow_nonfinite=allow_nonfinite,
+                               resize_windows=resize_windows)
 
     def flops(self, img_size=None):
         from .flops import model_flops
@@ -259,6 +260,10 @@ class SwinTransformer(Module):
 
 def create_model(name, num_classes=1000, img_size=None, seed=0, dtype="float32", **overrides):
     """Build a Swin model by config name ("swin_t", "swin_s", "swin_b", "swin_l", "swin_b_384",
-    "swin_l_384", "swin_micro"), with any config field overridden by keyword."""
+    "swin_l_384", "swin_micro"; Swin V2: "swinv2_t", "swinv2_s", "swinv2_b", "swinv2_t_w16",
+    ...), with any config field overridden by keyword."""
     config = get_config(name, num_classes=num_classes, img_size=img_size, **overrides)
+    if config.version == 2:
+        from .model_v2 import SwinTransformerV2
+        return SwinTransformerV2(config, seed=seed, dtype=dtype)
     return SwinTransformer(config, seed=seed, dtype=dtype)
