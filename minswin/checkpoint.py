@@ -40,12 +40,27 @@ def save_checkpoint(path, state, metadata=None):
     if ext == ".npz" and _META_KEY in arrays:
         raise ValueError(f"state: the key {_META_KEY!r} is reserved")
     tmp = path + ".tmp" + ext                              # same extension: same writer
-    if ext == ".safetensors":
-        from safetensors.numpy import save_file
-        save_file(arrays, tmp, metadata=metadata or None)
-    else:
-        np.savez(tmp, **arrays, **{_META_KEY: np.array(json.dumps(metadata))})
-    os.replace(tmp, path)
+    from safetensors import SafetensorError
+    try:
+        if ext == ".safetensors":
+            from safetensors.numpy import save_file
+            save_file(arrays, tmp, metadata=metadata or None)
+        else:
+            np.savez(tmp, **arrays, **{_META_KEY: np.array(json.dumps(metadata))})
+        _normal_permissions(tmp)
+        os.replace(tmp, path)
+    except (OSError, SafetensorError) as err:     # disk full, no permission (safetensors
+        if os.path.exists(tmp):                   # wraps I/O errors in its own type)
+            os.remove(tmp)
+        raise OSError(f"path: could not write {path!r} ({type(err).__name__}: {err}); "
+                      "any earlier file there is unchanged") from None
+
+
+def _normal_permissions(path):
+    """rw for the owner, r for others as the umask allows (safetensors writes 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def load_checkpoint(path, with_metadata=False):
@@ -135,7 +150,7 @@ def torchvision_to_official(key):
         f, rest = int(m.group(1)), m.group(2)
         if f % 2 == 1:
             j, tail = rest.split(".", 1)
-            tail = tail.replace("mlp.0.", "mlp.fc1.").replace("mlp.3.", "mlp.fc2.")
+            tail = re.sub(r"^mlp\.0\.", "mlp.fc1.", re.sub(r"^mlp\.3\.", "mlp.fc2.", tail))
             return f"layers.{(f - 1) // 2}.blocks.{j}.{tail}"
         return f"layers.{(f - 2) // 2}.downsample.{rest}"
     return key
@@ -244,6 +259,17 @@ def _check_buffer(model, key, value):
     return None
 
 
+def _nonfinite_problems(arrays, advice=""):
+    """One line per tensor holding NaN or inf, with the counts (and `advice`)."""
+    problems = []
+    for key, value in arrays.items():
+        n_nan, n_inf = int(np.isnan(value).sum()), int(np.isinf(value).sum())
+        if n_nan or n_inf:
+            problems.append(f"{key!r}: {n_nan + n_inf} of {value.size} values are not finite "
+                            f"({n_nan} NaN, {n_inf} inf){advice}")
+    return problems
+
+
 class LoadReport(dict):
     """What load_state_dict did, as a dict: "format" (of the key names), "loaded", "missing",
     "unexpected" (lists of official key names) and "buffers" (checked, equal, dropped).
@@ -264,20 +290,25 @@ class LoadReport(dict):
         return self.summary()
 
 
-def load_state_dict(model, state, strict=True, fmt=None):
+def load_state_dict(model, state, strict=True, fmt=None, allow_nonfinite=False,
+                    resize_windows=False):
     """Copy a state dict (official, timm, torchvision or transformers names) into `model`.
 
     Every problem is collected first: missing keys, unexpected keys, shape or dtype-kind
-    mismatches, buffers that differ from minswin's constants. Shape/dtype/buffer problems
-    always raise; missing/unexpected keys raise when strict. A state dict of which no tensor
+    mismatches, buffers that differ from minswin's constants, and NaN or inf values (unless
+    allow_nonfinite, for inspecting a broken run). Shape/dtype/buffer/value problems always
+    raise; missing/unexpected keys raise when strict. A state dict of which no tensor
     matches a parameter always raises: strict=False never loads nothing in silence. Nothing
     is written unless the whole state dict is accepted.
 
     fmt: the key-name format (one of KEY_MAPS), or None to detect it from the names.
     Returns a LoadReport: {"format", "loaded", "missing", "unexpected", "buffers"}.
+
+    resize_windows: resize v1 tables made for another window (minswin/window_tables.py).
     """
+    from .window_tables import resize_window_tables
     fmt = detect_format(state) if fmt is None else fmt
-    state = to_official_keys(state, fmt)
+    state = resize_window_tables(model, to_official_keys(state, fmt), resize_windows)
     problems, unexpected, buffers, accepted = [], [], [], {}
     for key, value in state.items():
         value = to_numpy(value)
@@ -305,6 +336,9 @@ def load_state_dict(model, state, strict=True, fmt=None):
     if strict:
         problems += [f"missing key {k!r} {tuple(model.params[k].shape)}" for k in missing]
         problems += [f"unexpected key {k!r} {tuple(np.shape(state[k]))}" for k in unexpected]
+    problems += [] if allow_nonfinite else _nonfinite_problems(
+        accepted, "; to load them anyway pass allow_nonfinite=True (minswin evaluate "
+                  "--allow-nonfinite)")
     if not accepted and not problems:
         raise ValueError(
             f"state: none of its {len(state)} tensor(s) matches a parameter of the model "

@@ -19,6 +19,11 @@
 # forward with minswin's ops and check it against `SwinTransformerBlock.forward`; then the
 # backward, each step under the forward line it undoes; then a gradient check of the whole
 # block in float64.
+#
+# The ops are the plain tier, `minswin/ops/`: open `ops/attention.py`, `ops/layernorm.py` and
+# `ops/mlp.py` beside this notebook, they are the maths below, a line each. (The model runs
+# their fast twins from `minswin/fast/` on NumPy by default: the same numbers, computed in
+# cache-sized blocks on every core. `minswin.use_fast(False)` runs these plain ones.)
 
 # %%
 import numpy as np

@@ -47,8 +47,8 @@ def layernorm_forward(x, gamma, beta, eps=EPS):
 def layernorm_backward(dout, cache):
     """Returns (dx, dgamma, dbeta).
 
-    (In dx, the second term is the path through the mean, the third the path through the
-    variance: both are functions of x too.)
+    x reaches xhat three ways: directly, through the mean and through the variance (both
+    are functions of x too), so dx has three terms.
     """
     get_xp(dout, cache.xhat)
     xhat, rstd, gamma = cache
@@ -58,6 +58,7 @@ def layernorm_backward(dout, cache):
     dbeta = dout.sum(axis=lead)                            # (C,)
     dxhat = dout * gamma                                   # (..., C)
     # forward: xhat = (x - mean) * rstd, mean and rstd both functions of x
-    dx = rstd * (dxhat - dxhat.mean(axis=-1, keepdims=True)
-                 - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))   # (..., C)
+    dx = rstd * (dxhat                                     # (..., C) the direct path,
+                 - dxhat.mean(axis=-1, keepdims=True)      # the path through the mean
+                 - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))   # and the variance
     return dx, dgamma, dbeta
