@@ -7,13 +7,13 @@
 
 It reads what is on disk and never downloads. Recognised (one entry of FORMATS each):
 
-| folder                          | config.json says                         | key names     |
-| ------------------------------- | ---------------------------------------- | ------------- |
-| transformers Swin v1            | "model_type": "swin"                     | transformers  |
-| transformers Swin V2            | "model_type": "swinv2"                   | transformers  |
-| timm Swin v1                    | "architecture": "swin_tiny_patch4_..."   | timm          |
+| folder                          | config.json says                          | key names    |
+| ------------------------------- | ----------------------------------------- | ------------ |
+| transformers Swin v1            | "model_type": "swin"                      | transformers |
+| transformers Swin V2            | "model_type": "swinv2"                    | transformers |
+| timm Swin v1                    | "architecture": "swin_tiny_patch4_..."    | timm         |
 | timm Swin V2                    | "architecture": "swinv2_tiny_window8_256" | timm         |
-| minswin (save_pretrained below) | "model_type": "minswin"                  | official      |
+| minswin (save_pretrained below) | "model_type": "minswin"                   | official     |
 
 A `.safetensors` file written by minswin (`minswin train`, or save_pretrained) carries its config
 in its metadata and loads on its own. timm's `swin_s3_*` and `swinv2_cr_*` are other
@@ -83,8 +83,9 @@ def _transformers(cfg, state, version=1):
     for bad in ("SwinForMaskedImageModeling", "SwinBackbone", "Swinv2ForMaskedImageModeling",
                 "Swinv2Backbone"):
         if bad in archs:
-            raise ValueError(f"config.json: architectures is {archs}; minswin loads "
-                             "SwinForImageClassification and SwinModel folders, not " + bad)
+            raise ValueError(f"config.json: architectures is {archs}; minswin loads image "
+                             "classifiers and base models (Swin[v2]ForImageClassification, "
+                             "Swin[v2]Model), not " + bad)
     has_head = any(k.startswith("classifier.") for k in state)
     labels = None
     if has_head:
@@ -214,8 +215,8 @@ def recognise(cfg):
             return fmt
     what = cfg.get("model_type") or cfg.get("architecture") or sorted(cfg)[:6]
     raise ValueError(f"config.json: expected a Swin config (transformers \"model_type\": "
-                     f"\"swin\", a timm \"architecture\": \"swin_...\", or a minswin folder), "
-                     f"got {what!r}")
+                     f"\"swin\" or \"swinv2\", a timm \"architecture\": \"swin_...\" or "
+                     f"\"swinv2_...\", or a minswin folder), got {what!r}")
 
 
 def describe(name, config):

@@ -407,19 +407,22 @@ def micro(num_classes=3, seed=1):
                                 dtype="float64").eval()
 
 
+@pytest.mark.parametrize("name", ["swin_micro", "swinv2_digits"])
 @pytest.mark.parametrize("num_classes", [3, 0])
-def test_minswin_folder_and_file_round_trip(tmp_path, capsys, num_classes):
-    a = micro(num_classes)
+def test_minswin_folder_and_file_round_trip(tmp_path, capsys, num_classes, name):
+    a = minswin.create_model(name, embed_dim=12, num_classes=num_classes, seed=1,
+                             dtype="float64").eval()
     labels = ["x", "y", "z"] if num_classes else None
     minswin.save_pretrained(a, tmp_path / "m", labels=labels)
-    x = images((32, 32))
+    S = a.config.img_size
+    x = images((S, S))
     for path in (tmp_path / "m", tmp_path / "m" / "model.safetensors"):
         b = minswin.from_pretrained(path, dtype="float64")
-        assert b.config == a.config and b.labels == labels
+        assert b.config == a.config and type(b) is type(a) and b.labels == labels
         np.testing.assert_array_equal(b.forward(x), a.forward(x))
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("minswin, 32, window 4, ")
-    assert out[1].startswith("minswin file, 32, window 4, ")
+    assert out[0].startswith(f"minswin, {S}, window 4, ")
+    assert out[1].startswith(f"minswin file, {S}, window 4, ")
 
 
 def test_a_bare_weights_file_says_what_is_missing(tmp_path):
