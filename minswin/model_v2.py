@@ -141,7 +141,7 @@ class SwinTransformerV2(SwinTransformer):
             start += depth
         self.norm = self.child("norm", LayerNorm(c.num_features, dtype))
         self.head = self.child("head", Linear(c.num_features, c.num_classes, rng=self.rng,
-                                              dtype=dtype))
+                                              dtype=dtype)) if c.num_classes else None
 
     def load_state_dict(self, state, strict=True, resize_windows=False, allow_nonfinite=False):
         """Official, timm or torchvision V2 names; the buffers relative_coords_table,
