@@ -145,6 +145,9 @@ def torch_digits_step(batch, device):
 def torch_case(case, batch, backend):
     import torch
     device = "cuda" if backend == "cupy" else "cpu"
+    if device == "cuda":          # full float32 GEMMs, as CuPy's default (CUPY_TF32 unset)
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     torch.manual_seed(0)
     sync = torch.cuda.synchronize if device == "cuda" else None
     if case == "digits":
@@ -194,8 +197,14 @@ PAUSE_S = 0.25
 def timed(fn, sync):
     """Seconds for fn(), after a pause: the idle threads of whatever ran before (PyTorch's
     OpenMP pool and OpenBLAS both spin-wait for a while after their work) go to sleep first,
-    so no round starts while the other framework's threads still hold the cores."""
+    so no round starts while the other framework's threads still hold the cores.
+
+    On a GPU (`sync` given) the device is synchronised before the clock starts (nothing queued
+    earlier is counted) and before it stops (a GPU call returns when its kernels are queued,
+    not when they are done: without this the figure is the launch time)."""
     time.sleep(PAUSE_S)
+    if sync:
+        sync()
     t = time.perf_counter()
     fn()
     if sync:
@@ -218,26 +227,58 @@ def peak_rss_mib():
 
 # ---------------------------------------------------------------------------- memory subprocess
 
+def cupy_peak_tracker(cupy):
+    """A function returning the peak bytes in use in CuPy's memory pool so far.
+
+    The pool reports only what is in use now (used_bytes) and what it holds (total_bytes,
+    which includes freed blocks it keeps), so the peak is recorded by wrapping its malloc.
+    This is what torch.cuda.max_memory_allocated reports for PyTorch's caching allocator.
+    """
+    pool = cupy.get_default_memory_pool()
+    peak = [pool.used_bytes()]
+
+    def malloc(nbytes):
+        mem = pool.malloc(nbytes)
+        peak[0] = max(peak[0], pool.used_bytes())
+        return mem
+    cupy.cuda.set_allocator(malloc)
+    return lambda: peak[0]
+
+
 def memory_child(framework, case, batch, backend):
-    """Run one fwd+bwd (after a warm-up) and print the peak RSS of this process, in MiB."""
+    """Run one fwd+bwd (after a warm-up) and print this process's peak memory in MiB: host
+    RSS, and on a GPU the peak bytes allocated on the device (CuPy's pool / torch)."""
+    gpu_peak = None
     if framework == "minswin":
+        if backend == "cupy":
+            import cupy
+            gpu_peak = cupy_peak_tracker(cupy)
         _, fwd_bwd, sync = minswin_case(case, batch, backend)
     else:
         import torch
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
         _, fwd_bwd, sync, _ = torch_case(case, batch, backend)
+        if backend == "cupy":
+            torch.cuda.reset_peak_memory_stats()
+            gpu_peak = torch.cuda.max_memory_allocated
     fwd_bwd()
     fwd_bwd()
-    print(json.dumps({"peak_rss_mib": peak_rss_mib()}))
+    if sync:
+        sync()
+    print(json.dumps({"peak_rss_mib": peak_rss_mib(),
+                      "peak_gpu_mib": None if gpu_peak is None else gpu_peak() / 2 ** 20}))
 
 
 def measure_memory(framework, case, batch, backend, no_tune):
+    """Peak memory in MiB of one fwd+bwd in a fresh process: device memory on a GPU (the
+    column is then GPU memory, not host RSS), host RSS on the CPU."""
     cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", framework, case,
            str(batch), "--backend", backend] + (["--no-tune"] if no_tune else [])
     out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
     if out.returncode:
         return None
-    return json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mib"]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    return got["peak_gpu_mib"] if backend == "cupy" else got["peak_rss_mib"]
 
 
 # ---------------------------------------------------------------------------- main
@@ -251,7 +292,8 @@ def gemm_gflops(backend, n=2048, reps=5):
     xp = minswin.backend.default_xp()
     a = xp.asarray(np.random.default_rng(0).standard_normal((n, n), dtype=np.float32))
     xp.matmul(a, a)
-    best = min(timed(lambda: xp.matmul(a, a), None) for _ in range(reps))
+    sync = xp.cuda.Device().synchronize if backend == "cupy" else None
+    best = min(timed(lambda: xp.matmul(a, a), sync) for _ in range(reps))
     return 2 * n ** 3 / best / 1e9
 
 
@@ -373,7 +415,8 @@ def markdown(meta, rows):
              "| case | batch | torch fwd s | "
              + " | ".join(f"{t} fwd s | ratio" for t in tiers)
              + " | torch fwd+bwd s | " + " | ".join(f"{t} fwd+bwd s | ratio" for t in tiers)
-             + " | minswin peak RSS MiB | torch peak RSS MiB |",
+             + " | minswin peak {0} MiB | torch peak {0} MiB |".format(
+                 "GPU" if meta["backend"] == "cupy" else "RSS"),
              "|---" * (6 + 4 * len(tiers)) + "|"]
     for r in rows:
         lines.append(

@@ -22,12 +22,15 @@ _EXPORTS = {
     "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
     "CONFIGS": "configs", "SwinConfig": "configs", "get_config": "configs",
     "SwinTransformer": "model", "create_model": "model",
+    "SwinTransformerV2": "model_v2", "SwinV2Config": "configs",
     "attention_mask": "ops.masks", "region_labels": "ops.masks",
     "relative_position_index": "ops.masks",
+    "resize_relative_bias_table": "ops.resize",
     "window_partition": "ops.window", "window_reverse": "ops.window",
     "use_fast": "tiers",
     "num_threads": "fast.parallel", "set_num_threads": "fast.parallel",
     "train": "training",
+    "from_pretrained": "folders", "save_pretrained": "folders",
 }
 
 __all__ = sorted([*_EXPORTS, "flops"])

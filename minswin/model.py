@@ -17,7 +17,7 @@ Window and shift (SPEC "What minswin decides" 3-4):
 import numpy as np
 
 from .backend import get_xp, rng as make_rng
-from .checks import check_array
+from .checks import check_array, check_seed, check_shape
 from .configs import get_config
 from .layers import LayerNorm, Linear, Mlp, PatchEmbed, PatchMerging, WindowAttention
 from .module import Module
@@ -139,7 +139,7 @@ class SwinTransformer(Module):
         if dtype not in (np.float32, np.float64):
             raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
         self.config, self.dtype = config, dtype
-        self.rng = make_rng(seed)       # initial weights, then DropPath masks
+        self.rng = make_rng(check_seed("seed", seed))   # initial weights, then DropPath
         c = config
         self.patch_embed = self.child("patch_embed", PatchEmbed(c.patch_size, c.in_chans,
                                                                  c.embed_dim, self.rng, dtype))
@@ -156,16 +156,17 @@ class SwinTransformer(Module):
             self.layers.append(self.child(f"layers.{i}", layer))
             start += depth
         self.norm = self.child("norm", LayerNorm(c.num_features, dtype))
+        # num_classes=0: a headless backbone (no `head.*`); forward returns the pooled features
         self.head = self.child("head", Linear(c.num_features, c.num_classes, rng=self.rng,
-                                              dtype=dtype))
+                                              dtype=dtype)) if c.num_classes else None
 
     @property
     def xp(self):
-        return get_xp(self.params["head.weight"])
+        return get_xp(self.params["norm.weight"])
 
     def forward(self, x):
-        """x (B, H, W, in_chans) -> logits (B, num_classes)."""
-        get_xp(x, self.params["head.weight"])              # same backend as the weights
+        """x (B, H, W, in_chans) -> logits (B, num_classes), or (B, num_features) headless."""
+        get_xp(x, self.params["norm.weight"])              # same backend as the weights
         check_array("x", x, ndim=4, last=self.config.in_chans)
         if x.dtype != self.dtype:
             raise TypeError(f"x: expected dtype {self.dtype} like the model's weights, got "
@@ -176,6 +177,8 @@ class SwinTransformer(Module):
         x = self.norm.forward(x)                           # (B, h, w, 8C)
         self.cache = x.shape
         pooled = x.mean(axis=(1, 2))                       # (B, 8C)
+        if self.head is None:                              # headless: the pooled features
+            return pooled
         return self.head.forward(pooled)                   # (B, num_classes)
 
     def trace(self, x):
@@ -208,14 +211,22 @@ class SwinTransformer(Module):
             for _, module in watched:
                 del module.forward                         # the class's method again
         B, F = logits.shape[0], trace[-1][1][-1]
-        trace += [("avgpool", (B, F)), ("head", tuple(logits.shape))]
+        trace.append(("avgpool", (B, F)))
+        if self.head is not None:
+            trace.append(("head", tuple(logits.shape)))
         return logits, trace
 
     def backward(self, dlogits):
-        """dlogits (B, num_classes) -> dx (B, H, W, in_chans); accumulates into self.grads."""
-        xp = get_xp(dlogits)
+        """dlogits (B, num_classes) -> dx (B, H, W, in_chans); accumulates into self.grads.
+
+        Headless (num_classes=0): dlogits is the gradient of the pooled features (B, 8C)."""
+        if self.cache is None:
+            raise RuntimeError("backward: no forward to go back through; call "
+                               "model.forward(x) first (backward uses its cache)")
+        xp = get_xp(dlogits, self.params["norm.weight"])
         B, h, w, F = self.cache
-        dpooled = self.head.backward(dlogits)              # (B, 8C)
+        check_shape("dlogits", dlogits, (B, F if self.head is None else self.config.num_classes))
+        dpooled = dlogits if self.head is None else self.head.backward(dlogits)   # (B, 8C)
         # forward: pooled = mean over h*w tokens  ->  each token gets dpooled / (h*w)
         dx = xp.broadcast_to(dpooled[:, None, None, :] / (h * w), (B, h, w, F))
         dx = self.norm.backward(dx)
@@ -228,9 +239,10 @@ class SwinTransformer(Module):
         """Official keys -> the live parameter arrays (copy them to keep a snapshot)."""
         return dict(self.params)
 
-    def load_state_dict(self, state, strict=True):
+    def load_state_dict(self, state, strict=True, allow_nonfinite=False, resize_windows=False):
         from .checkpoint import load_state_dict
-        return load_state_dict(self, state, strict=strict)
+        return load_state_dict(self, state, strict=strict, allow_nonfinite=allow_nonfinite,
+                               resize_windows=resize_windows)
 
     def flops(self, img_size=None):
         from .flops import model_flops
@@ -248,6 +260,10 @@ class SwinTransformer(Module):
 
 def create_model(name, num_classes=1000, img_size=None, seed=0, dtype="float32", **overrides):
     """Build a Swin model by config name ("swin_t", "swin_s", "swin_b", "swin_l", "swin_b_384",
-    "swin_l_384", "swin_micro"), with any config field overridden by keyword."""
+    "swin_l_384", "swin_micro"; Swin V2: "swinv2_t", "swinv2_s", "swinv2_b", "swinv2_t_w16",
+    ...), with any config field overridden by keyword."""
     config = get_config(name, num_classes=num_classes, img_size=img_size, **overrides)
+    if config.version == 2:
+        from .model_v2 import SwinTransformerV2
+        return SwinTransformerV2(config, seed=seed, dtype=dtype)
     return SwinTransformer(config, seed=seed, dtype=dtype)

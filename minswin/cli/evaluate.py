@@ -21,23 +21,33 @@ def add_parser(sub):
                    help="PNG for the confusion matrix (default: confusion_<split>.png next to "
                         "the checkpoint)")
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--allow-nonfinite", action="store_true",
+                   help="load weights that hold NaN or inf (to inspect a broken run); the "
+                        "command still exits with 1 when the loss is not finite")
     p.set_defaults(func=run)
 
 
 def run(args):
     import os
+    import sys
 
     import numpy as np
 
     from . import CliError
-    from ..training import (confusion_matrix, evaluate_split, format_confusion, load_data,
-                            make_config, model_from_checkpoint, plot_confusion)
+    from ..training import (config_from_meta, confusion_matrix, evaluate_split,
+                            format_confusion, load_data, make_config, model_from_checkpoint,
+                            plot_confusion)
     if not os.path.exists(args.checkpoint):
         raise CliError(f"CHECKPOINT: no such file {args.checkpoint!r}")
     if args.out is not None and not args.out.lower().endswith(".png"):
         raise CliError(f"--out: expected a .png file name, got {args.out!r}")
-    model, meta = model_from_checkpoint(args.checkpoint)
-    cfg = make_config(meta["config"], data=args.data, limit=0)
+    if args.out is not None and not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
+        raise CliError(f"--out: expected a file in an existing folder, got {args.out!r} (no "
+                       f"folder {os.path.dirname(os.path.abspath(args.out))!r})")
+    if args.batch_size <= 0:
+        raise CliError(f"--batch-size: expected a positive integer, got {args.batch_size}")
+    model, meta = model_from_checkpoint(args.checkpoint, allow_nonfinite=args.allow_nonfinite)
+    cfg = make_config(config_from_meta(meta, args.checkpoint), data=args.data, limit=0)
     classes = list(meta["classes"])
     ds = load_data(cfg, model.config.img_size, np.asarray(meta["mean"], np.float32),
                    np.asarray(meta["std"], np.float32))
@@ -50,6 +60,9 @@ def run(args):
         raise CliError(f"--data: expected the checkpoint's classes {classes}, got "
                        f"{list(ds.classes)} in {cfg.data!r}")
     split = getattr(ds, args.split)
+    if len(split.y) == 0:
+        raise CliError(f"--split: the {args.split} split of {cfg.data!r} has no images; "
+                       "expected at least one")
     loss, acc, pred = evaluate_split(model, split, args.batch_size)
     cm = confusion_matrix(split.y, pred, len(classes))
     print(f"{args.checkpoint}: {meta.get('kind', '?')} checkpoint, epoch {meta['epoch']}, "
@@ -62,4 +75,8 @@ def run(args):
                                    f"confusion_{args.split}.png")
     plot_confusion(cm, classes, out, title=f"{args.split}: {100 * acc:.1f}% correct")
     print(f"wrote {out}")
+    if not np.isfinite(loss):
+        print(f"minswin evaluate: error: the loss is {loss}: these weights do not compute "
+              "finite numbers, so the accuracy above means nothing", file=sys.stderr)
+        return 1
     return 0

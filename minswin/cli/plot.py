@@ -23,8 +23,14 @@ FIGURES = {
     "merge": "patch merging: the x0, x1, x2, x3 sub-grids concatenated on channels",
     "hierarchy": "the stages of a model with their real shapes (runs a forward pass)",
     "cost": "global MSA vs window W-MSA multiply-accumulates per stage",
+    "log-coords": "Swin V2's log-spaced offsets against linear ones (--window, --new-window)",
+    "cpb": "a Swin V2 block's continuous position bias per head as (2M-1)x(2M-1) images",
+    "table-resize": "a v1 block's bias table before and after the bicubic resize to "
+                    "--new-window",
 }
-MODEL_FIGURES = ("bias", "attention", "attention-weights", "hierarchy", "cost")
+MODEL_FIGURES = ("bias", "attention", "attention-weights", "hierarchy", "cost", "cpb",
+                 "table-resize")
+V2_FIGURES = ("cpb",)                      # their --model defaults to swinv2_t
 
 EXAMPLES = """\
 examples:
@@ -41,6 +47,9 @@ examples:
   minswin plot attention --checkpoint runs/digits/best.safetensors --image-index 3 -o a.png
   minswin plot merge -o merge.png
   minswin plot hierarchy --model swin_t -o hierarchy.png
+  minswin plot log-coords --window 8 --new-window 16 -o coords.png
+  minswin plot cpb --checkpoint runs/swinv2_digits/best.safetensors -o cpb.png
+  minswin plot table-resize --window 12 -o resize.png    (swin_t's window 7 -> 12)
 """
 
 
@@ -78,8 +87,12 @@ def add_parser(sub):
                    help="block in the stage (default 1, the shifted one, when it exists)")
     p.add_argument("--query", type=int, default=None,
                    help="query token in the window for attention (default: the centre)")
-    p.add_argument("--model", default="swin_t",
-                   help="model config for model figures (default swin_t; see minswin.configs)")
+    p.add_argument("--model", default=None,
+                   help="model config for model figures (default swin_t, swinv2_t for cpb; "
+                        "see minswin.configs)")
+    p.add_argument("--new-window", type=int, default=None,
+                   help="log-coords: a larger window to mark (default none); table-resize: "
+                        "the window to resize to (default 12)")
     p.add_argument("--checkpoint", metavar="PATH", default=None,
                    help="load weights (.safetensors/.npz) for bias/attention/hierarchy")
     p.add_argument("--image-index", type=int, default=None,
@@ -176,7 +189,8 @@ def _load_model(args):
     else:
         img = viz.sample_image(S)
         x = viz.normalise(img)[None].astype(model.dtype)   # (1, S, S, 3)
-    return model, name, img, x
+    from ..backend import to_backend
+    return model, name, img, to_backend(x, model.xp)      # where the weights are (the GPU)
 
 
 def _pick_block(model, args):
@@ -229,7 +243,14 @@ def _figure(args):
         return viz.plot_index_walkthrough(_given(args.window, 2))
     if f == "merge":
         return viz.plot_patch_merging(_given(args.size, 4))
+    if f == "log-coords":
+        return viz.plot_log_spaced_coordinates(_given(args.window, 8),
+                                               new_window=args.new_window)
+    if args.model is None:
+        args.model = "swinv2_t" if f in V2_FIGURES else "swin_t"
     model, name, img, x = _load_model(args)
+    if f in ("cpb", "table-resize") or (f == "bias" and model.config.version == 2):
+        return _window_figure(args, model, name)          # V2's bias is its cpb network
     heads = None if args.head is None else [args.head]
     if f == "cost":
         return viz.plot_attention_cost(model, name=name)
@@ -252,6 +273,28 @@ def _figure(args):
         return viz.plot_window_attention(attn, window_id=wid, heads=heads, name=f"{key}, {name}")
     return viz.plot_query_attention(img, attn, (H, W), M, shift, window_id=wid,
                                     query=args.query, heads=heads, name=f"{key}, {name}")
+
+
+def _window_figure(args, model, name):
+    """cpb (a V2 model) and table-resize (a v1 model) for the block --stage/--block picks."""
+    from . import CliError
+    from .. import viz
+    v2 = model.config.version == 2
+    if args.figure != "bias" and (args.figure == "cpb") != v2:
+        want = "a Swin V2 model, e.g. --model swinv2_t" if args.figure == "cpb" else \
+            "a Swin v1 model, e.g. --model swin_t (V2 has no table to resize)"
+        raise CliError(f"--model: the {args.figure} figure needs {want}; got {args.model}")
+    key, blk = _pick_block(model, args)
+    heads = None if args.head is None else [args.head]
+    if v2:
+        table = viz.attention_cpb_table(blk.attn)
+        return viz.plot_cpb_table(table, heads=heads, name=f"{key} of {name}")
+    new = _given(args.new_window, 12)
+    if new <= 0:
+        raise CliError(f"--new-window: expected a positive integer, got {new}")
+    table = model.params[f"{key}.attn.relative_position_bias_table"]
+    return viz.plot_table_resize(table, new, head=_given(args.head, 0),
+                                 name=f"{key} of {name}")
 
 
 def run(args):
