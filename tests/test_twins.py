@@ -211,6 +211,33 @@ def test_whole_model_step_is_the_same_on_both_tiers(rng, dtype):
         np.testing.assert_allclose(g, out[False][2][k], rtol=tol, atol=tol, err_msg=k)
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "plain"])
+def test_both_tiers_run_on_every_backend(xp, fast, rng):
+    """Forced onto either tier, a float64 training step on xp (CuPy: a GPU or the stand-in,
+    where the default is the plain tier) gives NumPy's numbers: the fast kernels run there as
+    one block of every row."""
+    from minswin.backend import to_numpy
+    x = rng.standard_normal((2, 32, 32, 3))
+    d = rng.standard_normal((2, 5))
+    out = {}
+    previous = minswin.use_fast(fast)
+    try:
+        for name in ("numpy", xp.__name__):
+            minswin.use(name)
+            model = minswin.create_model("swin_micro", num_classes=5, dtype="float64",
+                                         drop_path_rate=0.0).train()
+            xb = minswin.to_backend(x, model.xp)
+            logits = model.forward(xb)
+            dx = model.backward(minswin.to_backend(d, model.xp))
+            out[name] = [to_numpy(logits), to_numpy(dx)] + [to_numpy(model.grads[k])
+                                                            for k in sorted(model.grads)]
+    finally:
+        minswin.use("numpy")
+        minswin.use_fast(previous)
+    for a, b in zip(out[xp.__name__], out["numpy"]):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
+
+
 # ---------------------------------------------------------------------------- softmax extremes
 
 EXTREME_ROWS = [
