@@ -367,7 +367,7 @@ def run(args):
             row["ratio_fwd_bwd"] = row[f"{first}_ratio_fwd_bwd"]
         if case == "swin_t":
             macs = model_flops(get_config("swin_t")) * batch
-            row["gemm_fraction_fwd_bwd"] = 3 * 2 * macs / med["m_fb"] / 1e9 / peak
+            row["gemm_fraction_fwd_bwd"] = 3 * 2 * macs / row["minswin_fwd_bwd_s"] / 1e9 / peak
         if not args.no_memory:
             row["minswin_peak_rss_mib"] = measure_memory("minswin", case, batch, args.backend,
                                                            args.no_tune)
