@@ -16,13 +16,14 @@ from .configs import CONFIGS, SwinConfig, get_config  # noqa: E402
 from .model import SwinTransformer, create_model  # noqa: E402
 from .ops.masks import attention_mask, region_labels, relative_position_index  # noqa: E402
 from .ops.window import window_partition, window_reverse  # noqa: E402
+from .pretrained import pretrained, pretrained_info  # noqa: E402
 from .training import train  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CONFIGS", "SwinConfig", "SwinTransformer", "attention_mask", "create_model", "flops",
-    "get_config", "get_xp", "load_checkpoint", "region_labels", "relative_position_index",
-    "save_checkpoint", "to_backend", "to_numpy", "train", "use", "window_partition",
-    "window_reverse",
+    "get_config", "get_xp", "load_checkpoint", "pretrained", "pretrained_info", "region_labels",
+    "relative_position_index", "save_checkpoint", "to_backend", "to_numpy", "train", "use",
+    "window_partition", "window_reverse",
 ]

@@ -13,6 +13,7 @@ live on NumPy or CuPy (they are copied to the host to draw). Save with `save_fig
     merging    plot_patch_merging             the x0, x1, x2, x3 sub-grids on channels
     hierarchy  plot_hierarchy                 the stages of a model from a real forward pass
     cost       plot_attention_cost            MSA vs W-MSA multiply-accumulates
+    notebook   show                           a figure inline in a notebook and as a PNG file
 """
 from ._common import save_figure
 from .attention import plot_query_attention, plot_window_attention, query_heat
@@ -24,17 +25,18 @@ from .hierarchy import plot_hierarchy, stage_summary
 from .image import normalise, sample_image, synthetic_scene
 from .masks import plot_stage_masks, plot_window_mask
 from .merging import merging_arrays, plot_patch_merging
+from .notebook import figures_folder, show
 from .position import index_steps, plot_index_walkthrough, plot_relative_position_index
 from .shift import plot_cyclic_shift, save_shift_gif, shift_animation, shift_steps
 from .windows import plot_window_partition
 
 __all__ = [
-    "attention_costs", "central_window", "gathered_bias", "index_steps", "merging_arrays",
-    "normalise", "plot_attention_cost", "plot_cyclic_shift", "plot_hierarchy",
+    "attention_costs", "central_window", "figures_folder", "gathered_bias", "index_steps",
+    "merging_arrays", "normalise", "plot_attention_cost", "plot_cyclic_shift", "plot_hierarchy",
     "plot_index_walkthrough", "plot_patch_merging", "plot_query_attention",
     "plot_relative_position_bias", "plot_relative_position_index", "plot_stage_masks",
     "plot_window_attention", "plot_window_mask", "plot_window_partition", "query_heat",
-    "reading_order", "reading_order_labels", "regions_in_windows", "sample_image",
-    "save_figure", "save_shift_gif", "shift_animation", "shift_steps", "stage_summary",
-    "synthetic_scene", "token_positions", "window_ids",
+    "reading_order", "reading_order_labels", "regions_in_windows", "sample_image", "save_figure",
+    "save_shift_gif", "shift_animation", "shift_steps", "show", "stage_summary", "synthetic_scene",
+    "token_positions", "window_ids",
 ]
