@@ -44,10 +44,8 @@ def _run_notebook(path, workdir):
     nbclient = pytest.importorskip("nbclient", reason="the test extra: pip install -e .[test]")
     pytest.importorskip("ipykernel", reason="the test extra: pip install -e .[test]")
     nb = jupytext.read(path)
-    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
-                                     allow_errors=True,
-                                     resources={"metadata": {"path": str(workdir)}})
-    client.execute()
+    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(workdir)}}).execute()
     return nb
 
 

@@ -25,6 +25,9 @@ FIGURES = {
     "cost": "global MSA vs window W-MSA multiply-accumulates per stage",
 }
 MODEL_FIGURES = ("bias", "attention", "attention-weights", "hierarchy", "cost")
+# figures of learned weights: by default drawn from the trained model that ships with minswin
+LEARNED_FIGURES = ("bias", "attention", "attention-weights")
+SHIPPED = "swin_digits"
 
 EXAMPLES = """\
 examples:
@@ -36,8 +39,10 @@ examples:
   minswin plot windows --size 56 --window 7 --image -o windows.png
   minswin plot index --window 7 -o index.png
   minswin plot index-walk --window 2 -o walk.png
-  minswin plot bias --stage 1 --block 1 --head 0 -o bias.png
-  minswin plot attention --stage 4 -o attention.png
+  minswin plot bias --stage 1 --block 1 --head 0 -o bias.png     the shipped trained model
+  minswin plot attention --image-index 5 -o attention.png         one of its test digits
+  minswin plot bias --random-weights -o bias_random.png           the same model untrained
+  minswin plot attention --model swin_t --stage 4 -o attention.png  (random weights)
   minswin plot attention --checkpoint runs/digits/best.safetensors --image-index 3 -o a.png
   minswin plot merge -o merge.png
   minswin plot hierarchy --model swin_t -o hierarchy.png
@@ -78,12 +83,18 @@ def add_parser(sub):
                    help="block in the stage (default 1, the shifted one, when it exists)")
     p.add_argument("--query", type=int, default=None,
                    help="query token in the window for attention (default: the centre)")
-    p.add_argument("--model", default="swin_t",
-                   help="model config for model figures (default swin_t; see minswin.configs)")
+    p.add_argument("--model", default=None,
+                   help="model config for model figures, random weights unless --checkpoint "
+                        "(default: bias/attention the trained swin_digits that ships with "
+                        "minswin, hierarchy/cost swin_t; see minswin.configs)")
     p.add_argument("--checkpoint", metavar="PATH", default=None,
                    help="load weights (.safetensors/.npz) for bias/attention/hierarchy")
+    p.add_argument("--random-weights", action="store_true",
+                   help="bias/attention: the model's random initial weights (seed 0) instead "
+                        "of trained ones, for comparison")
     p.add_argument("--image-index", type=int, default=None,
-                   help="with a `minswin train` checkpoint: draw this image of its test split")
+                   help="with a `minswin train` checkpoint or the shipped model: draw this "
+                        "image of its test split (default 0 for the shipped model)")
     p.add_argument("--image", action="store_true",
                    help="windows/shift: draw a real photo under the tokens")
     p.add_argument("--dpi", type=int, default=130, help="resolution of PNG output (130)")
@@ -133,30 +144,53 @@ def _grid_options(args, size, window):
 # ---------------------------------------------------------------------------- models
 
 def _load_model(args):
-    """(model, name, display image (S, S, 3) in [0, 1], network input (1, S, S, 3))."""
+    """(model, name, display image (S, S, 3) in [0, 1], network input (1, S, S, 3), which
+    image in words: "" for the sample photo)."""
     from . import CliError
     import numpy as np
     from .. import viz
     from ..model import create_model
     meta = None
+    if args.checkpoint is not None and not args.checkpoint:
+        raise CliError("--checkpoint: expected a file name, got ''")
+    if args.checkpoint and args.random_weights:
+        raise CliError("--random-weights: cannot be combined with --checkpoint")
+    shipped = (args.figure in LEARNED_FIGURES and args.model is None
+               and not args.checkpoint and not args.random_weights)
+    if shipped:
+        from ..pretrained import pretrained_path
+        args.checkpoint = pretrained_path(SHIPPED)
+        if args.image_index is None:
+            args.image_index = 0
+    model_name = args.model or (SHIPPED if args.random_weights and args.figure in
+                                LEARNED_FIGURES else "swin_t")
     if args.checkpoint:
         from ..checkpoint import load_checkpoint, to_official_keys
         from ..training import META_KEY, model_from_checkpoint
         state, metadata = load_checkpoint(args.checkpoint, with_metadata=True)
         if META_KEY in (metadata or {}):
             model, meta = model_from_checkpoint(args.checkpoint)
-            name = (f"{meta['config'].get('model', 'model')} from "
+            name = (f"{SHIPPED} (trained, shipped with minswin)" if shipped else
+                    f"{meta['config'].get('model', 'model')} from "
                     f"{os.path.basename(args.checkpoint)}")
         else:
             state = to_official_keys(state)                # timm/tv names -> official
             head = state.get("head.weight")
             classes = head.shape[0] if head is not None else 1000
-            model = create_model(args.model, num_classes=classes, img_size=args.size)
+            model = create_model(model_name, num_classes=classes, img_size=args.size)
             model.load_state_dict(state)                   # strict: a partial load is an error
-            name = f"{args.model} from {os.path.basename(args.checkpoint)}"
+            name = f"{model_name} from {os.path.basename(args.checkpoint)}"
     else:
-        model = create_model(args.model, img_size=args.size)
-        name = f"{args.model} (random weights, seed 0)"
+        model = create_model(model_name, img_size=args.size)
+        name = f"{model_name} (random weights, seed 0: untrained)"
+        if model_name == SHIPPED and args.figure in LEARNED_FIGURES and args.size is None:
+            # the shipped model's digits and normalisation, to compare with the trained one
+            from ..pretrained import pretrained_path
+            from ..training import read_training_checkpoint
+            meta = read_training_checkpoint(pretrained_path(SHIPPED))[2]
+            model = create_model(model_name, num_classes=len(meta["classes"]))
+            if args.image_index is None:
+                args.image_index = 0
     S = model.config.img_size
     if args.image_index is not None:
         if meta is None:
@@ -172,11 +206,12 @@ def _load_model(args):
         x = ds.test.x[args.image_index][None].astype(model.dtype)       # (1, S, S, 3)
         img = x[0] * np.asarray(meta["std"]) + np.asarray(meta["mean"])  # undo normalisation
         img = (img - img.min()) / max(float(img.max() - img.min()), 1e-12)
-        name += f", test image {args.image_index} (label {int(ds.test.y[args.image_index])})"
+        image_note = f", test image {args.image_index} (label {int(ds.test.y[args.image_index])})"
     else:
         img = viz.sample_image(S)
         x = viz.normalise(img)[None].astype(model.dtype)   # (1, S, S, 3)
-    return model, name, img, x
+        image_note = ""
+    return model, name, img, x, image_note
 
 
 def _pick_block(model, args):
@@ -229,7 +264,7 @@ def _figure(args):
         return viz.plot_index_walkthrough(_given(args.window, 2))
     if f == "merge":
         return viz.plot_patch_merging(_given(args.size, 4))
-    model, name, img, x = _load_model(args)
+    model, name, img, x, image_note = _load_model(args)
     heads = None if args.head is None else [args.head]
     if f == "cost":
         return viz.plot_attention_cost(model, name=name)
@@ -240,7 +275,8 @@ def _figure(args):
     if f == "hierarchy":
         trace = []
         model.forward(x, trace=trace)                      # (1, classes)
-        return viz.plot_hierarchy(model, trace, img, name)
+        return viz.plot_hierarchy(model, trace, img, name + image_note)
+    name += image_note
     key, blk = _pick_block(model, args)                    # checked before the slow forward
     check_heads(heads, blk.num_heads, 1)                   # viz's own check, made early
     trace = []
