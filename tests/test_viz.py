@@ -531,3 +531,23 @@ def test_mask_with_a_window_covering_the_map_says_swin_would_not_use_it():
     assert "Not used by Swin" in texts(viz.plot_window_mask(8, 8, 4, window_id=0))
     assert "Not used by Swin" in texts(viz.plot_stage_masks(8, 8, 4))
     assert "Not used by Swin" not in texts(viz.plot_window_mask(8, 4, 2))
+
+
+def test_training_curves_say_why_train_loss_sits_above_val_loss(tmp_path):
+    from minswin.loss import cross_entropy_forward
+    from minswin.training import _smoothed_loss_floor, _train_val_note, plot_history
+    # the floor is the loss of the best possible prediction: the smoothed target itself
+    eps, K = 0.1, 10
+    q = np.full((1, K), eps / K)
+    q[0, 3] += 1 - eps
+    best, _ = cross_entropy_forward(np.log(q), np.array([3]), eps)
+    assert _smoothed_loss_floor(eps, K) == pytest.approx(float(best), rel=1e-12)
+    history = {"config": {"label_smoothing": eps}, "model_config": {"drop_path_rate": 0.1,
+                                                                    "num_classes": K},
+               "epochs": [dict(epoch=1, train_loss=1.0, val_loss=0.5, train_acc=0.5,
+                               val_acc=0.6)]}
+    note = _train_val_note(history)
+    assert "label smoothing 0.1" in note and "DropPath 0.1" in note and "above" in note
+    assert _train_val_note({"config": {}, "model_config": {}}) == ""
+    plot_history(history, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 10_000

@@ -24,6 +24,8 @@ def build_parser():
                "  minswin train\n  minswin exercise list",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    from .. import __version__
+    parser.add_argument("--version", action="version", version=f"minswin {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module in COMMANDS:

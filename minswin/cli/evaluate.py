@@ -46,6 +46,9 @@ def run(args):
                        "written by `minswin train`")
     if args.out is not None and not args.out.lower().endswith(".png"):
         raise CliError(f"--out: expected a .png file name, got {args.out!r}")
+    if args.out is not None:
+        from ..viz._common import check_writable
+        check_writable(args.out)                           # before the evaluation, not after
     model, meta = model_from_checkpoint(checkpoint)
     cfg = make_config(meta["config"], data=args.data, limit=0)
     classes = list(meta["classes"])

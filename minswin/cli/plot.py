@@ -120,7 +120,10 @@ def _output_path(args):
     here, with save_figure's own checks, so that a bad -o fails before the drawing (a forward
     pass for the model figures), not after it.
     """
+    from . import CliError
     from ..viz._common import check_format, check_writable
+    if args.output is not None and not args.output.strip():
+        raise CliError(f"-o/--output: expected a file name, got {args.output!r}")
     if args.figure == "shift-gif":
         return args.output or "minswin-shift-gif.gif"
     path = args.output or f"minswin-{args.figure}.png"

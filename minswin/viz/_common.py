@@ -195,6 +195,11 @@ def check_writable(path):
     path = os.path.abspath(str(path))
     parent = os.path.dirname(path)
     if not os.path.isdir(parent):
+        above = parent
+        while above and not os.path.exists(above):         # the nearest part that exists
+            above = os.path.dirname(above)
+        if os.path.exists(above) and not os.path.isdir(above):
+            raise OSError(f"cannot write {path}: {above} is a file, not a directory")
         raise OSError(f"cannot write {path}: directory {parent} does not exist")
     if os.path.isdir(path):
         raise OSError(f"cannot write {path}: it is a directory")
