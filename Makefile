@@ -6,13 +6,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.minswin-installed
 
-.PHONY: tour test bench notebooks torch clean
+.PHONY: tour test bench notebooks torch clean gpu-check
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || { echo "minswin: creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
-	@echo "minswin: installing minswin and its test tools into $(VENV)"
 	@$(BIN)/python -m pip install -q --upgrade pip
-	@$(BIN)/python -m pip install -q -e ".[test]"
 	@# torch is a test oracle only (never a dependency of minswin): the CPU build is installed
 	@# where the machine offers it, otherwise the oracle tests are skipped with a reason
 	@if $(BIN)/python -m pip install -q "torch==2.13.0+cpu" 2>/dev/null; then \
@@ -20,13 +18,25 @@ $(STAMP): pyproject.toml
 	else \
 	  echo "minswin: no CPU torch here; PyTorch oracle tests will be skipped (make torch)"; \
 	fi
+	@# the test extra's oracles (timm, which brings torchvision, and transformers) need torch:
+	@# the one installed above is pinned, so that they do not replace it with a CUDA build
+	@echo "minswin: installing minswin and its test tools into $(VENV)"
+	@$(BIN)/python -m pip install -q -e ".[test]" $$($(BIN)/python -c \
+	  "import torch; print('torch==' + torch.__version__)" 2>/dev/null)
 	@touch $(STAMP)
 
 tour: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/minswin tour
 
+# the suite, then every CuPy test again on the strict CPU stand-in for CuPy (tests/cupy_standin.py)
 test: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/python -m pytest -q
+	MINSWIN_CUPY_STANDIN=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q -m gpu
+
+# on a machine with a GPU and CuPy (pip install -e ".[gpu-cuda12]"): one check, results in
+# $(OUT) or ./gpu-check; without a GPU it says so and exits 0
+gpu-check: $(STAMP)
+	MPLBACKEND=Agg $(BIN)/python scripts/gpu_check.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_swin.py
@@ -40,4 +50,4 @@ torch: $(STAMP)
 	$(BIN)/python -m pip install torch --index-url https://download.pytorch.org/whl/cpu
 
 clean:
-	rm -rf $(VENV) minswin-figures .pytest_cache
+	rm -rf $(VENV) minswin-figures .pytest_cache gpu-check

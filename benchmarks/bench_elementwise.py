@@ -3,8 +3,8 @@
     python benchmarks/bench_elementwise.py
 
 Each row times one in-place float32 ufunc over a block of BLOCK_ELEMENTS values (the block
-size the fast paths use, minswin.parallel), on one core, and reports nanoseconds per element.
-Then `gelu_and_derivative` (the MLP's GELU, forward and derivative in one kernel) is timed on
+size the fast tier uses, minswin.fast.parallel), on one core, and reports nanoseconds per
+element. Then the fast tier's GELU, forward and backward (minswin.fast.gelu), is timed on
 stage 1's hidden activation, (8 * 56 * 56, 384), on one core and on two, and scaled to every
 GELU of a batch-8 Swin-T step (45.8 M values). PyTorch's fused GELU is timed on the same
 array when torch is importable.
@@ -34,9 +34,9 @@ def main():
     tune_cpu_process()
     import numpy as np
 
-    import minswin.parallel as parallel
     from minswin.configs import get_config
-    from minswin.ops.gelu import gelu_and_derivative
+    from minswin.fast import parallel
+    from minswin.fast.gelu import gelu_backward, gelu_forward
     n = parallel.BLOCK_ELEMENTS
     rng = np.random.default_rng(0)
     a = rng.standard_normal(n, dtype=np.float32)
@@ -61,11 +61,15 @@ def main():
               for i, (d, depth) in enumerate(zip(c.stage_dims, c.depths))]
     total = sum(t * h * depth for t, h, depth in hidden)   # GELU values in one step
     h = rng.standard_normal(hidden[0][:2], dtype=np.float32)
-    print(f"\nGELU with its derivative on {h.shape} ({h.size / 1e6:.1f} M values); "
+    print(f"\nGELU forward and backward (fast tier) on {h.shape} ({h.size / 1e6:.1f} M values); "
           f"a batch-8 Swin-T step has {total / 1e6:.1f} M:")
+    dh = rng.standard_normal(h.shape, dtype=np.float32)
+
+    def gelu_step():
+        gelu_backward(dh, gelu_forward(h)[1])
     for threads in (1, 2):
         parallel.set_num_threads(threads)
-        ns = ns_per_element(lambda: gelu_and_derivative(h), h.size, 7)
+        ns = ns_per_element(gelu_step, h.size, 7)
         print(f"  minswin, {threads} thread(s): {ns:5.2f} ns per value -> "
               f"{ns * total / 1e9:.3f} s per step")
     try:

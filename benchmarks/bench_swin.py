@@ -1,8 +1,18 @@
 """minswin vs PyTorch eager on this machine: time and peak memory, one run, same threads.
 
-    python benchmarks/bench_swin.py                 # Swin-T batch 1 and 8, stage-1 block
-    python benchmarks/bench_swin.py --quick         # fewer rounds
+    python benchmarks/bench_swin.py                 # Swin-T batch 1 and 8, stage-1 block,
+                                                    # the swin_digits training step
+    python benchmarks/bench_swin.py --quick         # Swin-T batch 8, the block, the digits
+    python benchmarks/bench_swin.py --case swin_t:8 --rounds 3 --no-memory   # one case
     python benchmarks/bench_swin.py --backend cupy  # on a GPU, against torch CUDA
+
+Both of minswin's tiers are timed (minswin.use_fast): the fast tier, which the layers run by
+default on NumPy, and the plain tier (minswin/ops), whose ratios tell a learner what the fast
+kernels buy. `--tiers fast` times the fast tier alone. The cases: Swin-T at 224 (forward, and
+forward+backward); its stage-1 shifted block; and the learner-sized workload, one training
+step of `swin_digits` at batch 64 as `minswin train` runs it (forward, label-smoothed
+cross-entropy, backward, gradient clipping, AdamW), against the same step in PyTorch
+(tests/torch_reference.py built from the same config, torch's AdamW).
 
 Timing: both frameworks are loaded in one process and measured in alternating rounds (so a
 noisy neighbour hurts both alike); each figure is the median of the rounds, the ratio is
@@ -38,6 +48,32 @@ def set_threads(n):
 
 # ---------------------------------------------------------------------------- cases
 
+DIGITS_CLASSES = 10
+
+
+def minswin_digits_step(batch, xp):
+    """One `minswin train` step of swin_digits: (forward, training step) closures."""
+    import numpy as np
+
+    from minswin.training import build_model, build_optimizer, make_config, train_step
+    cfg = make_config("digits")
+    model = build_model(cfg, DIGITS_CLASSES).train()
+    optimizer = build_optimizer(cfg, model)
+    rng = np.random.default_rng(0)
+    c = model.config
+    x = xp.asarray(rng.standard_normal((batch, c.img_size, c.img_size, c.in_chans),
+                                       dtype=np.float32))
+    y = xp.asarray(rng.integers(0, DIGITS_CLASSES, batch))
+
+    def fwd():
+        model.forward(x)
+
+    def step():
+        train_step(model, optimizer, x, y, lr=cfg.lr, label_smoothing=cfg.label_smoothing,
+                   clip_grad=cfg.clip_grad)
+    return fwd, step
+
+
 def minswin_case(case, batch, backend):
     import numpy as np
 
@@ -45,7 +81,10 @@ def minswin_case(case, batch, backend):
     from minswin.model import SwinTransformerBlock
     minswin.use(backend)
     xp = minswin.backend.default_xp()
+    sync = (lambda: xp.cuda.Device().synchronize()) if backend == "cupy" else None
     rng = np.random.default_rng(0)
+    if case == "digits":
+        return (*minswin_digits_step(batch, xp), sync)
     if case == "swin_t":
         # no stochastic depth, as the timm model below: both run the same network
         model = minswin.create_model("swin_t", drop_path_rate=0.0).train()
@@ -63,7 +102,7 @@ def minswin_case(case, batch, backend):
         model.zero_grad()
         model.forward(x)
         model.backward(dout)
-    return fwd, fwd_bwd, (lambda: xp.cuda.Device().synchronize()) if backend == "cupy" else None
+    return fwd, fwd_bwd, sync
 
 
 def _torch_reference_module():
@@ -75,10 +114,45 @@ def _torch_reference_module():
     return mod
 
 
+def torch_digits_step(batch, device):
+    """The same swin_digits training step in PyTorch (the plain reference Swin, same config)."""
+    import torch
+    F = torch.nn.functional
+
+    from minswin.configs import get_config
+    from minswin.training import make_config
+    cfg = make_config("digits")
+    config = get_config(cfg.model, num_classes=DIGITS_CLASSES)
+    model = _torch_reference_module().from_config(config).to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    x = torch.randn(batch, config.img_size, config.img_size, config.in_chans, device=device)
+    y = torch.randint(0, DIGITS_CLASSES, (batch,), device=device)
+
+    def fwd():
+        with torch.no_grad():
+            model(x)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
+        loss.item()                                    # minswin's step reads its loss too
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+        optimizer.step()
+    return fwd, step
+
+
 def torch_case(case, batch, backend):
     import torch
     device = "cuda" if backend == "cupy" else "cpu"
+    if device == "cuda":          # full float32 GEMMs, as CuPy's default (CUPY_TF32 unset)
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     torch.manual_seed(0)
+    sync = torch.cuda.synchronize if device == "cuda" else None
+    if case == "digits":
+        return (*torch_digits_step(batch, device), sync,
+                "plain (tests/torch_reference.py), torch.optim.AdamW")
     try:
         import timm
         name = "timm"
@@ -123,8 +197,14 @@ PAUSE_S = 0.25
 def timed(fn, sync):
     """Seconds for fn(), after a pause: the idle threads of whatever ran before (PyTorch's
     OpenMP pool and OpenBLAS both spin-wait for a while after their work) go to sleep first,
-    so no round starts while the other framework's threads still hold the cores."""
+    so no round starts while the other framework's threads still hold the cores.
+
+    On a GPU (`sync` given) the device is synchronised before the clock starts (nothing queued
+    earlier is counted) and before it stops (a GPU call returns when its kernels are queued,
+    not when they are done: without this the figure is the launch time)."""
     time.sleep(PAUSE_S)
+    if sync:
+        sync()
     t = time.perf_counter()
     fn()
     if sync:
@@ -147,26 +227,58 @@ def peak_rss_mib():
 
 # ---------------------------------------------------------------------------- memory subprocess
 
+def cupy_peak_tracker(cupy):
+    """A function returning the peak bytes in use in CuPy's memory pool so far.
+
+    The pool reports only what is in use now (used_bytes) and what it holds (total_bytes,
+    which includes freed blocks it keeps), so the peak is recorded by wrapping its malloc.
+    This is what torch.cuda.max_memory_allocated reports for PyTorch's caching allocator.
+    """
+    pool = cupy.get_default_memory_pool()
+    peak = [pool.used_bytes()]
+
+    def malloc(nbytes):
+        mem = pool.malloc(nbytes)
+        peak[0] = max(peak[0], pool.used_bytes())
+        return mem
+    cupy.cuda.set_allocator(malloc)
+    return lambda: peak[0]
+
+
 def memory_child(framework, case, batch, backend):
-    """Run one fwd+bwd (after a warm-up) and print the peak RSS of this process, in MiB."""
+    """Run one fwd+bwd (after a warm-up) and print this process's peak memory in MiB: host
+    RSS, and on a GPU the peak bytes allocated on the device (CuPy's pool / torch)."""
+    gpu_peak = None
     if framework == "minswin":
+        if backend == "cupy":
+            import cupy
+            gpu_peak = cupy_peak_tracker(cupy)
         _, fwd_bwd, sync = minswin_case(case, batch, backend)
     else:
         import torch
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
         _, fwd_bwd, sync, _ = torch_case(case, batch, backend)
+        if backend == "cupy":
+            torch.cuda.reset_peak_memory_stats()
+            gpu_peak = torch.cuda.max_memory_allocated
     fwd_bwd()
     fwd_bwd()
-    print(json.dumps({"peak_rss_mib": peak_rss_mib()}))
+    if sync:
+        sync()
+    print(json.dumps({"peak_rss_mib": peak_rss_mib(),
+                      "peak_gpu_mib": None if gpu_peak is None else gpu_peak() / 2 ** 20}))
 
 
 def measure_memory(framework, case, batch, backend, no_tune):
+    """Peak memory in MiB of one fwd+bwd in a fresh process: device memory on a GPU (the
+    column is then GPU memory, not host RSS), host RSS on the CPU."""
     cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", framework, case,
            str(batch), "--backend", backend] + (["--no-tune"] if no_tune else [])
     out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
     if out.returncode:
         return None
-    return json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mib"]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    return got["peak_gpu_mib"] if backend == "cupy" else got["peak_rss_mib"]
 
 
 # ---------------------------------------------------------------------------- main
@@ -180,20 +292,36 @@ def gemm_gflops(backend, n=2048, reps=5):
     xp = minswin.backend.default_xp()
     a = xp.asarray(np.random.default_rng(0).standard_normal((n, n), dtype=np.float32))
     xp.matmul(a, a)
-    best = min(timed(lambda: xp.matmul(a, a), None) for _ in range(reps))
+    sync = xp.cuda.Device().synchronize if backend == "cupy" else None
+    best = min(timed(lambda: xp.matmul(a, a), sync) for _ in range(reps))
     return 2 * n ** 3 / best / 1e9
+
+
+ALL_CASES = [("swin_t", 1), ("swin_t", 8), ("block", 8), ("digits", 64)]
+QUICK_CASES = [("swin_t", 8), ("block", 8), ("digits", 64)]
+
+
+def parse_case(text):
+    """'swin_t:8' -> ('swin_t', 8); a clear error otherwise."""
+    name, _, batch = text.partition(":")
+    if name not in ("swin_t", "block", "digits") or not batch.isdigit() or int(batch) < 1:
+        raise argparse.ArgumentTypeError(f"expected swin_t:B, block:B or digits:B with B >= 1, "
+                                         f"got {text!r}")
+    return name, int(batch)
 
 
 def run(args):
     import numpy as np
+
+    import minswin
     have_torch = importlib.util.find_spec("torch") is not None
     if have_torch:
         import torch
         torch.set_num_threads(args.threads)
-    rows, ref_name = [], None
-    cases = [("swin_t", 1), ("swin_t", 8), ("block", 8)]
-    if args.quick:
-        cases = [("swin_t", 8), ("block", 8)]
+    rows, ref_name = [], {}
+    cases = args.case or (QUICK_CASES if args.quick else ALL_CASES)
+    tiers = {"fast": True, "plain": False}
+    tiers = {t: tiers[t] for t in args.tiers}
     peak = gemm_gflops(args.backend)
     from minswin.configs import get_config
     from minswin.flops import model_flops
@@ -202,26 +330,41 @@ def run(args):
         m_fwd, m_fb, m_sync = minswin_case(case, batch, args.backend)
         t_fwd = t_fb = None
         if have_torch:
-            t_fwd, t_fb, t_sync, ref_name = torch_case(case, batch, args.backend)
-        # warm-up both, then alternate
-        m_fb()
+            t_fwd, t_fb, t_sync, ref_name[case] = torch_case(case, batch, args.backend)
+        # warm-up all, then alternate: each tier of minswin, then torch, in every round
+        for fast in tiers.values():
+            minswin.use_fast(fast)
+            m_fb()
         if t_fb:
             t_fb()
-        res = {"m_fwd": [], "m_fb": [], "t_fwd": [], "t_fb": []}
+        res = {k: [] for k in ("t_fwd", "t_fb", *(f"{t}_{k}" for t in tiers
+                                                   for k in ("fwd", "fb")))}
         for _ in range(args.rounds):
-            res["m_fwd"].append(timed(m_fwd, m_sync))
+            for tier, fast in tiers.items():
+                minswin.use_fast(fast)
+                res[f"{tier}_fwd"].append(timed(m_fwd, m_sync))
             if t_fwd:
                 res["t_fwd"].append(timed(t_fwd, t_sync))
-            res["m_fb"].append(timed(m_fb, m_sync))
+            for tier, fast in tiers.items():
+                minswin.use_fast(fast)
+                res[f"{tier}_fb"].append(timed(m_fb, m_sync))
             if t_fb:
                 res["t_fb"].append(timed(t_fb, t_sync))
+        minswin.use_fast(None)
         med = {k: statistics.median(v) if v else None for k, v in res.items()}
-        row = {"case": case, "batch": batch,
-               "minswin_fwd_s": med["m_fwd"], "torch_fwd_s": med["t_fwd"],
-               "minswin_fwd_bwd_s": med["m_fb"], "torch_fwd_bwd_s": med["t_fb"]}
+        first = next(iter(tiers))
+        row = {"case": case, "batch": batch, "torch_fwd_s": med["t_fwd"],
+               "torch_fwd_bwd_s": med["t_fb"],
+               # the default tier's figures under the names earlier results used
+               "minswin_fwd_s": med[f"{first}_fwd"], "minswin_fwd_bwd_s": med[f"{first}_fb"]}
+        for tier in tiers:
+            row[f"{tier}_fwd_s"], row[f"{tier}_fwd_bwd_s"] = med[f"{tier}_fwd"], med[f"{tier}_fb"]
+            if med["t_fwd"]:
+                row[f"{tier}_ratio_fwd"] = med[f"{tier}_fwd"] / med["t_fwd"]
+                row[f"{tier}_ratio_fwd_bwd"] = med[f"{tier}_fb"] / med["t_fb"]
         if med["t_fwd"]:
-            row["ratio_fwd"] = med["m_fwd"] / med["t_fwd"]
-            row["ratio_fwd_bwd"] = med["m_fb"] / med["t_fb"]
+            row["ratio_fwd"] = row[f"{first}_ratio_fwd"]
+            row["ratio_fwd_bwd"] = row[f"{first}_ratio_fwd_bwd"]
         if case == "swin_t":
             macs = model_flops(get_config("swin_t")) * batch
             row["gemm_fraction_fwd_bwd"] = 3 * 2 * macs / med["m_fb"] / 1e9 / peak
@@ -238,7 +381,7 @@ def run(args):
             "threads": args.threads, "backend": args.backend, "rounds": args.rounds,
             "numpy": np.__version__, "torch": (__import__("torch").__version__
                                                if have_torch else None),
-            "reference": ref_name, "gemm_float32_gflops": peak,
+            "reference": ref_name, "gemm_float32_gflops": peak, "tiers": list(tiers),
             "process_tuning": "off" if args.no_tune else "on (minswin.runtime)",
             "date": time.strftime("%Y-%m-%d %H:%M")}
     return meta, rows
@@ -261,21 +404,29 @@ def fmt(v, spec):
 
 
 def markdown(meta, rows):
+    tiers = meta.get("tiers", ["fast"])
+    refs = "; ".join(f"{case}: {name}" for case, name in meta["reference"].items())
     lines = [f"Machine: {meta['machine']}; threads {meta['threads']}; backend {meta['backend']};"
-             f" numpy {meta['numpy']}; torch {meta['torch']} ({meta['reference']}); "
+             f" numpy {meta['numpy']}; torch {meta['torch']} ({refs}); "
              f"float32 GEMM {meta['gemm_float32_gflops']:.0f} GFLOP/s; "
              f"median of {meta['rounds']} alternating rounds; process tuning "
-             f"{meta['process_tuning']}; {meta['date']}", "",
-             "| case | batch | minswin fwd s | torch fwd s | ratio | minswin fwd+bwd s | "
-             "torch fwd+bwd s | ratio | minswin peak RSS MiB | torch peak RSS MiB |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             f"{meta['process_tuning']}; {meta['date']}. Ratio: minswin time / torch time. "
+             "digits: fwd+bwd is a whole training step (loss, backward, clipping, AdamW).", "",
+             "| case | batch | torch fwd s | "
+             + " | ".join(f"{t} fwd s | ratio" for t in tiers)
+             + " | torch fwd+bwd s | " + " | ".join(f"{t} fwd+bwd s | ratio" for t in tiers)
+             + " | minswin peak {0} MiB | torch peak {0} MiB |".format(
+                 "GPU" if meta["backend"] == "cupy" else "RSS"),
+             "|---" * (6 + 4 * len(tiers)) + "|"]
     for r in rows:
         lines.append(
-            f"| {r['case']} | {r['batch']} | {fmt(r['minswin_fwd_s'], '.3f')} | "
-            f"{fmt(r['torch_fwd_s'], '.3f')} | {fmt(r.get('ratio_fwd'), '.2f')}x | "
-            f"{fmt(r['minswin_fwd_bwd_s'], '.3f')} | {fmt(r['torch_fwd_bwd_s'], '.3f')} | "
-            f"{fmt(r.get('ratio_fwd_bwd'), '.2f')}x | "
-            f"{fmt(r.get('minswin_peak_rss_mib'), '.0f')} | "
+            f"| {r['case']} | {r['batch']} | {fmt(r['torch_fwd_s'], '.3f')} | "
+            + " | ".join(f"{fmt(r.get(f'{t}_fwd_s'), '.3f')} | "
+                         f"{fmt(r.get(f'{t}_ratio_fwd'), '.2f')}x" for t in tiers)
+            + f" | {fmt(r['torch_fwd_bwd_s'], '.3f')} | "
+            + " | ".join(f"{fmt(r.get(f'{t}_fwd_bwd_s'), '.3f')} | "
+                         f"{fmt(r.get(f'{t}_ratio_fwd_bwd'), '.2f')}x" for t in tiers)
+            + f" | {fmt(r.get('minswin_peak_rss_mib'), '.0f')} | "
             f"{fmt(r.get('torch_peak_rss_mib'), '.0f')} |")
     frac = [r for r in rows if "gemm_fraction_fwd_bwd" in r]
     if frac:
@@ -289,7 +440,12 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--quick", action="store_true", help="Swin-T batch 8 and the block only")
+    p.add_argument("--quick", action="store_true",
+                   help="Swin-T batch 8, the block and the digits step only")
+    p.add_argument("--case", type=parse_case, action="append",
+                   help="swin_t:B, block:B or digits:B (repeatable); overrides --quick")
+    p.add_argument("--tiers", type=lambda t: t.split(","), default=["fast", "plain"],
+                   help="minswin tiers to time, comma-separated: fast,plain (default both)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-RSS subprocesses")
     p.add_argument("--backend", default="numpy", choices=("numpy", "cupy"))
     p.add_argument("--out", default=os.path.join(HERE, "results"))
@@ -298,6 +454,9 @@ def main():
     p.add_argument("--no-tune", action="store_true",
                    help="skip minswin.runtime.tune_cpu_process() (applied to both frameworks)")
     args = p.parse_args()
+    if (not args.tiers or len(set(args.tiers)) != len(args.tiers)
+            or any(t not in ("fast", "plain") for t in args.tiers)):
+        p.error(f"--tiers: expected fast, plain or fast,plain, got {','.join(args.tiers)!r}")
     set_threads(args.threads)
     sys.path.insert(0, ROOT)
     if args.no_tune:

@@ -1,12 +1,14 @@
 """Where does the time go? Per-op wall time of Swin-T's forward and of a training step.
 
-    python benchmarks/profile_swin.py [--batch 8] [--threads 2] [--rounds 3]
+    python benchmarks/profile_swin.py [--batch 8] [--threads 2] [--rounds 3] [--plain]
 
-Every op function of minswin.ops (`linear_forward`, `gelu_and_derivative`, ...) is wrapped
-with a timer for the run. An op's time is its wall time minus that of the wrapped ops it
-calls (attention's own time excludes its two linears and its softmax). Wall time is the
-right measure here: the ops share their row blocks among threads (minswin.parallel), and a
-profiler that samples only the calling thread, like cProfile, would miss the others' work.
+Every op function of both tiers (minswin.ops and its fast twins in minswin.fast:
+`linear_forward`, `gelu_forward`, ...) is wrapped with a timer for the run; the model runs
+the fast tier, or the plain one with --plain. An op's time is its wall time minus that of the
+wrapped ops it calls (attention's own time excludes its two linears and its softmax). Wall
+time is the right measure here: the fast ops share their row blocks among threads
+(minswin.fast.parallel), and a profiler that samples only the calling thread, like cProfile,
+would miss the others' work.
 """
 import argparse
 import collections
@@ -15,8 +17,12 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OP_MODULES = ("attention", "droppath", "gelu", "layernorm", "linear", "mlp", "patch_embed",
-              "patch_merging", "relative_bias", "softmax", "window")
+OP_MODULES = ["minswin.ops." + m for m in (
+    "attention", "droppath", "gelu", "layernorm", "linear", "mlp", "patch_embed",
+    "patch_merging", "relative_bias", "residual", "softmax", "window")]
+OP_MODULES += ["minswin.fast." + m for m in (
+    "attention", "gelu", "layernorm", "linear", "mlp", "patch_embed", "patch_merging",
+    "residual", "softmax")]
 
 
 def instrument(modules):
@@ -38,19 +44,22 @@ def instrument(modules):
                     stack[-1] += spent
         return timed
 
-    ops = {}
+    ops = {}                                               # the function -> its timed wrapper
     for mod in modules:
         for name, fn in vars(mod).items():
             if (callable(fn) and getattr(fn, "__module__", "") == mod.__name__
-                    and (name.endswith(("_forward", "_backward")) or name == "gelu_and_derivative"
-                         or name == "from_windows")):
-                ops[name] = wrap(name, fn)
-    # replace the op in every module that imported it by name (the callers use those names)
-    for mod in list(sys.modules.values()):
-        if getattr(mod, "__name__", "").startswith("minswin"):
-            for name, timed in ops.items():
-                if getattr(mod, name, None) is not None and name in vars(mod):
-                    setattr(mod, name, timed)
+                    and (name.endswith(("_forward", "_backward"))
+                         or name in ("from_windows", "add"))):
+                ops[fn] = wrap(name, fn)
+    # replace the op wherever it is called from: every module that imported it by name, and
+    # the tiers the layers dispatch through
+    from minswin import tiers
+    holders = [m for m in list(sys.modules.values())
+               if getattr(m, "__name__", "").startswith("minswin")] + [tiers.PLAIN, tiers.FAST]
+    for holder in holders:
+        for name, value in list(vars(holder).items()):
+            if callable(value) and value in ops:
+                setattr(holder, name, ops[value])
     return seen
 
 
@@ -69,6 +78,7 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--model", default="swin_t")
     p.add_argument("--top", type=int, default=14)
+    p.add_argument("--plain", action="store_true", help="profile the plain tier (minswin/ops)")
     args = p.parse_args()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)
@@ -80,7 +90,8 @@ def main():
     import numpy as np
 
     import minswin
-    seen = instrument([importlib.import_module(f"minswin.ops.{m}") for m in OP_MODULES])
+    seen = instrument([importlib.import_module(m) for m in OP_MODULES])
+    minswin.use_fast(not args.plain)
     model = minswin.create_model(args.model).train()
     size = model.config.img_size
     rng = np.random.default_rng(0)
@@ -93,7 +104,8 @@ def main():
         model.backward(d)
 
     step()                                                 # warm-up: caches, first touches
-    print(f"{args.model} batch {args.batch}, {args.threads} threads, float32")
+    print(f"{args.model} batch {args.batch}, {args.threads} threads, float32, "
+          f"{'plain' if args.plain else 'fast'} tier")
     for title, fn in (("forward", lambda: model.forward(x)), ("forward + backward", step)):
         seen.clear()
         t = time.perf_counter()

@@ -3,7 +3,7 @@
 Every op starts with ``xp = get_xp(x, ...)`` and then writes ``xp.matmul``, ``xp.exp`` and so on,
 so the same line of maths runs on either library (the Chainer/CuPy pattern). There are no
 backend branches in the ops: the few places where NumPy and CuPy differ (erf, scatter-add,
-moving data) live here, once.
+random draws, moving data, finding out whether CuPy can run at all) live here, once.
 
 The *default* backend (``use("numpy" | "cupy")`` or ``MINSWIN_BACKEND``) only decides where
 *new* arrays are created: parameters of a fresh model, cached masks, test data. It never
@@ -20,35 +20,70 @@ _default = None      # name of the default backend, resolved on first use
 _cupy = None         # the cupy module once imported successfully
 
 
+_INSTALL = ("install the CuPy wheel for your CUDA: pip install 'minswin[gpu-cuda12]' "
+            "(CUDA 12) or 'minswin[gpu-cuda13]' (CUDA 13)")
+_cupy_error = None   # why CuPy cannot be used here, once found out
+
+
 def _import_cupy():
-    """Import CuPy and check that it sees a device; a clear error otherwise."""
-    global _cupy
+    """Import CuPy and prove that it can compute here; a clear error otherwise.
+
+    Counting devices is not enough: a machine with a driver but without NVRTC or cuBLAS
+    counts its GPU and then fails at the first kernel. So a tiny elementwise kernel, a
+    reduction and a matmul run once, and their results are checked; the first failure is kept
+    and repeated (with CuPy's own message) on every later request.
+    """
+    global _cupy, _cupy_error
     if _cupy is not None:
         return _cupy
-    try:
-        import cupy
-    except ImportError as err:
-        raise RuntimeError(
-            "backend 'cupy' was requested but CuPy is not installed "
-            f"({err}); install it with `pip install minswin[gpu]` or use backend 'numpy'"
-        ) from None
-    try:
-        n = cupy.cuda.runtime.getDeviceCount()
-    except Exception as err:  # CUDA driver missing, no device, ...
-        raise RuntimeError(f"backend 'cupy' was requested but CuPy finds no GPU: {err}") from None
-    if n < 1:
-        raise RuntimeError("backend 'cupy' was requested but CuPy finds 0 GPUs")
+    if _cupy_error is None:
+        _cupy_error = _cupy_problem()
+    if _cupy_error:
+        raise RuntimeError(f"backend 'cupy' was requested but {_cupy_error}")
+    import cupy
     _cupy = cupy
     return cupy
 
 
-def cupy_available():
-    """True when CuPy imports and sees at least one GPU (never raises)."""
+def _cupy_problem():
+    """'' when CuPy imports and computes on a GPU, else what went wrong, in words."""
+    try:
+        import cupy
+    except ImportError as err:
+        return f"CuPy is not installed ({err}); {_INSTALL}, or use backend 'numpy'"
+    except Exception as err:          # a broken install fails in many ways
+        return f"CuPy does not import: {type(err).__name__}: {err}"
+    step = "counting GPUs (cupy.cuda.runtime.getDeviceCount)"
+    try:
+        n = cupy.cuda.runtime.getDeviceCount()
+        if n < 1:
+            return "CuPy finds 0 GPUs"
+        step = "a first kernel ((arange * 2 + 1).sum(), compiled by NVRTC)"
+        total = float((cupy.arange(4, dtype=cupy.float32) * 2 + 1).sum())    # 1+3+5+7
+        step = "a first matmul (cuBLAS)"
+        prod = cupy.asnumpy(cupy.matmul(cupy.ones((2, 3), dtype=cupy.float32),
+                                        cupy.ones((3, 2), dtype=cupy.float32)))   # all 3
+    except Exception as err:          # no driver, no NVRTC, no cuBLAS, out of memory, ...
+        return f"CuPy cannot compute on this machine: {step} failed with " \
+               f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err) else ''}"
+    if total != 16.0 or not np.all(prod == 3.0):
+        return f"CuPy computes wrong numbers here: (arange(4) * 2 + 1).sum() = {total} " \
+               f"(expected 16), ones((2, 3)) @ ones((3, 2)) = {prod.tolist()} (expected 3s)"
+    return ""
+
+
+def cupy_unavailable_reason():
+    """None when CuPy can be used here, else the reason it cannot (never raises)."""
     try:
         _import_cupy()
-        return True
-    except RuntimeError:
-        return False
+        return None
+    except RuntimeError as err:
+        return str(err).replace("backend 'cupy' was requested but ", "")
+
+
+def cupy_available():
+    """True when CuPy imports and computes on a GPU (never raises)."""
+    return cupy_unavailable_reason() is None
 
 
 def use(name):
@@ -127,6 +162,37 @@ def to_backend(x, xp=None):
     if xp is np:
         return to_numpy(x)
     return xp.asarray(x)
+
+
+def device_key(xp):
+    """Where new arrays of backend xp land: "cpu", or "cuda:<id>" (CuPy's current device).
+
+    Caches of constants (masks, indices) are keyed by this, so a copy made for one GPU is
+    never handed to an op running on another.
+    """
+    return "cpu" if xp is np else f"cuda:{xp.cuda.runtime.getDevice()}"
+
+
+_device_generators = {}     # device_key -> a CuPy RandomState (Philox), seeded per draw
+
+
+def random_uniform(rng, n, xp):
+    """n draws from U[0, 1) on backend xp, driven by the host NumPy Generator `rng`.
+
+    NumPy: ``rng.random(n)``. CuPy: one integer drawn from `rng` seeds a device generator
+    (cuRAND's Philox, whose seeding is cheap), which draws the n numbers on the GPU. So no
+    host->device copy is made, and the host generator still holds all the state: restoring it
+    (a resumed run) replays the same stream. The numbers differ between the two backends.
+    """
+    if xp is np:
+        return rng.random(n)                               # (n,)
+    key = device_key(xp)
+    if key not in _device_generators:
+        _device_generators[key] = xp.random.RandomState(
+            method=xp.cuda.curand.CURAND_RNG_PSEUDO_PHILOX4_32_10)
+    g = _device_generators[key]
+    g.seed(int(rng.integers(2 ** 63)))
+    return g.random_sample(n)                              # (n,) on the device
 
 
 def erf(x):

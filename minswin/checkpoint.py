@@ -1,4 +1,5 @@
-"""Checkpoints: `.safetensors` and `.npz`, official/timm/torchvision key names, strict checks.
+"""Checkpoints: `.safetensors` and `.npz`; official, timm, torchvision and transformers key
+names; strict checks, and a report of what a non-strict load did.
 
 No pickle anywhere: safetensors cannot hold code, and `.npz` files are opened with
 allow_pickle=False (an object array is refused). PyTorch `.pth`/`.pt` files are pickles: they
@@ -39,12 +40,27 @@ def save_checkpoint(path, state, metadata=None):
     if ext == ".npz" and _META_KEY in arrays:
         raise ValueError(f"state: the key {_META_KEY!r} is reserved")
     tmp = path + ".tmp" + ext                              # same extension: same writer
-    if ext == ".safetensors":
-        from safetensors.numpy import save_file
-        save_file(arrays, tmp, metadata=metadata or None)
-    else:
-        np.savez(tmp, **arrays, **{_META_KEY: np.array(json.dumps(metadata))})
-    os.replace(tmp, path)
+    from safetensors import SafetensorError
+    try:
+        if ext == ".safetensors":
+            from safetensors.numpy import save_file
+            save_file(arrays, tmp, metadata=metadata or None)
+        else:
+            np.savez(tmp, **arrays, **{_META_KEY: np.array(json.dumps(metadata))})
+        _normal_permissions(tmp)
+        os.replace(tmp, path)
+    except (OSError, SafetensorError) as err:     # disk full, no permission (safetensors
+        if os.path.exists(tmp):                   # wraps I/O errors in its own type)
+            os.remove(tmp)
+        raise OSError(f"path: could not write {path!r} ({type(err).__name__}: {err}); "
+                      "any earlier file there is unchanged") from None
+
+
+def _normal_permissions(path):
+    """rw for the owner, r for others as the umask allows (safetensors writes 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def load_checkpoint(path, with_metadata=False):
@@ -99,10 +115,13 @@ def _read_npz(path):
 # ---------------------------------------------------------------------------- key names
 
 def detect_format(keys):
-    """'official', 'timm' or 'torchvision' from the key names."""
+    """'official', 'timm', 'torchvision' or 'transformers' from the key names."""
     keys = set(keys)
     if any(k.startswith("features.") for k in keys):
         return "torchvision"
+    if any(k.startswith(("embeddings.", "swin.embeddings.", "encoder.", "swin.encoder."))
+           for k in keys):
+        return "transformers"
     merges = {int(m.group(1)) for k in keys if (m := re.match(r"layers\.(\d+)\.downsample\.", k))}
     if "head.fc.weight" in keys or (merges and 0 not in merges):
         return "timm"
@@ -131,31 +150,99 @@ def torchvision_to_official(key):
         f, rest = int(m.group(1)), m.group(2)
         if f % 2 == 1:
             j, tail = rest.split(".", 1)
-            tail = tail.replace("mlp.0.", "mlp.fc1.").replace("mlp.3.", "mlp.fc2.")
+            tail = re.sub(r"^mlp\.0\.", "mlp.fc1.", re.sub(r"^mlp\.3\.", "mlp.fc2.", tail))
             return f"layers.{(f - 1) // 2}.blocks.{j}.{tail}"
         return f"layers.{(f - 2) // 2}.downsample.{rest}"
     return key
 
 
-def to_official_keys(state):
-    """Rename a timm or torchvision state dict to official names (official passes through)."""
-    fmt = detect_format(state)
-    rename = {"timm": timm_to_official, "torchvision": torchvision_to_official}.get(fmt)
-    return dict(state) if rename is None else {rename(k): v for k, v in state.items()}
+# transformers' Swin v1, both generations of names: the hub files' `attention.self.query` ...
+# `intermediate.dense` (what save_pretrained still writes) and transformers 5's module names
+# `attention.q_proj` ... `mlp.fc1`. `swin.` prefixes a model with a head; `classifier` is the
+# head. query, key and value are three Linears: renamed to attn.q/k/v here, then concatenated
+# into official's one qkv Linear, in that order, by _merge_qkv.
+_TRANSFORMERS_V1 = [
+    (r"^swin\.", ""),
+    (r"^embeddings\.patch_embeddings\.projection\.", "patch_embed.proj."),
+    (r"^embeddings\.norm\.", "patch_embed.norm."),
+    (r"^encoder\.layers\.", "layers."),
+    (r"\.layernorm_before\.", ".norm1."),
+    (r"\.layernorm_after\.", ".norm2."),
+    (r"\.attention\.(self|relative_position_bias)\.(relative_position_\w+)$", r".attn.\2"),
+    (r"\.attention\.self\.(query|key|value)\.", lambda m: f".attn.{m.group(1)[0]}."),
+    (r"\.attention\.([qkv])_proj\.", r".attn.\1."),
+    (r"\.attention\.(output\.dense|o_proj)\.", ".attn.proj."),
+    (r"\.(intermediate\.dense|mlp\.fc1)\.", ".mlp.fc1."),
+    (r"\.(?<!attention\.)(output\.dense|mlp\.fc2)\.", ".mlp.fc2."),
+    (r"^layernorm\.", "norm."),
+    (r"^classifier\.", "head."),
+]
+
+
+def transformers_to_official(key):
+    """One transformers Swin v1 key to its official name (q/k/v become attn.q/k/v)."""
+    for pattern, repl in _TRANSFORMERS_V1:
+        key = re.sub(pattern, repl, key)
+    return key
+
+
+def _merge_qkv(state):
+    """attn.q/k/v.{weight,bias} -> attn.qkv.{weight,bias}: rows [q; k; v], official's order.
+
+    A block with only some of the three keeps them under their q/k/v names, so the loader
+    reports them as unexpected (and qkv as missing) instead of guessing."""
+    out, parts = {}, {}
+    for key, value in state.items():
+        m = re.match(r"(.*\.attn)\.([qkv])\.(weight|bias)$", key)
+        if m:
+            parts.setdefault((m.group(1), m.group(3)), {})[m.group(2)] = (key, value)
+        else:
+            out[key] = value
+    for (prefix, kind), got in parts.items():
+        if set(got) == {"q", "k", "v"}:
+            out[f"{prefix}.qkv.{kind}"] = np.concatenate(
+                [to_numpy(got[c][1]) for c in "qkv"])      # (3C, C) or (3C,)
+        else:
+            out.update(dict(got.values()))
+    return out
+
+
+# the key maps, one entry per format: name -> function from a state dict to official names
+KEY_MAPS = {
+    "official": dict,
+    "timm": lambda state: {timm_to_official(k): v for k, v in state.items()},
+    "torchvision": lambda state: {torchvision_to_official(k): v for k, v in state.items()},
+    "transformers": lambda state: _merge_qkv(
+        {transformers_to_official(k): v for k, v in state.items()}),
+}
+
+
+def to_official_keys(state, fmt=None):
+    """Rename a timm, torchvision or transformers state dict to official names.
+
+    fmt: one of KEY_MAPS, or None to detect it from the names."""
+    fmt = detect_format(state) if fmt is None else fmt
+    if fmt not in KEY_MAPS:
+        raise ValueError(f"fmt: expected one of {sorted(KEY_MAPS)} or None, got {fmt!r}")
+    return KEY_MAPS[fmt](state)
 
 
 # ---------------------------------------------------------------------------- loading into a model
 
-def _check_buffer(model, key, value, problems):
-    """Compare a checkpoint buffer with minswin's own constant; record a problem if they differ."""
-    m = re.match(r"layers\.(\d+)\.blocks\.(\d+)\.(attn\.relative_position_index|attn_mask)$", key)
+_BUFFER = re.compile(r"layers\.(\d+)\.blocks\.(\d+)\.(attn\.relative_position_index|attn_mask)$")
+
+
+def _check_buffer(model, key, value):
+    """Compare a checkpoint buffer with minswin's own constant.
+
+    Returns None when it is equal (then it is dropped), "unexpected" when the model has no
+    such buffer, or a one-line problem when it differs."""
+    m = _BUFFER.match(key)
     if not m:
-        problems.append(f"unexpected buffer {key!r} {tuple(value.shape)}")
-        return
+        return "unexpected"
     i, j = int(m.group(1)), int(m.group(2))
     if i >= len(model.layers) or j >= len(model.layers[i].blocks):
-        problems.append(f"unexpected buffer {key!r}: the model has no such block")
-        return
+        return "unexpected"
     blk = model.layers[i].blocks[j]
     stored = tuple(value.shape)
     if m.group(3) == "attn_mask":
@@ -167,24 +254,72 @@ def _check_buffer(model, key, value, problems):
         if stored == (ours.size,):                         # torchvision keeps it flat, (N*N,)
             value = value.reshape(ours.shape)
     if value.shape != ours.shape or not np.array_equal(np.asarray(value, ours.dtype), ours):
-        problems.append(f"buffer {key!r} {stored} differs from the one minswin computes "
-                        f"{tuple(ours.shape)}")
+        return (f"buffer {key!r} {stored} differs from the one minswin computes "
+                f"{tuple(ours.shape)}")
+    return None
 
 
-def load_state_dict(model, state, strict=True):
-    """Copy a state dict (official, timm or torchvision names) into `model`'s parameters.
+def _nonfinite_problems(arrays, advice=""):
+    """One line per tensor holding NaN or inf, with the counts (and `advice`)."""
+    problems = []
+    for key, value in arrays.items():
+        n_nan, n_inf = int(np.isnan(value).sum()), int(np.isinf(value).sum())
+        if n_nan or n_inf:
+            problems.append(f"{key!r}: {n_nan + n_inf} of {value.size} values are not finite "
+                            f"({n_nan} NaN, {n_inf} inf){advice}")
+    return problems
+
+
+class LoadReport(dict):
+    """What load_state_dict did, as a dict: "format" (of the key names), "loaded", "missing",
+    "unexpected" (lists of official key names) and "buffers" (checked, equal, dropped).
+
+    print(report) gives a short summary; report.summary(all_keys=True) lists every key."""
+
+    def summary(self, all_keys=False):
+        lines = [f"loaded {len(self['loaded'])} parameter tensor(s) ({self['format']} names); "
+                 f"{len(self['buffers'])} buffer(s) checked and dropped"]
+        for what in ("missing", "unexpected"):
+            keys = self[what]
+            shown = keys if all_keys or len(keys) <= 8 else keys[:8] + [f"... {len(keys) - 8} "
+                                                                        "more"]
+            lines.append(f"{what}: {len(keys)}" + (": " + ", ".join(shown) if keys else ""))
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.summary()
+
+
+def load_state_dict(model, state, strict=True, fmt=None, allow_nonfinite=False,
+                    resize_windows=False):
+    """Copy a state dict (official, timm, torchvision or transformers names) into `model`.
 
     Every problem is collected first: missing keys, unexpected keys, shape or dtype-kind
-    mismatches, buffers that differ from minswin's constants. Shape/dtype/buffer problems
-    always raise; missing/unexpected keys raise when strict. Nothing is written unless the
-    whole state dict is accepted. Returns {"missing": [...], "unexpected": [...]}.
+    mismatches, buffers that differ from minswin's constants, and NaN or inf values (unless
+    allow_nonfinite, for inspecting a broken run). Shape/dtype/buffer/value problems always
+    raise; missing/unexpected keys raise when strict. A state dict of which no tensor
+    matches a parameter always raises: strict=False never loads nothing in silence. Nothing
+    is written unless the whole state dict is accepted.
+
+    fmt: the key-name format (one of KEY_MAPS), or None to detect it from the names.
+    Returns a LoadReport: {"format", "loaded", "missing", "unexpected", "buffers"}.
+
+    resize_windows: resize v1 tables made for another window (minswin/window_tables.py).
     """
-    state = to_official_keys(state)
-    problems, unexpected, accepted = [], [], {}
+    from .window_tables import resize_window_tables
+    fmt = detect_format(state) if fmt is None else fmt
+    state = resize_window_tables(model, to_official_keys(state, fmt), resize_windows)
+    problems, unexpected, buffers, accepted = [], [], [], {}
     for key, value in state.items():
         value = to_numpy(value)
         if key.endswith(("relative_position_index", "attn_mask")):
-            _check_buffer(model, key, value, problems)
+            verdict = _check_buffer(model, key, value)
+            if verdict == "unexpected":
+                unexpected.append(key)
+            elif verdict:
+                problems.append(verdict)
+            else:
+                buffers.append(key)
             continue
         if key not in model.params:
             unexpected.append(key)
@@ -201,10 +336,19 @@ def load_state_dict(model, state, strict=True):
     if strict:
         problems += [f"missing key {k!r} {tuple(model.params[k].shape)}" for k in missing]
         problems += [f"unexpected key {k!r} {tuple(np.shape(state[k]))}" for k in unexpected]
+    problems += [] if allow_nonfinite else _nonfinite_problems(
+        accepted, "; to load them anyway pass allow_nonfinite=True (minswin evaluate "
+                  "--allow-nonfinite)")
+    if not accepted and not problems:
+        raise ValueError(
+            f"state: none of its {len(state)} tensor(s) matches a parameter of the model "
+            f"(names read as {fmt}: {', '.join(list(state)[:3]) or 'none'}, ...; the model "
+            f"expects {', '.join(list(model.params)[:3])}, ...); the model is unchanged")
     if problems:
-        raise ValueError(f"state: {len(problems)} problem(s) loading the checkpoint; the model "
-                         "is unchanged:\n  " + "\n  ".join(problems))
+        raise ValueError(f"state: {len(problems)} problem(s) loading the checkpoint ({fmt} "
+                         "names); the model is unchanged:\n  " + "\n  ".join(problems))
     xp = model.xp
     for key, value in accepted.items():
         model.params[key][...] = to_backend(value.astype(model.dtype), xp)
-    return {"missing": missing, "unexpected": unexpected}
+    return LoadReport(format=fmt, loaded=list(accepted), missing=missing,
+                      unexpected=unexpected, buffers=buffers)

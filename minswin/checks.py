@@ -44,3 +44,10 @@ def check_positive_int(name, v):
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
         raise ValueError(f"{name}: expected a positive integer, got {v!r}")
     return int(v)
+
+
+def check_seed(name, v):
+    """A seed for np.random.default_rng: an integer >= 0."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+        raise ValueError(f"{name}: expected an integer >= 0, got {v!r}")
+    return int(v)

@@ -1,4 +1,4 @@
-"""Model configurations: the four official Swin v1 variants and small teaching models.
+"""Model configurations: the official Swin v1 and V2 variants and small teaching models.
 
 Fields follow the official `SwinTransformer.__init__` argument names (SPEC 10).
 """
@@ -22,9 +22,12 @@ class SwinConfig:
 
     def __post_init__(self):
         # types and ranges first, then how the fields fit together
-        for name in ("img_size", "patch_size", "in_chans", "num_classes", "embed_dim",
-                     "window_size"):
+        for name in ("img_size", "patch_size", "in_chans", "embed_dim", "window_size"):
             check_positive_int(name, getattr(self, name))
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) \
+                or self.num_classes < 0:
+            raise ValueError(f"num_classes: expected a non-negative integer (0: no head, the "
+                             f"model returns pooled features), got {self.num_classes!r}")
         for name in ("depths", "num_heads"):
             v = getattr(self, name)
             if not isinstance(v, (tuple, list)) or not v:
@@ -33,8 +36,12 @@ class SwinConfig:
             for i, n in enumerate(v):
                 check_positive_int(f"{name}[{i}]", n)
         if isinstance(self.mlp_ratio, bool) or not isinstance(self.mlp_ratio, (int, float)) \
-                or self.mlp_ratio <= 0:
+                or not 0 < self.mlp_ratio < float("inf"):
             raise ValueError(f"mlp_ratio: expected a positive number, got {self.mlp_ratio!r}")
+        if int(self.embed_dim * self.mlp_ratio) < 1:       # the narrowest MLP: stage 0's
+            raise ValueError(f"mlp_ratio: expected a ratio that gives every MLP a hidden "
+                             f"layer (embed_dim {self.embed_dim} * mlp_ratio rounds down to "
+                             f"at least 1), got {self.mlp_ratio!r}")
         if isinstance(self.drop_path_rate, bool) \
                 or not isinstance(self.drop_path_rate, (int, float)) \
                 or not 0 <= self.drop_path_rate < 1:
@@ -66,6 +73,35 @@ class SwinConfig:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class SwinV2Config(SwinConfig):
+    """Swin V2: the v1 fields plus the window each stage was pre-trained with (0 = none), which
+    sets the normalisation of the continuous position bias's coordinates (SPEC 15)."""
+    pretrained_window_sizes: tuple = None    # None: 0 for every stage
+
+    version = 2                              # a class attribute, not a field
+
+    def __post_init__(self):
+        super().__post_init__()
+        p = self.pretrained_window_sizes
+        if p is None:
+            return
+        if not isinstance(p, (tuple, list)) or len(p) != self.num_layers or any(
+                isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in p):
+            raise ValueError(f"pretrained_window_sizes: expected {self.num_layers} integers >= 0"
+                             f", one per stage (0 = none), got {p!r}")
+        object.__setattr__(self, "pretrained_window_sizes", tuple(p))
+
+    @property
+    def pretrained_windows(self):
+        """pretrained_window_sizes with None spelled out: one entry per stage, 0 = none."""
+        p = self.pretrained_window_sizes
+        return (0,) * self.num_layers if p is None else p
+
+
+SwinConfig.version = 1
+
+
 CONFIGS = {
     # official configs/swin/*.yaml
     "swin_t": dict(embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24),
@@ -89,6 +125,23 @@ CONFIGS = {
     # benchmarks/results/train_digits.md
     "swin_digits": dict(img_size=16, patch_size=2, embed_dim=48, depths=(2, 2),
                         num_heads=(3, 6), window_size=4, drop_path_rate=0.1),
+    # Swin V2, official configs/swinv2/swinv2_*_patch4_window{8,16}_256.yaml (timm
+    # swinv2_{tiny,small,base}_window{8,16}_256)
+    "swinv2_t": dict(img_size=256, window_size=8, embed_dim=96, depths=(2, 2, 6, 2),
+                     num_heads=(3, 6, 12, 24), drop_path_rate=0.2),
+    "swinv2_s": dict(img_size=256, window_size=8, embed_dim=96, depths=(2, 2, 18, 2),
+                     num_heads=(3, 6, 12, 24), drop_path_rate=0.3),
+    "swinv2_b": dict(img_size=256, window_size=8, embed_dim=128, depths=(2, 2, 18, 2),
+                     num_heads=(4, 8, 16, 32), drop_path_rate=0.5),
+    "swinv2_t_w16": dict(img_size=256, window_size=16, embed_dim=96, depths=(2, 2, 6, 2),
+                         num_heads=(3, 6, 12, 24), drop_path_rate=0.2),
+    "swinv2_s_w16": dict(img_size=256, window_size=16, embed_dim=96, depths=(2, 2, 18, 2),
+                         num_heads=(3, 6, 12, 24), drop_path_rate=0.3),
+    "swinv2_b_w16": dict(img_size=256, window_size=16, embed_dim=128, depths=(2, 2, 18, 2),
+                         num_heads=(4, 8, 16, 32), drop_path_rate=0.5),
+    # teaching: swin_digits with V2's blocks, for `minswin train --model swinv2_digits`
+    "swinv2_digits": dict(img_size=16, patch_size=2, embed_dim=48, depths=(2, 2),
+                          num_heads=(3, 6), window_size=4, drop_path_rate=0.1),
 }
 
 
@@ -96,12 +149,13 @@ def get_config(name, **overrides):
     """The config called `name`, with any field replaced by `overrides`."""
     if name not in CONFIGS:
         raise ValueError(f"name: expected one of {sorted(CONFIGS)}, got {name!r}")
-    known = {f.name for f in fields(SwinConfig)}
+    cls = SwinV2Config if name.startswith("swinv2") else SwinConfig
+    known = {f.name for f in fields(cls)}
     bad = sorted(set(overrides) - known)
     if bad:
         raise ValueError(f"overrides: unknown config field(s) {bad}; known: {sorted(known)}")
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    for k in ("depths", "num_heads"):
+    for k in ("depths", "num_heads", "pretrained_window_sizes"):
         if isinstance(overrides.get(k), list):
             overrides[k] = tuple(overrides[k])
-    return replace(SwinConfig(**CONFIGS[name]), **overrides)
+    return replace(cls(**CONFIGS[name]), **overrides)

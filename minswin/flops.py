@@ -57,6 +57,11 @@ def merging_flops(H, W, dim):
     return H * W * dim + (H // 2) * (W // 2) * 4 * dim * 2 * dim
 
 
+def merging_flops_v2(H, W, dim):
+    """Official V2 PatchMerging.flops(): 4C -> 2C, then LayerNorm(2C) counted as H*W*C/2."""
+    return (H // 2) * (W // 2) * 4 * dim * 2 * dim + H * W * dim // 2
+
+
 def model_flops_breakdown(config, img_size=None):
     """Part -> MACs for the official counting, at img_size (default: the config's)."""
     c = config
@@ -76,7 +81,8 @@ def model_flops_breakdown(config, img_size=None):
         parts[f"layers.{i}.blocks"] = depth * block_flops(r, r, dim, c.num_heads[i], window,
                                                           c.mlp_ratio)
         if i < c.num_layers - 1:
-            parts[f"layers.{i}.downsample"] = merging_flops(r, r, dim)
+            merge = merging_flops_v2 if c.version == 2 else merging_flops
+            parts[f"layers.{i}.downsample"] = merge(r, r, dim)
     # the official tail: final norm counted over g*g / 2^L tokens (SPEC 12), then the head
     parts["norm"] = c.num_features * g * g // 2 ** c.num_layers
     parts["head"] = c.num_features * c.num_classes

@@ -1,7 +1,9 @@
 """Modules that own parameters and call the pure ops: the pieces a Swin block is made of.
 
 Each forward keeps its op's cache in `self.cache`; each backward reads only that cache,
-accumulates the parameter gradients and returns the input gradient.
+accumulates the parameter gradients and returns the input gradient. The ops come from the tier
+`minswin.use_fast` chooses (`tier(...)`, minswin/tiers.py): minswin.ops, the plain maths, or
+their fast twins in minswin.fast. Their names, arguments and caches are the same.
 Initialisation follows the official `_init_weights` (SPEC 10).
 """
 import math
@@ -10,14 +12,9 @@ import numpy as np
 
 from .backend import get_xp
 from .module import Module
-from .ops.attention import window_attention_backward, window_attention_forward
-from .ops.layernorm import layernorm_backward, layernorm_forward
-from .ops.linear import linear_backward, linear_forward
 from .ops.masks import cached_relative_position_index
-from .ops.mlp import mlp_backward, mlp_forward
-from .ops.patch_embed import patch_embed_backward, patch_embed_forward
-from .ops.patch_merging import patch_merging_backward, patch_merging_forward
 from .ops.relative_bias import relative_bias_backward, relative_bias_forward
+from .tiers import tier
 
 
 def trunc_normal(rng, shape, std=0.02, bound=2.0, dtype=np.float32):
@@ -37,11 +34,12 @@ class LayerNorm(Module):
         self.param("bias", np.zeros(dim, dtype))
 
     def forward(self, x):
-        out, self.cache = layernorm_forward(x, self.params["weight"], self.params["bias"])
+        out, self.cache = tier(x).layernorm_forward(x, self.params["weight"],
+                                                    self.params["bias"])
         return out
 
     def backward(self, dout):
-        dx, dw, db = layernorm_backward(dout, self.cache)
+        dx, dw, db = tier(dout).layernorm_backward(dout, self.cache)
         self.accumulate("weight", dw)
         self.accumulate("bias", db)
         return dx
@@ -55,11 +53,12 @@ class Linear(Module):
             self.param("bias", np.zeros(d_out, dtype))
 
     def forward(self, x):
-        out, self.cache = linear_forward(x, self.params["weight"], self.params.get("bias"))
+        out, self.cache = tier(x).linear_forward(x, self.params["weight"],
+                                                 self.params.get("bias"))
         return out
 
     def backward(self, dout):
-        dx, dw, db = linear_backward(dout, self.cache)
+        dx, dw, db = tier(dout).linear_backward(dout, self.cache)
         self.accumulate("weight", dw)
         if db is not None:                                 # the op knows if there is a bias
             self.accumulate("bias", db)
@@ -81,13 +80,13 @@ class PatchEmbed(Module):
 
     def forward(self, x):
         """(B, H, W, in_chans) -> (B, ceil(H/p), ceil(W/p), C)"""
-        y, self.cache = patch_embed_forward(x, self.params["proj.weight"],
-                                            self.params["proj.bias"], self.patch_size)
+        y, self.cache = tier(x).patch_embed_forward(x, self.params["proj.weight"],
+                                                    self.params["proj.bias"], self.patch_size)
         return self.norm.forward(y)
 
     def backward(self, dout):
         dy = self.norm.backward(dout)
-        dx, dw, db = patch_embed_backward(dy, self.cache)
+        dx, dw, db = tier(dy).patch_embed_backward(dy, self.cache)
         self.accumulate("proj.weight", dw)
         self.accumulate("proj.bias", db)
         return dx
@@ -116,22 +115,20 @@ class WindowAttention(Module):
         index = cached_relative_position_index(self.window_size, get_xp(table))
         return relative_bias_forward(table, index)
 
-    def forward(self, tokens, mask=None, num_windows=1):
-        """tokens (B*nW, N, C), mask (nW, N, N) or None -> (B*nW, N, C).
-
-        num_windows (nW per image) only serves `attention_weights` to split B*nW.
-        """
+    def forward(self, tokens, mask=None):
+        """tokens (B*nW, N, C), mask (nW, N, N) or None -> (B*nW, N, C)."""
         p = self.params
         bias, bias_cache = self.relative_position_bias()   # (nH, N, N)
-        out, attn_cache = window_attention_forward(
+        out, attn_cache = tier(tokens).window_attention_forward(
             tokens, p["qkv.weight"], p["qkv.bias"], p["proj.weight"], p["proj.bias"],
             bias, mask, self.num_heads)
-        self.cache = (attn_cache, bias_cache, num_windows)
+        self.cache = (attn_cache, bias_cache)
         return out
 
     def backward(self, dout):
-        attn_cache, bias_cache, _ = self.cache
-        dx, dqkv_w, dqkv_b, dproj_w, dproj_b, dbias = window_attention_backward(dout, attn_cache)
+        attn_cache, bias_cache = self.cache
+        dx, dqkv_w, dqkv_b, dproj_w, dproj_b, dbias = \
+            tier(dout).window_attention_backward(dout, attn_cache)
         self.accumulate("qkv.weight", dqkv_w)
         self.accumulate("qkv.bias", dqkv_b)
         self.accumulate("proj.weight", dproj_w)
@@ -140,13 +137,16 @@ class WindowAttention(Module):
                         relative_bias_backward(dbias, bias_cache))
         return dx
 
-    def attention_weights(self):
-        """The last forward's attention probabilities as (B, nW, nH, N, N)."""
+    def attention_weights(self, num_windows):
+        """The last forward's attention probabilities as (B, nW, nH, N, N), nW = num_windows
+        per image (the forward sees only B*nW windows; the block knows nW)."""
         if self.cache is None:
             raise RuntimeError("attention_weights: run a forward pass first")
-        attn_cache, _, nW = self.cache
-        a = attn_cache.attn.out                            # (B*nW, nH, N, N)
-        return a.reshape(-1, nW, *a.shape[1:])             # (B, nW, nH, N, N)
+        a = self.cache[0].attn.out                         # (B*nW, nH, N, N)
+        if a.shape[0] % num_windows:
+            raise ValueError(f"num_windows: expected a divisor of the {a.shape[0]} windows "
+                             f"of the last forward, got {num_windows}")
+        return a.reshape(-1, num_windows, *a.shape[1:])    # (B, nW, nH, N, N)
 
 
 class Mlp(Module):
@@ -161,12 +161,12 @@ class Mlp(Module):
 
     def forward(self, x):
         p = self.params
-        out, self.cache = mlp_forward(x, p["fc1.weight"], p["fc1.bias"], p["fc2.weight"],
-                                      p["fc2.bias"])
+        out, self.cache = tier(x).mlp_forward(x, p["fc1.weight"], p["fc1.bias"],
+                                              p["fc2.weight"], p["fc2.bias"])
         return out
 
     def backward(self, dout):
-        dx, dw1, db1, dw2, db2 = mlp_backward(dout, self.cache)
+        dx, dw1, db1, dw2, db2 = tier(dout).mlp_backward(dout, self.cache)
         for k, g in (("fc1.weight", dw1), ("fc1.bias", db1), ("fc2.weight", dw2),
                      ("fc2.bias", db2)):
             self.accumulate(k, g)
@@ -186,12 +186,12 @@ class PatchMerging(Module):
     def forward(self, x):
         """(B, H, W, C) -> (B, ceil(H/2), ceil(W/2), 2C)"""
         p = self.params
-        out, self.cache = patch_merging_forward(x, p["norm.weight"], p["norm.bias"],
-                                                p["reduction.weight"])
+        out, self.cache = tier(x).patch_merging_forward(x, p["norm.weight"], p["norm.bias"],
+                                                        p["reduction.weight"])
         return out
 
     def backward(self, dout):
-        dx, dnw, dnb, dred = patch_merging_backward(dout, self.cache)
+        dx, dnw, dnb, dred = tier(dout).patch_merging_backward(dout, self.cache)
         self.accumulate("norm.weight", dnw)
         self.accumulate("norm.bias", dnb)
         self.accumulate("reduction.weight", dred)

@@ -21,15 +21,26 @@ class CrossEntropyCache(NamedTuple):
     q: object          # (B, K) smoothed one-hot targets
 
 
-def _check_labels(labels, B, K):
+def check_labels(labels, num_classes):
+    """Check integer labels (B,): dtype, rank and values in [0, K).
+
+    The training loop checks each data split once this way, on the host, so that the loss of
+    every step can skip the values (`check_values=False`): on a GPU, looking at them is a
+    device->host sync.
+    """
+    B = labels.shape[0] if getattr(labels, "ndim", None) == 1 else None
+    _check_labels(labels, B, num_classes)
+
+
+def _check_labels(labels, B, K, check_values=True):
     xp = get_xp(labels)
     if not hasattr(labels, "dtype") or labels.dtype.kind not in "iu":
         raise TypeError(f"labels: expected an integer array, got "
                         f"{getattr(labels, 'dtype', type(labels).__name__)}")
     if tuple(labels.shape) != (B,):
-        raise ValueError(f"labels: expected shape ({B},) to match logits, got "
-                         f"{tuple(labels.shape)}")
-    if B and bool(xp.any((labels < 0) | (labels >= K))):  # one sync, input check only
+        want = "a 1-d array" if B is None else f"shape ({B},) to match logits"
+        raise ValueError(f"labels: expected {want}, got shape {tuple(labels.shape)}")
+    if check_values and B and bool(xp.any((labels < 0) | (labels >= K))):   # a sync on a GPU
         raise ValueError(f"labels: expected class indices in [0, {K}), got values in "
                          f"[{int(labels.min())}, {int(labels.max())}]")
 
@@ -49,18 +60,19 @@ def log_softmax(z):
     return s - xp.log(xp.exp(s).sum(axis=-1, keepdims=True))  # (B, K)
 
 
-def cross_entropy_forward(logits, labels, label_smoothing=0.0):
+def cross_entropy_forward(logits, labels, label_smoothing=0.0, check_values=True):
     """Mean softmax cross-entropy of `logits` (B, K) against integer `labels` (B,).
 
     Returns (loss, cache): loss is a 0-d array of the logits' dtype, the cache holds the
-    probabilities p and the smoothed targets q.
+    probabilities p and the smoothed targets q. check_values=False skips the check that each
+    label is in [0, K) (a device->host sync on a GPU), for labels `check_labels` has passed.
     """
     xp = get_xp(logits, labels)
     check_array("logits", logits, ndim=2)
     B, K = logits.shape
     if B == 0:
         raise ValueError("logits: expected at least one row, got shape (0, K)")
-    _check_labels(labels, B, K)
+    _check_labels(labels, B, K, check_values)
     eps = float(label_smoothing)
     if not 0.0 <= eps < 1.0:
         raise ValueError(f"label_smoothing: expected a value in [0, 1), got {label_smoothing!r}")
@@ -80,7 +92,10 @@ def cross_entropy_backward(dout, cache):
     """
     xp = get_xp(cache.p)
     B = cache.p.shape[0]
-    dout = xp.asarray(dout, dtype=cache.p.dtype)          # keep float32 float32 (NEP 50)
+    if hasattr(dout, "dtype"):                             # an array: in p's dtype (NEP 50)
+        dout = xp.asarray(dout, dtype=cache.p.dtype)
+    else:                                                  # a Python number stays one: on a
+        dout = float(dout)                                 # GPU a kernel argument, no copy
     return (cache.p - cache.q) * (dout / B)               # (B, K)
 
 

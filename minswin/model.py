@@ -17,7 +17,7 @@ Window and shift (SPEC "What minswin decides" 3-4):
 import numpy as np
 
 from .backend import get_xp, rng as make_rng
-from .checks import check_array
+from .checks import check_array, check_seed, check_shape
 from .configs import get_config
 from .layers import LayerNorm, Linear, Mlp, PatchEmbed, PatchMerging, WindowAttention
 from .module import Module
@@ -25,7 +25,7 @@ from .ops.droppath import droppath_backward, droppath_forward
 from .ops.masks import cached_attention_mask, forward_window_shift, official_window_shift
 from .ops.window import (from_windows, from_windows_backward, to_windows_backward,
                          to_windows_forward)
-from .parallel import elementwise
+from .tiers import tier
 
 
 class SwinTransformerBlock(Module):
@@ -62,33 +62,41 @@ class SwinTransformerBlock(Module):
     def forward(self, x):
         """(B, H, W, C) -> (B, H, W, C)"""
         xp = get_xp(x)
+        ops = tier(x)                                      # plain or fast (minswin.use_fast)
         B, H, W, C = x.shape
         (Hp, Wp), shift = self.window_shift_for(H, W)
         M = self.window_size
         h = self.norm1.forward(x)                          # (B, H, W, C)
         tokens, win_cache = to_windows_forward(h, M, shift)   # (B*nW, N, C) pad, roll, split
         mask = cached_attention_mask(Hp, Wp, M, shift, xp, x.dtype)   # (nW, N, N) or None
-        a = self.attn.forward(tokens, mask, (Hp // M) * (Wp // M))   # (B*nW, N, C)
+        a = self.attn.forward(tokens, mask)                # (B*nW, N, C)
         y = from_windows(a, win_cache)                     # (B, H, W, C) merge, roll back, crop
         y, dp1 = droppath_forward(y, self.drop_path, self.training, self.rng)
-        x = elementwise(xp.add, x, y)                      # residual 1: x + y
+        x = ops.add(x, y)                                  # residual 1: x + y
         m = self.mlp.forward(self.norm2.forward(x))        # (B, H, W, C)
         m, dp2 = droppath_forward(m, self.drop_path, self.training, self.rng)
         self.cache = (win_cache, dp1, dp2)
-        return elementwise(xp.add, x, m)                   # residual 2: x + m
+        return ops.add(x, m)                               # residual 2: x + m
 
     def backward(self, dout):
-        xp = get_xp(dout)
+        ops = tier(dout)
         win_cache, dp1, dp2 = self.cache
         # forward: out = x1 + DropPath(MLP(LN2(x1)))
         dm = droppath_backward(dout, dp2)
-        dx1 = elementwise(xp.add, dout, self.norm2.backward(self.mlp.backward(dm)))
+        dx1 = ops.add(dout, self.norm2.backward(self.mlp.backward(dm)))
         # forward: x1 = x + DropPath(from_windows(attn(to_windows(LN1(x)))))
         dy = droppath_backward(dx1, dp1)
         da = from_windows_backward(dy, win_cache)          # (B*nW, N, C) pad, roll, split
         dtokens = self.attn.backward(da)                   # (B*nW, N, C)
         dh = to_windows_backward(dtokens, win_cache)       # (B, H, W, C) merge, roll back, crop
-        return elementwise(xp.add, dx1, self.norm1.backward(dh))
+        return ops.add(dx1, self.norm1.backward(dh))
+
+    def attention_weights(self):
+        """The last forward's attention probabilities as (B, nW, nH, N, N)."""
+        if self.cache is None:
+            raise RuntimeError("attention_weights: run a forward pass first")
+        (Hp, Wp), M = self.cache[0].padded_hw, self.window_size
+        return self.attn.attention_weights((Hp // M) * (Wp // M))
 
 
 class BasicLayer(Module):
@@ -107,15 +115,11 @@ class BasicLayer(Module):
         self.downsample = self.child("downsample", PatchMerging(dim, rng, dtype)) \
             if downsample else None
 
-    def forward(self, x, trace=None, name=""):
-        for j, blk in enumerate(self.blocks):
+    def forward(self, x):
+        for blk in self.blocks:
             x = blk.forward(x)
-            if trace is not None:
-                trace.append((f"{name}.blocks.{j}", tuple(x.shape)))
         if self.downsample is not None:
             x = self.downsample.forward(x)
-            if trace is not None:
-                trace.append((f"{name}.downsample", tuple(x.shape)))
         return x
 
     def backward(self, dout):
@@ -135,7 +139,7 @@ class SwinTransformer(Module):
         if dtype not in (np.float32, np.float64):
             raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
         self.config, self.dtype = config, dtype
-        self.rng = make_rng(seed)       # initial weights, then DropPath masks
+        self.rng = make_rng(check_seed("seed", seed))   # initial weights, then DropPath
         c = config
         self.patch_embed = self.child("patch_embed", PatchEmbed(c.patch_size, c.in_chans,
                                                                  c.embed_dim, self.rng, dtype))
@@ -152,42 +156,77 @@ class SwinTransformer(Module):
             self.layers.append(self.child(f"layers.{i}", layer))
             start += depth
         self.norm = self.child("norm", LayerNorm(c.num_features, dtype))
+        # num_classes=0: a headless backbone (no `head.*`); forward returns the pooled features
         self.head = self.child("head", Linear(c.num_features, c.num_classes, rng=self.rng,
-                                              dtype=dtype))
+                                              dtype=dtype)) if c.num_classes else None
 
     @property
     def xp(self):
-        return get_xp(self.params["head.weight"])
+        return get_xp(self.params["norm.weight"])
 
-    def forward(self, x, trace=None):
-        """x (B, H, W, in_chans) -> logits (B, num_classes).
-
-        trace: a list to which every module appends (name, output shape), for the tour.
-        """
-        get_xp(x, self.params["head.weight"])              # same backend as the weights
+    def forward(self, x):
+        """x (B, H, W, in_chans) -> logits (B, num_classes), or (B, num_features) headless."""
+        get_xp(x, self.params["norm.weight"])              # same backend as the weights
         check_array("x", x, ndim=4, last=self.config.in_chans)
         if x.dtype != self.dtype:
             raise TypeError(f"x: expected dtype {self.dtype} like the model's weights, got "
                             f"{x.dtype}; convert with x.astype('{self.dtype}')")
         x = self.patch_embed.forward(x)                    # (B, H/4, W/4, C)
-        if trace is not None:
-            trace.append(("patch_embed", tuple(x.shape)))
-        for i, layer in enumerate(self.layers):
-            x = layer.forward(x, trace, f"layers.{i}")     # (B, H/2^(i+2), ..., C*2^i)
+        for layer in self.layers:
+            x = layer.forward(x)                           # half the map, twice the width
         x = self.norm.forward(x)                           # (B, h, w, 8C)
         self.cache = x.shape
         pooled = x.mean(axis=(1, 2))                       # (B, 8C)
-        logits = self.head.forward(pooled)                 # (B, num_classes)
-        if trace is not None:
-            trace += [("norm", tuple(x.shape)), ("avgpool", tuple(pooled.shape)),
-                      ("head", tuple(logits.shape))]
-        return logits
+        if self.head is None:                              # headless: the pooled features
+            return pooled
+        return self.head.forward(pooled)                   # (B, num_classes)
+
+    def trace(self, x):
+        """`forward(x)`, watched: returns (logits, trace), trace the (name, output shape) of
+        patch_embed, every block and downsample, norm, avgpool and head, in order (the tour's
+        and the hierarchy figure's table).
+
+        A walk over the modules: each watched module's forward is wrapped for this one call,
+        so the forward itself knows nothing of it.
+        """
+        trace = []
+        watched = [("patch_embed", self.patch_embed)]
+        for i, layer in enumerate(self.layers):
+            watched += [(f"layers.{i}.blocks.{j}", b) for j, b in enumerate(layer.blocks)]
+            if layer.downsample is not None:
+                watched.append((f"layers.{i}.downsample", layer.downsample))
+        watched.append(("norm", self.norm))
+
+        def recorded(name, forward):
+            def run(*args):
+                out = forward(*args)
+                trace.append((name, tuple(out.shape)))
+                return out
+            return run
+        for name, module in watched:
+            module.forward = recorded(name, module.forward)    # shadows the method
+        try:
+            logits = self.forward(x)
+        finally:
+            for _, module in watched:
+                del module.forward                         # the class's method again
+        B, F = logits.shape[0], trace[-1][1][-1]
+        trace.append(("avgpool", (B, F)))
+        if self.head is not None:
+            trace.append(("head", tuple(logits.shape)))
+        return logits, trace
 
     def backward(self, dlogits):
-        """dlogits (B, num_classes) -> dx (B, H, W, in_chans); accumulates into self.grads."""
-        xp = get_xp(dlogits)
+        """dlogits (B, num_classes) -> dx (B, H, W, in_chans); accumulates into self.grads.
+
+        Headless (num_classes=0): dlogits is the gradient of the pooled features (B, 8C)."""
+        if self.cache is None:
+            raise RuntimeError("backward: no forward to go back through; call "
+                               "model.forward(x) first (backward uses its cache)")
+        xp = get_xp(dlogits, self.params["norm.weight"])
         B, h, w, F = self.cache
-        dpooled = self.head.backward(dlogits)              # (B, 8C)
+        check_shape("dlogits", dlogits, (B, F if self.head is None else self.config.num_classes))
+        dpooled = dlogits if self.head is None else self.head.backward(dlogits)   # (B, 8C)
         # forward: pooled = mean over h*w tokens  ->  each token gets dpooled / (h*w)
         dx = xp.broadcast_to(dpooled[:, None, None, :] / (h * w), (B, h, w, F))
         dx = self.norm.backward(dx)
@@ -200,9 +239,10 @@ class SwinTransformer(Module):
         """Official keys -> the live parameter arrays (copy them to keep a snapshot)."""
         return dict(self.params)
 
-    def load_state_dict(self, state, strict=True):
+    def load_state_dict(self, state, strict=True, allow_nonfinite=False, resize_windows=False):
         from .checkpoint import load_state_dict
-        return load_state_dict(self, state, strict=strict)
+        return load_state_dict(self, state, strict=strict, allow_nonfinite=allow_nonfinite,
+                               resize_windows=resize_windows)
 
     def flops(self, img_size=None):
         from .flops import model_flops
@@ -220,6 +260,10 @@ class SwinTransformer(Module):
 
 def create_model(name, num_classes=1000, img_size=None, seed=0, dtype="float32", **overrides):
     """Build a Swin model by config name ("swin_t", "swin_s", "swin_b", "swin_l", "swin_b_384",
-    "swin_l_384", "swin_micro"), with any config field overridden by keyword."""
+    "swin_l_384", "swin_micro"; Swin V2: "swinv2_t", "swinv2_s", "swinv2_b", "swinv2_t_w16",
+    ...), with any config field overridden by keyword."""
     config = get_config(name, num_classes=num_classes, img_size=img_size, **overrides)
+    if config.version == 2:
+        from .model_v2 import SwinTransformerV2
+        return SwinTransformerV2(config, seed=seed, dtype=dtype)
     return SwinTransformer(config, seed=seed, dtype=dtype)

@@ -13,10 +13,46 @@ import numpy as np
 from .backend import default_xp, to_backend
 
 
+class LiveArrays(dict):
+    """`params` and `grads`: name -> the very array a layer computes with. Replacing an entry
+    would leave the layer on the old array while state_dict() returned the new one, so it is
+    refused with a TypeError that says to write into the array instead."""
+
+    def __init__(self, what):
+        super().__init__()
+        self.what = what
+
+    def register(self, name, arr):
+        dict.__setitem__(self, name, arr)
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError(f"{self.what}: the entries are the live arrays the layers compute with, "
+                        f"so they cannot be replaced, added or removed; write into them "
+                        f"instead: {self.what}[name][...] = value (or load_state_dict)")
+
+    def __setitem__(self, name, value):
+        if name in self and value is dict.__getitem__(self, name):
+            return                      # `params[k] -= lr * g` changed the array in place
+        self._refuse()
+
+    __delitem__ = update = pop = popitem = setdefault = clear = _refuse
+    __ior__ = _refuse
+
+    def __reduce__(self):                              # copy/deepcopy without __setitem__
+        return _live_arrays, (self.what, dict(self))
+
+
+def _live_arrays(what, items):
+    d = LiveArrays(what)
+    for k, v in items.items():
+        d.register(k, v)
+    return d
+
+
 class Module:
     def __init__(self):
-        self.params = {}
-        self.grads = {}
+        self.params = LiveArrays("params")
+        self.grads = LiveArrays("grads")
         self.children = {}
         self.training = False
         self.cache = None
@@ -25,16 +61,16 @@ class Module:
     def param(self, name, value):
         """Register a parameter (a host array; moved to the default backend)."""
         arr = to_backend(np.ascontiguousarray(value), default_xp())
-        self.params[name] = arr
-        self.grads[name] = arr * 0
+        self.params.register(name, arr)
+        self.grads.register(name, arr * 0)
         return arr
 
     def child(self, name, module):
         """Register a sub-module and adopt its parameters under `name.`."""
         self.children[name] = module
         for k in module.params:
-            self.params[f"{name}.{k}"] = module.params[k]
-            self.grads[f"{name}.{k}"] = module.grads[k]
+            self.params.register(f"{name}.{k}", module.params[k])
+            self.grads.register(f"{name}.{k}", module.grads[k])
         return module
 
     def accumulate(self, name, grad):

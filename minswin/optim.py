@@ -16,15 +16,18 @@ count. Parameters and gradients are dicts with the same keys (the model's `param
 
 Weight decay follows the official Swin recipe (`build_optimizer` / `set_weight_decay`):
 no decay for 1-d parameters (LayerNorm weights and biases), for names ending in ".bias", or
-for names containing "relative_position_bias_table" or "absolute_pos_embed".
+for names containing "relative_position_bias_table" or "absolute_pos_embed" (Swin V2: also
+"cpb_mlp" and "logit_scale").
 """
 import math
 
 from .backend import get_xp, to_numpy
 
 # as in the official `set_weight_decay`: skip list {'absolute_pos_embed'} and skip keywords
-# {'relative_position_bias_table'}
-NO_DECAY_KEYWORDS = ("relative_position_bias_table", "absolute_pos_embed")
+# {'relative_position_bias_table'}; Swin V2 adds {'cpb_mlp', 'logit_scale'}
+# (swin_transformer_v2.py's no_weight_decay_keywords)
+NO_DECAY_KEYWORDS = ("relative_position_bias_table", "absolute_pos_embed", "cpb_mlp",
+                     "logit_scale")
 
 
 def uses_weight_decay(name, p):

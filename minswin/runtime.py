@@ -10,11 +10,13 @@ training steps (benchmarks/README.md), before these settings:
   `tune_cpu_process` asks glibc to keep freed memory and reuse it (mallopt: no mmap'd blocks,
   no trimming). The peak memory stays what the step needs; it is just not given back.
 * 21% was OpenBLAS's worker threads spinning after each GEMM (`blas_thread_server`), taking a
-  core from the threads that run the elementwise work (minswin.parallel). The environment
-  variable OPENBLAS_THREAD_TIMEOUT=4 makes them sleep at once, but OpenBLAS reads it only
-  when NumPy is first imported. So `import minswin` sets it (if unset) before it imports
-  NumPy: that takes effect when minswin is imported first, as in the `minswin` command, the
-  tour and the benchmarks. In a script that imports NumPy first, set it in the shell.
+  core from the threads that run the elementwise work (minswin.fast.parallel). The
+  environment variable OPENBLAS_THREAD_TIMEOUT=4 makes them sleep at once, but OpenBLAS reads
+  it only when NumPy is first imported. So the `minswin` command (minswin/cli/__init__.py)
+  and the benchmarks set it (if unset) before anything imports NumPy; `import minswin` itself
+  changes no environment variable (and imports NumPy only when a name is first used). In
+  your own script, set it in the shell (`OPENBLAS_THREAD_TIMEOUT=4 python train.py`) or call
+  `prefer_sleeping_blas_threads()` before the first `import numpy`.
 
 The memory setting is opt-in: the `minswin` command and the benchmarks call
 `tune_cpu_process()`; the benchmarks then apply it to PyTorch alike (one process).

@@ -97,7 +97,7 @@ def _print_tables(p, model, name, x, trace, logits, stages):
         for j, (blk, shift) in enumerate(zip(layer.blocks, s["shifts"])):
             what = _what_block_does(M, s["padded"], shift)
             p(f"    {f'blocks.{j}':<10}{what}; attention weights "
-              f"{blk.attn.attention_weights().shape}")
+              f"{blk.attention_weights().shape}")
 
     n = model.num_params()
     p(f"\n== 3. parameters: {n:,} ==")
@@ -130,7 +130,7 @@ def _trained_digits():
     (model, display image (16, 16, 3) in [0, 1], caption). Its attention and bias are learned,
     unlike Swin-T's random ones, so the tour draws those pictures from it."""
     import numpy as np
-    from .pretrained import pretrained_path
+    from .weights import pretrained_path
     from .training import load_data, make_config, model_from_checkpoint
     model, meta = model_from_checkpoint(pretrained_path("swin_digits"))
     model.eval()
@@ -151,15 +151,15 @@ def _figure_jobs(model, name, img, trace, stages):
     _, H1, W1, _ = first["shape"]                          # the map stage 1 really gets
     b1 = model.layers[0].blocks[1]                         # stage 1, shifted block
     S, s1 = b1.shift_size, first["shifts"][1]              # nominal, and as used on (H1, W1)
-    a1 = b1.attn.attention_weights()                       # (1, nW, nH, N, N)
+    a1 = b1.attention_weights()                       # (1, nW, nH, N, N)
     centre_window = viz.central_window(*first["padded"], M)
     last = model.layers[-1].blocks[-1]
     _, Hl, Wl, _ = final["shape"]
-    al = last.attn.attention_weights()
+    al = last.attention_weights()
     table_key = "layers.0.blocks.1.attn.relative_position_bias_table"
     digits, digit, caption = _trained_digits()             # learned pictures
     d1 = digits.layers[0].blocks[1]
-    ad = d1.attn.attention_weights()                       # (1, nW, nH, N, N)
+    ad = d1.attention_weights()                            # (1, nW, nH, N, N)
     Hd, Wd = digits.layers[0].input_resolution               # (8, 8) tokens
     _, sd = d1.window_shift_for(Hd, Wd)
     jobs = [
@@ -268,8 +268,7 @@ def run_tour(out=DEFAULT_OUT, model_name="swin_t", progress=True, file=None, dpi
         img = viz.sample_image(c.img_size)                 # (S, S, 3) in [0, 1], a photo
         x = to_backend(viz.normalise(img)[None], default_xp())   # (1, S, S, 3)
         bar.set_description(f"forward pass of {name}")
-        trace = []
-        logits = model.forward(x, trace=trace)             # (1, num_classes)
+        logits, trace = model.trace(x)                     # (1, num_classes), shapes
         bar.update()
     stages = viz.stage_summary(model, trace)
     n, total, by_stage, saving = _print_tables(p, model, name, x, trace, logits, stages)

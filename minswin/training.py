@@ -16,6 +16,9 @@ that was never stopped. The learning-rate schedule is a function of the step and
 planned number of epochs; to continue a finished run for longer, the schedule changes, so that
 is a new run, not a resume.
 
+A run never destroys another: `out` must be a new or empty folder, or the folder of the run
+being resumed (anything else is refused with a message naming --resume and --out).
+
 Files written to `out`:
     last.safetensors     after every epoch (and on Ctrl-C): weights, `optimizer.*`, metadata
     best.safetensors     the epoch with the best validation accuracy (then lowest val loss)
@@ -35,11 +38,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .backend import to_backend, to_numpy
-from .checkpoint import load_checkpoint, save_checkpoint
-from .checks import check_positive_int
+from .backend import get_xp, to_backend, to_numpy
+from .checkpoint import _nonfinite_problems, load_checkpoint, save_checkpoint
+from .checks import check_positive_int, check_seed
 from .data import batch_slices, epoch_order, load_dataset, train_batch
-from .loss import accuracy_count, cross_entropy_backward, cross_entropy_forward
+from .loss import (accuracy_count, check_labels, cross_entropy_backward,
+                   cross_entropy_forward)
 from .optim import clip_grad_norm, cosine_lr, create_optimizer
 
 META_KEY = "minswin.train"          # checkpoint metadata key holding the training state (JSON)
@@ -103,7 +107,12 @@ class TrainResult(NamedTuple):
     finished: bool                  # False when stopped early by `stop_after`
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingFailed(RuntimeError):
+    """The run started but could not go on (a checkpoint could not be written, the loss
+    diverged); the message says what was kept. `minswin train` exits with 1."""
+
+
+class TrainingDiverged(TrainingFailed):
     """The loss became NaN or Inf; the run stopped and the last good checkpoint was kept."""
 
 
@@ -163,6 +172,9 @@ def _check_config(c):
             raise ValueError(f"{name}: expected a finite number >= 0, got {v!r}")
     if c.lr == 0:
         raise ValueError("lr: expected a learning rate > 0, got 0")
+    from .configs import CONFIGS
+    if c.model not in CONFIGS:
+        raise ValueError(f"model: expected one of {sorted(CONFIGS)}, got {c.model!r}")
     if c.optimizer not in ("adamw", "sgd"):
         raise ValueError(f"optimizer: expected 'adamw' or 'sgd', got {c.optimizer!r}")
     if c.init not in INITS:
@@ -171,6 +183,8 @@ def _check_config(c):
         raise ValueError(f"dtype: expected 'float32' or 'float64', got {c.dtype!r}")
     if not isinstance(c.max_shift, int) or c.max_shift < 0:
         raise ValueError(f"max_shift: expected an integer >= 0, got {c.max_shift!r}")
+    for name in ("seed", "split_seed"):
+        check_seed(name, getattr(c, name))
     if not isinstance(c.limit, int) or c.limit < 0:
         raise ValueError(f"limit: expected an integer >= 0 (0 = all), got {c.limit!r}")
 
@@ -237,19 +251,31 @@ def load_data(cfg, img_size, mean=None, std=None):
 
 def train_step(model, optimizer, x, y, *, lr, label_smoothing, clip_grad, loss_fn=None):
     """Forward, loss, backward, (clip), update. Returns (loss, correct) as a Python float and
-    int, or (loss, None) without touching the weights when the loss is not finite."""
+    int, or (loss, None) without touching the weights when the loss is not finite.
+
+    On a GPU this waits for the device once: the loss and the count of correct answers come
+    back together, after the backward pass has been queued (so the GPU works meanwhile) and
+    before the update, which needs to know that the loss is finite. `y` holds labels already
+    checked on the host (`check_labels`), so the loss does not look at their values again.
+    """
+    xp = get_xp(x, y)
     model.zero_grad()
     logits = model.forward(x)                                       # (B, K)
-    loss, cache = (loss_fn or cross_entropy_forward)(logits, y, label_smoothing)   # ()
-    loss = float(to_numpy(loss))                                    # the step's one loss sync
+    if loss_fn is None:
+        loss, cache = cross_entropy_forward(logits, y, label_smoothing, check_values=False)
+    else:
+        loss, cache = loss_fn(logits, y, label_smoothing)           # ()
+    correct = accuracy_count(logits, y)                             # ()
+    model.backward(cross_entropy_backward(1.0, cache))              # fills model.grads
+    both = xp.stack([loss.astype(xp.float64), correct.astype(xp.float64)])   # (2,)
+    loss, correct = to_numpy(both).tolist()                         # the step's one sync
     if not math.isfinite(loss):
         return loss, None
-    model.backward(cross_entropy_backward(1.0, cache))              # fills model.grads
     if clip_grad:
         clip_grad_norm(model.grads, clip_grad)
     optimizer.lr = lr
     optimizer.step(model.grads)                                     # params change in place
-    return loss, int(to_numpy(accuracy_count(logits, y)))
+    return loss, int(correct)
 
 
 def evaluate_split(model, split, batch_size=256):
@@ -288,24 +314,57 @@ def save_training_checkpoint(path, model, optimizer, meta):
     save_checkpoint(path, state, {META_KEY: json.dumps(meta)})
 
 
-def read_training_checkpoint(path):
-    """(model state, optimiser state, meta) from a checkpoint written by `minswin train`."""
+# what a `minswin train` checkpoint's metadata must hold to rebuild its model and data, and
+# to continue the run
+META_FOR_MODEL = ("config", "classes", "mean", "std", "epoch")
+META_FOR_RESUME = META_FOR_MODEL + ("model_rng", "batch", "step", "sums", "best", "best_epoch",
+                                    "history", "time_s")
+
+
+def read_training_checkpoint(path, *, need=META_FOR_MODEL):
+    """(model state, optimiser state, meta) from a checkpoint written by `minswin train`.
+
+    need: the metadata fields that must be there (a clear error names the missing ones)."""
     state, metadata = load_checkpoint(path, with_metadata=True)
     if META_KEY not in (metadata or {}):
         raise ValueError(f"checkpoint: {path!r} has no {META_KEY!r} metadata; expected a file "
                          "written by `minswin train` (plain weights cannot be resumed)")
-    meta = json.loads(metadata[META_KEY])
+    try:
+        meta = json.loads(metadata[META_KEY])
+    except ValueError:
+        meta = None
+    if not isinstance(meta, dict):
+        raise ValueError(f"checkpoint: the {META_KEY!r} metadata of {path!r} is not a JSON "
+                         "object; expected a file written by `minswin train`")
+    missing = [k for k in need if k not in meta]
+    if missing:
+        raise ValueError(f"checkpoint: the {META_KEY!r} metadata of {path!r} lacks "
+                         f"{', '.join(map(repr, missing))}; expected a complete checkpoint "
+                         "written by `minswin train`")
+    if not isinstance(meta["config"], dict):
+        raise ValueError(f"checkpoint: the training config in {path!r} is a "
+                         f"{type(meta['config']).__name__}, expected a JSON object")
     model_state = {k: v for k, v in state.items() if not k.startswith(OPT_PREFIX)}
     opt_state = {k: v for k, v in state.items() if k.startswith(OPT_PREFIX)}
     return model_state, opt_state, meta
 
 
-def model_from_checkpoint(path):
-    """(model with the checkpoint's weights, meta) for evaluation."""
+def config_from_meta(meta, path):
+    """The TrainConfig recorded in a checkpoint's metadata, or a ValueError naming the file."""
+    try:
+        return make_config(meta["config"])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"checkpoint: the training config in {path!r} cannot be used: "
+                         f"{err}") from None
+
+
+def model_from_checkpoint(path, *, allow_nonfinite=False):
+    """(model with the checkpoint's weights, meta) for evaluation. Weights with NaN or inf
+    are refused unless allow_nonfinite=True (for inspecting a broken run)."""
     model_state, _, meta = read_training_checkpoint(path)
-    cfg = make_config(meta["config"])
+    cfg = config_from_meta(meta, path)
     model = build_model(cfg, len(meta["classes"]))
-    model.load_state_dict(model_state, strict=True)
+    model.load_state_dict(model_state, strict=True, allow_nonfinite=allow_nonfinite)
     return model, meta
 
 
@@ -437,8 +496,8 @@ def _resolve(config, resume, overrides):
     """(TrainConfig, checkpoint contents or None) for a new run or a resume."""
     if resume is None:
         return make_config(config, **overrides), None
-    model_state, opt_state, meta = read_training_checkpoint(resume)
-    saved = make_config(meta["config"])
+    model_state, opt_state, meta = read_training_checkpoint(resume, need=META_FOR_RESUME)
+    saved = config_from_meta(meta, resume)
     given = make_config(saved, **overrides)
     for name in _field_types():
         if name not in RESUME_MAY_CHANGE and getattr(given, name) != getattr(saved, name):
@@ -471,11 +530,81 @@ def train(config="digits", *, out="runs/digits", resume=None, stop_after=None, p
     if stop_after is not None:
         check_positive_int("stop_after", stop_after)
     with blas_threads(threads):
-        return _train(config, out, resume, stop_after, progress, plots, log, loss_fn, overrides)
+        return _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threads,
+                      overrides)
 
 
-def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, overrides):
+RUN_FILES = ("last.safetensors", "best.safetensors", "history.json", "curves.png")
+
+
+def check_out_folder(out, resume=None):
+    """Refuse an `out` that holds a run, unless it is the folder of the run being resumed:
+    a run never overwrites another one's checkpoints or history."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"out: expected a folder for the run's files, got the file {out!r}")
+    held = [f for f in RUN_FILES if os.path.exists(os.path.join(out, f))]
+    if not held:
+        return
+    if resume is not None and os.path.abspath(os.path.dirname(os.path.abspath(resume))) \
+            == os.path.abspath(out):
+        return                                      # continuing the run that lives there
+    raise FileExistsError(
+        f"out: {out!r} already holds a run ({', '.join(held)}), which is never overwritten; "
+        f"continue it with --resume {os.path.join(out, 'last.safetensors')} or give a new "
+        f"--out folder")
+
+
+def where(run, epochs):
+    """Where a run stands, in the words both the Ctrl-C message and the resume use."""
+    if run["batch"] == 0:
+        return f"after epoch {run['epoch']} of {epochs}, step {run['step']}"
+    return (f"in epoch {run['epoch'] + 1} of {epochs} after batch {run['batch']}, step "
+            f"{run['step']}")
+
+
+def _check_position(meta, steps_per_epoch):
+    """The epoch, batch and step a checkpoint records must describe a place in this run."""
+    for k in ("epoch", "batch", "step"):
+        v = meta[k]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"{k}: expected an integer >= 0 in the metadata, got {v!r}")
+    if meta["batch"] > steps_per_epoch or \
+            meta["step"] != meta["epoch"] * steps_per_epoch + meta["batch"]:
+        raise ValueError(f"the metadata's epoch {meta['epoch']}, batch {meta['batch']}, step "
+                         f"{meta['step']} do not fit epochs of {steps_per_epoch} steps (has "
+                         "the data changed?)")
+
+
+def _kept(last, resume):
+    """What a run that stops on an error leaves behind, naming only files it wrote (or the
+    checkpoint it resumed from)."""
+    if last:
+        return f"the last good checkpoint {last} was kept (not overwritten)"
+    if resume:
+        return (f"this run had written no checkpoint yet ({resume}, which it resumed from, is "
+                "unchanged)")
+    return "no checkpoint had been written yet"
+
+
+def check_splits(ds, cfg):
+    """Refuse splits that cannot give the numbers asked for (before any training)."""
+    sizes = {name: len(getattr(ds, name).y) for name in ("train", "val", "test")}
+    empty = [name for name, n in sizes.items() if n == 0]
+    if empty:
+        raise ValueError(
+            f"data: {cfg.data!r} gives {sizes['train']} train / {sizes['val']} val / "
+            f"{sizes['test']} test images (val_fraction={cfg.val_fraction}, test_fraction="
+            f"{cfg.test_fraction}" + (f", limit={cfg.limit}" if cfg.limit else "")
+            + f"); expected at least one image in every split, got none in "
+            f"{' and '.join(empty)}: use more images")
+    if cfg.batch_size > sizes["train"]:
+        raise ValueError(f"batch_size: expected at most the {sizes['train']} training images "
+                         f"of {cfg.data!r}, got {cfg.batch_size}")
+
+
+def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threads, overrides):
     t_start = time.perf_counter()
+    check_out_folder(out, resume)
     cfg, ckpt = _resolve(config, resume, overrides)
     meta_in = ckpt[2] if ckpt else None
     mean = np.asarray(meta_in["mean"], np.float32) if ckpt else None
@@ -484,7 +613,10 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, overr
     from .configs import get_config
     img_size = get_config(cfg.model, **cfg.model_overrides).img_size
     ds = load_data(cfg, img_size, mean, std)
+    check_splits(ds, cfg)
     K = len(ds.classes)
+    for split in (ds.train, ds.val, ds.test):      # once, on the host: steps skip the values
+        check_labels(split.y, K)
     model = build_model(cfg, K)
     optimizer = build_optimizer(cfg, model)
     xp = model.xp
@@ -492,27 +624,56 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, overr
     slices = batch_slices(len(ds.train.y), cfg.batch_size)
     steps_per_epoch = len(slices)
 
-    os.makedirs(out, exist_ok=True)
     last_path, best_path = os.path.join(out, "last.safetensors"), \
         os.path.join(out, "best.safetensors")
     # the state of the run: where it is, what it has seen, what it has kept
     run = dict(epoch=0, batch=0, step=0, sums=[0.0, 0, 0], best=None, best_epoch=None,
                history={"epochs": [], "step_loss": []}, time_s=0.0)
+    # the checkpoint this run may name in its messages: one it wrote, or the one it resumed
+    written = {"last": None}
     if ckpt:
         model_state, opt_state, meta_in = ckpt
-        model.load_state_dict(model_state, strict=True)
-        optimizer.load_state_dict(opt_state, prefix=OPT_PREFIX)
-        _restore_rng(model.rng, meta_in["model_rng"])
+        try:
+            _check_position(meta_in, steps_per_epoch)
+            model.load_state_dict(model_state, strict=True)
+            problems = _nonfinite_problems(opt_state)
+            if problems:
+                raise ValueError("the optimiser state is not finite: " + "; ".join(problems))
+            optimizer.load_state_dict(opt_state, prefix=OPT_PREFIX)
+            if optimizer.t != meta_in["step"]:
+                raise ValueError(f"the optimiser has taken {optimizer.t} steps but the run "
+                                 f"{meta_in['step']}")
+            _restore_rng(model.rng, meta_in["model_rng"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"resume: {resume!r} cannot be continued: "
+                             f"{err.args[0] if err.args else type(err).__name__}") from None
         run.update({k: meta_in[k] for k in run})
-        if os.path.abspath(resume) != os.path.abspath(last_path) and os.path.exists(last_path):
-            log(f"note: resuming from {resume}; {last_path} will be overwritten")
-        log(f"resumed from {resume}: epoch {run['epoch']}, batch {run['batch']}, "
-            f"step {run['step']}")
+        if os.path.abspath(resume) == os.path.abspath(last_path):
+            written["last"] = last_path
+        old = meta_in.get("threads")
+        if old is not None and threads is not None and old != threads:
+            log(f"warning: {resume} was trained with threads={old}, this run uses "
+                f"threads={threads}; BLAS then adds in another order, so the weights will "
+                f"differ in the last bits from a run that was never stopped (resume with "
+                f"--threads {old} to stay exact)")
+        log(f"resumed from {resume}: {where(run, cfg.epochs)}")
+
+    os.makedirs(out, exist_ok=True)              # only now: every check above has passed
 
     def meta(kind):
         return dict(kind=kind, config=cfg.as_dict(), model_config=model.config.as_dict(),
                     classes=list(ds.classes), mean=ds.mean.tolist(), std=ds.std.tolist(),
-                    model_rng=_rng_state_to_json(model.rng), **run)
+                    model_rng=_rng_state_to_json(model.rng), threads=threads, **run)
+
+    def save(path, kind):
+        try:
+            save_training_checkpoint(path, model, optimizer, meta(kind))
+        except OSError as err:
+            kept = _kept(written["last"], resume)
+            raise TrainingFailed(f"{err.args[0] if err.args else err}; training stopped "
+                                 f"({where(run, cfg.epochs)}) and {kept}") from None
+        if path == last_path:
+            written["last"] = last_path
 
     log(f"training {cfg.model} ({model.num_params():,} parameters, {cfg.dtype}) on "
         f"{cfg.data}: {len(ds.train.y)} train / {len(ds.val.y)} val / {len(ds.test.y)} test "
@@ -542,8 +703,7 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, overr
                         bar.close()
                     _write_json(os.path.join(out, "history.json"),
                                 {"config": cfg.as_dict(), **run["history"], "diverged": True})
-                    kept = (f"the last good checkpoint {last_path} was kept (not overwritten)"
-                            if os.path.exists(last_path) else "no checkpoint had been written yet")
+                    kept = _kept(written["last"], resume)
                     raise TrainingDiverged(
                         f"loss is {loss_value} at epoch {e + 1}, batch {b + 1}, step "
                         f"{run['step'] + 1} (lr {lr:.3g}); training stopped and {kept}. Try a "
@@ -564,9 +724,9 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, overr
                     if bar is not None:
                         bar.close()
                     run["time_s"] += time.perf_counter() - t_epoch
-                    save_training_checkpoint(last_path, model, optimizer, meta("interrupted"))
-                    log(f"\ninterrupted: saved {last_path} (epoch {e + 1}, batch {b + 1}); "
-                        f"continue with: minswin train --resume {last_path} --out {out}")
+                    save(last_path, "interrupted")
+                    log(f"\ninterrupted: saved {last_path} ({where(run, cfg.epochs)}); "
+                        f"continue with: minswin train --resume {last_path}")
                     raise KeyboardInterrupt
             if bar is not None:
                 bar.close()
@@ -582,9 +742,9 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, overr
             improved = run["best"] is None or (val_acc, -val_loss) > tuple(run["best"])
             if improved:
                 run["best"], run["best_epoch"] = [val_acc, -val_loss], e + 1
-            save_training_checkpoint(last_path, model, optimizer, meta("last"))
+            save(last_path, "last")
             if improved:
-                save_training_checkpoint(best_path, model, optimizer, meta("best"))
+                save(best_path, "best")
             log(f"epoch {e + 1:3d}/{cfg.epochs}  lr {run['history']['epochs'][-1]['lr']:.2e}  "
                 f"train loss {train_loss:.4f} acc {100 * train_acc:5.1f}%  val loss "
                 f"{val_loss:.4f} acc {100 * val_acc:5.1f}%  {run['time_s']:6.1f}s"
@@ -617,8 +777,8 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, overr
             f"{100 * best_test_acc:.1f}%); training time {run['time_s']:.1f}s; files in {out}")
         log(f"test accuracy: {100 * test_acc:.1f}%")
     else:
-        log(f"stopped after epoch {run['epoch']} of {cfg.epochs}; continue with: "
-            f"minswin train --resume {last_path} --out {out}")
+        log(f"stopped {where(run, cfg.epochs)}; continue with: "
+            f"minswin train --resume {last_path}")
     return TrainResult(test_acc, test_loss, history, out, best_path, last_path, model, cfg,
                        finished)
 

@@ -1,4 +1,4 @@
-"""Convert a PyTorch `.pth` checkpoint (official, timm or torchvision Swin) to safetensors.
+"""Convert a PyTorch checkpoint (official, timm, torchvision or transformers Swin) to safetensors.
 
 minswin never unpickles files. This script does, once, with torch's restricted loader
 (`weights_only=True`, which refuses arbitrary Python objects) on a file you trust, and writes
@@ -6,6 +6,16 @@ plain tensors that minswin loads:
 
     pip install torch safetensors
     python scripts/convert_torch_checkpoint.py swin_tiny_patch4_window7_224.pth swin_t.safetensors
+
+A transformers `pytorch_model.bin` is the same kind of file (a pickled dict of tensors) and
+converts the same way; write it beside the folder's config.json as model.safetensors and
+`minswin.from_pretrained(folder)` reads the folder:
+
+    python scripts/convert_torch_checkpoint.py swin-tiny/pytorch_model.bin \
+        swin-tiny/model.safetensors
+
+A sharded `.bin` (pytorch_model.bin.index.json) is converted one shard at a time; the index
+then needs its file names changed by hand, so prefer a folder's safetensors where it has one.
 
 Official checkpoints keep their weights under the "model" key; that nesting is unwrapped and
 the other top-level entries (optimizer, epoch, ...) are named and left out. Entries of the state
@@ -83,7 +93,8 @@ def main(src, dst):
 
 if __name__ == "__main__":
     if len(sys.argv) != 3:
-        sys.exit("usage: python scripts/convert_torch_checkpoint.py IN.pth OUT.safetensors")
+        sys.exit("usage: python scripts/convert_torch_checkpoint.py IN.pth|IN.bin "
+                 "OUT.safetensors")
     try:
         main(sys.argv[1], sys.argv[2])
     except ValueError as err:

@@ -1,8 +1,45 @@
-"""Shared fixtures: a seeded NumPy Generator and the list of backends to run on."""
+"""Shared fixtures: a seeded NumPy Generator and the list of backends to run on.
+
+CuPy tests are marked `gpu`. They run where CuPy computes on a GPU, or everywhere on the strict
+CPU stand-in (tests/cupy_standin.py) with `MINSWIN_CUPY_STANDIN=1 pytest -m gpu`; otherwise
+they are skipped with the reason CuPy cannot be used here, never passed.
+"""
+import os
+import sys
+
 import numpy as np
 import pytest
 
-from minswin.backend import cupy_available
+HERE = os.path.dirname(os.path.abspath(__file__))
+STANDIN = os.environ.get("MINSWIN_CUPY_STANDIN", "") not in ("", "0")
+
+if STANDIN:
+    # `import cupy` gives the stand-in, here and in every subprocess the tests start
+    # (tutorials, the CLI), through tests/standin_path/cupy.py
+    path = os.path.join(HERE, "standin_path")
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [path] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+    sys.path.insert(0, HERE)
+    import cupy_standin
+    cupy_standin.install()
+
+from minswin.backend import cupy_unavailable_reason  # noqa: E402
+
+_REASON = cupy_unavailable_reason()
+CUPY_REASON = None if _REASON is None else (
+    f"{_REASON} (MINSWIN_CUPY_STANDIN=1 runs these tests on the CPU stand-in)")
+
+# `-m gpu` selects every test that runs on CuPy (a real GPU, or the stand-in)
+NEEDS_GPU = [pytest.mark.gpu,
+             pytest.mark.skipif(CUPY_REASON is not None, reason=str(CUPY_REASON))]
+
+BACKENDS = ["numpy", pytest.param("cupy", marks=NEEDS_GPU)]
+
+
+def pytest_report_header(config):
+    if STANDIN:
+        return "cupy: the strict CPU stand-in (tests/cupy_standin.py), not a GPU"
+    return "cupy: " + ("a real GPU" if CUPY_REASON is None else f"skipped, {CUPY_REASON}")
 
 
 @pytest.fixture
@@ -10,18 +47,9 @@ def rng():
     return np.random.default_rng(0)
 
 
-# `-m gpu` selects every test that runs on CuPy (on a machine with a GPU: the parity checks);
-# without one they are skipped with this reason, never passed
-NEEDS_GPU = [pytest.mark.gpu,
-             pytest.mark.skipif(not cupy_available(),
-                                reason="CuPy with a GPU is not available on this machine")]
-
-BACKENDS = ["numpy", pytest.param("cupy", marks=NEEDS_GPU)]
-
-
 @pytest.fixture(params=BACKENDS)
 def xp(request):
-    """The array module to run on: NumPy always, CuPy where a GPU is present (else skipped)."""
+    """The array module to run on: NumPy always, CuPy where it can run (else skipped)."""
     if request.param == "numpy":
         return np
     import cupy

@@ -53,3 +53,72 @@ def test_erf_matches_math(rng):
     import math
     x = rng.standard_normal(50) * 3
     np.testing.assert_allclose(backend.erf(x), [math.erf(v) for v in x], rtol=0, atol=1e-15)
+
+
+# ---------------------------------------------------------------------------- finding CuPy
+
+@pytest.fixture
+def fresh_detection(monkeypatch):
+    """Forget what the backend found out about CuPy (restored after the test)."""
+    monkeypatch.setattr(backend, "_cupy", None)
+    monkeypatch.setattr(backend, "_cupy_error", None)
+    return monkeypatch
+
+
+def test_missing_cupy_names_the_wheels_to_install(fresh_detection):
+    import sys
+    fresh_detection.setitem(sys.modules, "cupy", None)     # `import cupy` raises ImportError
+    reason = backend.cupy_unavailable_reason()
+    assert "CuPy is not installed" in reason
+    assert "minswin[gpu-cuda12]" in reason and "minswin[gpu-cuda13]" in reason
+    with pytest.raises(RuntimeError, match=r"backend 'cupy' was requested but CuPy is not "
+                                           r"installed.*gpu-cuda12.*gpu-cuda13"):
+        minswin.use("cupy")
+
+
+@pytest.mark.parametrize("broken,step", [
+    ("matmul", "a first matmul"), ("arange", "a first kernel")])
+def test_a_gpu_that_cannot_compute_is_reported_with_the_real_error(fresh_detection, broken,
+                                                                    step):
+    """A driver that counts its GPU but has no cuBLAS/NVRTC: skipped with CuPy's own words,
+    not reported available (the stand-in, with one function broken, plays that machine)."""
+    import sys
+
+    import cupy_standin
+    fake = cupy_standin.build()["cupy"]
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("CUBLAS_STATUS_NOT_INITIALIZED")
+    fresh_detection.setitem(sys.modules, "cupy", fake)
+    fresh_detection.setattr(fake, broken, fail)
+    reason = backend.cupy_unavailable_reason()
+    assert reason is not None and not backend.cupy_available()
+    assert step in reason and "RuntimeError: CUBLAS_STATUS_NOT_INITIALIZED" in reason, reason
+
+
+def test_a_working_gpu_is_found(fresh_detection):
+    import sys
+
+    import cupy_standin
+    fresh_detection.setitem(sys.modules, "cupy", cupy_standin.build()["cupy"])
+    assert backend.cupy_unavailable_reason() is None and backend.cupy_available()
+
+
+def test_gpu_extras_install_ready_wheels():
+    """`pip install minswin[gpu]` must not ask for `cupy`, the source package that fails to
+    build without the CUDA headers: the extras name the prebuilt wheels."""
+    import os
+    import re
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        import tomllib
+    except ImportError:                                    # Python 3.10
+        tomllib = pytest.importorskip("tomli")
+    with open(os.path.join(root, "pyproject.toml"), "rb") as f:
+        extras = tomllib.load(f)["project"]["optional-dependencies"]
+    assert any(d.startswith("cupy-cuda12x") for d in extras["gpu-cuda12"])
+    assert any(d.startswith("cupy-cuda13x") for d in extras["gpu-cuda13"])
+    assert extras["gpu"] == ["minswin[gpu-cuda12]"]
+    assert not any(re.match(r"cupy\b(?!-)", d) for e in extras.values() for d in e)
+    readme = open(os.path.join(root, "README.md"), encoding="utf-8").read()
+    assert ".[gpu-cuda12]" in readme and ".[gpu-cuda13]" in readme

@@ -119,6 +119,12 @@ def test_wrong_shape_named_with_both_shapes():
              r"'head.weight': expected shape \(5, 24\), got \(7, 24\)")
 
 
+def test_wrong_shape_that_would_broadcast_is_refused():
+    """A (1,) head.bias would broadcast into the (5,) parameter without a word: refused."""
+    _problem(lambda s: s.update({"head.bias": np.full(1, 3.0, np.float32)}),
+             r"'head.bias': expected shape \(5,\), got \(1,\)")
+
+
 def test_wrong_dtype_kind():
     _problem(lambda s: s.update({"head.bias": np.zeros(5, np.int64)}),
              r"'head.bias': expected a floating-point tensor, got dtype int64")

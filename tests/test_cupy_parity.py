@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 import minswin
-from minswin.backend import cupy_available, to_backend, to_numpy
+from minswin.backend import to_backend, to_numpy
 
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not cupy_available(),
-                                 reason="CuPy with a GPU is not available on this machine")]
+from conftest import NEEDS_GPU
+
+pytestmark = NEEDS_GPU
 
 
 def allclose(a, b, rtol=1e-12, atol=1e-12):
@@ -30,6 +30,8 @@ def test_ops_forward_backward_parity(rng, on_cupy):
     import cupy
     from test_ops_gradcheck import CASES          # the same cases the gradient checks use
     for name, make in sorted(CASES.items()):
+        if name == "droppath_train":      # its masks are drawn on each backend's own device,
+            continue                      # so they differ (tests/test_gpu_paths.py)
         forward, backward, inputs, static = make(np.random.default_rng(2))
         out_np, cache_np = forward(**inputs, **static)
         dout = rng.standard_normal(out_np.shape)

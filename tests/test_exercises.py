@@ -438,3 +438,28 @@ def test_cli_bad_arguments(tmp_path, capsys):
     # a folder that does not exist yet is created (the README's `start NAME my_exercises/`)
     assert main(["exercise", "start", "gelu_backward", str(tmp_path / "new" / "dir")]) == 0
     assert (tmp_path / "new" / "dir" / "ex_gelu_backward.py").exists()
+
+
+# ---------------------------------------------------------------------------- the catalogue
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_known_mistake_runs_is_wrong_and_gets_its_own_hint(name):
+    """Each mistake of the catalogue (an edit of the plain backward) runs on every case, is
+    wrong somewhere, and, handed in as an answer, is recognised: its own hint is shown. The
+    grader swallows a mistake that raises, so without this a broken edit would go unseen."""
+    ex = EXERCISES[name]
+    assert ex.mistakes
+    for m in ex.mistakes:
+        r = grade(name, m.backward, out=False)
+        assert not r.passed, m.what
+        assert m.hint in r.hint, (m.what, r.hint)
+
+
+def test_an_edit_that_no_longer_applies_is_an_error():
+    from minswin.exercises.catalog import edited
+    from minswin.ops.softmax import softmax_backward
+    with pytest.raises(ValueError, match="occurs 0 times in softmax_backward, expected once"):
+        edited(softmax_backward, ("no such line", ""))
+    wrong = edited(softmax_backward, ("(dout - (dout * p).sum(axis=-1, keepdims=True))", "dout"))
+    p = np.array([[0.25, 0.75]])
+    np.testing.assert_allclose(wrong(np.ones((1, 2)), type("C", (), {"out": p})), p)

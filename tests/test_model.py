@@ -105,15 +105,15 @@ def test_official_variants(name, params, gflops):
 
 def test_swin_t_forward_shapes_and_any_input_size(rng, swin_t):
     m = swin_t
-    trace = []
     x = rng.standard_normal((1, 224, 224, 3)).astype(np.float32)
-    assert m.forward(x, trace=trace).shape == (1, 1000)
+    logits, trace = m.trace(x)
+    assert logits.shape == (1, 1000)
     got = dict(trace)
     assert got["patch_embed"] == (1, 56, 56, 96)
     assert got["layers.0.downsample"] == (1, 28, 28, 192)
     assert got["layers.2.downsample"] == (1, 7, 7, 768)
     assert got["avgpool"] == (1, 768)
-    y = m.forward(rng.standard_normal((1, 200, 260, 3)).astype(np.float32), trace=(t := []))
+    y, t = m.trace(rng.standard_normal((1, 200, 260, 3)).astype(np.float32))
     assert y.shape == (1, 1000) and np.isfinite(y).all()
     assert dict(t)["patch_embed"] == (1, 50, 65, 96)
     assert dict(t)["layers.2.downsample"] == (1, 7, 9, 768)
@@ -281,7 +281,7 @@ def test_attention_weights_shape_for_plain_and_shifted_blocks(rng):
     m = minswin.create_model("swin_micro").eval()
     m.forward(rng.standard_normal((2, 32, 32, 3)).astype(np.float32))
     for blk in m.layers[0].blocks:                                 # 8x8 tokens, 4 windows
-        w = blk.attn.attention_weights()
+        w = blk.attention_weights()
         assert w.shape == (2, 4, 3, 16, 16)
         np.testing.assert_allclose(w.sum(-1), 1, rtol=1e-5)
     mask = minswin.attention_mask(8, 8, 4, 2)                       # the shifted block's

@@ -1,11 +1,12 @@
 """Every backward against central differences, float64, input and every parameter.
 
-Gate: relative error <= 1e-7 per op (house table; expect 1e-9 .. 1e-12).
+Gate: relative error <= 1e-7 per op (house table; expect 1e-9 .. 1e-12). These check the
+plain tier, minswin.ops; tests/test_twins.py checks the fast tier against it (and runs its
+own gradient check with tiny blocks on two threads).
 """
 import numpy as np
 import pytest
 
-from minswin import parallel
 from minswin.backend import to_backend
 from minswin.gradcheck import TOL_OP, check_op
 from minswin.ops.attention import window_attention_backward, window_attention_forward
@@ -147,19 +148,20 @@ def test_directional_mode_agrees(rng):
     assert report.passed, str(report)
 
 
-@pytest.mark.parametrize("case", ["layernorm", "linear", "mlp", "attention_w_msa",
-                                  "attention_sw_msa", "attention_sw_msa_padded"])
-def test_backward_on_many_row_blocks_matches_central_differences(case, monkeypatch):
-    """The ops that run on row blocks (minswin.parallel), checked again with their rows cut
-    into many tiny blocks shared by two threads: the blocked kernels, not only the one-block
-    path the test above takes at these sizes."""
-    monkeypatch.setattr(parallel, "BLOCK_ELEMENTS", 8)
-    before = parallel.num_threads()
-    parallel.set_num_threads(2)
-    try:
-        forward, backward, inputs, static = CASES[case](np.random.default_rng(1))
-        report = check_op(forward, backward, inputs, static=static, title=case)
-    finally:
-        parallel.set_num_threads(before)
-    assert report.passed, str(report)
-    assert report.max_rel_error < TOL_OP
+def test_droppath_scales_kept_samples_by_one_over_keep():
+    """DropPath keeps a whole sample or drops it, and scales the kept ones by 1 / (1 - p) so
+    that the expectation is x (timm's scale_by_keep). Checked without torch: the oracle test
+    that also catches a missing scale is skipped where torch is absent."""
+    p, B = 0.25, 4000
+    x = np.ones((B, 3, 2))
+    out, cache = droppath_forward(x, p, True, np.random.default_rng(5))
+    per_sample = out.reshape(B, -1)
+    assert (per_sample == per_sample[:, :1]).all()         # whole samples, never parts
+    values = set(np.unique(per_sample).tolist())
+    assert values == {0.0, 1.0 / (1.0 - p)}                # dropped, or kept and scaled
+    kept = (per_sample[:, 0] > 0).mean()
+    assert abs(kept - (1 - p)) < 0.03                      # about 1 - p of them kept
+    assert abs(out.mean() - 1.0) < 0.04                    # so the mean is x's
+    np.testing.assert_array_equal(droppath_backward(np.ones_like(x), cache), out)
+    same, _ = droppath_forward(x, p, False, np.random.default_rng(5))
+    assert same is x                                       # identity in eval

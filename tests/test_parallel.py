@@ -1,26 +1,29 @@
-"""minswin.parallel: row blocks on threads change the speed, never the numbers."""
+"""minswin.fast.parallel: row blocks on threads change the speed, never the numbers."""
 import ast
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
 import pytest
 
 import minswin
-from minswin import parallel
-from minswin.parallel import elementwise, for_row_blocks, set_num_threads
+from minswin.fast import parallel
+from minswin.fast.parallel import elementwise, for_row_blocks, set_num_threads
 
 
 @pytest.fixture
 def threads():
-    """Restore the thread count and block size after a test changes them."""
+    """Restore the thread count, block size and tier after a test changes them."""
     before, block = parallel.num_threads(), parallel.BLOCK_ELEMENTS
+    tier = minswin.use_fast(True)                          # these tests are the fast tier's
     yield
     set_num_threads(before)
     parallel.BLOCK_ELEMENTS = block
+    minswin.use_fast(tier)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3])
@@ -139,9 +142,58 @@ def test_thread_count_and_block_size_do_not_change_the_numbers(threads, rng, dty
         np.testing.assert_allclose(grads[k], plain[2][k], rtol=tol, atol=tol, err_msg=k)
 
 
-def test_openblas_timeout_is_set_before_numpy_and_never_overrides():
-    code = ("import os, sys; import minswin; "
-            "print(os.environ['OPENBLAS_THREAD_TIMEOUT'], 'numpy' in sys.modules)")
+def test_set_num_threads_while_another_thread_runs_never_breaks_it(threads):
+    """One thread runs row blocks (the forward of a training step) while another changes the
+    thread count (blas_threads, a notebook cell): the running calls finish, the new count
+    applies to the next call. Before the fix, set_num_threads shut the pool down under the
+    running call: `cannot schedule new futures after shutdown`, or ThreadPoolExecutor(0)."""
+    set_num_threads(2)
+    errors, stop = [], threading.Event()
+
+    def work():
+        try:
+            while not stop.is_set():
+                assert for_row_blocks(lambda s, e: time.sleep(1e-4) or e - s, 64, 4) == [4] * 16
+        except BaseException as err:                       # noqa: BLE001  reported below
+            errors.append(err)
+            stop.set()
+    workers = [threading.Thread(target=work) for _ in range(2)]
+    for w in workers:
+        w.start()
+    deadline = time.monotonic() + 1.0
+    counts = (1, 2, 3)
+    i = 0
+    while time.monotonic() < deadline and not stop.is_set():
+        set_num_threads(counts[i % 3])
+        i += 1
+        time.sleep(1e-3)
+    stop.set()
+    for w in workers:
+        w.join()
+    assert not errors, repr(errors[0])
+    assert i > 50                                          # the race was really run
+
+
+def test_the_old_thread_settings_still_work(threads):
+    from minswin import parallel as moved                  # minswin.parallel moved to fast/
+    moved.set_num_threads(3)
+    assert parallel.num_threads() == moved.num_threads() == minswin.num_threads() == 3
+    minswin.set_num_threads(1)
+    assert parallel.num_threads() == 1
+
+
+def test_import_minswin_sets_no_environment_and_loads_no_training():
+    code = ("import os, sys; import minswin; minswin.create_model('swin_micro'); "
+            "print(os.environ.get('OPENBLAS_THREAD_TIMEOUT', '-'), "
+            "'minswin.training' in sys.modules, 'minswin.data' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.split() == ["-", "False", "False"], out.stderr
+
+
+def test_the_command_sets_openblas_timeout_before_numpy_and_never_overrides():
+    code = ("import os, sys; import minswin.cli; "
+            "print(os.environ['OPENBLAS_THREAD_TIMEOUT'], minswin.cli.BLAS_TIMEOUT_IN_TIME)")
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.split() == ["4", "True"], out.stderr

@@ -13,7 +13,7 @@ import pytest
 import minswin
 from minswin.checkpoint import load_checkpoint
 from minswin.cli import main as cli_main
-from minswin.pretrained import pretrained_info, pretrained_path
+from minswin.weights import pretrained_info, pretrained_path
 from minswin.training import META_KEY, evaluate_split, load_data, make_config, train
 
 pytest.importorskip("sklearn")                  # the digits come with scikit-learn

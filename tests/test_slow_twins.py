@@ -1,9 +1,14 @@
-"""Each fast op against a slow version that is obviously correct (loops, literal definitions)."""
+"""Each op against a slow version that is obviously correct (loops, literal definitions).
+
+Attention on both tiers is held to the plain tier's attention over sets of tokens chosen
+from the meaning of windows and shifts alone (a whole map; the regions of a shifted window).
+"""
 import numpy as np
 import pytest
 
 import minswin
 from minswin.ops.attention import window_attention_forward
+from minswin.tiers import FAST, PLAIN
 from minswin.ops.masks import relative_position_index
 from minswin.ops.patch_embed import patch_embed_forward
 from minswin.ops.patch_merging import merge_2x2, patch_merging_forward
@@ -16,20 +21,13 @@ def attention_weights(rng, C, nH):
                 proj_weight=rng.standard_normal((C, C)), proj_bias=rng.standard_normal(C))
 
 
-def naive_attention(tokens, bias, w, nH):
-    """Softmax attention over a set of tokens (T, C) with a (nH, T, T) bias, one head at a time."""
-    T, C = tokens.shape
-    d = C // nH
-    qkv = tokens @ w["qkv_weight"].T + w["qkv_bias"]
-    out = np.zeros((T, C))
-    for h in range(nH):
-        q = qkv[:, h * d:(h + 1) * d] * d ** -0.5
-        k = qkv[:, C + h * d:C + (h + 1) * d]
-        v = qkv[:, 2 * C + h * d:2 * C + (h + 1) * d]
-        s = q @ k.T + bias[h]
-        e = np.exp(s - s.max(axis=1, keepdims=True))
-        out[:, h * d:(h + 1) * d] = (e / e.sum(axis=1, keepdims=True)) @ v
-    return out @ w["proj_weight"].T + w["proj_bias"]
+def attention_over(tokens, bias, w, nH):
+    """The plain tier's attention over one set of tokens (T, C) with a (nH, T, T) bias."""
+    out, _ = window_attention_forward(tokens[None], **w, bias=bias, num_heads=nH)
+    return out[0]                                          # (T, C)
+
+
+TIERS = pytest.mark.parametrize("tier", [PLAIN, FAST], ids=["plain", "fast"])
 
 
 def literal_bias(table, M):
@@ -44,15 +42,16 @@ def literal_bias(table, M):
     return bias
 
 
-def test_one_window_is_global_attention_plus_bias(rng):
+@TIERS
+def test_one_window_is_global_attention_plus_bias(rng, tier):
     """A window covering the whole map = plain multi-head attention over all tokens + bias."""
     M, C, nH = 4, 8, 2
     x = rng.standard_normal((1, M * M, C))
     w = attention_weights(rng, C, nH)
     table = rng.standard_normal(((2 * M - 1) ** 2, nH))
     bias, _ = relative_bias_forward(table, relative_position_index(M))
-    fast, _ = window_attention_forward(x, **w, bias=bias, num_heads=nH)
-    np.testing.assert_allclose(fast[0], naive_attention(x[0], literal_bias(table, M), w, nH),
+    fast, _ = tier.window_attention_forward(x, **w, bias=bias, num_heads=nH)
+    np.testing.assert_allclose(fast[0], attention_over(x[0], literal_bias(table, M), w, nH),
                                rtol=1e-12, atol=1e-12)
 
 
@@ -82,7 +81,8 @@ def rolled_windows(H, W, M, sh, sw):
 @pytest.mark.parametrize("H,W,M,S", [(4, 4, 2, (1, 1)), (8, 12, 4, (2, 2)),
                                      (14, 14, 7, (3, 3)), (6, 9, 3, (1, 1)),
                                      (8, 12, 4, (0, 2)), (12, 4, 4, (2, 0))])
-def test_masked_shifted_attention_equals_attention_per_region(rng, H, W, M, S):
+@TIERS
+def test_masked_shifted_attention_equals_attention_per_region(rng, H, W, M, S, tier):
     """SW-MSA with the -100 mask = attention computed separately inside each region, the
     regions found from where each token came from (rolled_windows), not from the mask code."""
     C, nH = 6, 2
@@ -92,7 +92,7 @@ def test_masked_shifted_attention_equals_attention_per_region(rng, H, W, M, S):
     bias, _ = relative_bias_forward(table, relative_position_index(M))
     tokens, _ = to_windows_forward(x, M, S)                # (nW, N, C)
     mask = minswin.attention_mask(H, W, M, S)
-    fast, _ = window_attention_forward(tokens, **w, bias=bias, mask=mask, num_heads=nH)
+    fast, _ = tier.window_attention_forward(tokens, **w, bias=bias, mask=mask, num_heads=nH)
     slow_bias = literal_bias(table, M)
     most = 0
     for k, (sources, regions) in enumerate(rolled_windows(H, W, M, *S)):
@@ -100,7 +100,7 @@ def test_masked_shifted_attention_equals_attention_per_region(rng, H, W, M, S):
         np.testing.assert_array_equal(tokens[k], image_tokens)
         for region in set(regions):
             idx = [n for n in range(M * M) if regions[n] == region]    # one region's tokens
-            slow = naive_attention(image_tokens[idx], slow_bias[:, idx][:, :, idx], w, nH)
+            slow = attention_over(image_tokens[idx], slow_bias[:, idx][:, :, idx], w, nH)
             np.testing.assert_allclose(fast[k, idx], slow, rtol=1e-10, atol=1e-12)
         most = max(most, len(set(regions)))
     assert most == (2 if 0 in S else 4)                    # the corner window is split 4 ways

@@ -6,6 +6,7 @@ torch from SPEC.md (no timm, no torchvision), loaded by the official key names.
 
 Expected errors (rel_error = max|a - b| / (max|a| + max|b|)): per op <= 1e-10, whole network
 (logits, dx and every parameter gradient) <= 1e-9; in practice both are ~1e-15 .. 1e-13.
+The ops are the plain tier's; the whole network runs on both tiers.
 """
 import importlib.util
 import time
@@ -389,13 +390,22 @@ def compare_network(model, net, x, seed=0):
     return errors
 
 
+@pytest.fixture(params=["plain", "fast"])
+def tier(request):
+    """The whole network runs on both tiers (minswin.use_fast); the ops above are the plain
+    tier's (tests/test_twins.py holds the fast tier to them)."""
+    previous = minswin.use_fast(request.param == "fast")
+    yield request.param
+    minswin.use_fast(previous)
+
+
 def _report(errors):
     worst = max(errors, key=errors.get)
     print(f"\nworst rel_error {errors[worst]:.2e} ({worst}); logits {errors['logits']:.2e}, "
           f"dx {errors['dx']:.2e}")
 
 
-def test_micro_network_at_img_size():
+def test_micro_network_at_img_size(tier):
     """swin_micro at its own 32x32: official semantics (stage 1 is 4x4 = one window, no shift)."""
     model, net = build_pair("swin_micro", num_classes=10)
     assert [b.shift_size for _, b in model.blocks()] == [0, 2, 0, 0]
@@ -404,7 +414,7 @@ def test_micro_network_at_img_size():
 
 
 @pytest.mark.parametrize("hw", [(44, 36), (12, 40)])
-def test_micro_network_padded_sizes(hw):
+def test_micro_network_padded_sizes(hw, tier):
     """Sizes that pad inside blocks: 44x36 -> 11x9 tokens padded to 12x12 (shift on both
     axes); 12x40 -> 3x10 tokens padded to 4x12, shift 0 on the axis one window covers."""
     model, net = build_pair("swin_micro", num_classes=10)
@@ -412,7 +422,7 @@ def test_micro_network_padded_sizes(hw):
     _report(compare_network(model, net, x))
 
 
-def test_micro_network_larger_than_img_size():
+def test_micro_network_larger_than_img_size(tier):
     """64x48 on a 32-px model: stage 2 sees 8x6 tokens (padded to 8x8), so its odd block shifts
     by 2 (torchvision), although at the model's own size (4x4) the shift is off (official)."""
     model, net = build_pair("swin_micro", num_classes=10)
@@ -422,7 +432,7 @@ def test_micro_network_larger_than_img_size():
     _report(compare_network(model, net, x))
 
 
-def test_three_stage_network_with_shrunk_window():
+def test_three_stage_network_with_shrunk_window(tier):
     """depths (2, 2, 2) at 48 px, M=4: stage 0 12x12 (9 mask regions), stage 1 6x6 padded to
     8x8 with a shift, stage 2 3x3 where the window shrinks to 3 (a 25-row table), no shift."""
     model, net = build_pair("swin_micro", num_classes=7, img_size=48, depths=(2, 2, 2),
@@ -436,7 +446,7 @@ def test_three_stage_network_with_shrunk_window():
 
 
 @pytest.mark.slow
-def test_swin_t_forward_224():
+def test_swin_t_forward_224(tier):
     """Swin-T at 224 in float64, batch 1, forward only (stage 4 is one 7x7 window)."""
     t0 = time.perf_counter()
     model, net = build_pair("swin_t", num_classes=1000)

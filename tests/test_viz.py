@@ -300,8 +300,7 @@ def test_patch_merging_order():
 def micro():
     model = minswin.create_model("swin_micro")
     img = viz.sample_image(model.config.img_size)
-    trace = []
-    model.forward(viz.normalise(img)[None], trace=trace)
+    _, trace = model.trace(viz.normalise(img)[None])
     return model, img, trace
 
 
@@ -326,8 +325,7 @@ def test_stage_summary_reads_the_trace(micro):
     assert [s["shifts"] for s in stages] == [[(0, 0), (2, 2)], [(0, 0), (0, 0)]]
     assert [s["merged"] for s in stages] == [(1, 4, 4, 96), None]
     padded = minswin.create_model("swin_micro", img_size=40)   # 10x10 and 5x5 maps
-    trace = []
-    padded.forward(np.zeros((1, 40, 40, 3), padded.dtype), trace=trace)
+    _, trace = padded.trace(np.zeros((1, 40, 40, 3), padded.dtype))
     stages = viz.stage_summary(padded, trace)
     assert [s["shape"][1:3] for s in stages] == [(10, 10), (5, 5)]
     assert [s["padded"] for s in stages] == [(12, 12), (8, 8)]  # padded to whole windows
@@ -348,7 +346,7 @@ def test_attention_cost_bars_are_the_formulas(micro):
 def test_model_attention_figure(micro):
     model, img, trace = micro
     blk = model.layers[0].blocks[1]
-    attn = blk.attn.attention_weights()
+    attn = blk.attention_weights()
     fig = viz.plot_query_attention(img, attn, (8, 8), 4, blk.window_shift_for(8, 8)[1],
                                    window_id=3, query=0, heads=[1])
     heat = np.ma.filled(drawn(fig.axes[1], 1).astype(float), np.nan)

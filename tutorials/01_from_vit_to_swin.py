@@ -62,15 +62,14 @@ for i, depth in enumerate(cfg.depths):
 # %% [markdown]
 # ## The shape walk, with real arrays
 #
-# `model.forward(x, trace=[])` appends `(name, output shape)` for every module it runs.
+# `model.trace(x)` runs the forward and returns `(name, output shape)` for every module.
 # Images are channels-last, `(B, H, W, 3)`; between modules a feature map is `(B, H, W, C)`.
 
 # %%
 size = 64 if SMALL else 224
 model = minswin.create_model("swin_t")                     # float32, random weights
 x = minswin.backend.rng(0).standard_normal((1, size, size, 3)).astype(np.float32)
-trace = []
-logits = model.forward(x, trace=trace)
+logits, trace = model.trace(x)
 print(f"{'module':<22} output shape (B, H, W, C)")
 for name, shape in trace:
     print(f"{name:<22} {shape}")

@@ -28,7 +28,7 @@ import numpy as np
 import minswin
 from minswin.backend import rng
 from minswin.flops import msa_flops, msa_saving, wmsa_flops
-from minswin.ops.attention import window_attention_forward
+from minswin.fast.attention import window_attention_forward
 from minswin.ops.window import to_windows_forward
 from minswin.viz import plot_attention_cost, show
 
@@ -53,9 +53,10 @@ g = rng(0)
 #
 # ## Counting the matrix products minswin actually runs
 #
-# minswin's ops call `xp.matmul`, with `xp` the NumPy module. For one call we swap
-# `np.matmul` for a version that also writes down the shapes it multiplied (a trick for a
-# tutorial, never for library code).
+# minswin's fast attention (minswin.fast, the same products as the plain minswin.ops) calls
+# `xp.matmul`, with `xp` the NumPy module. For one call we swap `np.matmul` for a version
+# that also writes down the shapes it multiplied (a trick for a tutorial, never for library
+# code).
 
 # %%
 @contextmanager
@@ -71,7 +72,7 @@ def count_matmuls():
 
     def counting(a, b, *args, **kwargs):
         out = real(a, b, *args, **kwargs)
-        if a.ndim >= 2 and b.ndim >= 2 and b.shape[-1] > 1:   # else a sum (ops/rows.py)
+        if a.ndim >= 2 and b.ndim >= 2 and b.shape[-1] > 1:   # else a sum (fast/rows.py)
             *batch, m, k = a.shape
             n = b.shape[-1]
             log.append(int(np.prod(out.shape[:-2], dtype=np.int64)) * m * k * n)

@@ -19,6 +19,11 @@
 # forward with minswin's ops and check it against `SwinTransformerBlock.forward`; then the
 # backward, each step under the forward line it undoes; then a gradient check of the whole
 # block in float64.
+#
+# The ops are the plain tier, `minswin/ops/`: open `ops/attention.py`, `ops/layernorm.py` and
+# `ops/mlp.py` beside this notebook, they are the maths below, a line each. (The model runs
+# their fast twins from `minswin/fast/` on NumPy by default: the same numbers, computed in
+# cache-sized blocks on every core. `minswin.use_fast(False)` runs these plain ones.)
 
 # %%
 import numpy as np
@@ -121,7 +126,7 @@ print("by hand vs block.backward, max |difference|:", gaps)
 # In the shifted block, a query's attention to keys from another region must be ≈ 0:
 
 # %%
-weights = block.attn.attention_weights()                   # (B, nW, nH, N, N)
+weights = block.attention_weights()                        # (B, nW, nH, N, N)
 labels = window_labels(H, W, M, s)                         # (nW, N)
 other = labels[:, :, None] != labels[:, None, :]           # (nW, N, N)
 leak = float(np.max(weights * other[None, :, None]))       # weights where labels differ

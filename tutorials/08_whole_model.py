@@ -158,10 +158,118 @@ if SMALL:
     net, size, (hh, ww) = small_model, 32, (28, 44)
 else:
     net, size, (hh, ww) = model_t, 224, (200, 260)
-trace = []
-logits = net.forward(g.standard_normal((1, hh, ww, 3)).astype(np.float32), trace=trace)
+logits, trace = net.trace(g.standard_normal((1, hh, ww, 3)).astype(np.float32))
 stage_maps = [dict(trace)[f"layers.{i}.blocks.0"][1:3] for i in range(len(net.layers))]
 print(f"{hh}x{ww} image on a {size}-px model: stage maps {stage_maps}, logits {logits.shape}")
+
+# %% [markdown]
+# ## Weights from transformers, and where it parts from minswin at 200×260
+#
+# `minswin.from_pretrained(folder)` reads a Hugging Face folder (`config.json` +
+# `model.safetensors`, as `save_pretrained` or the hub writes it), a timm folder, or one minswin
+# wrote; it builds the model the config describes and loads the weights strictly. Here
+# transformers writes a small Swin-T-shaped model (width 16, two blocks per stage, window 7)
+# and we compare the logits, in float64, at three sizes. transformers decides each block's
+# window and shift at run time, from the *unpadded* map: when the map is no bigger than the
+# window on its shorter side, the window becomes that side and the shift 0
+# (`set_shift_and_window_size`). minswin does that only at the model's own size (the official
+# rule) and pads elsewhere, switching the shift off per axis where one window covers the padded
+# axis (torchvision). The rules agree at 224 and at 256×320; at 200×260 stage 4's map is 7×9.
+# Measured here: the logits agree to 4e-16 at 224 and at 256×320 and differ by 3e-3 at
+# 200×260 (by 3e-2 for Swin-T with transformers' own initial weights, 0.16 with randomised
+# ones).
+# (This section needs torch and transformers, minswin's test oracles; without them it says so
+# and stops. tests/test_folders.py checks the same facts.)
+
+# %%
+try:
+    import torch
+    import transformers
+    transformers.SwinForImageClassification                # imports the model's dependencies
+except (ImportError, RuntimeError) as err:
+    transformers = None
+    print(f"skipped: transformers cannot be used here ({type(err).__name__}: {err})")
+
+# %%
+def hf_logits(folder, x):
+    """transformers' logits for x (B, H, W, 3): a fresh model per call, since a transformers
+    Swin keeps the window/shift it decided at the first size it saw."""
+    net = transformers.SwinForImageClassification.from_pretrained(folder).eval().double()
+    with torch.no_grad():
+        return net(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).logits.numpy(), net
+
+
+gh = minswin.backend.rng(8)                                 # this section's own draws
+if transformers is not None:
+    torch.manual_seed(0)
+    hf_cfg = transformers.SwinConfig(embed_dim=16, depths=[2, 2, 2, 2], num_heads=[2, 2, 4, 4],
+                                     num_labels=10)
+    hf_net = transformers.SwinForImageClassification(hf_cfg)
+    with torch.no_grad():                        # biases and tables start at 0: give them values
+        for k, p in hf_net.named_parameters():
+            if k.endswith(("bias", "bias_table")):
+                p.normal_(0, 0.5)
+    hf_dir = os.path.join(workdir, "hf-swin")
+    hf_net.save_pretrained(hf_dir)
+    hf_model = minswin.from_pretrained(hf_dir, dtype="float64")
+    gaps = {}
+    for hw in ((224, 224), (256, 320), (200, 260)):
+        xs = gh.standard_normal((2, *hw, 3))
+        gaps[hw] = np.abs(hf_model.forward(xs) - hf_logits(hf_dir, xs)[0]).max()
+        print(f"{hw[0]}x{hw[1]}: max |minswin - transformers| = {gaps[hw]:.1e}")
+
+# %% [markdown]
+# Why 200×260 differs: the stage maps are 50×65, 25×33, 13×17 and 7×9. On 7×9 transformers
+# takes min(7, 9) = 7 ≤ M, so its shifted blocks use window 7 and **no shift**, on the unpadded
+# 7×9 map padded to 7×14. minswin pads 7×9 to 7×14 as well, but 14 is two windows wide, so it
+# keeps the shift 3 along the width (torchvision's rule; along the height one window covers
+# the 7 rows and the shift is 0). Make minswin's stage-4 blocks take transformers' decision and
+# the difference goes away: that rule is the whole difference.
+
+# %%
+if transformers is not None:
+    from minswin.ops.masks import forward_window_shift
+    xs = gh.standard_normal((2, 200, 260, 3))
+    ref, net_after = hf_logits(hf_dir, xs)
+    last = hf_model.layers[3].blocks[1]
+    print("stage 4 on 7x9, minswin (padded, shift):", last.window_shift_for(7, 9),
+          "| transformers (window, shift):",
+          (net_after.swin.encoder.layers[3].blocks[1].window_size,
+           net_after.swin.encoder.layers[3].blocks[1].shift_size))
+    before_fix = np.abs(hf_model.forward(xs) - ref).max()
+    for blk in hf_model.layers[3].blocks:                    # transformers' decision on 7x9
+        blk.window_shift_for = lambda H, W: forward_window_shift(H, W, 7, 0)
+    after_fix = np.abs(hf_model.forward(xs) - ref).max()
+    for blk in hf_model.layers[3].blocks:
+        del blk.window_shift_for                             # back to minswin's own rule
+    print(f"200x260: {before_fix:.1e} with minswin's rule, {after_fix:.1e} with transformers'")
+
+# %% [markdown]
+# Two more consequences of deciding at run time. The decision is *kept*: the transformers model
+# that just saw 200×260 has switched stage 4's shift off for good, so at 256×320 (stage 4 is
+# 8×10, where a fresh model shifts) it now gives other logits than a fresh one. And a map
+# smaller than the window (100×132 gives 4×5 in stage 4) makes the window 4 while the bias
+# table is still 7×7's: transformers stops with an error; minswin pads 4×5 to 7×7 and runs.
+
+# %%
+if transformers is not None:
+    xs = gh.standard_normal((1, 256, 320, 3))
+    with torch.no_grad():
+        stale = net_after(torch.from_numpy(xs.transpose(0, 3, 1, 2).copy())).logits.numpy()
+    fresh = hf_logits(hf_dir, xs)[0]
+    kept = np.abs(stale - fresh).max()
+    print(f"256x320 after 200x260: the kept decision moves transformers' logits by {kept:.1e}")
+    xs = gh.standard_normal((1, 100, 132, 3))
+    try:
+        hf_logits(hf_dir, xs)
+        crashed = None
+    except RuntimeError as err:
+        crashed = str(err).splitlines()[0]
+    print(f"100x132: transformers raises {crashed!r}; minswin gives logits of shape "
+          f"{hf_model.forward(xs).shape}")
+    assert gaps[(224, 224)] < 1e-12 and gaps[(256, 320)] < 1e-12 and gaps[(200, 260)] > 1e-3
+    assert after_fix < 1e-12 < before_fix and kept > 1e-3 and crashed
+
 
 # %% [markdown]
 # ## Questions

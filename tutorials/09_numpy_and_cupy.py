@@ -16,7 +16,9 @@
 # (`minswin.use(...)` or the environment variable `MINSWIN_BACKEND`) only decides where new
 # arrays are created — a fresh model's parameters, cached masks.
 #
-# This tutorial runs on NumPy alone; the GPU part runs only where CuPy finds a GPU.
+# This tutorial runs on NumPy alone; the GPU part runs only where CuPy finds a GPU. (The test
+# suite also runs that part without a GPU, on a strict CPU stand-in for CuPy:
+# `MINSWIN_CUPY_STANDIN=1 pytest -m gpu`.)
 
 # %%
 import numpy as np
@@ -27,6 +29,15 @@ from minswin.backend import cupy_available, default_xp, get_xp, index_add, to_nu
 from minswin.viz import show
 
 g = minswin.backend.rng(0)
+
+# %% [markdown]
+# The default backend comes from `MINSWIN_BACKEND` when it is set. This tutorial compares the
+# two libraries, so it says which one each part uses: the CPU part starts with
+# `minswin.use("numpy")`, whatever the environment chose.
+
+# %%
+print("default backend from the environment:", default_xp().__name__)
+minswin.use("numpy")
 
 # %% [markdown]
 # ## The arrays decide
@@ -59,6 +70,8 @@ print("refused:", refused)
 # * `erf` (for the exact GELU) comes from `scipy.special` or `cupyx.scipy.special`;
 # * the one scatter-add (the relative-bias backward, tutorial 6) is `xp.add.at`, which both
 #   libraries have (CuPy ≥ 12.1), wrapped as `index_add`;
+# * DropPath's random masks are drawn where the activations are (`random_uniform`): on a GPU
+#   the model's NumPy generator only seeds the draw, so no mask is copied from the host;
 # * moving data is explicit: mixing a NumPy and a CuPy array in one op is an error, never a
 #   silent copy.
 

@@ -112,8 +112,7 @@ rescale_init(model)
 share_lecun = branch_share(model, ds.train.x[:16])
 print(f"branches / stream in block 0: official init {share_official:.3f}, "
       f"after rescale_init {share_lecun:.3f}")
-trace = []
-model.forward(ds.train.x[:2], trace=trace)
+_, trace = model.trace(ds.train.x[:2])
 print(f"{'module':22s} output shape")
 for name, shape in trace:
     print(f"{name:22s} {shape}")
@@ -233,7 +232,7 @@ print(cm)
 
 # %%
 model.forward(ds.test.x[:1])
-attn = model.layers[0].blocks[1].attn.attention_weights()   # (B, nW, nH, N, N)
+attn = model.layers[0].blocks[1].attention_weights()   # (B, nW, nH, N, N)
 print("attention weights:", attn.shape, "rows sum to", float(attn[0, 0, 0, 0].sum()))
 img = (ds.test.x[0] * ds.std + ds.mean).clip(0, 1)        # back to [0, 1] for display
 show(plot_query_attention(img, attn, (8, 8), window=4, shift=2, window_id=0, query=5,
@@ -248,7 +247,7 @@ show(plot_query_attention(img, attn, (8, 8), window=4, shift=2, window_id=0, que
 # %%
 trained = minswin.pretrained("swin_digits")
 trained.forward(ds.test.x[:1])
-attn_trained = trained.layers[0].blocks[1].attn.attention_weights()      # (1, nW, 3, N, N)
+attn_trained = trained.layers[0].blocks[1].attention_weights()      # (1, nW, 3, N, N)
 show(plot_query_attention(img, attn_trained, (8, 8), window=4, shift=2, window_id=0, query=5,
                           name="layers.0.blocks.1 of swin_digits (trained, 70 epochs)"),
      "10_attention_trained.png")

@@ -25,18 +25,23 @@ def add_parser(sub):
                    help="PNG for the confusion matrix (default: confusion_<split>.png next to "
                         "the checkpoint; for the shipped model in ./minswin-figures/)")
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--allow-nonfinite", action="store_true",
+                   help="load weights that hold NaN or inf (to inspect a broken run); the "
+                        "command still exits with 1 when the loss is not finite")
     p.set_defaults(func=run)
 
 
 def run(args):
     import os
+    import sys
 
     import numpy as np
 
     from . import CliError
-    from ..training import (confusion_matrix, evaluate_split, format_confusion, load_data,
-                            make_config, model_from_checkpoint, plot_confusion)
-    from ..pretrained import pretrained_path
+    from ..training import (config_from_meta, confusion_matrix, evaluate_split,
+                            format_confusion, load_data, make_config, model_from_checkpoint,
+                            plot_confusion)
+    from ..weights import pretrained_path
     shipped = args.checkpoint is None
     checkpoint = pretrained_path("swin_digits") if shipped else args.checkpoint
     if not os.path.exists(checkpoint):
@@ -46,11 +51,18 @@ def run(args):
                        "written by `minswin train`")
     if args.out is not None and not args.out.lower().endswith(".png"):
         raise CliError(f"--out: expected a .png file name, got {args.out!r}")
-    if args.out is not None:
+    if args.out is not None:                               # before the evaluation, not after
         from ..viz._common import check_writable
-        check_writable(args.out)                           # before the evaluation, not after
-    model, meta = model_from_checkpoint(checkpoint)
-    cfg = make_config(meta["config"], data=args.data, limit=0)
+        try:
+            check_writable(args.out)
+        except OSError as err:
+            why = str(err).split(": ", 1)[-1]              # "X is a file, not a directory", ...
+            raise CliError(f"--out: expected a file in an existing folder, got {args.out!r} "
+                           f"({why})") from None
+    if args.batch_size <= 0:
+        raise CliError(f"--batch-size: expected a positive integer, got {args.batch_size}")
+    model, meta = model_from_checkpoint(checkpoint, allow_nonfinite=args.allow_nonfinite)
+    cfg = make_config(config_from_meta(meta, checkpoint), data=args.data, limit=0)
     classes = list(meta["classes"])
     ds = load_data(cfg, model.config.img_size, np.asarray(meta["mean"], np.float32),
                    np.asarray(meta["std"], np.float32))
@@ -63,6 +75,9 @@ def run(args):
         raise CliError(f"--data: expected the checkpoint's classes {classes}, got "
                        f"{list(ds.classes)} in {cfg.data!r}")
     split = getattr(ds, args.split)
+    if len(split.y) == 0:
+        raise CliError(f"--split: the {args.split} split of {cfg.data!r} has no images; "
+                       "expected at least one")
     loss, acc, pred = evaluate_split(model, split, args.batch_size)
     cm = confusion_matrix(split.y, pred, len(classes))
     what = "the shipped swin_digits model" if shipped else checkpoint
@@ -78,4 +93,8 @@ def run(args):
         os.makedirs(folder, exist_ok=True)
     plot_confusion(cm, classes, out, title=f"{args.split}: {100 * acc:.1f}% correct")
     print(f"wrote {out}")
+    if not np.isfinite(loss):
+        print(f"minswin evaluate: error: the loss is {loss}: these weights do not compute "
+              "finite numbers, so the accuracy above means nothing", file=sys.stderr)
+        return 1
     return 0

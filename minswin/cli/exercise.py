@@ -5,7 +5,8 @@
     minswin exercise check layernorm_backward ex_layernorm_backward.py
 
 `check` exits with 0 only when every gradient of every case passes; a learner's exception is
-shown as a traceback with a verdict, never as a crash of the command.
+shown as a traceback with a verdict, never as a crash of the command. The learner's file runs
+in a child process with a time limit (`--timeout`); the verdict is computed here.
 """
 
 
@@ -22,6 +23,9 @@ def add_parser(sub):
     c = act.add_parser("check", help="grade your file; exit code 0 only if all checks pass")
     c.add_argument("name", help="exercise name")
     c.add_argument("file", help="your ex_<name>.py")
+    c.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="time limit for running your file (default: 30; every exercise "
+                        "grades in about a second)")
     p.set_defaults(func=run)
 
 
@@ -30,6 +34,7 @@ def run(args):
 
     from . import CliError
     from ..exercises import EXERCISES, get_exercise, grade_file, start
+    from ..exercises.grader import DEFAULT_TIMEOUT, check_timeout
 
     if args.action == "list":
         w = max(len(n) for n in EXERCISES)
@@ -49,7 +54,13 @@ def run(args):
               f"  minswin exercise check {ex.name} {dest}")
         return 0
     # check
+    timeout = DEFAULT_TIMEOUT if args.timeout is None else args.timeout
+    try:
+        check_timeout(timeout)
+    except ValueError:
+        raise CliError(f"--timeout: expected a number of seconds > 0, got {args.timeout:g}") \
+            from None
     if not os.path.isfile(args.file):
         raise CliError(f"no such file {args.file!r} (start one with `minswin exercise start "
                        f"{ex.name}`)")
-    return grade_file(ex, args.file).exit_code
+    return grade_file(ex, args.file, timeout=timeout).exit_code

@@ -23,8 +23,14 @@ FIGURES = {
     "merge": "patch merging: the x0, x1, x2, x3 sub-grids concatenated on channels",
     "hierarchy": "the stages of a model with their real shapes (runs a forward pass)",
     "cost": "global MSA vs window W-MSA multiply-accumulates per stage",
+    "log-coords": "Swin V2's log-spaced offsets against linear ones (--window, --new-window)",
+    "cpb": "a Swin V2 block's continuous position bias per head as (2M-1)x(2M-1) images",
+    "table-resize": "a v1 block's bias table before and after the bicubic resize to "
+                    "--new-window",
 }
-MODEL_FIGURES = ("bias", "attention", "attention-weights", "hierarchy", "cost")
+MODEL_FIGURES = ("bias", "attention", "attention-weights", "hierarchy", "cost", "cpb",
+                 "table-resize")
+V2_FIGURES = ("cpb",)                      # their --model defaults to swinv2_t
 # figures of learned weights: by default drawn from the trained model that ships with minswin
 LEARNED_FIGURES = ("bias", "attention", "attention-weights")
 SHIPPED = "swin_digits"
@@ -46,6 +52,9 @@ examples:
   minswin plot attention --checkpoint runs/digits/best.safetensors --image-index 3 -o a.png
   minswin plot merge -o merge.png
   minswin plot hierarchy --model swin_t -o hierarchy.png
+  minswin plot log-coords --window 8 --new-window 16 -o coords.png
+  minswin plot cpb --checkpoint runs/swinv2_digits/best.safetensors -o cpb.png
+  minswin plot table-resize --window 12 -o resize.png    (swin_t's window 7 -> 12)
 """
 
 
@@ -86,7 +95,10 @@ def add_parser(sub):
     p.add_argument("--model", default=None,
                    help="model config for model figures, random weights unless --checkpoint "
                         "(default: bias/attention the trained swin_digits that ships with "
-                        "minswin, hierarchy/cost swin_t; see minswin.configs)")
+                        "minswin, swinv2_t for cpb, else swin_t; see minswin.configs)")
+    p.add_argument("--new-window", type=int, default=None,
+                   help="log-coords: a larger window to mark (default none); table-resize: "
+                        "the window to resize to (default 12)")
     p.add_argument("--checkpoint", metavar="PATH", default=None,
                    help="load weights (.safetensors/.npz) for bias/attention/hierarchy")
     p.add_argument("--random-weights", action="store_true",
@@ -161,7 +173,7 @@ def _load_model(args):
     shipped = (args.figure in LEARNED_FIGURES and args.model is None
                and not args.checkpoint and not args.random_weights)
     if shipped:
-        from ..pretrained import pretrained_path
+        from ..weights import pretrained_path
         args.checkpoint = pretrained_path(SHIPPED)
         if args.image_index is None:
             args.image_index = 0
@@ -188,7 +200,7 @@ def _load_model(args):
         name = f"{model_name} (random weights, seed 0: untrained)"
         if model_name == SHIPPED and args.figure in LEARNED_FIGURES and args.size is None:
             # the shipped model's digits and normalisation, to compare with the trained one
-            from ..pretrained import pretrained_path
+            from ..weights import pretrained_path
             from ..training import read_training_checkpoint
             meta = read_training_checkpoint(pretrained_path(SHIPPED))[2]
             model = create_model(model_name, num_classes=len(meta["classes"]))
@@ -214,7 +226,8 @@ def _load_model(args):
         img = viz.sample_image(S)
         x = viz.normalise(img)[None].astype(model.dtype)   # (1, S, S, 3)
         image_note = ""
-    return model, name, img, x, image_note
+    from ..backend import to_backend
+    return model, name, img, to_backend(x, model.xp), image_note   # x where the weights are
 
 
 def _pick_block(model, args):
@@ -267,7 +280,14 @@ def _figure(args):
         return viz.plot_index_walkthrough(_given(args.window, 2))
     if f == "merge":
         return viz.plot_patch_merging(_given(args.size, 4))
+    if f == "log-coords":
+        return viz.plot_log_spaced_coordinates(_given(args.window, 8),
+                                               new_window=args.new_window)
+    if args.model is None and f not in LEARNED_FIGURES:    # learned ones: the shipped model
+        args.model = "swinv2_t" if f in V2_FIGURES else "swin_t"
     model, name, img, x, image_note = _load_model(args)
+    if f in ("cpb", "table-resize") or (f == "bias" and model.config.version == 2):
+        return _window_figure(args, model, name)          # V2's bias is its cpb network
     heads = None if args.head is None else [args.head]
     if f == "cost":
         return viz.plot_attention_cost(model, name=name)
@@ -276,23 +296,43 @@ def _figure(args):
         table = model.params[f"{key}.attn.relative_position_bias_table"]
         return viz.plot_relative_position_bias(table, heads=heads, name=f"{key} of {name}")
     if f == "hierarchy":
-        trace = []
-        model.forward(x, trace=trace)                      # (1, classes)
+        _, trace = model.trace(x)                          # (1, classes), shapes
         return viz.plot_hierarchy(model, trace, img, name + image_note)
     name += image_note
     key, blk = _pick_block(model, args)                    # checked before the slow forward
     check_heads(heads, blk.num_heads, 1)                   # viz's own check, made early
-    trace = []
-    model.forward(x, trace=trace)                          # (1, classes)
+    _, trace = model.trace(x)                              # (1, classes), shapes
     H, W = dict(trace)[key][1:3]
     M = blk.window_size
     (Hp, Wp), shift = blk.window_shift_for(H, W)
-    attn = blk.attn.attention_weights()        # (1, nW, nH, N, N)
+    attn = blk.attention_weights()        # (1, nW, nH, N, N)
     wid = _given(args.window_id, viz.central_window(Hp, Wp, M))
     if f == "attention-weights":
         return viz.plot_window_attention(attn, window_id=wid, heads=heads, name=f"{key}, {name}")
     return viz.plot_query_attention(img, attn, (H, W), M, shift, window_id=wid,
                                     query=args.query, heads=heads, name=f"{key}, {name}")
+
+
+def _window_figure(args, model, name):
+    """cpb (a V2 model) and table-resize (a v1 model) for the block --stage/--block picks."""
+    from . import CliError
+    from .. import viz
+    v2 = model.config.version == 2
+    if args.figure != "bias" and (args.figure == "cpb") != v2:
+        want = "a Swin V2 model, e.g. --model swinv2_t" if args.figure == "cpb" else \
+            "a Swin v1 model, e.g. --model swin_t (V2 has no table to resize)"
+        raise CliError(f"--model: the {args.figure} figure needs {want}; got {args.model}")
+    key, blk = _pick_block(model, args)
+    heads = None if args.head is None else [args.head]
+    if v2:
+        table = viz.attention_cpb_table(blk.attn)
+        return viz.plot_cpb_table(table, heads=heads, name=f"{key} of {name}")
+    new = _given(args.new_window, 12)
+    if new <= 0:
+        raise CliError(f"--new-window: expected a positive integer, got {new}")
+    table = model.params[f"{key}.attn.relative_position_bias_table"]
+    return viz.plot_table_resize(table, new, head=_given(args.head, 0),
+                                 name=f"{key} of {name}")
 
 
 def run(args):

@@ -59,7 +59,9 @@ def add_parser(sub):
     o.add_argument("--limit", type=int, default=None,
                    help="use only the first N training images (quick checks)")
     r = p.add_argument_group("run")
-    r.add_argument("--out", default=None, help="output folder (default: runs/<config>)")
+    r.add_argument("--out", default=None,
+                   help="output folder (default: runs/<config>); a folder that holds another "
+                        "run is refused, never overwritten")
     r.add_argument("--resume", default=None, metavar="CHECKPOINT",
                    help="continue from a last.safetensors (only --epochs may change)")
     r.add_argument("--stop-after", type=int, default=None, metavar="N",
@@ -83,7 +85,7 @@ def run(args):
     import os
 
     from . import CliError
-    from ..training import TrainingDiverged, train
+    from ..training import TrainingFailed, train
     if args.resume and args.config:
         raise CliError("--config: not allowed with --resume (the config comes from the "
                        "checkpoint)")
@@ -100,10 +102,8 @@ def run(args):
         train(None if args.resume else config, out=out, resume=args.resume,
               stop_after=args.stop_after, progress=not args.no_progress,
               threads=1 if args.threads is None else args.threads, **overrides)
-    except TrainingDiverged as err:
+    except TrainingFailed as err:           # the run started: what was kept is in the message
         import sys
         print(f"minswin train: {err}", file=sys.stderr)
         return 1
-    except KeyError as err:                 # an optimiser state that does not fit
-        raise CliError(err.args[0] if err.args else repr(err)) from None
     return 0

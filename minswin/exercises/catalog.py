@@ -11,7 +11,11 @@ An exercise carries
   grader does not recognise;
 * `mistakes`: typical wrong backward passes, each with the hint that explains it. When the
   learner's wrong gradient equals a known mistake to round-off, that hint is shown instead.
+  Each mistake is the plain backward (minswin.ops) with one or two lines changed, written
+  with `edited`: the edit is the mistake, readable next to the line it spoils.
 """
+import inspect
+import textwrap
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
@@ -21,12 +25,11 @@ from ..gradcheck import TOL_OP
 from ..ops.attention import window_attention_backward, window_attention_forward
 from ..ops.gelu import gelu_backward, gelu_forward
 from ..ops.layernorm import layernorm_backward, layernorm_forward
-from ..ops.linear import linear_backward
 from ..ops.masks import attention_mask, relative_position_index
 from ..ops.patch_merging import patch_merging_backward, patch_merging_forward, split_2x2
 from ..ops.relative_bias import relative_bias_backward, relative_bias_forward
 from ..ops.softmax import softmax_backward, softmax_forward
-from ..ops.window import to_windows_backward, to_windows_forward, window_reverse
+from ..ops.window import from_windows, to_windows_backward, to_windows_forward
 
 
 class Case(NamedTuple):
@@ -75,6 +78,25 @@ def _rng():
     return np.random.default_rng(20240515)
 
 
+def edited(function, *changes, **names):
+    """A copy of the plain op `function` with its source changed: how a mistake is written.
+
+    changes: (old, new) pairs of source text, each `old` found exactly once (so an edit can
+    never silently stop applying when the op changes); names: what the copy calls instead of
+    a name it uses (a mistaken helper, e.g. softmax_backward=...). The copy runs in the op's
+    own module, seeing the same helpers.
+    """
+    source = textwrap.dedent(inspect.getsource(function))
+    for old, new in changes:
+        if source.count(old) != 1:
+            raise ValueError(f"edited: {old!r} occurs {source.count(old)} times in "
+                             f"{function.__name__}, expected once")
+        source = source.replace(old, new)
+    namespace = {**function.__globals__, **names}
+    exec(compile(source, f"<{function.__name__}, edited>", "exec"), namespace)   # noqa: S102
+    return namespace[function.__name__]
+
+
 # ---------------------------------------------------------------------------- LayerNorm
 
 def _ln_cases():
@@ -90,34 +112,12 @@ def _ln_cases():
     return out
 
 
-def _ln_parts(dout, cache):
-    xhat, rstd, gamma = cache
-    C = xhat.shape[-1]
-    dgamma = (dout * xhat).reshape(-1, C).sum(axis=0)
-    dbeta = dout.reshape(-1, C).sum(axis=0)
-    return xhat, rstd, dout * gamma, dgamma, dbeta
-
-
-def _ln_no_var(dout, cache):
-    xhat, rstd, dxhat, dgamma, dbeta = _ln_parts(dout, cache)
-    return rstd * (dxhat - dxhat.mean(-1, keepdims=True)), dgamma, dbeta
-
-
-def _ln_no_mean(dout, cache):
-    xhat, rstd, dxhat, dgamma, dbeta = _ln_parts(dout, cache)
-    return rstd * (dxhat - xhat * (dxhat * xhat).mean(-1, keepdims=True)), dgamma, dbeta
-
-
-def _ln_constants(dout, cache):
-    xhat, rstd, dxhat, dgamma, dbeta = _ln_parts(dout, cache)
-    return rstd * dxhat, dgamma, dbeta
-
-
-def _ln_no_gamma(dout, cache):
-    xhat, rstd, _, dgamma, dbeta = _ln_parts(dout, cache)
-    dxhat = dout
-    m1, m2 = dxhat.mean(-1, keepdims=True), (dxhat * xhat).mean(-1, keepdims=True)
-    return rstd * (dxhat - m1 - xhat * m2), dgamma, dbeta
+_LN_MEAN_TERM = "- dxhat.mean(axis=-1, keepdims=True)"
+_LN_VAR_TERM = "- xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)"
+_ln_no_var = edited(layernorm_backward, (_LN_VAR_TERM, ""))
+_ln_no_mean = edited(layernorm_backward, (_LN_MEAN_TERM, ""))
+_ln_constants = edited(layernorm_backward, (_LN_MEAN_TERM, ""), (_LN_VAR_TERM, ""))
+_ln_no_gamma = edited(layernorm_backward, ("dxhat = dout * gamma", "dxhat = dout"))
 
 
 LAYERNORM = Exercise(
@@ -163,13 +163,9 @@ def _softmax_cases():
             Case("one long row (1, 9)", {"s": r.standard_normal((1, 9))}, {})]
 
 
-def _softmax_no_sum(dout, cache):
-    return cache.out * dout
-
-
-def _softmax_diag(dout, cache):
-    p = cache.out
-    return dout * p * (1 - p)
+_SOFTMAX_SUM_TERM = "(dout - (dout * p).sum(axis=-1, keepdims=True))"
+_softmax_no_sum = edited(softmax_backward, (_SOFTMAX_SUM_TERM, "dout"))          # p * dout
+_softmax_diag = edited(softmax_backward, (_SOFTMAX_SUM_TERM, "dout * (1 - p)"))  # diagonal
 
 
 SOFTMAX = Exercise(
@@ -202,19 +198,12 @@ def _gelu_cases():
             Case("tokens (2, 3, 7)", {"x": r.standard_normal((2, 3, 7)) * 2}, {})]
 
 
-def _phi(x):
-    return np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
-
-
-def _gelu_no_xphi(dout, cache):
-    return dout * cache.cdf
-
-
-def _gelu_no_cdf(dout, cache):
-    return dout * cache.x * _phi(cache.x)
+_gelu_no_xphi = edited(gelu_backward, (" + cache.x * normal_pdf(cache.x)", ""))
+_gelu_no_cdf = edited(gelu_backward, ("cache.cdf + ", ""))
 
 
 def _gelu_tanh(dout, cache):
+    """Not an edit: the derivative of the other GELU, 0.5 x (1 + tanh(c (x + 0.044715 x^3)))."""
     x = cache.x
     c = np.sqrt(2 / np.pi)
     t = np.tanh(c * (x + 0.044715 * x ** 3))
@@ -264,22 +253,14 @@ def _attn_cases():
             _attn_case(r, "2 images x 4 windows, 2 heads, mask", 8, 4, 6, 2, mask)]
 
 
-def _attn_variant(dout, cache, *, scale_dq=True, scale_dk=False, dbias_mean=False,
-                  no_softmax_sum=False):
-    """minswin's backward with one switch flipped: the mistakes below."""
-    q, k, v, a = cache.q, cache.k, cache.v, cache.attn.out
-    B_, nH, N, d = q.shape
-    do, dpw, dpb = linear_backward(dout, cache.proj)
-    do = do.reshape(B_, N, nH, d).transpose(0, 2, 1, 3)
-    da = do @ v.transpose(0, 1, 3, 2)
-    dv = a.transpose(0, 1, 3, 2) @ do
-    ds = a * da if no_softmax_sum else a * (da - (da * a).sum(-1, keepdims=True))
-    dbias = ds.mean(axis=0) if dbias_mean else ds.sum(axis=0)
-    dq = ds @ k * (cache.scale if scale_dq else 1.0)
-    dk = ds.transpose(0, 1, 3, 2) @ q * (cache.scale if scale_dk else 1.0)
-    dqkv = np.stack([dq, dk, dv]).transpose(1, 3, 0, 2, 4).reshape(B_, N, 3 * nH * d)
-    dx, dqw, dqb = linear_backward(dqkv, cache.qkv)
-    return dx, dqw, dqb, dpw, dpb, dbias
+_attn_no_scale = edited(window_attention_backward,
+                        ("dq = ds @ k * cache.scale", "dq = ds @ k"))
+_attn_scale_dk = edited(window_attention_backward,
+                        ("dk = ds.swapaxes(-1, -2) @ q",
+                         "dk = ds.swapaxes(-1, -2) @ q * cache.scale"))
+_attn_dbias_mean = edited(window_attention_backward,
+                          ("dbias = ds.sum(axis=0)", "dbias = ds.mean(axis=0)"))
+_attn_no_softmax_sum = edited(window_attention_backward, softmax_backward=_softmax_no_sum)
 
 
 ATTENTION = Exercise(
@@ -309,17 +290,16 @@ ATTENTION = Exercise(
                      "order of (dq, dk, dv) or of the heads in dqkv probably is",
     },
     mistakes=(
-        Mistake("scale forgotten", lambda d, c: _attn_variant(d, c, scale_dq=False),
+        Mistake("scale forgotten", _attn_no_scale,
                 "the forward multiplies q by scale = d^-0.5 before q @ k^T, so dq needs "
                 "* cache.scale too: dq = ds @ k * scale"),
-        Mistake("scale applied to dk", lambda d, c: _attn_variant(d, c, scale_dk=True),
+        Mistake("scale applied to dk", _attn_scale_dk,
                 "cache.q is already scaled, so dk = ds^T @ q needs no extra scale (only dq, "
                 "which goes back through q * scale)"),
-        Mistake("dbias averaged", lambda d, c: _attn_variant(d, c, dbias_mean=True),
+        Mistake("dbias averaged", _attn_dbias_mean,
                 "dbias: the same bias is added to every window, so its gradient is the SUM of "
                 "ds over the windows (axis 0), not the mean"),
-        Mistake("softmax without the sum term",
-                lambda d, c: _attn_variant(d, c, no_softmax_sum=True),
+        Mistake("softmax without the sum term", _attn_no_softmax_sum,
                 "the softmax step is missing its sum term: ds = a * (da - sum(da * a, "
                 "axis=-1, keepdims=True))"),
     ),
@@ -338,18 +318,10 @@ def _rel_cases():
     return out
 
 
-def _rel_assign(dbias, cache):
-    nH, N, _ = dbias.shape
-    dtable = np.zeros((cache.rows, nH))
-    dtable[cache.index.reshape(-1)] += dbias.transpose(1, 2, 0).reshape(N * N, nH)
-    return dtable
-
-
-def _rel_no_transpose(dbias, cache):
-    nH, N, _ = dbias.shape
-    dtable = np.zeros((cache.rows, nH))
-    np.add.at(dtable, cache.index.reshape(-1), dbias.reshape(N * N, nH))
-    return dtable
+_rel_assign = edited(relative_bias_backward, ("index_add(dtable, cache.index.reshape(-1), d)",
+                                               "dtable[cache.index.reshape(-1)] += d"))
+_rel_no_transpose = edited(relative_bias_backward, ("dbias.transpose(1, 2, 0).reshape(",
+                                                    "dbias.reshape("))
 
 
 RELBIAS = Exercise(
@@ -391,23 +363,12 @@ def _merge_cases():
     return out
 
 
-def _row_major_blocks(dm):
-    """dm (B, h, w, 4C) with its middle two C-blocks swapped, so that split_2x2 scatters the
-    blocks top-left, top-right, bottom-left, bottom-right: row-major, the mistake below."""
-    x0, x1, x2, x3 = np.split(dm, 4, axis=-1)
-    return np.concatenate([x0, x2, x1, x3], axis=-1)
-
-
-def _merge_variant(dout, cache, *, row_major=False, ln=layernorm_backward):
-    """patch_merging_backward with one step swapped for a wrong one: the mistakes below."""
-    dn, dred, _ = linear_backward(dout, cache.reduction)
-    dm, dgamma, dbeta = ln(dn, cache.norm)
-    if row_major:
-        dm = _row_major_blocks(dm)
-    H, W = cache.hw
-    h, w = dm.shape[1:3]
-    dx = split_2x2(dm, 2 * h, 2 * w)[:, :H, :W]
-    return dx, dgamma, dbeta, dred
+# the blocks scattered top-left, top-right, bottom-left, bottom-right (row-major)
+_split_row_major = edited(split_2x2,
+                          ("x[:, 1::2, 0::2] = g[..., 1 * C", "x[:, 0::2, 1::2] = g[..., 1 * C"),
+                          ("x[:, 0::2, 1::2] = g[..., 2 * C", "x[:, 1::2, 0::2] = g[..., 2 * C"))
+_merge_row_major = edited(patch_merging_backward, split_2x2=_split_row_major)
+_merge_ln_no_var = edited(patch_merging_backward, layernorm_backward=_ln_no_var)
 
 
 MERGING = Exercise(
@@ -430,12 +391,11 @@ MERGING = Exercise(
               "crop the result back to cache.hw",
     },
     mistakes=(
-        Mistake("TL, TR, BL, BR order", lambda d, c: _merge_variant(d, c, row_major=True),
+        Mistake("TL, TR, BL, BR order", _merge_row_major,
                 "you scattered the 4C blocks in the order TL, TR, BL, BR, but the official "
                 "forward concatenates x0 = [0::2, 0::2], x1 = [1::2, 0::2] (odd ROW, even "
                 "column: bottom-left), x2 = [0::2, 1::2], x3 = [1::2, 1::2]"),
-        Mistake("LayerNorm without the variance term",
-                lambda d, c: _merge_variant(d, c, ln=_ln_no_var),
+        Mistake("LayerNorm without the variance term", _merge_ln_no_var,
                 "the LayerNorm step misses the path through the variance; reuse "
                 "layernorm_backward(dn, cache.norm) or finish the layernorm exercise first"),
     ),
@@ -460,24 +420,13 @@ def _shift_cases():
     return out
 
 
-def _shift_rolled_the_wrong_way(dtokens, cache):
-    """Merges the windows, then rolls by -S again (as the forward did) instead of by +S."""
-    M, (Hp, Wp), (H, W) = cache.window, cache.padded_hw, cache.hw
-    sh, sw = cache.shift
-    win = dtokens.reshape(dtokens.shape[0], M, M, dtokens.shape[-1])
-    xs = window_reverse(win, M, Hp, Wp)
-    xs = np.roll(xs, shift=(-sh, -sw), axis=(1, 2))
-    return xs[:, :H, :W]
-
-
-def _shift_partition_again(dtokens, cache):
-    """Un-partitions with window_partition's reshape (the forward again) instead of reverse."""
-    (Hp, Wp), (H, W) = cache.padded_hw, cache.hw
-    B_, N, C = dtokens.shape
-    B = B_ * N // (Hp * Wp)
-    xs = dtokens.reshape(B, Hp, Wp, C)
-    xs = np.roll(xs, shift=cache.shift, axis=(1, 2))
-    return xs[:, :H, :W]
+# rolls by -S again (as the forward did) instead of by +S
+_shift_rolled_the_wrong_way = edited(to_windows_backward, from_windows=edited(
+    from_windows, ("reverse_cyclic_shift(xs, cache.shift)", "cyclic_shift(xs, cache.shift)")))
+# reshapes the tokens straight to the map instead of undoing the partition
+_shift_partition_again = edited(to_windows_backward, from_windows=edited(
+    from_windows, ("window_reverse(win, M, Hp, Wp)",
+                   "tokens.reshape(-1, Hp, Wp, tokens.shape[-1])")))
 
 
 SHIFT = Exercise(
@@ -505,7 +454,10 @@ SHIFT = Exercise(
 )
 
 
-EXERCISES = {e.name: e for e in (LAYERNORM, SOFTMAX, GELU, ATTENTION, RELBIAS, MERGING, SHIFT)}
+from .catalog_v2 import V2_EXERCISES  # noqa: E402  (it builds on Case, Exercise, Mistake)
+
+EXERCISES = {e.name: e for e in (LAYERNORM, SOFTMAX, GELU, ATTENTION, RELBIAS, MERGING, SHIFT,
+                                 *V2_EXERCISES)}
 
 
 def get_exercise(name):

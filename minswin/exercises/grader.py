@@ -14,12 +14,21 @@ with what the grader can see (which gradients are right, which case first fails,
 answer is a constant multiple of the right one).
 
 A result passes only when every gradient of every case passes both comparisons.
+
+Isolation. `grade_file` (and so `minswin exercise check`) runs the learner's file in a child
+process with a time limit (see `child.py`): the child only calls the backward and hands back
+its arrays. Every comparison, verdict and exit code is computed here, in the grader's own
+process, so `os._exit`, `sys.exit`, patching the grader, endless loops, floods of output and
+crashes in native code each end as a FAILED line and exit code 1. The child is not a sandbox:
+it can still read and write files like any program you run. `grade(exercise, fn)` grades a
+function that already lives in your process (a notebook) and runs it there.
 """
 import importlib.util
 import inspect
 import itertools
 import os
 import sys
+import tempfile
 import traceback
 from typing import NamedTuple
 
@@ -27,8 +36,12 @@ import numpy as np
 
 from ..gradcheck import TOL_BUG, check_op, rel_error, verdict
 from .catalog import get_exercise
+from .child import (MAX_OUTPUT, Foreign, LoadError, Raised, Returned, Unreadable,
+                    read_results, run_child, signal_name)
 
 _counter = itertools.count()
+
+DEFAULT_TIMEOUT = 30.0     # seconds for a whole file; every exercise grades in under 1 s
 
 
 class Row(NamedTuple):
@@ -42,7 +55,9 @@ class Row(NamedTuple):
 
 class GradeResult(NamedTuple):
     exercise: str
-    status: str            # passed / failed / error / not implemented / no function
+    status: str            # passed / failed / error / not implemented / no function;
+                           # grade_file also: timed out / crashed / exited / too much output /
+                           # unreadable (the child's results had the wrong form)
     rows: list
     hint: str              # "" when passed
     traceback: str         # the learner's traceback, "" when nothing raised
@@ -55,14 +70,6 @@ class GradeResult(NamedTuple):
     @property
     def exit_code(self):
         return 0 if self.passed else 1
-
-
-class LoadError(Exception):
-    """The learner's file could not be imported or lacks the function."""
-
-    def __init__(self, status, message, tb=""):
-        super().__init__(message)
-        self.status, self.message, self.tb = status, message, tb
 
 
 # ---------------------------------------------------------------------------- loading
@@ -141,6 +148,10 @@ def _run_backward(backward, ex, case, dout):
     return (grads,) if len(ex.grads) == 1 else tuple(grads)
 
 
+def _type_name(value):
+    return value.type_name if isinstance(value, Foreign) else type(value).__name__
+
+
 def _as_grads(result, ex, case):
     """The learner's return value as a tuple of float64 arrays, or (None, problem)."""
     n = len(ex.grads)
@@ -150,7 +161,7 @@ def _as_grads(result, ex, case):
     grads = (result,) if n == 1 else result
     if not isinstance(grads, (tuple, list)) or len(grads) != n:
         got = (f"a {type(result).__name__} of length {len(result)}"
-               if isinstance(result, (tuple, list)) else f"a single {type(result).__name__}")
+               if isinstance(result, (tuple, list)) else f"a single {_type_name(result)}")
         return None, (f"{ex.function} must return {n} value{'s' * (n > 1)} ({want}), got "
                       f"{got}")
     out = []
@@ -158,7 +169,7 @@ def _as_grads(result, ex, case):
         if g is None:
             return None, f"{gname} is None: return the gradient of `{iname}` ({want})"
         if not isinstance(g, np.ndarray):
-            return None, (f"{gname} is a {type(g).__name__}, expected a NumPy array of shape "
+            return None, (f"{gname} is a {_type_name(g)}, expected a NumPy array of shape "
                           f"{tuple(x.shape)}")
         if g.shape != x.shape:
             msg = (f"{gname} has shape {tuple(g.shape)} but `{iname}` has shape "
@@ -241,54 +252,77 @@ def _format_table(rows, ex):
     return lines
 
 
-def grade(exercise, fn, *, source=None, out=None):
-    """Grade the backward `fn` for `exercise` (a name or an Exercise); print and return a
-    GradeResult. Nothing the learner's code does (raise, return junk) escapes as an exception;
-    an `fn` that cannot be called as fn(dout, cache) is a TypeError before anything runs.
+# ---------------------------------------------------------------------------- calling
 
-    source: the file the function came from (only for the messages). out: where to print
-    (default sys.stdout; pass False to print nothing).
-    """
-    ex = get_exercise(exercise)
-    problem = _call_problem(fn)
-    if problem:
-        advice = (f"pass the function itself, as in grade({ex.name!r}, {ex.function}), not "
-                  f"its name or what it returns" if not callable(fn) else
-                  "keep the skeleton's signature")
-        raise TypeError(f"fn: expected the backward function, called as {ex.function}(dout, "
-                        f"cache), got {problem}; {advice}")
-    lines = [f"exercise {ex.name}: {ex.title}"
-             + (f"  ({source})" if source else ""),
-             f"checking {ex.function}(dout, cache) -> {', '.join(ex.grads)}  [float64]",
-             f"relative error = max|a-b| / (max|a| + max|b|); expected: <= {ex.tol:.0e} vs "
-             f"central differences (typically 1e-9 to 1e-12), <= {ex.ref_tol:.0e} vs "
-             f"minswin's own backward; above {TOL_BUG:.0e} is a bug", ""]
-    rows, status, hint, tb, after = [], "passed", "", "", []
-    try:
-        cases = ex.cases()
-    except Exception as err:                               # pragma: no cover - our own bug
-        raise RuntimeError(f"exercise {ex.name}: building the cases failed: {err}") from err
+def _dout(ci, shape):
+    """The upstream gradient of case `ci`, from a fixed seed: the child and the grader draw
+    the same one, so the child never has to send it."""
+    return np.random.default_rng(1000 + ci).standard_normal(shape)
+
+
+def call_learner(ex, fn, cases):
+    """Call fn(dout, cache) on every case of `ex`, stopping at the first exception: a list
+    of Returned / Raised, one per case called. Nothing is compared here."""
+    outcomes = []
     for ci, case in enumerate(cases):
         out_arr, cache = _fresh(case, ex)
-        dout = np.random.default_rng(1000 + ci).standard_normal(out_arr.shape)
         try:
-            result = fn(dout.copy(), cache)
+            result = fn(_dout(ci, out_arr.shape), cache)
         except BaseException as err:
             if isinstance(err, KeyboardInterrupt):
                 raise
-            tb = _learner_traceback(err)
-            if isinstance(err, NotImplementedError):
+            outcomes.append(Raised(type(err).__name__, str(err), _learner_traceback(err),
+                                   isinstance(err, NotImplementedError)))
+            break
+        outcomes.append(Returned(result))
+    return outcomes
+
+
+# ---------------------------------------------------------------------------- judging
+
+def _header(ex, source):
+    return [f"exercise {ex.name}: {ex.title}" + (f"  ({source})" if source else "")]
+
+
+def _printed_lines(printed):
+    return ["your code printed:", printed.rstrip(), ""] if printed.strip() else []
+
+
+def _cases(ex):
+    try:
+        return ex.cases()
+    except Exception as err:                               # pragma: no cover - our own bug
+        raise RuntimeError(f"exercise {ex.name}: building the cases failed: {err}") from err
+
+
+def _judge(ex, cases, outcomes, *, source=None, printed=""):
+    """Compare what the learner's backward returned (`outcomes`, from call_learner) with
+    central differences and with minswin's backward: (status, rows, hint, traceback, text).
+    Every number here is computed in this process, from the catalogue's own cases."""
+    lines = _header(ex, source) + [
+        f"checking {ex.function}(dout, cache) -> {', '.join(ex.grads)}  [float64]",
+        f"relative error = max|a-b| / (max|a| + max|b|); expected: <= {ex.tol:.0e} vs "
+        f"central differences (typically 1e-9 to 1e-12), <= {ex.ref_tol:.0e} vs "
+        f"minswin's own backward; above {TOL_BUG:.0e} is a bug", ""]
+    lines += _printed_lines(printed)
+    rows, status, hint, tb, after = [], "passed", "", "", []
+    for ci, (case, outcome) in enumerate(zip(cases, outcomes)):
+        out_arr, _ = _fresh(case, ex)
+        dout = _dout(ci, out_arr.shape)
+        if isinstance(outcome, Raised):
+            tb = outcome.traceback
+            if outcome.not_implemented:
                 status = "not implemented"
-                why = (f"{ex.function} is not written yet ({err}). Replace the `raise "
-                       "NotImplementedError` with your code and check again")
+                why = (f"{ex.function} is not written yet ({outcome.message}). Replace the "
+                       "`raise NotImplementedError` with your code and check again")
             else:
                 status = "error"
-                why = (f"{ex.function} raised {type(err).__name__} on case '{case.label}'"
-                       f": {err}. Read the traceback above; every array in the cache is "
-                       f"described in the skeleton's docstring")
+                why = (f"{ex.function} raised {outcome.type_name} on case '{case.label}'"
+                       f": {outcome.message}. Read the traceback above; every array in the "
+                       f"cache is described in the skeleton's docstring")
             hint = hint or why                             # the first failure keeps the hint
             break
-        grads, problem = _as_grads(result, ex, case)
+        grads, problem = _as_grads(outcome.value, ex, case)
         if grads is None:
             status = "failed"
             after.append(f"stopped at case '{case.label}': its result is malformed")
@@ -320,41 +354,114 @@ def grade(exercise, fn, *, source=None, out=None):
     verdicts = {"passed": f"PASSED: all {total} checks ok. Well done!",
                 "failed": f"FAILED: {n_ok} of {total} checks ok",
                 "error": "ERROR: your backward raised an exception",
-                "not implemented": "NOT IMPLEMENTED yet",
-                "no function": "NO FUNCTION to check"}
+                "not implemented": "NOT IMPLEMENTED yet"}
     lines.append(verdicts[status])
     if hint:
         lines.append("hint: " + hint)
-    text = "\n".join(lines)
+    return status, rows, hint, tb, "\n".join(lines)
+
+
+def _result(ex, status, rows, hint, tb, text, out):
     if out is not False:
         print(text, file=out or sys.stdout)
     return GradeResult(ex.name, status, rows, hint, tb, text)
 
 
-def grade_file(exercise, path, *, out=None):
-    """Import `path`, grade its backward and return the GradeResult (never raises for the
-    learner's mistakes; a missing file is a FileNotFoundError)."""
+def grade(exercise, fn, *, source=None, out=None):
+    """Grade the backward `fn` for `exercise` (a name or an Exercise); print and return a
+    GradeResult. Nothing the learner's code does (raise, return junk) escapes as an exception;
+    an `fn` that cannot be called as fn(dout, cache) is a TypeError before anything runs.
+
+    `fn` runs in this process (it already lives here, e.g. in a notebook); to grade a file
+    in a child process with a time limit, use `grade_file`.
+    source: the file the function came from (only for the messages). out: where to print
+    (default sys.stdout; pass False to print nothing).
+    """
+    ex = get_exercise(exercise)
+    problem = _call_problem(fn)
+    if problem:
+        advice = (f"pass the function itself, as in grade({ex.name!r}, {ex.function}), not "
+                  f"its name or what it returns" if not callable(fn) else
+                  "keep the skeleton's signature")
+        raise TypeError(f"fn: expected the backward function, called as {ex.function}(dout, "
+                        f"cache), got {problem}; {advice}")
+    cases = _cases(ex)
+    return _result(ex, *_judge(ex, cases, call_learner(ex, fn, cases), source=source), out)
+
+
+def _failure(ex, path, status, verdict_line, hint, *, printed="", tb="", out=None):
+    """A GradeResult for a file that could not be graded (no table)."""
+    lines = _header(ex, path) + _printed_lines(printed)
+    if tb:
+        lines += ["importing your file raised:", tb.rstrip()]
+    lines.append(verdict_line)
+    if hint:
+        lines.append("hint: " + hint)
+    return _result(ex, status, [], hint, tb, "\n".join(lines), out)
+
+
+def check_timeout(timeout):
+    """A time limit in seconds: a finite number > 0."""
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
+            or not 0 < timeout < float("inf"):
+        raise ValueError(f"timeout: expected a number of seconds > 0, got {timeout!r}")
+    return float(timeout)
+
+
+def grade_file(exercise, path, *, out=None, timeout=DEFAULT_TIMEOUT):
+    """Grade the backward in the file `path` and return the GradeResult.
+
+    The file runs in a child process (see the module docstring), for at most `timeout`
+    seconds. Never raises for the learner's mistakes; a missing file is a FileNotFoundError.
+    """
     ex = get_exercise(exercise)
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"file: no such file {path!r}")
-    try:
-        fn = load_function(path, ex)
-    except LoadError as err:
-        lines = [f"exercise {ex.name}: {ex.title}  ({path})"]
-        if err.tb:
-            lines += ["importing your file raised:", err.tb.rstrip()]
-        lines.append("ERROR: could not import your file" if err.status == "error"
-                     else "NO FUNCTION to check")
-        hint = (err.message if err.status == "error" else
-                f"{err.message}. Keep the function name and signature of the skeleton "
+    timeout = check_timeout(timeout)
+    cases = _cases(ex)
+    with tempfile.TemporaryDirectory(prefix="minswin-grade-") as work:
+        child = run_child(ex, os.path.abspath(path), work, timeout)
+        printed = child.printed
+        if child.flooded:
+            return _failure(ex, path, "too much output",
+                            f"FAILED: your code printed more than {MAX_OUTPUT >> 20} MB and "
+                            "was stopped", "print less (a shape, a norm) while you debug",
+                            printed=printed, out=out)
+        if child.timed_out:
+            return _failure(ex, path, "timed out", f"FAILED: timed out after {timeout:g} s",
+                            "every exercise grades in about a second; look for a loop that "
+                            "never ends (or give more time with --timeout)",
+                            printed=printed, out=out)
+        if child.returncode < 0:
+            return _failure(ex, path, "crashed",
+                            f"FAILED: the process running your code was killed by "
+                            f"{signal_name(-child.returncode)}",
+                            "a crash in native code (ctypes, a C extension, a signal sent to "
+                            "itself); the lines above, if any, show where",
+                            printed=printed, out=out)
+        try:
+            found = read_results(cases, work) if child.returncode == 0 else None
+        except Unreadable as err:
+            return _failure(ex, path, "unreadable",
+                            "FAILED: the results of your code could not be read",
+                            f"{err}; the grader reads only the arrays your function returns",
+                            printed=printed, out=out)
+        if found is None:
+            return _failure(ex, path, "exited",
+                            f"FAILED: your code ended the process (exit code "
+                            f"{child.returncode}) before the grader had its results",
+                            "do not call sys.exit, os._exit or quit(): return the gradients",
+                            printed=printed, out=out)
+    if isinstance(found, LoadError):
+        verdict_line = ("ERROR: could not import your file" if found.status == "error"
+                        else "NO FUNCTION to check")
+        hint = (found.message if found.status == "error" else
+                f"{found.message}. Keep the function name and signature of the skeleton "
                 f"(`minswin exercise start {ex.name}` makes a fresh copy)")
-        lines.append("hint: " + hint)
-        text = "\n".join(lines)
-        if out is not False:
-            print(text, file=out or sys.stdout)
-        return GradeResult(ex.name, err.status, [], hint, err.tb, text)
-    return grade(ex, fn, source=path, out=out)
+        return _failure(ex, path, found.status, verdict_line, hint, printed=printed,
+                        tb=found.tb, out=out)
+    return _result(ex, *_judge(ex, cases, found, source=path, printed=printed), out)
 
 
 def check_file(exercise, path):

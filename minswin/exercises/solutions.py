@@ -2,7 +2,8 @@
 
 CI grades every exercise with these (and with each skeleton under
 ``MINSWIN_EXERCISE_SOLUTION=1``, where the skeleton delegates here), so that the grader itself
-is known to be right. Reading these is reading `minswin/ops/*.py`: try the exercise first.
+is known to be right. They are the plain tier, `minswin/ops/*.py` (never the fast twins in
+minswin/fast/): reading them is reading the maths. Try the exercise first.
 """
 import os
 

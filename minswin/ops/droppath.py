@@ -4,7 +4,7 @@
 """
 from typing import NamedTuple
 
-from ..backend import get_xp
+from ..backend import get_xp, random_uniform
 
 
 class DropPathCache(NamedTuple):
@@ -12,14 +12,15 @@ class DropPathCache(NamedTuple):
 
 
 def droppath_forward(x, p, training, rng):
-    """x (B, ...). rng: a NumPy Generator (the mask is drawn on the host, then moved)."""
+    """x (B, ...). rng: the model's NumPy Generator; on a GPU it seeds a draw made there
+    (`backend.random_uniform`), so no mask is copied from the host."""
     xp = get_xp(x)
     if not training or p == 0.0:
         return x, DropPathCache(None)
     if not 0.0 <= p < 1.0:
         raise ValueError(f"p: expected a drop probability in [0, 1), got {p}")
-    keep = rng.random(x.shape[0]) >= p                     # (B,) host booleans
-    scale = xp.asarray(keep / (1.0 - p), dtype=x.dtype)    # (B,)
+    keep = random_uniform(rng, x.shape[0], xp) >= p        # (B,) booleans, drawn on x's device
+    scale = (keep / (1.0 - p)).astype(x.dtype)             # (B,)
     scale = scale.reshape((-1,) + (1,) * (x.ndim - 1))     # (B, 1, ..., 1)
     return x * scale, DropPathCache(scale)
 

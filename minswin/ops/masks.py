@@ -8,11 +8,11 @@ shape, on the host with NumPy, cached, and moved to the backend that asks for th
 literal construction that reads like the explanation (region labels, then a pairwise
 comparison; coordinates, then differences) and is the version the tests and pictures use.
 """
-from functools import lru_cache
+from collections import OrderedDict
 
 import numpy as np
 
-from ..backend import default_xp, to_backend
+from ..backend import default_xp, device_key, to_backend
 from ..checks import check_positive_int
 from .window import as_pair, window_partition
 
@@ -46,8 +46,11 @@ def relative_position_index(window):
     return _relative_position_index(check_positive_int("window", window)).copy()
 
 
-@lru_cache(maxsize=None)
 def _relative_position_index(M):
+    return _host_cache.get(("index", M), lambda: _build_relative_position_index(M))
+
+
+def _build_relative_position_index(M):
     rel = relative_coordinates(M)                          # (2, N, N)
     dr, dc = rel[0] + (M - 1), rel[1] + (M - 1)            # (N, N) each, in 0..2M-2
     index = dr * (2 * M - 1) + dc                          # (N, N)
@@ -122,8 +125,12 @@ def _mask_key(H, W, window, shift):
     return int(H), int(W), M, sh, sw
 
 
-@lru_cache(maxsize=64)
 def _attention_mask(H, W, M, sh, sw):
+    return _host_cache.get(("mask", H, W, M, sh, sw), lambda: _build_attention_mask(H, W, M,
+                                                                                    sh, sw))
+
+
+def _build_attention_mask(H, W, M, sh, sw):
     lab = window_labels(H, W, M, (sh, sw))                 # (nW, N)
     differ = lab[:, :, None] != lab[:, None, :]            # (nW, N, N)
     mask = np.where(differ, MASK_VALUE, 0.0)               # (nW, N, N)
@@ -144,22 +151,63 @@ def attention_mask_slow(H, W, window, shift):
     return mask
 
 
-# ---------------------------------------------------------------------------- backend copies
+# ---------------------------------------------------------------------------- caches
 
-_device_cache = {}
+class ConstantCache:
+    """Arrays kept for reuse, the least recently used dropped first, `max_bytes` in all.
+
+    An array larger than a quarter of the budget is built each time it is asked for and never
+    kept: `relative_position_index(100)` is (10^4, 10^4) int64, 800 MB, and must not stay in
+    memory for the life of the process because one picture asked for it once.
+    """
+
+    def __init__(self, max_bytes):
+        self.max_bytes = max_bytes
+        self.nbytes = 0
+        self._items = OrderedDict()
+
+    def get(self, key, make):
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        a = make()
+        if a.nbytes <= self.max_bytes // 4:
+            self._items[key] = a
+            self.nbytes += a.nbytes
+            while self.nbytes > self.max_bytes:
+                _, old = self._items.popitem(last=False)
+                self.nbytes -= old.nbytes
+        return a
+
+    def __len__(self):
+        return len(self._items)
+
+    def clear(self):
+        self._items.clear()
+        self.nbytes = 0
+
+
+_host_cache = ConstantCache(256 << 20)      # NumPy builds (float64 masks, int64 indices)
+_device_cache = ConstantCache(256 << 20)    # their copies per device and dtype
 
 
 def _on_backend(key, make, xp, dtype):
-    """Built once per (key, backend, dtype) and shared by every block that needs it, so on
-    NumPy it is made read-only: a stray in-place edit would otherwise change every block."""
+    """Built once per (key, device, dtype) and shared by every block that needs it.
+
+    Keyed by device ("cpu", "cuda:0", "cuda:1", ...), not by library: a copy on one GPU is
+    never handed to an op on another. On NumPy the copy is made read-only, as a stray in-place
+    edit would otherwise change every block; CuPy arrays have no such flag, so there a test
+    (tests/test_gpu_paths.py) freezes the cached arrays on the CuPy stand-in and proves that a
+    model's forward and backward never write into them.
+    """
     xp = xp or default_xp()
-    full = (key, xp.__name__, np.dtype(dtype).str)
-    if full not in _device_cache:
+
+    def build():
         a = to_backend(make().astype(dtype), xp)
         if xp is np:
             a.setflags(write=False)
-        _device_cache[full] = a
-    return _device_cache[full]
+        return a
+    return _device_cache.get((key, device_key(xp), np.dtype(dtype).str), build)
 
 
 def cached_relative_position_index(window, xp=None):

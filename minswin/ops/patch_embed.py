@@ -41,6 +41,17 @@ def unpatchify(patches, patch, Cin):
     return x.reshape(B, h * p, w * p, Cin)                 # (B, Hp, Wp, Cin)
 
 
+def check_patch_embed_inputs(x, weight, bias, patch):
+    """The argument checks of `patch_embed_forward`, shared with its fast twin."""
+    get_xp(x, weight, bias)
+    p = check_positive_int("patch", patch)
+    check_array("x", x, ndim=4)
+    check_array("weight", weight, ndim=4, dtype=x.dtype)
+    C = weight.shape[0]
+    check_shape("weight", weight, (C, x.shape[-1], p, p), dtype=x.dtype)
+    check_shape("bias", bias, (C,), dtype=x.dtype)
+
+
 def patch_embed_forward(x, weight, bias, patch=4):
     """out[b, i, j] = weight.reshape(C, -1) @ patch(b, i, j) + bias.
 
@@ -48,13 +59,8 @@ def patch_embed_forward(x, weight, bias, patch=4):
     `patch_embed.proj.weight`; bias (C,).
     Returns (B, h, w, C). Cache: sizes and the linear cache (which keeps the patches).
     """
-    get_xp(x, weight, bias)
-    p = check_positive_int("patch", patch)
-    check_array("x", x, ndim=4)
-    check_array("weight", weight, ndim=4, dtype=x.dtype)
-    C, Cin = weight.shape[:2]
-    check_shape("weight", weight, (C, x.shape[-1], p, p), dtype=x.dtype)
-    check_shape("bias", bias, (C,), dtype=x.dtype)
+    check_patch_embed_inputs(x, weight, bias, patch)
+    C, Cin, p, _ = weight.shape
     xpad, hw = pad_forward(x, p)                           # (B, Hp, Wp, Cin)
     patches = patchify(xpad, p)                            # (B, h, w, Cin*p*p)
     w2 = weight.reshape(C, Cin * p * p)                    # (C, Cin*p*p)

@@ -1,40 +1,35 @@
 """Softmax over the last axis.
 
-    out_i = exp(s_i - max s) / sum_j exp(s_j - max s)
+    p_i = exp(s_i - max s) / sum_j exp(s_j - max s)
+
+Subtracting the row max changes nothing in exact arithmetic (it cancels between the top and
+the bottom) but keeps exp finite: without it a float32 score of 100 gives exp(100) = inf and
+the row becomes NaN.
 """
 from typing import NamedTuple
 
 from ..backend import get_xp
 from ..checks import check_array
-from .rows import row_sums
 
 
 class SoftmaxCache(NamedTuple):
     out: object        # (..., K) the probabilities: backward needs nothing else
 
 
-def softmax_forward(s, out=None):
-    """Numerically stable softmax over the last axis; subtracting the row max changes nothing.
-
-    out: where to write the probabilities (may be s itself); a new array by default.
-    """
+def softmax_forward(s):
+    """p = softmax(s) over the last axis. s (..., K) -> p (..., K). Cache: p."""
     xp = get_xp(s)
     check_array("s", s)
-    out = xp.subtract(s, s.max(axis=-1, keepdims=True), out=out)   # (..., K)
-    xp.exp(out, out=out)                                   # in place: e = exp(s - max)
-    out /= row_sums(out)                                   # (..., K) / (..., 1)
-    return out, SoftmaxCache(out)
+    e = xp.exp(s - s.max(axis=-1, keepdims=True))         # (..., K) every entry <= 1
+    p = e / e.sum(axis=-1, keepdims=True)                  # (..., K) rows sum to 1
+    return p, SoftmaxCache(p)
 
 
-def softmax_backward(dout, cache, out=None):
+def softmax_backward(dout, cache):
     """forward: p = softmax(s)  ->  ds = p * (dout - sum(dout * p))
 
     The Jacobian is diag(p) - p p^T; applying it to dout gives the line above.
-    out: where to write ds (may be dout itself); a new array by default.
     """
-    xp = get_xp(dout, cache.out)
-    p = cache.out
-    ds = xp.multiply(dout, p, out=out)                     # (..., K)
-    row = row_sums(ds)                                     # (..., 1) sum(dout * p)
-    ds -= p * row                                          # p * dout - p * sum(dout * p)
-    return ds
+    get_xp(dout, cache.out)
+    p = cache.out                                          # (..., K)
+    return p * (dout - (dout * p).sum(axis=-1, keepdims=True))

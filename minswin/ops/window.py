@@ -127,9 +127,9 @@ def to_windows_forward(x, window, shift):
     x (B, H, W, C) -> (B*nW, N, C). The cache holds only sizes: the op is a permutation.
     """
     M = check_positive_int("window", window)
-    xp_, hw = pad_forward(x, M)                            # (B, Hp, Wp, C)
-    Hp, Wp = xp_.shape[1:3]
-    xs = cyclic_shift(xp_, shift)                          # (B, Hp, Wp, C)
+    xpad, hw = pad_forward(x, M)                           # (B, Hp, Wp, C)
+    Hp, Wp = xpad.shape[1:3]
+    xs = cyclic_shift(xpad, shift)                         # (B, Hp, Wp, C)
     win = window_partition(xs, M)                          # (B*nW, M, M, C)
     tokens = win.reshape(win.shape[0], M * M, win.shape[-1])   # (B*nW, N, C)
     return tokens, WindowsCache(hw, (Hp, Wp), M, as_pair("shift", shift))

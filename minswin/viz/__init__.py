@@ -13,6 +13,8 @@ live on NumPy or CuPy (they are copied to the host to draw). Save with `save_fig
     merging    plot_patch_merging             the x0, x1, x2, x3 sub-grids on channels
     hierarchy  plot_hierarchy                 the stages of a model from a real forward pass
     cost       plot_attention_cost            MSA vs W-MSA multiply-accumulates
+    v2         plot_log_spaced_coordinates, plot_cpb_table, plot_table_resize,
+               plot_window_transfer           Swin V2's position bias; another window
     notebook   show                           a figure inline in a notebook and as a PNG file
 """
 from ._common import save_figure
@@ -28,6 +30,8 @@ from .merging import merging_arrays, plot_patch_merging
 from .notebook import figures_folder, show
 from .position import index_steps, plot_index_walkthrough, plot_relative_position_index
 from .shift import plot_cyclic_shift, save_shift_gif, shift_animation, shift_steps
+from .v2 import (attention_cpb_table, cpb_table, plot_cpb_table, plot_log_spaced_coordinates,
+                 plot_table_resize, plot_window_transfer)
 from .windows import plot_window_partition
 
 __all__ = [
@@ -36,7 +40,10 @@ __all__ = [
     "plot_index_walkthrough", "plot_patch_merging", "plot_query_attention",
     "plot_relative_position_bias", "plot_relative_position_index", "plot_stage_masks",
     "plot_window_attention", "plot_window_mask", "plot_window_partition", "query_heat",
-    "reading_order", "reading_order_labels", "regions_in_windows", "sample_image", "save_figure",
-    "save_shift_gif", "shift_animation", "shift_steps", "show", "stage_summary", "synthetic_scene",
-    "token_positions", "window_ids",
+    "reading_order", "reading_order_labels", "regions_in_windows", "sample_image",
+    "save_figure", "save_shift_gif", "shift_animation", "shift_steps", "stage_summary",
+    "synthetic_scene", "token_positions", "window_ids",
+    "attention_cpb_table", "cpb_table", "plot_cpb_table", "plot_log_spaced_coordinates",
+    "plot_table_resize", "plot_window_transfer",
+    "figures_folder", "show",
 ]

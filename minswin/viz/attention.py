@@ -2,7 +2,7 @@
 the input image.
 
 The weights are the softmax probabilities the model kept from its last forward pass
-(`block.attn.attention_weights()`, (B, nW, nH, N, N)); where each token of a window sits on the
+(`block.attention_weights()`, (B, nW, nH, N, N)); where each token of a window sits on the
 map comes from `geometry.token_positions`, i.e. from the same roll and partition.
 """
 import numpy as np

@@ -13,7 +13,7 @@ from ._common import host_image, new_figure
 def stage_summary(model, trace):
     """Per stage: dict(name, shape (B, H, W, C), downsampling, window, padded (Hp, Wp): the map
     padded to whole windows, windows, shifts (sh, sw) per block, heads, blocks, merged: the
-    shape after its patch merging or None) read from a trace of `model.forward(x, trace=[])`
+    shape after its patch merging or None) read from the trace of `model.trace(x)`
     and the blocks."""
     shapes = dict(trace)
     img = model.config.img_size
@@ -21,8 +21,8 @@ def stage_summary(model, trace):
     for i, layer in enumerate(model.layers):
         last = f"layers.{i}.blocks.{len(layer.blocks) - 1}"
         if last not in shapes:
-            raise ValueError(f"trace: no entry {last!r}; pass the list filled by "
-                             "model.forward(x, trace=[])")
+            raise ValueError(f"trace: no entry {last!r}; pass the trace returned by "
+                             "model.trace(x)")
         B, H, W, C = shapes[last]
         blk = layer.blocks[0]
         M = blk.window_size
@@ -39,7 +39,7 @@ def stage_summary(model, trace):
 def plot_hierarchy(model, trace, image=None, name=None):
     """The stages of `model` as squares of their real sizes, with windows, shapes and heads.
 
-    Args: model: a SwinTransformer; trace: the list filled by `model.forward(x, trace=[])`;
+    Args: model: a SwinTransformer; trace: the list returned by `model.trace(x)`;
     image: optional (H, W, 3) input drawn at the left. Every number printed comes from the
     trace or the blocks; axes[0].texts hold one label per stage.
     """

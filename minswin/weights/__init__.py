@@ -1,4 +1,4 @@
-"""Trained weights that ship inside the package: `minswin.pretrained("swin_digits")`.
+"""The trained weights that ship in this folder: `minswin.pretrained("swin_digits")`.
 
 Pictures of attention and of the relative position bias drawn from random weights are noise
 around 1/N, and a learner reads meaning into noise. So one small trained model is in the box:
@@ -21,7 +21,7 @@ command that reproduces it:
 import json
 import os
 
-WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
+WEIGHTS_DIR = os.path.dirname(os.path.abspath(__file__))      # the files sit beside this one
 PRETRAINED = {
     "swin_digits": "swin_digits.safetensors",
 }
@@ -60,7 +60,7 @@ def pretrained_info(name="swin_digits"):
 
 def pretrained(name="swin_digits"):
     """The shipped model `name` with its trained weights, in eval mode (no DropPath)."""
-    from .training import model_from_checkpoint
+    from ..training import model_from_checkpoint
     model, _ = model_from_checkpoint(pretrained_path(name))
     model.eval()
     return model

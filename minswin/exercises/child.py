@@ -1,0 +1,254 @@
+"""The learner's file in a child process: run it with a time limit, read back only arrays.
+
+`minswin exercise check` (grader.grade_file) must not trust the learner's code: it may call
+os._exit, patch the grader, loop forever, print without end or crash the interpreter. So the
+file runs in a child process, which imports it, calls its backward on every case and writes
+
+    grads.npz     the returned arrays (numeric dtypes only), opened with allow_pickle=False
+    status.json   how each call went: returned (a description of the value) or raised (the
+                  exception's type, message and traceback as text), or why the import failed
+
+into a fresh temporary folder. The parent reads those two files and nothing else; a child
+that ends without them, is killed by a signal, runs out of time or prints more than
+MAX_OUTPUT bytes is reported as such. Every comparison and verdict is made in the parent
+(grader.py). This is isolation, not a sandbox: the learner's code can still read and write
+files like any program the learner runs.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import zipfile
+from typing import NamedTuple
+
+import numpy as np
+
+from .catalog import get_exercise
+
+MAX_OUTPUT = 1 << 20       # bytes the learner's code may print before it is stopped
+_SHOWN = 4000              # characters of that output shown (head and tail)
+_CUT = 8000                # characters kept of a learner's exception message or traceback
+
+
+# ---------------------------------------------------------------------------- what crosses over
+
+class LoadError(Exception):
+    """The learner's file could not be imported or lacks the function."""
+
+    def __init__(self, status, message, tb=""):
+        super().__init__(message)
+        self.status, self.message, self.tb = status, message, tb
+
+
+class Returned(NamedTuple):
+    value: object          # what the learner's backward returned on one case
+
+
+class Raised(NamedTuple):
+    type_name: str         # the learner's exception, as text (it never leaves the child)
+    message: str
+    traceback: str
+    not_implemented: bool
+
+
+class Foreign:
+    """A value the learner's backward returned that is not an array (or an array of a dtype
+    that cannot travel without pickle), as the child process described it."""
+
+    def __init__(self, type_name):
+        self.type_name = type_name
+
+
+_CHILD = ("import sys; from minswin.exercises.child import child_main; "
+          "sys.exit(child_main(sys.argv[1:]))")
+
+
+# ---------------------------------------------------------------------------- the parent: running
+
+def signal_name(number):
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _kill_group(proc):
+    """End the child and anything it started (it leads its own process group)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class _Output(threading.Thread):
+    """Reads what the child prints, keeps its start and its end, and stops the child once it
+    has printed more than MAX_OUTPUT bytes."""
+
+    def __init__(self, proc):
+        super().__init__(daemon=True)
+        self.proc, self.head, self.tail = proc, bytearray(), bytearray()
+        self.count, self.flooded = 0, False
+
+    def run(self):
+        fd = self.proc.stdout.fileno()
+        while chunk := os.read(fd, 1 << 16):
+            self.count += len(chunk)
+            self.head += chunk[:max(0, 3 * _SHOWN // 4 - len(self.head))]
+            self.tail = (self.tail + chunk)[-(_SHOWN // 4):]
+            if self.count > MAX_OUTPUT and not self.flooded:
+                self.flooded = True
+                _kill_group(self.proc)
+
+    def text(self):
+        n_head = len(self.head)
+        if self.count <= n_head:
+            data = bytes(self.head)
+        elif self.count <= n_head + len(self.tail):
+            data = bytes(self.head) + bytes(self.tail[-(self.count - n_head):])
+        else:
+            data = (bytes(self.head) + f"\n[... {self.count - n_head - len(self.tail):,} "
+                    f"bytes left out ...]\n".encode() + bytes(self.tail))
+        return data.decode("utf-8", errors="replace")
+
+
+class ChildRun(NamedTuple):
+    returncode: int
+    timed_out: bool
+    flooded: bool
+    printed: str
+
+
+def run_child(ex, path, work, timeout):
+    """Run the learner's file in a child process; what it printed and how it ended."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1",
+               PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH"))
+                                          if p))
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, ex.name, path, work],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    reader = _Output(proc)
+    reader.start()
+    timed_out = False
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    finally:
+        _kill_group(proc)                  # also whatever the learner's code left running
+        proc.wait()
+        reader.join(timeout=10)
+        proc.stdout.close()
+    return ChildRun(proc.returncode, timed_out, reader.flooded, reader.text())
+
+
+# ---------------------------------------------------------------------------- the child
+
+def _describe(value, arrays, key, top=True):
+    """A JSON description of a returned value; its numeric arrays go into `arrays`."""
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biufc":
+            return {"other": f"NumPy array of dtype {value.dtype}"}
+        arrays[key] = np.asarray(value)
+        return {"array": key}
+    if value is None:
+        return {"none": True}
+    if top and isinstance(value, (tuple, list)):
+        return {"seq": "list" if isinstance(value, list) else "tuple",
+                "items": [_describe(v, arrays, f"{key}_{i}", False)
+                          for i, v in enumerate(value)]}
+    return {"other": type(value).__name__}
+
+
+def child_main(argv):
+    """In the child process: import the learner's file, call its backward on every case,
+    write grads.npz (plain arrays) and status.json into the folder argv[2]. Compares nothing."""
+    from .grader import call_learner, load_function      # the child's own copy of them
+    name, path, work = argv
+    ex = get_exercise(name)
+    arrays = {}
+    try:
+        fn = load_function(path, ex)
+        outcomes = call_learner(ex, fn, ex.cases())
+        status = {"load": {"status": "ok"}, "outcomes": []}
+    except LoadError as err:
+        outcomes = []
+        status = {"load": {"status": err.status, "message": err.message[:_CUT],
+                           "traceback": err.tb[-_CUT:]}, "outcomes": []}
+    for ci, o in enumerate(outcomes):
+        if isinstance(o, Raised):
+            status["outcomes"].append({"kind": "raised", "type": o.type_name,
+                                       "message": o.message[:_CUT],
+                                       "traceback": o.traceback[-_CUT:],
+                                       "not_implemented": o.not_implemented})
+        else:
+            status["outcomes"].append({"kind": "returned",
+                                       "value": _describe(o.value, arrays, f"case{ci}")})
+    np.savez(os.path.join(work, "grads.npz"), **arrays)
+    with open(os.path.join(work, "status.json"), "w") as f:
+        json.dump(status, f)
+    return 0
+
+
+# ---------------------------------------------------------------------------- the parent: reading
+
+class Unreadable(Exception):
+    """The child's files do not have the form child_main writes."""
+
+
+def _rebuild(desc, npz, top=True):
+    if not isinstance(desc, dict):
+        raise Unreadable(f"a value is described as {type(desc).__name__}")
+    if "array" in desc:
+        a = npz[str(desc["array"])]
+        if a.dtype.kind not in "biufc":
+            raise Unreadable(f"an array of dtype {a.dtype}")
+        return a
+    if desc.get("none") is True:
+        return None
+    if top and desc.get("seq") in ("tuple", "list"):
+        items = [_rebuild(d, npz, False) for d in desc["items"]]
+        return items if desc["seq"] == "list" else tuple(items)
+    if "other" in desc:
+        return Foreign(str(desc["other"])[:100])
+    raise Unreadable(f"an unknown description {sorted(desc)}")
+
+
+def read_results(cases, work):
+    """The child's outcomes (or its LoadError), read without unpickling anything; None when
+    the child wrote no status."""
+    status_path, grads_path = (os.path.join(work, n) for n in ("status.json", "grads.npz"))
+    if not os.path.isfile(status_path):
+        return None
+    try:
+        if os.path.getsize(status_path) > MAX_OUTPUT:
+            raise Unreadable("status.json is larger than the grader ever writes")
+        with open(status_path, encoding="utf-8") as f:
+            status = json.load(f)
+        load = status["load"]
+        if load["status"] != "ok":
+            if load["status"] not in ("error", "no function"):
+                raise Unreadable(f"unknown load status {load['status']!r}")
+            return LoadError(load["status"], str(load["message"]), str(load["traceback"]))
+        outcomes = []
+        with np.load(grads_path, allow_pickle=False) as npz:
+            for o in status["outcomes"]:
+                if o["kind"] == "raised":
+                    outcomes.append(Raised(str(o["type"]), str(o["message"]),
+                                           str(o["traceback"]), o["not_implemented"] is True))
+                elif o["kind"] == "returned":
+                    outcomes.append(Returned(_rebuild(o["value"], npz)))
+                else:
+                    raise Unreadable(f"unknown outcome {o['kind']!r}")
+    except Unreadable:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as err:
+        raise Unreadable(f"{type(err).__name__}: {err}") from None
+    n_cases = len(cases)
+    complete = len(outcomes) == n_cases or (outcomes and isinstance(outcomes[-1], Raised)
+                                            and len(outcomes) <= n_cases)
+    if not complete:
+        raise Unreadable(f"results for {len(outcomes)} of {n_cases} cases")
+    return outcomes

@@ -1,0 +1,13 @@
+"""The fast tier: the twins of the plain ops in minswin.ops, for NumPy on a CPU.
+
+Each function here has the name, signature and cache type of its plain twin in minswin.ops
+and computes the same numbers (to round-off; tests/test_twins.py compares every pair). What
+makes them faster changes no maths:
+* cache-sized blocks of rows, shared among a few threads (parallel.py);
+* row and column sums as BLAS products with a column of ones (rows.py);
+* in place: each step writes over the previous one's buffer instead of a new array;
+* for float32 GELU, an erf that costs one exp (gelu.py).
+
+Read minswin.ops first: that is the maths. `minswin.use_fast` chooses the tier the layers run
+(minswin/tiers.py); by default this one on NumPy, the plain one on CuPy.
+"""

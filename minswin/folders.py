@@ -1,0 +1,324 @@
+"""Weights from wherever people get them: `minswin.from_pretrained(path)`.
+
+    model = minswin.from_pretrained("swin-tiny-patch4-window7-224/")   # a downloaded folder
+    # transformers Swin v1, 224, window 7, 1000 classes (model.safetensors)
+    logits = model.forward(x)            # x (B, 224, 224, 3): channels last, unlike torch
+    model.labels[logits[0].argmax()]     # the class names from the folder's config.json
+
+It reads what is on disk and never downloads. Recognised (one entry of FORMATS each):
+
+| folder                          | config.json says                         | key names     |
+| ------------------------------- | ---------------------------------------- | ------------- |
+| transformers Swin v1            | "model_type": "swin"                     | transformers  |
+| timm Swin v1                    | "architecture": "swin_tiny_patch4_..."   | timm          |
+| minswin (save_pretrained below) | "model_type": "minswin"                  | official      |
+
+A `.safetensors` file written by minswin (`minswin train`, or save_pretrained) carries its config
+in its metadata and loads on its own. Swin V2 (`"model_type": "swinv2"`, timm's `swinv2_*`)
+is refused by name: minswin has no V2 model yet.
+
+The config gives the architecture (image size, patch, width, depths, heads, window) and the
+labels; the weights load strictly (every tensor used, every parameter filled, index buffers
+checked against minswin's and dropped). A folder without a classifier (transformers'
+`SwinModel`, timm with `num_classes: 0`) gives a headless model, `num_classes=0`, whose forward
+returns the pooled features (B, num_features): transformers' `pooler_output`, timm's
+`forward_head(..., pre_logits=True)`.
+
+minswin does no preprocessing: resize, crop and normalise as the folder's
+`preprocessor_config.json` (transformers) or `pretrained_cfg` (timm) says, then pass NHWC.
+"""
+import json
+import os
+import re
+from dataclasses import fields
+from typing import Callable, NamedTuple
+
+from .checkpoint import load_checkpoint, load_state_dict, save_checkpoint
+from .configs import SwinConfig
+
+CONFIG_META_KEY = "minswin.config"       # safetensors metadata: the SwinConfig as JSON
+LABELS_META_KEY = "minswin.labels"       # safetensors metadata: the class names as JSON
+
+# the weights files a folder may hold, in the order they are looked for
+SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+PICKLED_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.pth")
+
+
+class Format(NamedTuple):
+    """One kind of folder: how to recognise its config.json and turn it into a SwinConfig."""
+    name: str                            # "transformers Swin v1"
+    matches: Callable                    # config dict -> bool
+    read: Callable                       # (config dict, weights dict) -> (SwinConfig, labels)
+    keys: str                            # key-name format for load_state_dict (checkpoint.py)
+
+
+# ---------------------------------------------------------------------------- transformers
+
+def _square(name, v):
+    """An int, or a pair of equal ints: minswin's sizes are square."""
+    if isinstance(v, (list, tuple)):
+        if len(v) != 2 or v[0] != v[1]:
+            raise ValueError(f"config.json: {name}: minswin needs a square size, got {v!r}")
+        v = v[0]
+    return v
+
+
+def _refuse(cfg, checks, where="config.json"):
+    """Raise for the first (field, expected, default) the config sets to something else."""
+    for field, want, default in checks:
+        got = cfg.get(field, default)
+        if got != want:
+            raise ValueError(f"{where}: {field} is {got!r}; minswin's Swin supports only "
+                             f"{want!r}")
+
+
+def _transformers_v1(cfg, state):
+    """config.json of transformers' SwinConfig -> (SwinConfig, labels)."""
+    _refuse(cfg, [("use_absolute_embeddings", False, False), ("qkv_bias", True, True),
+                  ("hidden_act", "gelu", "gelu"), ("layer_norm_eps", 1e-5, 1e-5)])
+    archs = cfg.get("architectures") or []
+    for bad in ("SwinForMaskedImageModeling", "SwinBackbone"):
+        if bad in archs:
+            raise ValueError(f"config.json: architectures is {archs}; minswin loads "
+                             "SwinForImageClassification and SwinModel folders, not " + bad)
+    has_head = any(k.startswith("classifier.") for k in state)
+    labels = None
+    if has_head:
+        id2label = cfg.get("id2label") or {}
+        labels = [id2label[k] for k in sorted(id2label, key=int)] or None
+    num_classes = (len(labels) if labels else state["classifier.weight"].shape[0]) \
+        if has_head else 0
+    config = SwinConfig(
+        img_size=_square("image_size", cfg.get("image_size", 224)),
+        patch_size=_square("patch_size", cfg.get("patch_size", 4)),
+        in_chans=cfg.get("num_channels", 3), num_classes=num_classes,
+        embed_dim=cfg.get("embed_dim", 96), depths=tuple(cfg.get("depths", (2, 2, 6, 2))),
+        num_heads=tuple(cfg.get("num_heads", (3, 6, 12, 24))),
+        window_size=cfg.get("window_size", 7), mlp_ratio=cfg.get("mlp_ratio", 4.0),
+        drop_path_rate=cfg.get("drop_path_rate", 0.1))
+    return config, labels
+
+
+# ---------------------------------------------------------------------------- timm
+
+# timm's Swin v1 names: swin_{variant}_patch{P}_window{M}_{size}; the variant gives the widths
+TIMM_VARIANTS = {
+    "tiny": dict(embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24)),
+    "small": dict(embed_dim=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24)),
+    "base": dict(embed_dim=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32)),
+    "large": dict(embed_dim=192, depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48)),
+}
+_TIMM_V1 = re.compile(r"swin_(tiny|small|base|large)_patch(\d+)_window(\d+)_(\d+)$")
+# timm model_args minswin follows, and those that only matter in training
+_TIMM_ARGS = {"img_size", "patch_size", "in_chans", "num_classes", "embed_dim", "depths",
+              "num_heads", "window_size", "mlp_ratio", "drop_path_rate"}
+_TIMM_TRAINING_ARGS = {"drop_rate", "proj_drop_rate", "attn_drop_rate", "weight_init"}
+
+
+def _timm_architecture(cfg):
+    arch = cfg.get("architecture")
+    return arch.split(".")[0] if isinstance(arch, str) else ""   # drop a ".tag"
+
+
+def _timm_v1(cfg, state):
+    """timm's config.json (architecture + model_args + pretrained_cfg) -> (SwinConfig, labels)."""
+    arch = _timm_architecture(cfg)
+    m = _TIMM_V1.match(arch)
+    if not m:
+        raise ValueError(f"config.json: architecture {arch!r} is not a timm Swin v1 name "
+                         "minswin knows (swin_{tiny,small,base,large}_patch{P}_window{M}_{S}; "
+                         "swin_s3_* is a different architecture)")
+    variant, patch, window, size = m.group(1), *map(int, m.groups()[1:])
+    fields_ = dict(TIMM_VARIANTS[variant], patch_size=patch, window_size=window, img_size=size)
+    args = dict(cfg.get("model_args") or {})
+    _refuse(args, [("global_pool", "avg", "avg"), ("qkv_bias", True, True),
+                   ("always_partition", False, False), ("head_dim", None, None)],
+            "config.json model_args")
+    args.pop("global_pool", None)
+    for k in ("qkv_bias", "always_partition", "head_dim", "strict_img_size",
+              "dynamic_img_size", *_TIMM_TRAINING_ARGS):
+        args.pop(k, None)
+    unknown = sorted(set(args) - _TIMM_ARGS)
+    if unknown:
+        raise ValueError(f"config.json: model_args {unknown} are timm options minswin does not "
+                         "have")
+    for k, v in args.items():
+        fields_[k] = _square(k, v) if k in ("img_size", "window_size", "patch_size") else \
+            tuple(v) if isinstance(v, list) else v
+    num_classes = cfg.get("num_classes", fields_.get("num_classes", 1000))
+    fields_["num_classes"] = num_classes
+    labels = (cfg.get("pretrained_cfg") or {}).get("label_names") if num_classes else None
+    return SwinConfig(**fields_), labels
+
+
+# ---------------------------------------------------------------------------- minswin
+
+def _minswin(cfg, state):
+    known = {f.name for f in fields(SwinConfig)}
+    c = dict(cfg.get("config") or {})
+    bad = sorted(set(c) - known)
+    if bad:
+        raise ValueError(f"config.json: config has fields {bad} that SwinConfig does not know")
+    c = {k: tuple(v) if isinstance(v, list) else v for k, v in c.items()}
+    return SwinConfig(**c), cfg.get("labels")
+
+
+# ---------------------------------------------------------------------------- the table
+
+def _unsupported_v2(cfg, state):
+    raise ValueError("config.json: this is a Swin V2 folder; minswin has no V2 model yet, so "
+                     "it cannot load it (Swin v1 folders load)")
+
+
+FORMATS = [
+    Format("transformers Swin v1", lambda c: c.get("model_type") == "swin",
+           _transformers_v1, "transformers"),
+    Format("timm Swin v1", lambda c: _timm_architecture(c).startswith("swin_"),
+           _timm_v1, "timm"),
+    Format("minswin", lambda c: c.get("model_type") == "minswin", _minswin, "official"),
+    Format("Swin V2", lambda c: c.get("model_type") == "swinv2"
+           or _timm_architecture(c).startswith("swinv2"), _unsupported_v2, "official"),
+]
+
+
+def recognise(cfg):
+    """The Format whose config.json this is; a ValueError naming what was found if none."""
+    for fmt in FORMATS:
+        if fmt.matches(cfg):
+            return fmt
+    what = cfg.get("model_type") or cfg.get("architecture") or sorted(cfg)[:6]
+    raise ValueError(f"config.json: expected a Swin config (transformers \"model_type\": "
+                     f"\"swin\", a timm \"architecture\": \"swin_...\", or a minswin folder), "
+                     f"got {what!r}")
+
+
+def describe(name, config):
+    """'transformers Swin v1, 224, window 7, 10 classes' (or 'headless, 768 features')."""
+    c = config
+    head = f"{c.num_classes} classes" if c.num_classes else \
+        f"headless, {c.num_features} features"
+    return f"{name}, {c.img_size}, window {c.window_size}, {head}"
+
+
+# ---------------------------------------------------------------------------- reading a folder
+
+def _read_json(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"path: {path!r} is not valid JSON ({err})") from None
+
+
+def _folder_weights(folder):
+    """{name: array} from the folder's safetensors file(s); pickles are refused by name."""
+    for name in SAFE_WEIGHTS:
+        path = os.path.join(folder, name)
+        if not os.path.isfile(path):
+            continue
+        if name.endswith(".index.json"):                   # sharded: weight_map key -> file
+            shards = sorted(set(_read_json(path).get("weight_map", {}).values()))
+            state = {}
+            for shard in shards:
+                state.update(load_checkpoint(os.path.join(folder, shard)))
+            return state, name
+        return load_checkpoint(path), name
+    pickled = [n for n in PICKLED_WEIGHTS if os.path.isfile(os.path.join(folder, n))]
+    if pickled:
+        raise ValueError(
+            f"path: {folder!r} holds only PyTorch pickles ({', '.join(pickled)}), which minswin "
+            "never unpickles. If you trust the file, convert it once: python "
+            f"scripts/convert_torch_checkpoint.py {os.path.join(folder, pickled[0])} "
+            f"{os.path.join(folder, 'model.safetensors')}")
+    raise FileNotFoundError(f"path: {folder!r} has a config.json but no model.safetensors")
+
+
+def _from_file(path, dtype):
+    """A `.safetensors`/`.npz` written by minswin: the config is in the file's metadata."""
+    from .model import SwinTransformer
+    from .training import META_KEY, model_from_checkpoint
+    state, meta = load_checkpoint(path, with_metadata=True)
+    if CONFIG_META_KEY in meta:
+        config = _minswin({"config": json.loads(meta[CONFIG_META_KEY])}, state)[0]
+        labels = json.loads(meta[LABELS_META_KEY]) if LABELS_META_KEY in meta else None
+        model = SwinTransformer(config, dtype=dtype)
+        model.load_state_dict(state, strict=True)
+        return model, labels, "minswin file"
+    if META_KEY in meta:                                   # written by `minswin train`
+        model, train_meta = model_from_checkpoint(path)
+        if model.dtype != dtype:
+            converted = SwinTransformer(model.config, dtype=dtype)
+            converted.load_state_dict(model.state_dict(), strict=True)
+            model = converted
+        return model, train_meta.get("classes"), "minswin training checkpoint"
+    raise ValueError(
+        f"path: {path!r} holds weights but no config (no {CONFIG_META_KEY!r} or {META_KEY!r} "
+        "metadata), so the architecture is unknown: build the model with create_model(...) "
+        "and call model.load_state_dict(load_checkpoint(path)), or pass the folder that has "
+        "its config.json")
+
+
+def from_pretrained(path, dtype="float32", verbose=True):
+    """The model a weights folder (or a minswin `.safetensors`) describes, with its weights.
+
+    path: a folder holding config.json and model.safetensors (transformers or timm, as
+        downloaded; or one written by save_pretrained), or a `.safetensors`/`.npz` file that
+        minswin wrote. Nothing is downloaded.
+    dtype: "float32" or "float64" (the file's floats are converted).
+    verbose: print one line saying what was recognised.
+
+    The model is in eval mode; `model.labels` is the list of class names (None when the folder
+    names none) and `model.source` the line printed. Loading is strict: a tensor left over or a
+    parameter left unfilled is an error naming it.
+    """
+    from .model import SwinTransformer
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"path: no such folder or file {path!r} (from_pretrained "
+                                "reads local files only; download the folder first)")
+    if os.path.isdir(path):
+        config_path = os.path.join(path, "config.json")
+        if not os.path.isfile(config_path):
+            raise FileNotFoundError(f"path: the folder {path!r} has no config.json")
+        cfg = _read_json(config_path)
+        if not isinstance(cfg, dict):
+            raise ValueError(f"path: {config_path!r} holds {type(cfg).__name__}, expected an "
+                             "object")
+        fmt = recognise(cfg)
+        state, weights = _folder_weights(path)
+        config, labels = fmt.read(cfg, state)
+        model = SwinTransformer(config, dtype=dtype)
+        load_state_dict(model, state, strict=True, fmt=fmt.keys)
+        name = fmt.name
+    else:
+        model, labels, name = _from_file(path, dtype)
+        weights = os.path.basename(path)
+    if labels is not None and len(labels) != model.config.num_classes:
+        raise ValueError(f"config.json: names {len(labels)} labels for a head of "
+                         f"{model.config.num_classes} classes")
+    model.labels = list(labels) if labels is not None else None
+    model.source = f"{describe(name, model.config)} ({weights})"
+    if verbose:
+        print(model.source)
+    return model.eval()
+
+
+def save_pretrained(model, folder, labels=None):
+    """Write `folder/config.json` + `folder/model.safetensors` that from_pretrained reads back.
+
+    The safetensors file also carries the config (and labels) in its metadata, so it loads on
+    its own. labels: class names, one per class (default: the model's own `labels`, if any)."""
+    folder = os.fspath(folder)
+    labels = labels if labels is not None else getattr(model, "labels", None)
+    if labels is not None and len(labels) != model.config.num_classes:
+        raise ValueError(f"labels: expected {model.config.num_classes} names (one per class), "
+                         f"got {len(labels)}")
+    config = model.config.as_dict()
+    os.makedirs(folder, exist_ok=True)
+    meta = {CONFIG_META_KEY: json.dumps(config)}
+    if labels is not None:
+        meta[LABELS_META_KEY] = json.dumps(list(labels))
+    save_checkpoint(os.path.join(folder, "model.safetensors"), model.state_dict(), meta)
+    with open(os.path.join(folder, "config.json"), "w", encoding="utf-8") as f:
+        json.dump({"model_type": "minswin", "config": config,
+                   "labels": list(labels) if labels is not None else None}, f, indent=2)

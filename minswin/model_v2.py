@@ -1,0 +1,156 @@
+"""Swin Transformer V2: res-post-norm blocks, cosine attention, continuous position bias.
+
+Symbols as in model.py: B batch, H, W map size, C width, M window, S shift, nW windows,
+N = M*M, nH heads.
+
+    image (B, H, W, 3) -> patch_embed -> layers.0 .. layers.{L-1} -> norm -> mean -> head
+    block: x = x + DropPath(norm1(unshift(Attn(shift(x)))));  x = x + DropPath(norm2(MLP(x)))
+
+What changes from v1 (SPEC 15), and why:
+* res-post-norm: the LayerNorm moves from the input of each branch to its output. In v1 each
+  block adds its un-normalised branch to the main path, so activations grow with depth; V2
+  adds a normalised one (and the official init sets norm1/norm2 to zero, so every block
+  starts as the identity);
+* scaled cosine attention with a learned temperature (ops/cosine_attention.py);
+* the bias comes from a network of the log-spaced offset (ops/continuous_bias.py), so the
+  same weights serve any window; `pretrained_window_sizes` says what the coordinates were
+  normalised by in training;
+* patch merging normalises after the reduction (ops/patch_merging_v2.py).
+Unchanged: patch embedding, the window/shift/mask logic and the shrink rule, the MLP, the
+head; at sizes that are not multiples of the window the map is padded as in v1 (torchvision).
+"""
+import numpy as np
+
+from .backend import get_xp, rng as make_rng
+from .layers import LayerNorm, Linear, Mlp, PatchEmbed
+from .layers_v2 import PatchMergingV2, WindowAttentionV2
+from .model import BasicLayer, SwinTransformer, SwinTransformerBlock
+from .module import Module
+from .ops.droppath import droppath_backward, droppath_forward
+from .ops.masks import cached_attention_mask, official_window_shift
+from .ops.window import (from_windows, from_windows_backward, to_windows_backward,
+                         to_windows_forward)
+from .tiers import tier
+
+
+def zero_layernorm(dim, dtype):
+    """A LayerNorm whose weight and bias start at 0: official `_init_respostnorm`."""
+    norm = LayerNorm(dim, dtype)
+    norm.params["weight"][...] = 0
+    return norm
+
+
+class SwinTransformerV2Block(Module):
+    """x = x + DropPath(norm1(unshift(WindowAttentionV2(shift(x))))); x = x + DropPath(norm2(MLP(x)))"""
+
+    # the same window/shift decision as v1: official at the built size, tv's elsewhere; and
+    # v1's reading of the attention probabilities from the cache
+    window_shift_for = SwinTransformerBlock.window_shift_for
+    attention_weights = SwinTransformerBlock.attention_weights
+
+    def __init__(self, dim, input_resolution, num_heads, window_size, shift_size, mlp_ratio,
+                 drop_path, pretrained_window_size, rng, dtype=np.float32):
+        super().__init__()
+        self.dim, self.num_heads, self.input_resolution = dim, num_heads, input_resolution
+        self.window_size, self.shift_size = official_window_shift(input_resolution,
+                                                                  window_size, shift_size)
+        self.nominal_shift = shift_size if self.window_size == window_size else \
+            (self.window_size // 2 if shift_size else 0)
+        self.drop_path = drop_path
+        self.rng = rng
+        self.norm1 = self.child("norm1", zero_layernorm(dim, dtype))
+        self.attn = self.child("attn", WindowAttentionV2(dim, self.window_size, num_heads,
+                                                          pretrained_window_size, rng, dtype))
+        self.norm2 = self.child("norm2", zero_layernorm(dim, dtype))
+        self.mlp = self.child("mlp", Mlp(dim, int(dim * mlp_ratio), rng, dtype))
+
+    def forward(self, x):
+        """(B, H, W, C) -> (B, H, W, C)"""
+        xp = get_xp(x)
+        ops = tier(x)                                      # LN, MLP, add: plain or fast
+        B, H, W, C = x.shape
+        (Hp, Wp), shift = self.window_shift_for(H, W)
+        M = self.window_size
+        tokens, win_cache = to_windows_forward(x, M, shift)   # (B*nW, N, C) pad, roll, split
+        mask = cached_attention_mask(Hp, Wp, M, shift, xp, x.dtype)   # (nW, N, N) or None
+        a = self.attn.forward(tokens, mask)                # (B*nW, N, C)
+        y = self.norm1.forward(from_windows(a, win_cache))   # (B, H, W, C) post-norm
+        y, dp1 = droppath_forward(y, self.drop_path, self.training, self.rng)
+        x = ops.add(x, y)                                  # residual 1: x + y
+        m = self.norm2.forward(self.mlp.forward(x))        # (B, H, W, C) post-norm
+        m, dp2 = droppath_forward(m, self.drop_path, self.training, self.rng)
+        self.cache = (win_cache, dp1, dp2)
+        return ops.add(x, m)                               # residual 2: x + m
+
+    def backward(self, dout):
+        ops = tier(dout)
+        win_cache, dp1, dp2 = self.cache
+        # forward: out = x1 + DropPath(norm2(MLP(x1)))
+        dm = droppath_backward(dout, dp2)
+        dx1 = ops.add(dout, self.mlp.backward(self.norm2.backward(dm)))
+        # forward: x1 = x + DropPath(norm1(from_windows(attn(to_windows(x)))))
+        dy = self.norm1.backward(droppath_backward(dx1, dp1))
+        da = from_windows_backward(dy, win_cache)          # (B*nW, N, C)
+        dtokens = self.attn.backward(da)                   # (B*nW, N, C)
+        return ops.add(dx1, to_windows_backward(dtokens, win_cache))   # (B, H, W, C)
+
+
+class BasicLayerV2(BasicLayer):
+    """`layers.i`: `depth` V2 blocks alternating W-MSA / SW-MSA, then `downsample` if not last.
+    forward and backward are v1's (blocks in order, then the merging)."""
+
+    def __init__(self, dim, input_resolution, depth, num_heads, window_size, mlp_ratio,
+                 drop_paths, downsample, pretrained_window_size, rng, dtype=np.float32):
+        Module.__init__(self)
+        self.dim, self.input_resolution = dim, input_resolution
+        self.blocks = []
+        for j in range(depth):
+            shift = 0 if j % 2 == 0 else window_size // 2   # odd blocks shift by M // 2
+            blk = SwinTransformerV2Block(dim, input_resolution, num_heads, window_size, shift,
+                                         mlp_ratio, drop_paths[j], pretrained_window_size,
+                                         rng, dtype)
+            self.blocks.append(self.child(f"blocks.{j}", blk))
+        self.downsample = self.child("downsample", PatchMergingV2(dim, rng, dtype)) \
+            if downsample else None
+
+
+class SwinTransformerV2(SwinTransformer):
+    """The whole V2 network; parameter names are the official swin_transformer_v2.py's.
+    forward, backward, state_dict and the rest are v1's."""
+
+    def __init__(self, config, seed=0, dtype="float32"):
+        Module.__init__(self)
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
+        self.config, self.dtype = config, dtype
+        self.rng = make_rng(seed)
+        c = config
+        self.patch_embed = self.child("patch_embed", PatchEmbed(c.patch_size, c.in_chans,
+                                                                 c.embed_dim, self.rng, dtype))
+        grid = -(-c.img_size // c.patch_size)
+        dpr = np.linspace(0, c.drop_path_rate, sum(c.depths))
+        self.layers, start = [], 0
+        for i, (depth, dim) in enumerate(zip(c.depths, c.stage_dims)):
+            res = (-(-grid // 2 ** i),) * 2                # ceil(grid / 2^i)
+            layer = BasicLayerV2(dim, res, depth, c.num_heads[i], c.window_size, c.mlp_ratio,
+                                 [float(p) for p in dpr[start:start + depth]],
+                                 i < c.num_layers - 1, c.pretrained_windows[i], self.rng,
+                                 dtype)
+            self.layers.append(self.child(f"layers.{i}", layer))
+            start += depth
+        self.norm = self.child("norm", LayerNorm(c.num_features, dtype))
+        self.head = self.child("head", Linear(c.num_features, c.num_classes, rng=self.rng,
+                                              dtype=dtype))
+
+    def load_state_dict(self, state, strict=True, resize_windows=False):
+        """Official, timm or torchvision V2 names; the buffers relative_coords_table,
+        relative_position_index and attn_mask are checked against minswin's own and dropped;
+        torchvision's qkv.bias is split into q_bias and v_bias (its k third must be 0).
+
+        resize_windows=True: a checkpoint made for another window loads, its buffers of that
+        window dropped. Nothing is resized: the parameters do not depend on the window."""
+        from .checkpoint import load_state_dict
+        from .checkpoint_v2 import v2_state_to_official
+        return load_state_dict(self, v2_state_to_official(self, state, resize_windows),
+                               strict=strict)
