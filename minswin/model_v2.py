@@ -141,9 +141,9 @@ class SwinTransformerV2(SwinTransformer):
             start += depth
         self.norm = self.child("norm", LayerNorm(c.num_features, dtype))
         self.head = self.child("head", Linear(c.num_features, c.num_classes, rng=self.rng,
-                                              dtype=dtype))
+                                              dtype=dtype)) if c.num_classes else None
 
-    def load_state_dict(self, state, strict=True, resize_windows=False):
+    def load_state_dict(self, state, strict=True, resize_windows=False, allow_nonfinite=False):
         """Official, timm or torchvision V2 names; the buffers relative_coords_table,
         relative_position_index and attn_mask are checked against minswin's own and dropped;
         torchvision's qkv.bias is split into q_bias and v_bias (its k third must be 0).
@@ -153,4 +153,4 @@ class SwinTransformerV2(SwinTransformer):
         from .checkpoint import load_state_dict
         from .checkpoint_v2 import v2_state_to_official
         return load_state_dict(self, v2_state_to_official(self, state, resize_windows),
-                               strict=strict)
+                               strict=strict, allow_nonfinite=allow_nonfinite)
