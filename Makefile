@@ -20,8 +20,10 @@ $(STAMP): pyproject.toml
 	fi
 	@# the test extra's oracles (timm, which brings torchvision, and transformers) need torch:
 	@# the one installed above is pinned, so that they do not replace it with a CUDA build
+	@# (setuptools' UserWarning about editable installs is the same for everyone: not shown)
 	@echo "minswin: installing minswin and its test tools into $(VENV)"
-	@$(BIN)/python -m pip install -q -e ".[test]" $$($(BIN)/python -c \
+	@PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip install -q -e ".[test]" \
+	  $$($(BIN)/python -c \
 	  "import torch; print('torch==' + torch.__version__)" 2>/dev/null)
 	@touch $(STAMP)
 

@@ -34,7 +34,7 @@ import os
 import numpy as np
 
 import minswin
-from minswin.viz import plot_hierarchy, show
+from minswin.viz import normalise, plot_hierarchy, sample_image, show
 
 SMALL = os.environ.get("MINSWIN_SMALL") == "1"
 
@@ -68,7 +68,8 @@ for i, depth in enumerate(cfg.depths):
 # %%
 size = 64 if SMALL else 224
 model = minswin.create_model("swin_t")                     # float32, random weights
-x = minswin.backend.rng(0).standard_normal((1, size, size, 3)).astype(np.float32)
+photo = sample_image(size)                                 # (size, size, 3) in [0, 1]
+x = normalise(photo)[None].astype(np.float32)              # (1, size, size, 3)
 logits, trace = model.trace(x)
 print(f"{'module':<22} output shape (B, H, W, C)")
 for name, shape in trace:
@@ -112,7 +113,7 @@ print(f"global attention over the same 3136 tokens would need {swin_tokens ** 2:
 # The same walk as a picture: each stage's map drawn to scale, with its shape and window grid.
 
 # %%
-show(plot_hierarchy(model, trace), "01_hierarchy.png")
+show(plot_hierarchy(model, trace, photo, "Swin-T"), "01_hierarchy.png")
 
 # %% [markdown]
 # ## Questions

@@ -52,7 +52,7 @@ print("minswin's patchify gives the same vector:", np.array_equal(grid[0, 1, 2],
 
 # %%
 position = np.arange(48).reshape(3, p, p)                  # (c, kh, kw) -> place in vec
-fig = Figure(figsize=(9, 3.3), layout="constrained")
+fig = Figure(figsize=(10, 4.4), layout="constrained")
 for c, (ax, colour) in enumerate(zip(fig.subplots(1, 3), ("Reds", "Greens", "Blues"))):
     ax.imshow(patch[:, :, c], cmap=colour)
     for (r, q), k in np.ndenumerate(position[c]):
@@ -60,8 +60,7 @@ for c, (ax, colour) in enumerate(zip(fig.subplots(1, 3), ("Reds", "Greens", "Blu
                 bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.8))
     ax.set(title=f"channel {c}: vector[{16 * c}..{16 * c + 15}]", xticks=range(p),
            yticks=range(p), xlabel="kernel column kw", ylabel="kernel row kh")
-fig.suptitle("one 4x4x3 patch -> its 48-number vector, flattened in (channel, row, column) "
-             "order")
+fig.suptitle("One 4x4x3 patch: where each pixel lands in its 48-number vector")
 show(fig, "02_patch_vector.png")
 
 # %% [markdown]

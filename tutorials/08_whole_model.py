@@ -102,8 +102,8 @@ by_part = params_by_part(model_t)
 fig = Figure(figsize=(8, 3.4), layout="constrained")
 ax = fig.subplots()
 bars = ax.barh(list(by_part)[::-1], [n / 1e6 for n in by_part.values()][::-1], color="#4c72b0")
-ax.bar_label(bars, labels=[f"{n / 1e6:.2f} M" for n in by_part.values()][::-1], padding=3)
-ax.set(xlabel="parameters (millions)", xlim=(0, 1.2 * max(by_part.values()) / 1e6),
+ax.bar_label(bars, labels=[f"{n:,}" for n in by_part.values()][::-1], padding=3)
+ax.set(xlabel="parameters (millions)", xlim=(0, 1.25 * max(by_part.values()) / 1e6),
        title=f"Swin-T: {sum(by_part.values()):,} parameters, by part")
 show(fig, "08_params_by_part.png")
 
