@@ -150,15 +150,20 @@ class SwinTransformer(Module):
         self.layers, start = [], 0
         for i, (depth, dim) in enumerate(zip(c.depths, c.stage_dims)):
             res = (-(-grid // 2 ** i),) * 2                # ceil(grid / 2^i)
-            layer = BasicLayer(dim, res, depth, c.num_heads[i], c.window_size,
-                               c.mlp_ratio, [float(p) for p in dpr[start:start + depth]],
-                               i < c.num_layers - 1, self.rng, dtype)
+            layer = self.make_layer(i, dim, res, depth,
+                                    [float(p) for p in dpr[start:start + depth]], dtype)
             self.layers.append(self.child(f"layers.{i}", layer))
             start += depth
         self.norm = self.child("norm", LayerNorm(c.num_features, dtype))
         # num_classes=0: a headless backbone (no `head.*`); forward returns the pooled features
         self.head = self.child("head", Linear(c.num_features, c.num_classes, rng=self.rng,
                                               dtype=dtype)) if c.num_classes else None
+
+    def make_layer(self, i, dim, resolution, depth, drop_paths, dtype):
+        """Stage i (`layers.i`), built for its map `resolution`; Swin V2 builds its own here."""
+        c = self.config
+        return BasicLayer(dim, resolution, depth, c.num_heads[i], c.window_size, c.mlp_ratio,
+                          drop_paths, i < c.num_layers - 1, self.rng, dtype)
 
     @property
     def xp(self):
