@@ -190,13 +190,21 @@ def set_coords(net, model, key_of):
         theirs.copy_(torch.from_numpy(blk.attn.coords[None].copy()))
 
 
-@pytest.mark.parametrize("pretrained", [(0, 0, 0), (3, 6, 0)])
-def test_network_vs_timm_at_its_own_size(pretrained):
-    """64 px, patch 4, window 4: stage 0 16x16 (shifted, masked), stage 1 8x8, stage 2 4x4
-    where the window covers the map (no shift); pretrained_window_sizes as given."""
+SMALL = dict(img_size=64, embed_dim=8, depths=(2, 2, 2), num_heads=(1, 2, 4), window_size=4)
+SHRINK = dict(img_size=128, embed_dim=8, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8),
+              window_size=8)
+
+
+@pytest.mark.parametrize("arch, pretrained", [(SMALL, (0, 0, 0)), (SMALL, (3, 6, 0)),
+                                              (SHRINK, (0, 0, 0, 0))],
+                         ids=["3-stages", "3-stages-pretrained-windows", "window-shrinks"])
+def test_network_vs_timm_at_its_own_size(arch, pretrained):
+    """At the model's own size. 3-stages: 64 px, patch 4, window 4: stage 0 16x16 (shifted,
+    masked), stage 1 8x8, stage 2 4x4 where the window covers the map (no shift), with and
+    without pretrained_window_sizes. window-shrinks: 128 px, window 8: stage 3 is 4x4, so its
+    window shrinks to 4 (a 7x7 coordinate table, normalised by 4 - 1)."""
     timm_v2, _ = import_references()
-    cfg = dict(img_size=64, embed_dim=8, depths=(2, 2, 2), num_heads=(1, 2, 4), window_size=4,
-               num_classes=7, drop_path_rate=0.0)
+    cfg = dict(arch, num_classes=7, drop_path_rate=0.0)
     model = minswin.create_model("swinv2_t", dtype="float64", pretrained_window_sizes=pretrained,
                                  **cfg)
     model.eval()
@@ -207,7 +215,11 @@ def test_network_vs_timm_at_its_own_size(pretrained):
                          for k, v in model.state_dict().items()}, strict=True)
     set_coords(net, model, lambda name: official_to_timm[f"{name}.attn.logit_scale"]
                .replace("logit_scale", "relative_coords_table"))
-    x = np.random.default_rng(3).standard_normal((2, 64, 64, 3))
+    if arch is SHRINK:
+        assert model.layers[3].blocks[1].window_size == 4
+        assert model.layers[3].blocks[1].attn.coords.shape == (7, 7, 2)
+    S = cfg["img_size"]
+    x = np.random.default_rng(3).standard_normal((2 if S <= 64 else 1, S, S, 3))
     tx = T(x.transpose(0, 3, 1, 2))                        # timm takes NCHW
     errors = {}
     compare(model, net, x, tx, lambda: {timm_to_official(k): N(p.grad)
