@@ -11,11 +11,12 @@ It reads what is on disk and never downloads. Recognised (one entry of FORMATS e
 | ------------------------------- | ---------------------------------------- | ------------- |
 | transformers Swin v1            | "model_type": "swin"                     | transformers  |
 | timm Swin v1                    | "architecture": "swin_tiny_patch4_..."   | timm          |
+| timm Swin V2                    | "architecture": "swinv2_tiny_window8_256" | timm         |
 | minswin (save_pretrained below) | "model_type": "minswin"                  | official      |
 
 A `.safetensors` file written by minswin (`minswin train`, or save_pretrained) carries its config
-in its metadata and loads on its own. Swin V2 (`"model_type": "swinv2"`, timm's `swinv2_*`)
-is refused by name: minswin has no V2 model yet.
+in its metadata and loads on its own. transformers' Swin V2 (`"model_type": "swinv2"`) and timm's
+`swinv2_cr_*` (another architecture) are refused by name.
 
 The config gives the architecture (image size, patch, width, depths, heads, window) and the
 labels; the weights load strictly (every tensor used, every parameter filled, index buffers
@@ -34,7 +35,7 @@ from dataclasses import fields
 from typing import Callable, NamedTuple
 
 from .checkpoint import load_checkpoint, load_state_dict, save_checkpoint
-from .configs import SwinConfig
+from .configs import SwinConfig, SwinV2Config
 
 CONFIG_META_KEY = "minswin.config"       # safetensors metadata: the SwinConfig as JSON
 LABELS_META_KEY = "minswin.labels"       # safetensors metadata: the class names as JSON
@@ -109,6 +110,8 @@ TIMM_VARIANTS = {
     "large": dict(embed_dim=192, depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48)),
 }
 _TIMM_V1 = re.compile(r"swin_(tiny|small|base|large)_patch(\d+)_window(\d+)_(\d+)$")
+# swinv2_base_window8_256, or fine-tuned: swinv2_base_window12to16_192to256 (window 12 -> 16)
+_TIMM_V2 = re.compile(r"swinv2_(tiny|small|base|large)_window(\d+)(?:to(\d+))?_(\d+)(?:to(\d+))?$")
 # timm model_args minswin follows, and those that only matter in training
 _TIMM_ARGS = {"img_size", "patch_size", "in_chans", "num_classes", "embed_dim", "depths",
               "num_heads", "window_size", "mlp_ratio", "drop_path_rate"}
@@ -130,6 +133,31 @@ def _timm_v1(cfg, state):
                          "swin_s3_* is a different architecture)")
     variant, patch, window, size = m.group(1), *map(int, m.groups()[1:])
     fields_ = dict(TIMM_VARIANTS[variant], patch_size=patch, window_size=window, img_size=size)
+    return _with_timm_args(cfg, fields_, SwinConfig, _TIMM_ARGS)
+
+
+def _timm_v2(cfg, state):
+    """timm's config.json for swinv2_* -> (SwinV2Config, labels). The fine-tuned names
+    (window12to16_192to256) carry timm's pretrained_window_sizes (12, 12, 12, 6)."""
+    arch = _timm_architecture(cfg)
+    m = _TIMM_V2.match(arch)
+    if not m:
+        raise ValueError(f"config.json: architecture {arch!r} is not a timm Swin V2 name "
+                         "minswin knows (swinv2_{tiny,small,base,large}_window{M}_{S}, or "
+                         "..._window{M0}to{M}_{S0}to{S}; swinv2_cr_* is another architecture)")
+    variant, w0, w1, s0, s1 = m.groups()
+    fields_ = dict(TIMM_VARIANTS[variant], patch_size=4, window_size=int(w1 or w0),
+                   img_size=int(s1 or s0))
+    if w1:                                                 # as timm's model functions say
+        p = int(w0)
+        fields_["pretrained_window_sizes"] = (p, p, p, p // 2)
+    return _with_timm_args(cfg, fields_, SwinV2Config,
+                           _TIMM_ARGS | {"pretrained_window_sizes"})
+
+
+def _with_timm_args(cfg, fields_, config_class, known):
+    """fields_ updated by config.json's model_args (checked) and num_classes -> (config,
+    labels)."""
     args = dict(cfg.get("model_args") or {})
     _refuse(args, [("global_pool", "avg", "avg"), ("qkv_bias", True, True),
                    ("always_partition", False, False), ("head_dim", None, None)],
@@ -138,7 +166,7 @@ def _timm_v1(cfg, state):
     for k in ("qkv_bias", "always_partition", "head_dim", "strict_img_size",
               "dynamic_img_size", *_TIMM_TRAINING_ARGS):
         args.pop(k, None)
-    unknown = sorted(set(args) - _TIMM_ARGS)
+    unknown = sorted(set(args) - known)
     if unknown:
         raise ValueError(f"config.json: model_args {unknown} are timm options minswin does not "
                          "have")
@@ -148,26 +176,30 @@ def _timm_v1(cfg, state):
     num_classes = cfg.get("num_classes", fields_.get("num_classes", 1000))
     fields_["num_classes"] = num_classes
     labels = (cfg.get("pretrained_cfg") or {}).get("label_names") if num_classes else None
-    return SwinConfig(**fields_), labels
+    return config_class(**fields_), labels
 
 
 # ---------------------------------------------------------------------------- minswin
 
 def _minswin(cfg, state):
-    known = {f.name for f in fields(SwinConfig)}
     c = dict(cfg.get("config") or {})
+    # a V2 config is the one with pretrained_window_sizes (SwinV2Config's extra field)
+    config_class = SwinV2Config if "pretrained_window_sizes" in c else SwinConfig
+    known = {f.name for f in fields(config_class)}
     bad = sorted(set(c) - known)
     if bad:
-        raise ValueError(f"config.json: config has fields {bad} that SwinConfig does not know")
+        raise ValueError(f"config.json: config has fields {bad} that {config_class.__name__} "
+                         "does not know")
     c = {k: tuple(v) if isinstance(v, list) else v for k, v in c.items()}
-    return SwinConfig(**c), cfg.get("labels")
+    return config_class(**c), cfg.get("labels")
 
 
 # ---------------------------------------------------------------------------- the table
 
 def _unsupported_v2(cfg, state):
-    raise ValueError("config.json: this is a Swin V2 folder; minswin has no V2 model yet, so "
-                     "it cannot load it (Swin v1 folders load)")
+    raise ValueError("config.json: this Swin V2 folder is transformers' (model_type swinv2) or "
+                     "timm's swinv2_cr_*, which minswin cannot load yet; timm swinv2_* folders "
+                     "and every Swin v1 folder load")
 
 
 FORMATS = [
@@ -175,6 +207,8 @@ FORMATS = [
            _transformers_v1, "transformers"),
     Format("timm Swin v1", lambda c: _timm_architecture(c).startswith("swin_"),
            _timm_v1, "timm"),
+    Format("timm Swin V2", lambda c: _timm_architecture(c).startswith("swinv2_")
+           and not _timm_architecture(c).startswith("swinv2_cr"), _timm_v2, "timm"),
     Format("minswin", lambda c: c.get("model_type") == "minswin", _minswin, "official"),
     Format("Swin V2", lambda c: c.get("model_type") == "swinv2"
            or _timm_architecture(c).startswith("swinv2"), _unsupported_v2, "official"),
@@ -235,19 +269,19 @@ def _folder_weights(folder):
 
 def _from_file(path, dtype):
     """A `.safetensors`/`.npz` written by minswin: the config is in the file's metadata."""
-    from .model import SwinTransformer
+    from .model import model_from_config
     from .training import META_KEY, model_from_checkpoint
     state, meta = load_checkpoint(path, with_metadata=True)
     if CONFIG_META_KEY in meta:
         config = _minswin({"config": json.loads(meta[CONFIG_META_KEY])}, state)[0]
         labels = json.loads(meta[LABELS_META_KEY]) if LABELS_META_KEY in meta else None
-        model = SwinTransformer(config, dtype=dtype)
+        model = model_from_config(config, dtype=dtype)
         model.load_state_dict(state, strict=True)
         return model, labels, "minswin file"
     if META_KEY in meta:                                   # written by `minswin train`
         model, train_meta = model_from_checkpoint(path)
         if model.dtype != dtype:
-            converted = SwinTransformer(model.config, dtype=dtype)
+            converted = model_from_config(model.config, dtype=dtype)
             converted.load_state_dict(model.state_dict(), strict=True)
             model = converted
         return model, train_meta.get("classes"), "minswin training checkpoint"
@@ -271,7 +305,7 @@ def from_pretrained(path, dtype="float32", verbose=True):
     names none) and `model.source` the line printed. Loading is strict: a tensor left over or a
     parameter left unfilled is an error naming it.
     """
-    from .model import SwinTransformer
+    from .model import model_from_config
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"path: no such folder or file {path!r} (from_pretrained "
@@ -287,7 +321,7 @@ def from_pretrained(path, dtype="float32", verbose=True):
         fmt = recognise(cfg)
         state, weights = _folder_weights(path)
         config, labels = fmt.read(cfg, state)
-        model = SwinTransformer(config, dtype=dtype)
+        model = model_from_config(config, dtype=dtype)
         load_state_dict(model, state, strict=True, fmt=fmt.keys)
         name = fmt.name
     else:

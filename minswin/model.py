@@ -268,6 +268,11 @@ def create_model(name, num_classes=1000, img_size=None, seed=0, dtype="float32",
     "swin_l_384", "swin_micro"; Swin V2: "swinv2_t", "swinv2_s", "swinv2_b", "swinv2_t_w16",
     ...), with any config field overridden by keyword."""
     config = get_config(name, num_classes=num_classes, img_size=img_size, **overrides)
+    return model_from_config(config, seed=seed, dtype=dtype)
+
+
+def model_from_config(config, seed=0, dtype="float32"):
+    """The network a SwinConfig (v1) or SwinV2Config (V2) describes."""
     if config.version == 2:
         from .model_v2 import SwinTransformerV2
         return SwinTransformerV2(config, seed=seed, dtype=dtype)

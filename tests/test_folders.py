@@ -219,7 +219,7 @@ def test_transformers_hub_index_buffers_are_checked_and_dropped(tmp_path):
     ("a non-square image", {"image_size": [224, 192]}, r"image_size: minswin needs a square"),
     ("SimMIM", {"architectures": ["SwinForMaskedImageModeling"]},
      r"not SwinForMaskedImageModeling"),
-    ("Swin V2", {"model_type": "swinv2"}, r"Swin V2 folder; minswin has no V2 model yet"),
+    ("Swin V2", {"model_type": "swinv2"}, r"Swin V2 folder is transformers'"),
     ("another model", {"model_type": "vit"}, r"expected a Swin config .*got 'vit'"),
 ])
 def test_transformers_configs_minswin_cannot_follow_are_refused(tmp_path, what, edit, match):
@@ -286,7 +286,7 @@ def test_timm_hub_config_without_model_args_uses_the_architecture():
 
 @pytest.mark.parametrize("arch, match", [
     ("swin_s3_tiny_224", r"not a timm Swin v1 name"),
-    ("swinv2_tiny_window8_256", r"Swin V2 folder"),
+    ("swinv2_cr_tiny_ns_224", r"Swin V2 folder"),
 ])
 def test_timm_architectures_minswin_does_not_have_are_refused(tmp_path, arch, match):
     folder = tmp_path / "t"

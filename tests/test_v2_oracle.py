@@ -327,3 +327,42 @@ def test_torchvision_and_timm_v2_checkpoints_load():
                                  seed=7)
     third.load_state_dict(timm_names, strict=True)
     assert np.allclose(third.forward(x), want, rtol=0, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------- timm V2 folders
+
+def test_timm_v2_folder_loads_with_from_pretrained(tmp_path, capsys):
+    """A folder written by timm's save_for_hf (config.json + model.safetensors) for a small
+    swinv2_tiny_window8_256 gives timm's logits (its float32 coordinate table accepted)."""
+    import_references()
+    import timm
+    from timm.models import save_for_hf
+    net = timm.create_model("swinv2_tiny_window8_256", pretrained=False, num_classes=5,
+                            embed_dim=8, depths=(2, 2), num_heads=(2, 4), img_size=64,
+                            window_size=4)
+    with torch.no_grad():
+        for k, p in net.named_parameters():
+            p.copy_(torch.randn_like(p) * (0.5 if p.ndim == 1 else 1 / math.sqrt(p.shape[-1])))
+    save_for_hf(net.eval(), tmp_path / "v2", safe_serialization=True)
+    model = minswin.from_pretrained(tmp_path / "v2", dtype="float64")
+    assert capsys.readouterr().out.startswith("timm Swin V2, 64, window 4, 5 classes")
+    assert isinstance(model, minswin.SwinTransformerV2)
+    x = np.random.default_rng(8).standard_normal((2, 64, 64, 3))
+    with torch.no_grad():
+        ref = net.double()(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
+    assert rel_error(model.forward(x), ref) < 1e-6            # timm's float32 coordinates
+
+
+def test_timm_v2_hub_names_give_the_configs():
+    from minswin.folders import recognise
+    for arch, name, extra in (
+            ("swinv2_tiny_window8_256.ms_in1k", "swinv2_t", {}),
+            ("swinv2_small_window16_256", "swinv2_s_w16", {}),
+            ("swinv2_base_window12to16_192to256", "swinv2_b_w16",
+             {"pretrained_window_sizes": (12, 12, 12, 6)})):
+        cfg = {"architecture": arch, "num_classes": 1000}
+        fmt = recognise(cfg)
+        config, _ = fmt.read(cfg, {})
+        assert fmt.name == "timm Swin V2" and fmt.keys == "timm"
+        # drop_path_rate: a folder does not say; inference ignores it (SwinConfig default)
+        assert config == minswin.get_config(name, drop_path_rate=0.2, **extra), arch
