@@ -142,6 +142,15 @@ def test_parameter_count_equals_timm(name, timm_name):
 
 # ---------------------------------------------------------------------------- whole networks
 
+@pytest.fixture(params=["plain", "fast"])
+def tier(request):
+    """The whole network runs on both tiers (minswin.use_fast): the cosine attention has a
+    fast twin; the rest of V2 reuses v1's layers, which have theirs."""
+    previous = minswin.use_fast(request.param == "fast")
+    yield request.param
+    minswin.use_fast(previous)
+
+
 def randomise_v2(model, seed=0):
     """Every term counts: N(0, 1/fan_in) weights, LN affines 1 + N(0, .5^2) (not the official
     zeros, which would switch every branch off), biases N(0, .5^2), logit_scale around log 10
@@ -198,7 +207,7 @@ SHRINK = dict(img_size=128, embed_dim=8, depths=(2, 2, 2, 2), num_heads=(1, 2, 4
 @pytest.mark.parametrize("arch, pretrained", [(SMALL, (0, 0, 0)), (SMALL, (3, 6, 0)),
                                               (SHRINK, (0, 0, 0, 0))],
                          ids=["3-stages", "3-stages-pretrained-windows", "window-shrinks"])
-def test_network_vs_timm_at_its_own_size(arch, pretrained):
+def test_network_vs_timm_at_its_own_size(arch, pretrained, tier):
     """At the model's own size. 3-stages: 64 px, patch 4, window 4: stage 0 16x16 (shifted,
     masked), stage 1 8x8, stage 2 4x4 where the window covers the map (no shift), with and
     without pretrained_window_sizes. window-shrinks: 128 px, window 8: stage 3 is 4x4, so its
@@ -275,7 +284,7 @@ def build_tv_pair(seed=0):
 
 
 @pytest.mark.parametrize("hw", [(44, 36), (12, 40)])
-def test_network_vs_torchvision_where_it_pads(hw):
+def test_network_vs_torchvision_where_it_pads(hw, tier):
     """44x36 -> 11x9 tokens, padded to 12x12 (shift on both axes), stage 1 6x5 padded to 8x8;
     12x40 -> 3x10 tokens padded to 4x12: one window covers the rows, so no row shift."""
     model, net = build_tv_pair()
