@@ -119,8 +119,7 @@ def detect_format(keys):
     keys = set(keys)
     if any(k.startswith("features.") for k in keys):
         return "torchvision"
-    if any(k.startswith(("embeddings.", "swin.embeddings.", "encoder.", "swin.encoder."))
-           for k in keys):
+    if any(re.match(r"(swin\.|swinv2\.)?(embeddings|encoder)\.", k) for k in keys):
         return "transformers"
     merges = {int(m.group(1)) for k in keys if (m := re.match(r"layers\.(\d+)\.downsample\.", k))}
     if "head.fc.weight" in keys or (merges and 0 not in merges):
@@ -156,19 +155,22 @@ def torchvision_to_official(key):
     return key
 
 
-# transformers' Swin v1, both generations of names: the hub files' `attention.self.query` ...
-# `intermediate.dense` (what save_pretrained still writes) and transformers 5's module names
-# `attention.q_proj` ... `mlp.fc1`. `swin.` prefixes a model with a head; `classifier` is the
-# head. query, key and value are three Linears: renamed to attn.q/k/v here, then concatenated
-# into official's one qkv Linear, in that order, by _merge_qkv.
-_TRANSFORMERS_V1 = [
-    (r"^swin\.", ""),
+# transformers' Swin v1 and V2, both generations of v1 names: the hub files' `attention.self.
+# query` ... `intermediate.dense` (what save_pretrained still writes) and transformers 5's
+# module names `attention.q_proj` ... `mlp.fc1`. `swin.` (`swinv2.`) prefixes a model with a
+# head; `classifier` is the head. query, key and value are three Linears: renamed to
+# attn.q/k/v here, then concatenated into official's one qkv Linear, in that order, by
+# _merge_qkv. V2's `continuous_position_bias_mlp` is official's `cpb_mlp`.
+_TRANSFORMERS = [
+    (r"^swin(v2)?\.", ""),
     (r"^embeddings\.patch_embeddings\.projection\.", "patch_embed.proj."),
     (r"^embeddings\.norm\.", "patch_embed.norm."),
     (r"^encoder\.layers\.", "layers."),
     (r"\.layernorm_before\.", ".norm1."),
     (r"\.layernorm_after\.", ".norm2."),
-    (r"\.attention\.(self|relative_position_bias)\.(relative_position_\w+)$", r".attn.\2"),
+    (r"\.attention\.(self|relative_position_bias)\.(relative_\w+)$", r".attn.\2"),
+    (r"\.attention\.self\.logit_scale$", ".attn.logit_scale"),
+    (r"\.attention\.self\.continuous_position_bias_mlp\.", ".attn.cpb_mlp."),
     (r"\.attention\.self\.(query|key|value)\.", lambda m: f".attn.{m.group(1)[0]}."),
     (r"\.attention\.([qkv])_proj\.", r".attn.\1."),
     (r"\.attention\.(output\.dense|o_proj)\.", ".attn.proj."),
@@ -180,8 +182,8 @@ _TRANSFORMERS_V1 = [
 
 
 def transformers_to_official(key):
-    """One transformers Swin v1 key to its official name (q/k/v become attn.q/k/v)."""
-    for pattern, repl in _TRANSFORMERS_V1:
+    """One transformers Swin key to its official name (q/k/v become attn.q/k/v)."""
+    for pattern, repl in _TRANSFORMERS:
         key = re.sub(pattern, repl, key)
     return key
 
@@ -189,8 +191,9 @@ def transformers_to_official(key):
 def _merge_qkv(state):
     """attn.q/k/v.{weight,bias} -> attn.qkv.{weight,bias}: rows [q; k; v], official's order.
 
-    A block with only some of the three keeps them under their q/k/v names, so the loader
-    reports them as unexpected (and qkv as missing) instead of guessing."""
+    Swin V2 has no key bias: q and v biases alone are official V2's attn.q_bias and v_bias.
+    A block with only some of the three otherwise keeps them under their q/k/v names, so the
+    loader reports them as unexpected (and qkv as missing) instead of guessing."""
     out, parts = {}, {}
     for key, value in state.items():
         m = re.match(r"(.*\.attn)\.([qkv])\.(weight|bias)$", key)
@@ -202,6 +205,8 @@ def _merge_qkv(state):
         if set(got) == {"q", "k", "v"}:
             out[f"{prefix}.qkv.{kind}"] = np.concatenate(
                 [to_numpy(got[c][1]) for c in "qkv"])      # (3C, C) or (3C,)
+        elif kind == "bias" and set(got) == {"q", "v"}:    # V2: [q_bias, 0, v_bias]
+            out[f"{prefix}.q_bias"], out[f"{prefix}.v_bias"] = got["q"][1], got["v"][1]
         else:
             out.update(dict(got.values()))
     return out

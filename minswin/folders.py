@@ -7,16 +7,17 @@
 
 It reads what is on disk and never downloads. Recognised (one entry of FORMATS each):
 
-| folder                          | config.json says                         | key names     |
-| ------------------------------- | ---------------------------------------- | ------------- |
-| transformers Swin v1            | "model_type": "swin"                     | transformers  |
-| timm Swin v1                    | "architecture": "swin_tiny_patch4_..."   | timm          |
+| folder                          | config.json says                          | key names    |
+| ------------------------------- | ----------------------------------------- | ------------ |
+| transformers Swin v1            | "model_type": "swin"                      | transformers |
+| transformers Swin V2            | "model_type": "swinv2"                    | transformers |
+| timm Swin v1                    | "architecture": "swin_tiny_patch4_..."    | timm         |
 | timm Swin V2                    | "architecture": "swinv2_tiny_window8_256" | timm         |
-| minswin (save_pretrained below) | "model_type": "minswin"                  | official      |
+| minswin (save_pretrained below) | "model_type": "minswin"                   | official     |
 
 A `.safetensors` file written by minswin (`minswin train`, or save_pretrained) carries its config
-in its metadata and loads on its own. transformers' Swin V2 (`"model_type": "swinv2"`) and timm's
-`swinv2_cr_*` (another architecture) are refused by name.
+in its metadata and loads on its own. timm's `swin_s3_*` and `swinv2_cr_*` are other
+architectures and are refused by name.
 
 The config gives the architecture (image size, patch, width, depths, heads, window) and the
 labels; the weights load strictly (every tensor used, every parameter filled, index buffers
@@ -46,7 +47,8 @@ PICKLED_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.p
 
 
 class Format(NamedTuple):
-    """One kind of folder: how to recognise its config.json and turn it into a SwinConfig."""
+    """One kind of folder: how to recognise its config.json and turn it into a SwinConfig
+    (a SwinV2Config for V2: from_pretrained then builds the V2 model)."""
     name: str                            # "transformers Swin v1"
     matches: Callable                    # config dict -> bool
     read: Callable                       # (config dict, weights dict) -> (SwinConfig, labels)
@@ -73,15 +75,17 @@ def _refuse(cfg, checks, where="config.json"):
                              f"{want!r}")
 
 
-def _transformers_v1(cfg, state):
-    """config.json of transformers' SwinConfig -> (SwinConfig, labels)."""
+def _transformers(cfg, state, version=1):
+    """config.json of transformers' SwinConfig (Swinv2Config) -> (SwinConfig, labels)."""
     _refuse(cfg, [("use_absolute_embeddings", False, False), ("qkv_bias", True, True),
                   ("hidden_act", "gelu", "gelu"), ("layer_norm_eps", 1e-5, 1e-5)])
     archs = cfg.get("architectures") or []
-    for bad in ("SwinForMaskedImageModeling", "SwinBackbone"):
+    for bad in ("SwinForMaskedImageModeling", "SwinBackbone", "Swinv2ForMaskedImageModeling",
+                "Swinv2Backbone"):
         if bad in archs:
-            raise ValueError(f"config.json: architectures is {archs}; minswin loads "
-                             "SwinForImageClassification and SwinModel folders, not " + bad)
+            raise ValueError(f"config.json: architectures is {archs}; minswin loads image "
+                             "classifiers and base models (Swin[v2]ForImageClassification, "
+                             "Swin[v2]Model), not " + bad)
     has_head = any(k.startswith("classifier.") for k in state)
     labels = None
     if has_head:
@@ -89,14 +93,20 @@ def _transformers_v1(cfg, state):
         labels = [id2label[k] for k in sorted(id2label, key=int)] or None
     num_classes = (len(labels) if labels else state["classifier.weight"].shape[0]) \
         if has_head else 0
-    config = SwinConfig(
+    v2 = {}
+    if version == 2:
+        depths = cfg.get("depths", (2, 2, 6, 2))
+        pretrained = list(cfg.get("pretrained_window_sizes") or [])
+        v2["pretrained_window_sizes"] = None if not any(pretrained) else \
+            tuple(pretrained[:len(depths)])               # its default is 4 zeros at any depth
+    config = (SwinV2Config if version == 2 else SwinConfig)(
         img_size=_square("image_size", cfg.get("image_size", 224)),
         patch_size=_square("patch_size", cfg.get("patch_size", 4)),
         in_chans=cfg.get("num_channels", 3), num_classes=num_classes,
         embed_dim=cfg.get("embed_dim", 96), depths=tuple(cfg.get("depths", (2, 2, 6, 2))),
         num_heads=tuple(cfg.get("num_heads", (3, 6, 12, 24))),
         window_size=cfg.get("window_size", 7), mlp_ratio=cfg.get("mlp_ratio", 4.0),
-        drop_path_rate=cfg.get("drop_path_rate", 0.1))
+        drop_path_rate=cfg.get("drop_path_rate", 0.1), **v2)
     return config, labels
 
 
@@ -110,11 +120,14 @@ TIMM_VARIANTS = {
     "large": dict(embed_dim=192, depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48)),
 }
 _TIMM_V1 = re.compile(r"swin_(tiny|small|base|large)_patch(\d+)_window(\d+)_(\d+)$")
-# swinv2_base_window8_256, or fine-tuned: swinv2_base_window12to16_192to256 (window 12 -> 16)
-_TIMM_V2 = re.compile(r"swinv2_(tiny|small|base|large)_window(\d+)(?:to(\d+))?_(\d+)(?:to(\d+))?$")
+# V2: swinv2_{variant}_window{M}_{size}, or window{P}to{M}_{s}to{size} for a model fine-tuned
+# at window M from one pre-trained at window P (stages 1-3 at P, stage 4 at P/2: timm's defs)
+_TIMM_V2 = re.compile(r"swinv2_(tiny|small|base|large)_window(\d+)(?:to(\d+))?_(\d+)"
+                      r"(?:to(\d+))?$")
 # timm model_args minswin follows, and those that only matter in training
 _TIMM_ARGS = {"img_size", "patch_size", "in_chans", "num_classes", "embed_dim", "depths",
-              "num_heads", "window_size", "mlp_ratio", "drop_path_rate"}
+              "num_heads", "window_size", "mlp_ratio", "drop_path_rate",
+              "pretrained_window_sizes"}
 _TIMM_TRAINING_ARGS = {"drop_rate", "proj_drop_rate", "attn_drop_rate", "weight_init"}
 
 
@@ -123,41 +136,30 @@ def _timm_architecture(cfg):
     return arch.split(".")[0] if isinstance(arch, str) else ""   # drop a ".tag"
 
 
-def _timm_v1(cfg, state):
-    """timm's config.json (architecture + model_args + pretrained_cfg) -> (SwinConfig, labels)."""
-    arch = _timm_architecture(cfg)
+def _timm_defaults(arch):
+    """(SwinConfig class, fields) that timm's architecture name stands for."""
     m = _TIMM_V1.match(arch)
-    if not m:
-        raise ValueError(f"config.json: architecture {arch!r} is not a timm Swin v1 name "
-                         "minswin knows (swin_{tiny,small,base,large}_patch{P}_window{M}_{S}; "
-                         "swin_s3_* is a different architecture)")
-    variant, patch, window, size = m.group(1), *map(int, m.groups()[1:])
-    fields_ = dict(TIMM_VARIANTS[variant], patch_size=patch, window_size=window, img_size=size)
-    return _with_timm_args(cfg, fields_, SwinConfig, _TIMM_ARGS)
-
-
-def _timm_v2(cfg, state):
-    """timm's config.json for swinv2_* -> (SwinV2Config, labels). The fine-tuned names
-    (window12to16_192to256) carry timm's pretrained_window_sizes (12, 12, 12, 6)."""
-    arch = _timm_architecture(cfg)
+    if m:
+        variant, patch, window, size = m.group(1), *map(int, m.groups()[1:])
+        return SwinConfig, dict(TIMM_VARIANTS[variant], patch_size=patch, window_size=window,
+                                img_size=size)
     m = _TIMM_V2.match(arch)
-    if not m:
-        raise ValueError(f"config.json: architecture {arch!r} is not a timm Swin V2 name "
-                         "minswin knows (swinv2_{tiny,small,base,large}_window{M}_{S}, or "
-                         "..._window{M0}to{M}_{S0}to{S}; swinv2_cr_* is another architecture)")
-    variant, w0, w1, s0, s1 = m.groups()
-    fields_ = dict(TIMM_VARIANTS[variant], patch_size=4, window_size=int(w1 or w0),
-                   img_size=int(s1 or s0))
-    if w1:                                                 # as timm's model functions say
-        p = int(w0)
-        fields_["pretrained_window_sizes"] = (p, p, p, p // 2)
-    return _with_timm_args(cfg, fields_, SwinV2Config,
-                           _TIMM_ARGS | {"pretrained_window_sizes"})
+    if m:
+        variant, w1, w2, s1, s2 = m.groups()
+        fields_ = dict(TIMM_VARIANTS[variant], patch_size=4, window_size=int(w2 or w1),
+                       img_size=int(s2 or s1))
+        if w2:                                             # window{P}to{M}
+            fields_["pretrained_window_sizes"] = (int(w1),) * 3 + (int(w1) // 2,)
+        return SwinV2Config, fields_
+    raise ValueError(f"config.json: architecture {arch!r} is not a timm Swin name minswin "
+                     "knows (swin_{tiny,small,base,large}_patch{P}_window{M}_{S}, "
+                     "swinv2_{tiny,small,base,large}_window{M}_{S}; swin_s3_* and swinv2_cr_* "
+                     "are other architectures)")
 
 
-def _with_timm_args(cfg, fields_, config_class, known):
-    """fields_ updated by config.json's model_args (checked) and num_classes -> (config,
-    labels)."""
+def _timm(cfg, state):
+    """timm's config.json (architecture + model_args + pretrained_cfg) -> (SwinConfig, labels)."""
+    config_class, fields_ = _timm_defaults(_timm_architecture(cfg))
     args = dict(cfg.get("model_args") or {})
     _refuse(args, [("global_pool", "avg", "avg"), ("qkv_bias", True, True),
                    ("always_partition", False, False), ("head_dim", None, None)],
@@ -166,7 +168,7 @@ def _with_timm_args(cfg, fields_, config_class, known):
     for k in ("qkv_bias", "always_partition", "head_dim", "strict_img_size",
               "dynamic_img_size", *_TIMM_TRAINING_ARGS):
         args.pop(k, None)
-    unknown = sorted(set(args) - known)
+    unknown = sorted(set(args) - _TIMM_ARGS)
     if unknown:
         raise ValueError(f"config.json: model_args {unknown} are timm options minswin does not "
                          "have")
@@ -183,7 +185,6 @@ def _with_timm_args(cfg, fields_, config_class, known):
 
 def _minswin(cfg, state):
     c = dict(cfg.get("config") or {})
-    # a V2 config is the one with pretrained_window_sizes (SwinV2Config's extra field)
     config_class = SwinV2Config if "pretrained_window_sizes" in c else SwinConfig
     known = {f.name for f in fields(config_class)}
     bad = sorted(set(c) - known)
@@ -196,22 +197,14 @@ def _minswin(cfg, state):
 
 # ---------------------------------------------------------------------------- the table
 
-def _unsupported_v2(cfg, state):
-    raise ValueError("config.json: this Swin V2 folder is transformers' (model_type swinv2) or "
-                     "timm's swinv2_cr_*, which minswin cannot load yet; timm swinv2_* folders "
-                     "and every Swin v1 folder load")
-
-
 FORMATS = [
     Format("transformers Swin v1", lambda c: c.get("model_type") == "swin",
-           _transformers_v1, "transformers"),
-    Format("timm Swin v1", lambda c: _timm_architecture(c).startswith("swin_"),
-           _timm_v1, "timm"),
-    Format("timm Swin V2", lambda c: _timm_architecture(c).startswith("swinv2_")
-           and not _timm_architecture(c).startswith("swinv2_cr"), _timm_v2, "timm"),
+           _transformers, "transformers"),
+    Format("transformers Swin V2", lambda c: c.get("model_type") == "swinv2",
+           lambda c, s: _transformers(c, s, version=2), "transformers"),
+    Format("timm Swin v1", lambda c: _timm_architecture(c).startswith("swin_"), _timm, "timm"),
+    Format("timm Swin V2", lambda c: _timm_architecture(c).startswith("swinv2_"), _timm, "timm"),
     Format("minswin", lambda c: c.get("model_type") == "minswin", _minswin, "official"),
-    Format("Swin V2", lambda c: c.get("model_type") == "swinv2"
-           or _timm_architecture(c).startswith("swinv2"), _unsupported_v2, "official"),
 ]
 
 
@@ -222,8 +215,8 @@ def recognise(cfg):
             return fmt
     what = cfg.get("model_type") or cfg.get("architecture") or sorted(cfg)[:6]
     raise ValueError(f"config.json: expected a Swin config (transformers \"model_type\": "
-                     f"\"swin\", a timm \"architecture\": \"swin_...\", or a minswin folder), "
-                     f"got {what!r}")
+                     f"\"swin\" or \"swinv2\", a timm \"architecture\": \"swin_...\" or "
+                     f"\"swinv2_...\", or a minswin folder), got {what!r}")
 
 
 def describe(name, config):
@@ -267,21 +260,32 @@ def _folder_weights(folder):
     raise FileNotFoundError(f"path: {folder!r} has a config.json but no model.safetensors")
 
 
+def _build(config, dtype):
+    """The v1 or V2 model a config describes (random weights, to be loaded)."""
+    from .model import model_from_config
+    return model_from_config(config, dtype=dtype)
+
+
+def _load(model, state, keys):
+    """Strict load with the format's key names (for a V2 model, load_state_dict also checks and
+    drops V2's own buffers: checkpoint_v2.py)."""
+    return load_state_dict(model, state, strict=True, fmt=keys)
+
+
 def _from_file(path, dtype):
     """A `.safetensors`/`.npz` written by minswin: the config is in the file's metadata."""
-    from .model import model_from_config
     from .training import META_KEY, model_from_checkpoint
     state, meta = load_checkpoint(path, with_metadata=True)
     if CONFIG_META_KEY in meta:
         config = _minswin({"config": json.loads(meta[CONFIG_META_KEY])}, state)[0]
         labels = json.loads(meta[LABELS_META_KEY]) if LABELS_META_KEY in meta else None
-        model = model_from_config(config, dtype=dtype)
-        model.load_state_dict(state, strict=True)
+        model = _build(config, dtype)
+        _load(model, state, "official")
         return model, labels, "minswin file"
     if META_KEY in meta:                                   # written by `minswin train`
         model, train_meta = model_from_checkpoint(path)
         if model.dtype != dtype:
-            converted = model_from_config(model.config, dtype=dtype)
+            converted = _build(model.config, dtype)
             converted.load_state_dict(model.state_dict(), strict=True)
             model = converted
         return model, train_meta.get("classes"), "minswin training checkpoint"
@@ -305,7 +309,6 @@ def from_pretrained(path, dtype="float32", verbose=True):
     names none) and `model.source` the line printed. Loading is strict: a tensor left over or a
     parameter left unfilled is an error naming it.
     """
-    from .model import model_from_config
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"path: no such folder or file {path!r} (from_pretrained "
@@ -321,8 +324,8 @@ def from_pretrained(path, dtype="float32", verbose=True):
         fmt = recognise(cfg)
         state, weights = _folder_weights(path)
         config, labels = fmt.read(cfg, state)
-        model = model_from_config(config, dtype=dtype)
-        load_state_dict(model, state, strict=True, fmt=fmt.keys)
+        model = _build(config, dtype)
+        _load(model, state, fmt.keys)
         name = fmt.name
     else:
         model, labels, name = _from_file(path, dtype)

@@ -427,10 +427,16 @@ def format_confusion(cm, classes):
 
 
 def _write_json(path, obj):
+    """Write JSON under a temporary name, then rename (a failed write leaves no half file)."""
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=1)
+        os.replace(tmp, path)
+    except OSError as err:
+        if os.path.isfile(tmp):
+            os.remove(tmp)
+        raise OSError(f"path: could not write {path!r} ({err.strerror or err})") from None
 
 
 # ---------------------------------------------------------------------------- Ctrl-C
@@ -738,14 +744,25 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threa
             model.load_state_dict(best_state, strict=True)
             _, best_test_acc, _ = evaluate_split(model, ds.test)
             model.load_state_dict(final_state, strict=True)
-        history.update(test_loss=test_loss, test_acc=test_acc, best_val_test_acc=best_test_acc,
+        tested = math.isfinite(best_test_acc)           # None in JSON, which has no NaN
+        history.update(test_loss=test_loss, test_acc=test_acc,
+                       best_val_test_acc=best_test_acc if tested else None,
                        wall_time_s=time.perf_counter() - t_start)
-    _write_json(os.path.join(out, "history.json"), history)
-    if plots and history["epochs"]:
-        plot_history(history, os.path.join(out, "curves.png"))
+    try:
+        _write_json(os.path.join(out, "history.json"), history)
+        if plots and history["epochs"]:
+            plot_history(history, os.path.join(out, "curves.png"))
+    except OSError as err:
+        raise TrainingFailed(
+            f"{err.args[0] if err.args else err}; the run's checkpoints are in {out}"
+            + (f" (test accuracy: {100 * test_acc:.1f}%)" if finished else "")) from None
     if finished:
-        log(f"best val epoch {run['best_epoch']} (val acc {100 * run['best'][0]:.1f}%, test acc "
-            f"{100 * best_test_acc:.1f}%); training time {run['time_s']:.1f}s; files in {out}")
+        # resumed into a new folder, a best epoch from before the resume has its checkpoint in
+        # the old folder: say so rather than print a test accuracy of nan
+        best_test = (f"test acc {100 * best_test_acc:.1f}%" if tested
+                     else f"its checkpoint is not in {out}, so it was not tested")
+        log(f"best val epoch {run['best_epoch']} (val acc {100 * run['best'][0]:.1f}%, "
+            f"{best_test}); training time {run['time_s']:.1f}s; files in {out}")
         log(f"test accuracy: {100 * test_acc:.1f}%")
     else:
         log(f"stopped {where(run, cfg.epochs)}; continue with: "

@@ -7,8 +7,8 @@ On a machine where CuPy computes on a GPU it
   1. prints the CuPy, CUDA runtime, driver and device versions;
   2. runs `pytest -m gpu` (every CuPy test on the real GPU);
   3. runs tutorial 9 (NumPy and CuPy side by side);
-  4. checks NumPy vs CuPy parity of swin_micro in float64 and float32: logits, dx and every
-     parameter gradient, as relative errors (minswin.gradcheck.rel_error);
+  4. checks NumPy vs CuPy parity of swin_micro and swinv2_digits in float64 and float32:
+     logits, dx and every parameter gradient, as relative errors (gradcheck.rel_error);
   5. trains `digits_tiny` on CuPy (`minswin.train`);
   6. times Swin-T batch 8 forward and forward+backward against PyTorch CUDA eager, both
      synchronised, float32 with TF32 off on both, and their peak GPU memory
@@ -88,21 +88,26 @@ def tutorial(out):
     return {"exit_status": rc, "last_line": last, "log": "tutorial_09.txt"}, rc == 0
 
 
-def parity(dtype):
-    """rel_error of logits, dx and each gradient of swin_micro, NumPy vs CuPy, one dtype."""
+# the models compared: (config, input size (H, W)); swin_micro's 36x28 input is padded,
+# shifted and merged; swinv2_digits has V2's cosine attention and continuous bias
+PARITY_MODELS = (("swin_micro", (36, 28)), ("swinv2_digits", (16, 16)))
+
+
+def parity(dtype, name="swin_micro", size=(36, 28)):
+    """rel_error of logits, dx and each gradient of one model, NumPy vs CuPy, one dtype."""
     import numpy as np
 
     import minswin
     from minswin.backend import to_backend
     from minswin.gradcheck import rel_error
     g = np.random.default_rng(0)
-    x = g.standard_normal((2, 36, 28, 3)).astype(dtype)     # padded, shifted, merged
+    x = g.standard_normal((2, *size, 3)).astype(dtype)      # (2, H, W, 3)
     d = g.standard_normal((2, 7)).astype(dtype)
     results = {}
     for backend in ("numpy", "cupy"):
         minswin.use(backend)
         try:
-            model = minswin.create_model("swin_micro", num_classes=7, dtype=dtype, seed=3)
+            model = minswin.create_model(name, num_classes=7, dtype=dtype, seed=3)
             model.eval()
             logits = model.forward(to_backend(x))
             dx = model.backward(to_backend(d))
@@ -203,7 +208,12 @@ def report_md(report):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="gpu_check.py", description=__doc__.splitlines()[0])
+
+    def one_line_error(message):                   # no usage block, as the minswin command
+        print(f"gpu_check.py: error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+    p.error = one_line_error
     p.add_argument("--out", default=os.environ.get("OUT") or os.path.join(os.getcwd(),
                                                                            "gpu-check"),
                    help="folder for every result (default $OUT, else ./gpu-check)")
@@ -257,8 +267,9 @@ def main(argv=None):
 
 
 def _parity_both():
-    out = {dt: parity(dt) for dt in ("float64", "float32")}
-    return {dt: r for dt, (r, _) in out.items()}, all(ok for _, ok in out.values())
+    out = {f"{name} {dt}": parity(dt, name, size) for name, size in PARITY_MODELS
+           for dt in ("float64", "float32")}
+    return {k: r for k, (r, _) in out.items()}, all(ok for _, ok in out.values())
 
 
 if __name__ == "__main__":

@@ -206,7 +206,9 @@ def test_grader_cannot_be_fooled_or_hung(files, tmp_path, monkeypatch, capsys, n
     monkeypatch.chdir(tmp_path)
     before = snapshot(files["root"], str(tmp_path))
     path = os.path.join(files["learner"], name + ".py")
-    rc, text = run_cli(capsys, ["exercise", "check", "gelu_backward", path, "--timeout", "1"])
+    # one second only for the endless loop: a busy machine may take longer to start Python
+    timeout = "1" if name == "endless_loop" else "60"
+    rc, text = run_cli(capsys, ["exercise", "check", "gelu_backward", path, "--timeout", timeout])
     assert rc == code, text
     for w in words:
         assert w in text, (w, text[-2000:])
@@ -319,6 +321,8 @@ CLI_ROWS = [
     ("evaluate-nan-weights-allowed", ["evaluate", "{nan}", "--allow-nonfinite", "-o",
                                       "{cwd}/cm.png"], 1,
      ["loss nan", "the loss is nan", "means nothing"], ("cm.png",)),
+    ("evaluate-data-no-classes", ["evaluate", "{best}", "--data", "{learner}", "-o",
+                                  "{cwd}/cm.png"], 2, ["data", "class sub-folders"], ()),
     ("evaluate-empty-split", ["evaluate", "{best}", "--data", "{three}", "--split", "val",
                               "-o", "{cwd}/cm.png"], 2, ["--split", "val split", "no images"],
      ()),
@@ -330,6 +334,18 @@ CLI_ROWS = [
     ("plot-figure-unknown", ["plot", "nope"], 2, ["invalid choice", "nope"], ()),
     ("plot-window-0", ["plot", "mask", "--window", "0", "-o", "{cwd}/m.png"], 2,
      ["window", "positive integer"], ()),
+    ("plot-checkpoint-missing", ["plot", "attention", "--checkpoint", "{cwd}/none.safetensors",
+                                 "-o", "{cwd}/a.png"], 2, ["no such checkpoint file"], ()),
+    ("plot-image-index-without-checkpoint", ["plot", "attention", "--image-index", "0", "-o",
+                                             "{cwd}/a.png"], 2,
+     ["--image-index", "needs a checkpoint"], ()),
+    ("plot-stage-9", ["plot", "bias", "--stage", "9", "-o", "{cwd}/b.png"], 2,
+     ["--stage", "expected 1..4", "9"], ()),
+    ("plot-size-0", ["plot", "mask", "--size", "0", "-o", "{cwd}/m.png"], 2,
+     ["size", "positive integer"], ()),
+    ("plot-window-id-99", ["plot", "mask", "--window-id", "99", "-o", "{cwd}/m.png"], 2,
+     ["window_id", "99"], ()),
+    ("plot-output-suffix", ["plot", "mask", "-o", "{cwd}/m.txt"], 2, [".png", ".txt"], ()),
     # tour
     ("tour-out-a-file", ["tour", "--out", "{afile}"], 2, ["--out", "not a folder"], ()),
     # exercise
@@ -341,6 +357,8 @@ CLI_ROWS = [
      2, ["--timeout", "seconds > 0"], ()),
     ("exercise-timeout-nan", ["exercise", "check", "gelu_backward", "{afile}", "--timeout",
                               "nan"], 2, ["--timeout", "seconds > 0", "nan"], ()),
+    ("exercise-start-unknown", ["exercise", "start", "nope", "{cwd}"], 2,
+     ["no exercise called 'nope'", "expected one of"], ()),
     ("exercise-start-into-a-file", ["exercise", "start", "gelu_backward", "{afile}"], 2,
      ["DIR", "expected a directory"], ()),
     ("command-unknown", ["nope"], 2, ["invalid choice"], ()),
@@ -467,6 +485,18 @@ def test_divergence_after_a_resume_names_no_file_it_did_not_write(files, tmp_pat
     assert os.path.join(out, "last.safetensors") not in msg
 
 
+def test_resume_into_a_new_folder_prints_no_nan_for_a_best_checkpoint_it_lacks(files,
+                                                                                tmp_path):
+    lines = []                          # the run had finished: the resume only tests again
+    r = train(resume=files["last"], out=str(tmp_path / "new"), **{**QUIET, "log": lines.append})
+    assert r.history["best_val_test_acc"] is None
+    with open(tmp_path / "new" / "history.json") as f:
+        assert json.load(f, parse_constant=lambda c: pytest.fail(f"{c} in history.json"))
+    said = [s for s in lines if s.startswith("best val epoch")][0]
+    assert "nan" not in said, said
+    assert said.startswith("best val epoch 1") and "not tested" in said, said
+
+
 def test_too_small_data_is_refused_before_anything_is_written(files, tmp_path):
     out = tmp_path / "never"
     with pytest.raises(ValueError, match=r"3 images|at least one image in every split"):
@@ -535,6 +565,18 @@ def test_disk_full_while_training_exits_1_with_one_line(tmp_path):
     assert not any(f.endswith(".tmp.safetensors") for f in os.listdir(tmp_path / "r"))
 
 
+def test_history_that_cannot_be_written_is_a_training_failure(tmp_path, capsys):
+    out = tmp_path / "r"
+    (out / "history.json.tmp").mkdir(parents=True)          # where history.json is written
+    rc, text = run_cli(capsys, ["train", *TINY_RUN, "--out", str(out)])
+    assert rc == 1 and "Traceback" not in text, text
+    line = [s for s in text.splitlines() if s.startswith("minswin train:")]
+    assert len(line) == 1, text
+    assert "could not write" in line[0] and "history.json" in line[0]
+    assert f"the run's checkpoints are in {out} (test accuracy: " in line[0]
+    assert (out / "last.safetensors").exists() and not (out / "history.json").exists()
+
+
 # ---------------------------------------------------------------------------- weights
 
 def test_nonfinite_weights_are_refused_then_allowed_on_request(files):
@@ -549,6 +591,19 @@ def test_nonfinite_weights_are_refused_then_allowed_on_request(files):
     assert_same_state(before, model_state(model))
     model.load_state_dict(state, allow_nonfinite=True)
     assert np.isnan(model.params["head.weight"]).sum() == 3
+
+
+def test_nonfinite_weights_are_refused_by_swin_v2_too():
+    model = create_model("swinv2_digits", num_classes=4, embed_dim=8, depths=(2, 1),
+                         num_heads=(2, 2))
+    state = {k: np.array(v, copy=True) for k, v in model.state_dict().items()}
+    state["norm.weight"][0] = np.inf
+    before = model_state(model)
+    with pytest.raises(ValueError, match=r"'norm.weight': 1 of 16 values are not finite"):
+        model.load_state_dict(state)
+    assert_same_state(before, model_state(model))
+    model.load_state_dict(state, allow_nonfinite=True)
+    assert np.isinf(model.params["norm.weight"][0])
 
 
 # ---------------------------------------------------------------------------- the API

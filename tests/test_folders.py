@@ -89,17 +89,31 @@ def assert_close(ours, ref, dtype):
 
 # ---------------------------------------------------------------------------- transformers
 
-def hf_folder(tmp_path, head=True, names="hub", num_labels=5, **overrides):
+# V2: two stages, so that no stage shrinks its window at 112 (transformers' V2 decides window
+# and shift when it is built, for its own size, and keeps them at every size)
+SMALL_V2 = dict(SMALL, depths=[2, 2], num_heads=[2, 4], pretrained_window_sizes=[5, 3])
+
+
+def hf_classes(version):
+    transformers = oracle("transformers")
+    if version == 2:
+        return (transformers.Swinv2Config, transformers.Swinv2ForImageClassification,
+                transformers.Swinv2Model)
+    return (transformers.SwinConfig, transformers.SwinForImageClassification,
+            transformers.SwinModel)
+
+
+def hf_folder(tmp_path, head=True, names="hub", num_labels=5, version=1):
     """A folder written by transformers: save_pretrained (the hub names) or, names="new",
     the same config.json beside a safetensors of transformers 5's module names."""
-    transformers = oracle("transformers")
+    config_class, classifier, backbone = hf_classes(version)
     import torch
     from safetensors.torch import save_file
-    cfg = transformers.SwinConfig(**{**SMALL, **overrides},
-                                  id2label=dict(enumerate(LABELS[:num_labels])))
-    net = (transformers.SwinForImageClassification if head else transformers.SwinModel)(cfg)
+    cfg = config_class(**(SMALL_V2 if version == 2 else SMALL),
+                       id2label=dict(enumerate(LABELS[:num_labels])))
+    net = (classifier if head else backbone)(cfg)
     randomise_torch(net)
-    folder = tmp_path / f"hf_{names}_{'cls' if head else 'base'}"
+    folder = tmp_path / f"hf{version}_{names}_{'cls' if head else 'base'}"
     net.save_pretrained(folder)
     if names == "new":
         state = {k: v.contiguous() for k, v in net.state_dict().items()}
@@ -112,13 +126,31 @@ def hf_folder(tmp_path, head=True, names="hub", num_labels=5, **overrides):
     return folder
 
 
-def hf_forward(folder, x, head=True):
-    """transformers' output for x (B, H, W, 3), from a fresh load of the folder: transformers
-    keeps the window/shift it decided on the first call, so one model per input size."""
-    transformers = oracle("transformers")
+def use_float64_coords(blocks, model):
+    """V2: give the reference minswin's float64 coordinate tables. It builds its own in float32
+    (then .double() only widens them), which alone moves float64 logits by ~1e-9; the two
+    tables are checked to agree to float32 round-off first."""
     import torch
-    cls = transformers.SwinForImageClassification if head else transformers.SwinModel
-    net = cls.from_pretrained(folder).eval()
+    ours = [blk.attn.coords for layer in model.layers for blk in layer.blocks]
+    assert len(blocks) == len(ours)
+    for (table, set_table), coords in zip(blocks, ours):
+        assert np.allclose(table.numpy()[0], coords, rtol=0, atol=1e-6)
+        set_table(torch.from_numpy(coords[None].copy()))
+
+
+def hf_forward(folder, x, head=True, version=1, model=None):
+    """transformers' output for x (B, H, W, 3), from a fresh load of the folder: transformers
+    keeps the window/shift it decided on the first call, so one model per input size.
+    model: for V2, the minswin model whose float64 coordinate tables the reference takes."""
+    _, classifier, backbone = hf_classes(version)
+    import torch
+    net = (classifier if head else backbone).from_pretrained(folder).eval()
+    if version == 2:
+        base = net.swinv2 if head else net
+        attns = [blk.attention.self for layer in base.encoder.layers for blk in layer.blocks]
+        use_float64_coords([(a.relative_coords_table,
+                             lambda t, a=a: setattr(a, "relative_coords_table", t))
+                            for a in attns], model)
     net = net.double() if x.dtype == np.float64 else net.float()
     with torch.no_grad():
         out = net(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))))
@@ -151,6 +183,39 @@ def test_transformers_headless_backbone_gives_the_pooled_features(tmp_path, caps
     for hw in (OWN, PADDED):
         x = images(hw, dtype=dtype)
         assert_close(model.forward(x), hf_forward(folder, x, head=False), dtype)
+
+
+@pytest.mark.parametrize("head", [True, False])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_transformers_v2_folder_equals_transformers(tmp_path, capsys, dtype, head):
+    """Swinv2ForImageClassification and the headless Swinv2Model, pre-trained windows 5 and 3,
+    at the model's own size and at a padded size."""
+    folder = hf_folder(tmp_path, head=head, version=2)
+    model = minswin.from_pretrained(folder, dtype=dtype)
+    what = "5 classes" if head else "headless, 32 features"
+    assert capsys.readouterr().out.startswith(f"transformers Swin V2, 112, window 7, {what}")
+    assert model.config.version == 2 and model.config.pretrained_window_sizes == (5, 3)
+    assert model.labels == (LABELS if head else None)
+    for hw in (OWN, PADDED):
+        x = images(hw, dtype=dtype)
+        assert_close(model.forward(x), hf_forward(folder, x, head, 2, model), dtype)
+
+
+def test_transformers_v2_names_written_out_by_hand():
+    """V2's attention: query/key/value weights -> qkv, the query and value biases (there is
+    no key bias) -> q_bias and v_bias, continuous_position_bias_mlp -> cpb_mlp."""
+    pre = "swinv2.encoder.layers.1.blocks.0.attention.self."
+    state = {f"{pre}{n}.weight": np.full((2, 2), float(i))
+             for i, n in enumerate(("query", "key", "value"))}
+    state.update({f"{pre}query.bias": np.full(2, 1.0), f"{pre}value.bias": np.full(2, 3.0),
+                  f"{pre}logit_scale": np.zeros((2, 1, 1)),
+                  f"{pre}continuous_position_bias_mlp.2.weight": np.zeros((2, 512))})
+    official = to_official_keys(state)
+    blk = "layers.1.blocks.0.attn."
+    assert sorted(official) == [blk + k for k in ("cpb_mlp.2.weight", "logit_scale", "q_bias",
+                                                  "qkv.weight", "v_bias")]
+    np.testing.assert_array_equal(official[blk + "qkv.weight"][:, 0], [0, 0, 1, 1, 2, 2])
+    assert official[blk + "q_bias"][0] == 1.0 and official[blk + "v_bias"][0] == 3.0
 
 
 def test_transformers_names_and_qkv_order_written_out_by_hand():
@@ -219,7 +284,9 @@ def test_transformers_hub_index_buffers_are_checked_and_dropped(tmp_path):
     ("a non-square image", {"image_size": [224, 192]}, r"image_size: minswin needs a square"),
     ("SimMIM", {"architectures": ["SwinForMaskedImageModeling"]},
      r"not SwinForMaskedImageModeling"),
-    ("Swin V2", {"model_type": "swinv2"}, r"Swin V2 folder is transformers'"),
+    ("V2 absolute position embeddings", {"model_type": "swinv2",
+                                         "use_absolute_embeddings": True},
+     r"use_absolute_embeddings is True"),
     ("another model", {"model_type": "vit"}, r"expected a Swin config .*got 'vit'"),
 ])
 def test_transformers_configs_minswin_cannot_follow_are_refused(tmp_path, what, edit, match):
@@ -269,24 +336,60 @@ def test_timm_folder_equals_timm(tmp_path, capsys, dtype, num_classes):
     assert_close(model.forward(x), ref, dtype)
 
 
+@pytest.mark.parametrize("num_classes", [5, 0])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_timm_v2_folder_equals_timm(tmp_path, capsys, dtype, num_classes):
+    """timm's swinv2 (window 8, pre-trained windows 4 and 2), at the model's own size."""
+    timm = oracle("timm")
+    import torch
+    from timm.models import save_for_hf
+    net = timm.create_model("swinv2_tiny_window8_256", pretrained=False, img_size=64,
+                            num_classes=num_classes, embed_dim=16, depths=(2, 2),
+                            num_heads=(2, 4), pretrained_window_sizes=(4, 2))
+    randomise_torch(net)
+    folder = tmp_path / "timm_v2"
+    save_for_hf(net.eval(), folder, safe_serialization=True)
+    model = minswin.from_pretrained(folder, dtype=dtype)
+    head = f"{num_classes} classes" if num_classes else "headless, 32 features"
+    assert capsys.readouterr().out.startswith(f"timm Swin V2, 64, window 8, {head}")
+    assert model.config.pretrained_window_sizes == (4, 2)
+    x = images((64, 64), dtype=dtype)
+    net = net.double() if dtype == "float64" else net.float()
+    attns = [blk.attn for layer in net.layers for blk in layer.blocks]
+    use_float64_coords([(a.relative_coords_table,
+                         lambda t, a=a: setattr(a, "relative_coords_table", t.to(a.logit_scale)))
+                        for a in attns], model)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))).numpy()
+    assert_close(model.forward(x), ref, dtype)
+
+
 def test_timm_hub_config_without_model_args_uses_the_architecture():
     """The hub's timm folders name only the architecture: the widths come from its name."""
     from minswin.folders import recognise
     for arch, size, window, name in (("swin_tiny_patch4_window7_224", 224, 7, "swin_t"),
                                      ("swin_base_patch4_window12_384.ms_in22k", 384, 12,
-                                      "swin_b_384")):
+                                      "swin_b_384"),
+                                     ("swinv2_tiny_window8_256", 256, 8, "swinv2_t"),
+                                     ("swinv2_base_window16_256", 256, 16, "swinv2_b_w16")):
         cfg = {"architecture": arch, "num_classes": 3,
                "pretrained_cfg": {"input_size": [3, size, size], "label_names": ["a", "b", "c"]}}
         fmt = recognise(cfg)
         config, labels = fmt.read(cfg, {})
-        assert fmt.name == "timm Swin v1" and fmt.keys == "timm" and labels == ["a", "b", "c"]
-        assert config == minswin.get_config(name, num_classes=3, drop_path_rate=0.2)
+        assert fmt.name.startswith("timm Swin") and fmt.keys == "timm"
+        assert labels == ["a", "b", "c"]
+        want = minswin.get_config(name, num_classes=3)
+        assert config == type(want)(**{**want.as_dict(), "drop_path_rate": 0.2})
         assert (config.img_size, config.window_size) == (size, window)
+    cfg = {"architecture": "swinv2_base_window12to16_192to256", "num_classes": 1000}
+    config, _ = recognise(cfg).read(cfg, {})
+    assert (config.img_size, config.window_size, config.embed_dim) == (256, 16, 128)
+    assert config.pretrained_window_sizes == (12, 12, 12, 6)        # timm's own definition
 
 
 @pytest.mark.parametrize("arch, match", [
-    ("swin_s3_tiny_224", r"not a timm Swin v1 name"),
-    ("swinv2_cr_tiny_ns_224", r"Swin V2 folder"),
+    ("swin_s3_tiny_224", r"not a timm Swin name minswin knows"),
+    ("swinv2_cr_tiny_224", r"swinv2_cr_\* are other architectures"),
 ])
 def test_timm_architectures_minswin_does_not_have_are_refused(tmp_path, arch, match):
     folder = tmp_path / "t"
@@ -304,19 +407,22 @@ def micro(num_classes=3, seed=1):
                                 dtype="float64").eval()
 
 
+@pytest.mark.parametrize("name", ["swin_micro", "swinv2_digits"])
 @pytest.mark.parametrize("num_classes", [3, 0])
-def test_minswin_folder_and_file_round_trip(tmp_path, capsys, num_classes):
-    a = micro(num_classes)
+def test_minswin_folder_and_file_round_trip(tmp_path, capsys, num_classes, name):
+    a = minswin.create_model(name, embed_dim=12, num_classes=num_classes, seed=1,
+                             dtype="float64").eval()
     labels = ["x", "y", "z"] if num_classes else None
     minswin.save_pretrained(a, tmp_path / "m", labels=labels)
-    x = images((32, 32))
+    S = a.config.img_size
+    x = images((S, S))
     for path in (tmp_path / "m", tmp_path / "m" / "model.safetensors"):
         b = minswin.from_pretrained(path, dtype="float64")
-        assert b.config == a.config and b.labels == labels
+        assert b.config == a.config and type(b) is type(a) and b.labels == labels
         np.testing.assert_array_equal(b.forward(x), a.forward(x))
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("minswin, 32, window 4, ")
-    assert out[1].startswith("minswin file, 32, window 4, ")
+    assert out[0].startswith(f"minswin, {S}, window 4, ")
+    assert out[1].startswith(f"minswin file, {S}, window 4, ")
 
 
 def test_a_bare_weights_file_says_what_is_missing(tmp_path):

@@ -244,13 +244,20 @@ def test_float32_gelu_on_cupy_is_one_exact_erf(cp, tier_default):
 
 
 @COUNTS
-def test_a_model_step_on_cupy_has_no_overlap_copies_and_one_erf_per_gelu(cp, tier_default):
-    model = minswin.create_model("swin_micro", num_classes=5, seed=0)
-    x = to_backend(np.random.default_rng(0).standard_normal((2, 32, 32, 3))
+@pytest.mark.parametrize("name", ["swin_micro", "swinv2_digits"])
+def test_a_model_step_on_cupy_has_no_overlap_copies_and_one_erf_per_gelu(cp, tier_default,
+                                                                          name):
+    """Forward and backward in training mode (DropPath on): no transfer either way, no
+    overlap copy, one exact erf per MLP."""
+    model = minswin.create_model(name, num_classes=5, seed=0, drop_path_rate=0.1).train()
+    S = model.config.img_size
+    x = to_backend(np.random.default_rng(0).standard_normal((2, S, S, 3))
                    .astype(np.float32), cp)
-    with calls() as c:
+    model.backward(cp.ones_like(model.forward(x)))    # caches filled
+    with calls() as c, transfers() as n:
         logits = model.forward(x)
         model.backward(cp.ones_like(logits))
+    assert n == {"h2d": 0, "d2h": 0, "sync": 0}, n
     assert c["copy for overlap"] == 0, c
     assert c["erf"] == sum(model.config.depths) and c["copysign"] == 0, c
 

@@ -92,7 +92,12 @@ class _Output(threading.Thread):
         self.count, self.flooded = 0, False
 
     def run(self):
-        fd = self.proc.stdout.fileno()
+        try:
+            self._read(self.proc.stdout.fileno())
+        except (OSError, ValueError):   # the pipe was closed under us (a process that left
+            pass                        # the group kept it open): what was read is kept
+
+    def _read(self, fd):
         while chunk := os.read(fd, 1 << 16):
             self.count += len(chunk)
             self.head += chunk[:max(0, 3 * _SHOWN // 4 - len(self.head))]
