@@ -72,6 +72,8 @@ for k, lab in enumerate(wl):
 
 # %% [markdown]
 # Window 0 is one region; windows 1 and 2 hold two; window 3 (bottom-right) holds four.
+# (`region_labels` numbers the regions in the rolled frame, as the official loop does; the
+# figures number the same nine pieces in reading order on the map before the roll.)
 # The mask of window k is −100 wherever query and key labels differ, 0 elsewhere:
 
 # %%

@@ -210,7 +210,8 @@ def _load_model(args):
     if args.image_index is not None:
         if meta is None:
             raise CliError("--image-index: needs a checkpoint written by `minswin train` "
-                           "(it names the data set and its normalisation)")
+                           "(it names the data set and its normalisation), or the shipped "
+                           "model (leave out --model)")
         from ..training import load_data, make_config
         cfg = make_config(meta["config"])
         ds = load_data(cfg, S, mean=meta["mean"], std=meta["std"])
