@@ -95,6 +95,7 @@ SMALL_V2 = dict(SMALL, depths=[2, 2], num_heads=[2, 4], pretrained_window_sizes=
 
 
 def hf_classes(version):
+    """(config, classifier, base model) classes of transformers' Swin v1 or V2."""
     transformers = oracle("transformers")
     if version == 2:
         return (transformers.Swinv2Config, transformers.Swinv2ForImageClassification,
@@ -107,7 +108,6 @@ def hf_folder(tmp_path, head=True, names="hub", num_labels=5, version=1):
     """A folder written by transformers: save_pretrained (the hub names) or, names="new",
     the same config.json beside a safetensors of transformers 5's module names."""
     config_class, classifier, backbone = hf_classes(version)
-    import torch
     from safetensors.torch import save_file
     cfg = config_class(**(SMALL_V2 if version == 2 else SMALL),
                        id2label=dict(enumerate(LABELS[:num_labels])))
@@ -122,7 +122,6 @@ def hf_folder(tmp_path, head=True, names="hub", num_labels=5, version=1):
     written = minswin.load_checkpoint(folder / "model.safetensors")
     assert any(".attention.q_proj." in k for k in written) == (names == "new")
     assert any(".attention.self.query." in k for k in written) == (names == "hub")
-    del torch
     return folder
 
 
