@@ -168,6 +168,10 @@ def _figure_jobs(model, name, img, trace, stages):
         ("07_patch_merging.png", lambda: viz.plot_patch_merging(4)),
         ("08_hierarchy.png", lambda: viz.plot_hierarchy(model, trace, img, name)),
         ("09_attention_cost.png", lambda: viz.plot_attention_cost(model, name=name)),
+        # Swin V2 (tutorial 11): what its position network sees, and v1's table moved to M=12
+        ("10_v2_log_coordinates.png", lambda: viz.plot_log_spaced_coordinates(8, new_window=16)),
+        ("10_v1_table_resize.png", lambda: viz.plot_table_resize(
+            model.params[table_key], 12, name=f"{table_key} ({name})")),
     ]
     return jobs
 

@@ -17,7 +17,7 @@
 # | --- | --- | --- |
 # | block | pre-norm: `x + attn(LN(x))` | res-post-norm: `x + LN(attn(x))` |
 # | attention logits | `q·k / √d` | `cos(q, k) · τ`, τ = exp(min(logit_scale, log 100)) |
-# | position bias | a learned table, one number per offset | `16·sigmoid(cpb_mlp(log-spaced offset))` |
+# | position bias | a learned table, one number per offset | `16·sigmoid(cpb_mlp(log offset))` |
 # | patch merging | LN(4C) then Linear(4C→2C) | Linear(4C→2C) then LN(2C) |
 #
 # This tutorial measures why (activation growth, the logits' range), looks at the log-spaced
