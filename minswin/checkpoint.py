@@ -314,6 +314,9 @@ def load_state_dict(model, state, strict=True, fmt=None, allow_nonfinite=False,
     from .window_tables import resize_window_tables
     fmt = detect_format(state) if fmt is None else fmt
     state = resize_window_tables(model, to_official_keys(state, fmt), resize_windows)
+    if model.config.version == 2:                          # Swin V2's own names and buffers
+        from .checkpoint_v2 import v2_state_to_official
+        state = v2_state_to_official(model, state, fmt, resize_windows)
     problems, unexpected, buffers, accepted = [], [], [], {}
     for key, value in state.items():
         value = to_numpy(value)

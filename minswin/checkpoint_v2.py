@@ -2,7 +2,8 @@
 
 Official and timm V2 name the attention's parameters alike (`attn.logit_scale`, `attn.q_bias`,
 `attn.v_bias`, `attn.cpb_mlp.{0,2}.*`); timm moves the merging and the head as in v1, and
-torchvision uses its `features.*` layout (checkpoint.py's key maps do both). What is V2's own:
+torchvision uses its `features.*` layout (checkpoint.py's key maps do both; its
+load_state_dict then calls `v2_state_to_official` for a V2 model). What is V2's own:
 
 * torchvision has an ordinary `qkv.bias` (3C,) whose middle (k) third its forward zeroes on
   every call; it is split here into `q_bias` and `v_bias`, and a non-zero k third is refused
@@ -17,22 +18,22 @@ import re
 import numpy as np
 
 from .backend import to_numpy
-from .checkpoint import detect_format, to_official_keys
 
 COORDS_ATOL = 1e-6    # float32 round-off of values in [-1.1, 1.1]
 _COORDS = re.compile(r"layers\.(\d+)\.blocks\.(\d+)\.attn\.relative_coords_table$")
 
 
-def v2_state_to_official(model, state, resize_windows=False, log=print):
-    """Official names, q_bias/v_bias from torchvision's qkv.bias, coordinate tables checked and
+def v2_state_to_official(model, state, fmt, resize_windows=False, log=print):
+    """state with official key names (checkpoint.to_official_keys has run; fmt is the format
+    it came in) -> q_bias/v_bias from torchvision's qkv.bias, coordinate tables checked and
     dropped. Raises ValueError listing every problem; nothing is loaded then.
 
     A V2 checkpoint made for another window loads as it is: no parameter depends on the
     window. Only its buffers describe the old window; with resize_windows=True they are
     dropped (minswin computes its own), without it the load is refused and says so.
     """
-    from_tv = detect_format(state) == "torchvision"
-    state = {k: to_numpy(v) for k, v in to_official_keys(state).items()}
+    from_tv = fmt == "torchvision"
+    state = {k: to_numpy(v) for k, v in state.items()}
     if resize_windows:
         state = _drop_other_window_buffers(model, state, log)
     problems = []

@@ -20,6 +20,8 @@ class SwinConfig:
     mlp_ratio: float = 4.0
     drop_path_rate: float = 0.2
 
+    version = 1                              # Swin v1 (SwinV2Config: 2); not a field
+
     def __post_init__(self):
         # types and ranges first, then how the fields fit together
         for name in ("img_size", "patch_size", "in_chans", "embed_dim", "window_size"):
@@ -98,8 +100,6 @@ class SwinV2Config(SwinConfig):
         p = self.pretrained_window_sizes
         return (0,) * self.num_layers if p is None else p
 
-
-SwinConfig.version = 1
 
 
 CONFIGS = {

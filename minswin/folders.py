@@ -268,10 +268,8 @@ def _build(config, dtype):
 
 
 def _load(model, state, keys):
-    """Strict load with the format's key names; V2 checks and drops its own buffers first."""
-    if model.config.version == 2:
-        from .checkpoint_v2 import v2_state_to_official
-        state, keys = v2_state_to_official(model, state), "official"
+    """Strict load with the format's key names (for a V2 model, load_state_dict also checks and
+    drops V2's own buffers: checkpoint_v2.py)."""
     return load_state_dict(model, state, strict=True, fmt=keys)
 
 

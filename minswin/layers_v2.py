@@ -16,9 +16,9 @@ from .layers import WindowAttention, trunc_normal
 from .module import Module
 from .ops.continuous_bias import (continuous_bias_backward, continuous_bias_forward,
                                   log_spaced_coordinates)
-from .ops.cosine_attention import cosine_attention_backward, cosine_attention_forward
 from .ops.masks import cached_relative_position_index
 from .ops.patch_merging_v2 import patch_merging_v2_backward, patch_merging_v2_forward
+from .tiers import tier
 
 CPB_HIDDEN = 512      # official: nn.Linear(2, 512, bias=True) in cpb_mlp
 
@@ -66,10 +66,13 @@ class WindowAttentionV2(Module):
                                        index)
 
     def forward(self, tokens, mask=None):
-        """tokens (B*nW, N, C), mask (nW, N, N) or None -> (B*nW, N, C). Plain tier only."""
+        """tokens (B*nW, N, C), mask (nW, N, N) or None -> (B*nW, N, C).
+
+        The attention runs on the tier minswin.use_fast chooses; the position network, small
+        ((2M-1)^2 rows), always on the plain one."""
         p = self.params
         bias, bias_cache = self.continuous_position_bias()     # (nH, N, N)
-        out, attn_cache = cosine_attention_forward(
+        out, attn_cache = tier(tokens).cosine_attention_forward(
             tokens, p["qkv.weight"], p["q_bias"], p["v_bias"], p["logit_scale"],
             p["proj.weight"], p["proj.bias"], bias, mask, self.num_heads)
         self.cache = (attn_cache, bias_cache)
@@ -77,8 +80,8 @@ class WindowAttentionV2(Module):
 
     def backward(self, dout):
         attn_cache, bias_cache = self.cache
-        dx, dqkv_w, dq_b, dv_b, dls, dproj_w, dproj_b, dbias = cosine_attention_backward(
-            dout, attn_cache)
+        dx, dqkv_w, dq_b, dv_b, dls, dproj_w, dproj_b, dbias = \
+            tier(dout).cosine_attention_backward(dout, attn_cache)
         _, dfc1_w, dfc1_b, dfc2_w = continuous_bias_backward(dbias, bias_cache)
         for k, g in (("qkv.weight", dqkv_w), ("q_bias", dq_b), ("v_bias", dv_b),
                      ("logit_scale", dls), ("proj.weight", dproj_w), ("proj.bias", dproj_b),

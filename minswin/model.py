@@ -150,15 +150,20 @@ class SwinTransformer(Module):
         self.layers, start = [], 0
         for i, (depth, dim) in enumerate(zip(c.depths, c.stage_dims)):
             res = (-(-grid // 2 ** i),) * 2                # ceil(grid / 2^i)
-            layer = BasicLayer(dim, res, depth, c.num_heads[i], c.window_size,
-                               c.mlp_ratio, [float(p) for p in dpr[start:start + depth]],
-                               i < c.num_layers - 1, self.rng, dtype)
+            layer = self.make_layer(i, dim, res, depth,
+                                    [float(p) for p in dpr[start:start + depth]], dtype)
             self.layers.append(self.child(f"layers.{i}", layer))
             start += depth
         self.norm = self.child("norm", LayerNorm(c.num_features, dtype))
         # num_classes=0: a headless backbone (no `head.*`); forward returns the pooled features
         self.head = self.child("head", Linear(c.num_features, c.num_classes, rng=self.rng,
                                               dtype=dtype)) if c.num_classes else None
+
+    def make_layer(self, i, dim, resolution, depth, drop_paths, dtype):
+        """Stage i (`layers.i`), built for its map `resolution`; Swin V2 builds its own here."""
+        c = self.config
+        return BasicLayer(dim, resolution, depth, c.num_heads[i], c.window_size, c.mlp_ratio,
+                          drop_paths, i < c.num_layers - 1, self.rng, dtype)
 
     @property
     def xp(self):
@@ -263,6 +268,11 @@ def create_model(name, num_classes=1000, img_size=None, seed=0, dtype="float32",
     "swin_l_384", "swin_micro"; Swin V2: "swinv2_t", "swinv2_s", "swinv2_b", "swinv2_t_w16",
     ...), with any config field overridden by keyword."""
     config = get_config(name, num_classes=num_classes, img_size=img_size, **overrides)
+    return model_from_config(config, seed=seed, dtype=dtype)
+
+
+def model_from_config(config, seed=0, dtype="float32"):
+    """The network a SwinConfig (v1) or SwinV2Config (V2) describes."""
     if config.version == 2:
         from .model_v2 import SwinTransformerV2
         return SwinTransformerV2(config, seed=seed, dtype=dtype)

@@ -21,8 +21,8 @@ head; at sizes that are not multiples of the window the map is padded as in v1 (
 """
 import numpy as np
 
-from .backend import get_xp, rng as make_rng
-from .layers import LayerNorm, Linear, Mlp, PatchEmbed
+from .backend import get_xp
+from .layers import LayerNorm, Mlp
 from .layers_v2 import PatchMergingV2, WindowAttentionV2
 from .model import BasicLayer, SwinTransformer, SwinTransformerBlock
 from .module import Module
@@ -41,7 +41,8 @@ def zero_layernorm(dim, dtype):
 
 
 class SwinTransformerV2Block(Module):
-    """x = x + DropPath(norm1(unshift(WindowAttentionV2(shift(x))))); x = x + DropPath(norm2(MLP(x)))"""
+    """x = x + DropPath(norm1(unshift(WindowAttentionV2(shift(x)))))
+    x = x + DropPath(norm2(MLP(x)))                        (res-post-norm)"""
 
     # the same window/shift decision as v1: official at the built size, tv's elsewhere; and
     # v1's reading of the attention probabilities from the cache
@@ -116,41 +117,13 @@ class BasicLayerV2(BasicLayer):
 
 class SwinTransformerV2(SwinTransformer):
     """The whole V2 network; parameter names are the official swin_transformer_v2.py's.
-    forward, backward, state_dict and the rest are v1's."""
+    forward, backward, state_dict, load_state_dict and the rest are v1's (checkpoint.py hands
+    a V2 model's state to checkpoint_v2.py: torchvision's qkv.bias, the V2 buffers)."""
 
-    def __init__(self, config, seed=0, dtype="float32"):
-        Module.__init__(self)
-        dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
-            raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
-        self.config, self.dtype = config, dtype
-        self.rng = make_rng(seed)
-        c = config
-        self.patch_embed = self.child("patch_embed", PatchEmbed(c.patch_size, c.in_chans,
-                                                                 c.embed_dim, self.rng, dtype))
-        grid = -(-c.img_size // c.patch_size)
-        dpr = np.linspace(0, c.drop_path_rate, sum(c.depths))
-        self.layers, start = [], 0
-        for i, (depth, dim) in enumerate(zip(c.depths, c.stage_dims)):
-            res = (-(-grid // 2 ** i),) * 2                # ceil(grid / 2^i)
-            layer = BasicLayerV2(dim, res, depth, c.num_heads[i], c.window_size, c.mlp_ratio,
-                                 [float(p) for p in dpr[start:start + depth]],
-                                 i < c.num_layers - 1, c.pretrained_windows[i], self.rng,
-                                 dtype)
-            self.layers.append(self.child(f"layers.{i}", layer))
-            start += depth
-        self.norm = self.child("norm", LayerNorm(c.num_features, dtype))
-        self.head = self.child("head", Linear(c.num_features, c.num_classes, rng=self.rng,
-                                              dtype=dtype)) if c.num_classes else None
-
-    def load_state_dict(self, state, strict=True, resize_windows=False, allow_nonfinite=False):
-        """Official, timm or torchvision V2 names; the buffers relative_coords_table,
-        relative_position_index and attn_mask are checked against minswin's own and dropped;
-        torchvision's qkv.bias is split into q_bias and v_bias (its k third must be 0).
-
-        resize_windows=True: a checkpoint made for another window loads, its buffers of that
-        window dropped. Nothing is resized: the parameters do not depend on the window."""
-        from .checkpoint import load_state_dict
-        from .checkpoint_v2 import v2_state_to_official
-        return load_state_dict(self, v2_state_to_official(self, state, resize_windows),
-                               strict=strict, allow_nonfinite=allow_nonfinite)
+    def make_layer(self, i, dim, resolution, depth, drop_paths, dtype):
+        """Stage i of V2 blocks, with the stage's pretrained window (SwinTransformer.__init__
+        calls this for each stage; everything else is built as in v1)."""
+        c = self.config
+        return BasicLayerV2(dim, resolution, depth, c.num_heads[i], c.window_size, c.mlp_ratio,
+                            drop_paths, i < c.num_layers - 1, c.pretrained_windows[i], self.rng,
+                            dtype)

@@ -19,10 +19,12 @@ import numpy as np
 
 from .backend import get_xp
 from .fast import attention as fast_attention, gelu as fast_gelu
+from .fast import cosine_attention as fast_cosine_attention
 from .fast import layernorm as fast_layernorm, linear as fast_linear, mlp as fast_mlp
 from .fast import patch_embed as fast_patch_embed, patch_merging as fast_patch_merging
 from .fast import residual as fast_residual, softmax as fast_softmax
-from .ops import attention, gelu, layernorm, linear, mlp, patch_embed, patch_merging
+from .ops import attention, cosine_attention, gelu, layernorm, linear, mlp, patch_embed
+from .ops import patch_merging
 from .ops import residual, softmax
 
 ENV = "MINSWIN_FAST"
@@ -32,7 +34,8 @@ FUNCTIONS = ("add", "linear_forward", "linear_backward", "layernorm_forward",
              "layernorm_backward", "gelu_forward", "gelu_backward", "softmax_forward",
              "softmax_backward", "mlp_forward", "mlp_backward", "window_attention_forward",
              "window_attention_backward", "patch_embed_forward", "patch_embed_backward",
-             "patch_merging_forward", "patch_merging_backward")
+             "patch_merging_forward", "patch_merging_backward",
+             "cosine_attention_forward", "cosine_attention_backward")   # Swin V2
 
 
 def _tier(name, modules):
@@ -43,9 +46,10 @@ def _tier(name, modules):
 
 
 PLAIN = _tier("plain", (residual, linear, layernorm, gelu, softmax, mlp, attention,
-                        patch_embed, patch_merging))
+                        patch_embed, patch_merging, cosine_attention))
 FAST = _tier("fast", (fast_residual, fast_linear, fast_layernorm, fast_gelu, fast_softmax,
-                      fast_mlp, fast_attention, fast_patch_embed, fast_patch_merging))
+                      fast_mlp, fast_attention, fast_patch_embed, fast_patch_merging,
+                      fast_cosine_attention))
 
 _setting = None          # use_fast's last word: True, False, or None (environment, default)
 

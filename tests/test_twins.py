@@ -43,6 +43,18 @@ def attention_inputs(r, images, H, W, M, shift, nH=2, C=8):
             dict(mask=mask, num_heads=nH))
 
 
+def cosine_inputs(r, images, H, W, M, shift, nH=2, C=8):
+    """Swin V2's cosine attention: attention_inputs with q_bias/v_bias and logit_scale (head 1
+    above the clamp of log 100, where its gradient is 0)."""
+    inputs, static = attention_inputs(r, images, H, W, M, shift, nH, C)
+    qkv_bias = inputs.pop("qkv_bias")
+    dtype = qkv_bias.dtype
+    logit_scale = np.array([1.5, 5.0][:nH], dtype).reshape(nH, 1, 1)
+    inputs = dict(x=inputs.pop("x"), qkv_weight=inputs.pop("qkv_weight"), q_bias=qkv_bias[:C],
+                  v_bias=qkv_bias[2 * C:], logit_scale=logit_scale, **inputs)
+    return inputs, static
+
+
 # name -> (the op's name in a tier, r -> (differentiable inputs, static arguments))
 TWINS = {
     "add": ("add", lambda r: (dict(x=r(6, 5, 7), y=r(6, 5, 7)), {})),
@@ -65,6 +77,10 @@ TWINS = {
     "attention_sw_msa": ("window_attention", lambda r: attention_inputs(r, 5, 4, 4, 2, 1)),
     "attention_sw_msa_padded": ("window_attention",
                                 lambda r: attention_inputs(r, 3, 5, 7, 3, 1, nH=1, C=4)),
+    "cosine_w_msa": ("cosine_attention", lambda r: cosine_inputs(r, 5, 4, 4, 2, 0)),
+    "cosine_sw_msa": ("cosine_attention", lambda r: cosine_inputs(r, 5, 4, 4, 2, 1)),
+    "cosine_sw_msa_padded": ("cosine_attention",
+                             lambda r: cosine_inputs(r, 3, 5, 7, 3, 1, nH=1, C=4)),
 }
 
 # BLOCK_ELEMENTS: 8 -> a row or a window per block; 64 -> two windows of one image (the
@@ -122,7 +138,8 @@ def test_fast_twin_equals_plain_forward_and_backward(name, dtype, block, blocks)
 
 @pytest.mark.parametrize("name", ["layernorm", "linear", "linear_no_bias", "mlp", "gelu",
                                   "softmax", "patch_merging", "attention_w_msa",
-                                  "attention_sw_msa", "attention_sw_msa_padded"])
+                                  "attention_sw_msa", "attention_sw_msa_padded",
+                                  "cosine_w_msa", "cosine_sw_msa", "cosine_sw_msa_padded"])
 def test_fast_backward_on_many_row_blocks_matches_central_differences(name, blocks):
     """The fast kernels' own float64 gradient check, with their rows cut into tiny blocks on
     two threads (a kernel that read the wrong rows of a later block would pass a one-block

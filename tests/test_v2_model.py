@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import minswin
+from conftest import NEEDS_GPU
 from minswin.gradcheck import TOL_MODEL, check_module
 from minswin.model_v2 import SwinTransformerV2, SwinTransformerV2Block
 from minswin.ops.masks import attention_mask, relative_position_index
@@ -243,3 +244,37 @@ def test_same_window_needs_no_flag_and_prints_nothing(capsys):
     old, new = v1(224, 7), v1(224, 7, seed=1)
     new.load_state_dict(v1_state_with_buffers(old), resize_windows=True)
     assert capsys.readouterr().out == ""
+
+
+# ---------------------------------------------------------------------------- NumPy vs CuPy
+
+@pytest.mark.parametrize("dtype, tol", [("float64", 1e-11), ("float32", 2e-4)])
+@NEEDS_GPU[0]
+@NEEDS_GPU[1]
+def test_numpy_cupy_parity(dtype, tol):
+    """The V2 model on CuPy (a GPU, or the strict stand-in) gives NumPy's numbers: logits, dx
+    and every gradient, at a size that pads (36x28 on a 32-px model)."""
+    import cupy
+    ref = small_v2(dtype=dtype, seed=3)
+    ref.eval()
+    randomise(ref)
+    r = np.random.default_rng(4)
+    x = r.standard_normal((2, 36, 28, 3)).astype(dtype)
+    d = r.standard_normal((2, 5)).astype(dtype)
+    y_np, dx_np = ref.forward(x), ref.backward(d)
+    minswin.use("cupy")
+    try:
+        gpu = small_v2(dtype=dtype, seed=3)
+        gpu.eval()
+        gpu.load_state_dict(ref.state_dict())
+        y_cp = gpu.forward(cupy.asarray(x))
+        dx_cp = gpu.backward(cupy.asarray(d))
+    finally:
+        minswin.use("numpy")
+    from minswin.backend import to_numpy
+    np.testing.assert_allclose(to_numpy(y_cp), y_np, rtol=tol, atol=tol)
+    np.testing.assert_allclose(to_numpy(dx_cp), dx_np, rtol=tol, atol=tol)
+    for k in ref.grads:
+        np.testing.assert_allclose(to_numpy(gpu.grads[k]), ref.grads[k], rtol=tol, atol=tol,
+                                   err_msg=k)
+

@@ -142,6 +142,15 @@ def test_parameter_count_equals_timm(name, timm_name):
 
 # ---------------------------------------------------------------------------- whole networks
 
+@pytest.fixture(params=["plain", "fast"])
+def tier(request):
+    """The whole network runs on both tiers (minswin.use_fast): the cosine attention has a
+    fast twin; the rest of V2 reuses v1's layers, which have theirs."""
+    previous = minswin.use_fast(request.param == "fast")
+    yield request.param
+    minswin.use_fast(previous)
+
+
 def randomise_v2(model, seed=0):
     """Every term counts: N(0, 1/fan_in) weights, LN affines 1 + N(0, .5^2) (not the official
     zeros, which would switch every branch off), biases N(0, .5^2), logit_scale around log 10
@@ -190,13 +199,21 @@ def set_coords(net, model, key_of):
         theirs.copy_(torch.from_numpy(blk.attn.coords[None].copy()))
 
 
-@pytest.mark.parametrize("pretrained", [(0, 0, 0), (3, 6, 0)])
-def test_network_vs_timm_at_its_own_size(pretrained):
-    """64 px, patch 4, window 4: stage 0 16x16 (shifted, masked), stage 1 8x8, stage 2 4x4
-    where the window covers the map (no shift); pretrained_window_sizes as given."""
+SMALL = dict(img_size=64, embed_dim=8, depths=(2, 2, 2), num_heads=(1, 2, 4), window_size=4)
+SHRINK = dict(img_size=128, embed_dim=8, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8),
+              window_size=8)
+
+
+@pytest.mark.parametrize("arch, pretrained", [(SMALL, (0, 0, 0)), (SMALL, (3, 6, 0)),
+                                              (SHRINK, (0, 0, 0, 0))],
+                         ids=["3-stages", "3-stages-pretrained-windows", "window-shrinks"])
+def test_network_vs_timm_at_its_own_size(arch, pretrained, tier):
+    """At the model's own size. 3-stages: 64 px, patch 4, window 4: stage 0 16x16 (shifted,
+    masked), stage 1 8x8, stage 2 4x4 where the window covers the map (no shift), with and
+    without pretrained_window_sizes. window-shrinks: 128 px, window 8: stage 3 is 4x4, so its
+    window shrinks to 4 (a 7x7 coordinate table, normalised by 4 - 1)."""
     timm_v2, _ = import_references()
-    cfg = dict(img_size=64, embed_dim=8, depths=(2, 2, 2), num_heads=(1, 2, 4), window_size=4,
-               num_classes=7, drop_path_rate=0.0)
+    cfg = dict(arch, num_classes=7, drop_path_rate=0.0)
     model = minswin.create_model("swinv2_t", dtype="float64", pretrained_window_sizes=pretrained,
                                  **cfg)
     model.eval()
@@ -207,7 +224,11 @@ def test_network_vs_timm_at_its_own_size(pretrained):
                          for k, v in model.state_dict().items()}, strict=True)
     set_coords(net, model, lambda name: official_to_timm[f"{name}.attn.logit_scale"]
                .replace("logit_scale", "relative_coords_table"))
-    x = np.random.default_rng(3).standard_normal((2, 64, 64, 3))
+    if arch is SHRINK:
+        assert model.layers[3].blocks[1].window_size == 4
+        assert model.layers[3].blocks[1].attn.coords.shape == (7, 7, 2)
+    S = cfg["img_size"]
+    x = np.random.default_rng(3).standard_normal((2 if S <= 64 else 1, S, S, 3))
     tx = T(x.transpose(0, 3, 1, 2))                        # timm takes NCHW
     errors = {}
     compare(model, net, x, tx, lambda: {timm_to_official(k): N(p.grad)
@@ -263,7 +284,7 @@ def build_tv_pair(seed=0):
 
 
 @pytest.mark.parametrize("hw", [(44, 36), (12, 40)])
-def test_network_vs_torchvision_where_it_pads(hw):
+def test_network_vs_torchvision_where_it_pads(hw, tier):
     """44x36 -> 11x9 tokens, padded to 12x12 (shift on both axes), stage 1 6x5 padded to 8x8;
     12x40 -> 3x10 tokens padded to 4x12: one window covers the rows, so no row shift."""
     model, net = build_tv_pair()
@@ -315,3 +336,4 @@ def test_torchvision_and_timm_v2_checkpoints_load():
                                  seed=7)
     third.load_state_dict(timm_names, strict=True)
     assert np.allclose(third.forward(x), want, rtol=0, atol=1e-12)
+

@@ -32,7 +32,8 @@ def add_parser(sub):
                         ".npz with x (N,H,W,3) and y (N,)")
     g = p.add_argument_group("model")
     g.add_argument("--model", default=None, help="model config name, e.g. swin_digits, "
-                                                 "swin_micro (see minswin.CONFIGS)")
+                                                 "swinv2_digits, swin_micro (see "
+                                                 "minswin.CONFIGS)")
     g.add_argument("--img-size", type=int, default=None)
     g.add_argument("--patch-size", type=int, default=None)
     g.add_argument("--embed-dim", type=int, default=None)

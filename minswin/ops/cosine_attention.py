@@ -24,7 +24,7 @@ from ..checks import check_array, check_positive_int, check_shape
 from .attention import split_heads
 from .linear import linear_backward, linear_forward
 from .qv_bias import qkv_bias_backward, qkv_bias_forward
-from .softmax import SoftmaxCache, softmax_backward, softmax_forward
+from .softmax import softmax_backward, softmax_forward
 
 NORMALIZE_EPS = 1e-12          # torch.nn.functional.normalize's default eps
 LOGIT_SCALE_MAX = math.log(100.0)   # official: clamp(logit_scale, max=log(1 / 0.01))
