@@ -345,8 +345,8 @@ def load_state_dict(model, state, strict=True, fmt=None, allow_nonfinite=False,
         problems += [f"missing key {k!r} {tuple(model.params[k].shape)}" for k in missing]
         problems += [f"unexpected key {k!r} {tuple(np.shape(state[k]))}" for k in unexpected]
     problems += [] if allow_nonfinite else _nonfinite_problems(
-        accepted, "; to load them anyway pass allow_nonfinite=True (minswin evaluate "
-                  "--allow-nonfinite)")
+        accepted, "; to load them anyway pass allow_nonfinite=True (minswin evaluate and "
+                  "minswin plot: --allow-nonfinite)")
     if not accepted and not problems:
         raise ValueError(
             f"state: none of its {len(state)} tensor(s) matches a parameter of the model "
