@@ -23,6 +23,7 @@ dict that are not tensors are named and left out. bfloat16 and float16 tensors a
 float32 (NumPy has no bfloat16; the widening is exact). Key names are kept:
 `model.load_state_dict` maps timm/torchvision names itself.
 """
+import os
 import pickle
 import sys
 
@@ -69,33 +70,55 @@ def to_arrays(obj):
     return arrays, notes
 
 
+def _unpickler_reason(err):
+    """The line after torch's "WeightsUnpickler error:" (what it refused), or ''."""
+    lines = [ln.strip() for ln in str(err).splitlines()]
+    for i, ln in enumerate(lines):
+        if "WeightsUnpickler error:" in ln:
+            rest = ln.split("WeightsUnpickler error:", 1)[1].strip()
+            return rest or next((x for x in lines[i + 1:] if x), "")
+    return ""
+
+
 def main(src, dst):
     import torch
     from safetensors.numpy import save_file
 
     try:
         obj = torch.load(src, map_location="cpu", weights_only=True)
+    except OSError as err:
+        raise ValueError(f"src: cannot read {src!r} ({err.strerror or err})") from None
     except pickle.UnpicklingError as err:
-        # torch's message is long; its "WeightsUnpickler error" line names the object
-        why = [ln.strip() for ln in str(err).splitlines() if "Unpickler error" in ln]
+        why = _unpickler_reason(err)
+        if why.startswith("Unsupported operand"):          # not a pickle at all
+            raise ValueError(f"src: {src!r} is not a PyTorch checkpoint (torch.load: {why})") \
+                from None
         raise ValueError(
             f"src: torch's restricted loader (weights_only=True) refused {src!r}: it holds "
             "Python objects besides tensors and plain containers"
-            + (f" ({why[0]})" if why else "") + ". This script will not unpickle them; if you "
+            + (f" ({why})" if why else "") + ". This script will not unpickle them; if you "
             "trust the file, save just its state_dict from your own code and convert that"
         ) from None
+    except RuntimeError as err:                            # e.g. a truncated zip archive
+        raise ValueError(f"src: {src!r} is not a readable PyTorch checkpoint "
+                         f"({str(err).splitlines()[0].split('. ')[0]})") from None
     arrays, notes = to_arrays(obj)
     for note in notes:
         print(note)
+    folder = os.path.dirname(os.path.abspath(dst))
+    if not os.path.isdir(folder):
+        raise ValueError(f"dst: the folder {folder!r} does not exist")
     save_file(arrays, dst)
     print(f"wrote {len(arrays)} tensors to {dst}")
 
 
 if __name__ == "__main__":
     if len(sys.argv) != 3:
-        sys.exit("usage: python scripts/convert_torch_checkpoint.py IN.pth|IN.bin "
-                 "OUT.safetensors")
+        print("usage: python scripts/convert_torch_checkpoint.py IN.pth|IN.bin OUT.safetensors",
+              file=sys.stderr)
+        sys.exit(2)
     try:
         main(sys.argv[1], sys.argv[2])
     except ValueError as err:
-        sys.exit(f"convert_torch_checkpoint: {err}")
+        print(f"convert_torch_checkpoint: {err}", file=sys.stderr)
+        sys.exit(2)

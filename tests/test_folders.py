@@ -6,6 +6,7 @@ transformers and timm are optional test oracles (like torch): their tests are sk
 reason where they are absent. Nothing is downloaded: every folder is written here.
 """
 import json
+import re
 import sys
 
 import numpy as np
@@ -95,6 +96,7 @@ SMALL_V2 = dict(SMALL, depths=[2, 2], num_heads=[2, 4], pretrained_window_sizes=
 
 
 def hf_classes(version):
+    """(config, classifier, base model) classes of transformers' Swin v1 or V2."""
     transformers = oracle("transformers")
     if version == 2:
         return (transformers.Swinv2Config, transformers.Swinv2ForImageClassification,
@@ -107,7 +109,6 @@ def hf_folder(tmp_path, head=True, names="hub", num_labels=5, version=1):
     """A folder written by transformers: save_pretrained (the hub names) or, names="new",
     the same config.json beside a safetensors of transformers 5's module names."""
     config_class, classifier, backbone = hf_classes(version)
-    import torch
     from safetensors.torch import save_file
     cfg = config_class(**(SMALL_V2 if version == 2 else SMALL),
                        id2label=dict(enumerate(LABELS[:num_labels])))
@@ -122,7 +123,6 @@ def hf_folder(tmp_path, head=True, names="hub", num_labels=5, version=1):
     written = minswin.load_checkpoint(folder / "model.safetensors")
     assert any(".attention.q_proj." in k for k in written) == (names == "new")
     assert any(".attention.self.query." in k for k in written) == (names == "hub")
-    del torch
     return folder
 
 
@@ -571,3 +571,27 @@ def test_where_transformers_parts_from_minswin_and_why(tmp_path):
     with pytest.raises(RuntimeError, match=r"size of tensor a \(\d+\) must match the size of "
                                            r"tensor b \(49\)"):     # a 6x8 or 3x4 window
         hf_forward(folder, images((48, 64)))
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], r"^usage: python scripts/convert_torch_checkpoint.py IN.pth\|IN.bin OUT.safetensors$"),
+    (["missing.bin", "m.safetensors"], r"src: cannot read 'missing.bin' \(No such file"),
+    (["junk.bin", "m.safetensors"], r"src: 'junk.bin' is not a PyTorch checkpoint"),
+    (["cut.bin", "m.safetensors"], r"src: 'cut.bin' is not a readable PyTorch checkpoint"),
+    (["ok.bin", "no/such/m.safetensors"], r"dst: the folder .* does not exist"),
+])
+def test_converter_says_what_is_wrong_in_one_line(tmp_path, args, message):
+    """Wrong input: one line on stderr, exit 2, no traceback, nothing written."""
+    import subprocess
+    from pathlib import Path
+    torch = pytest.importorskip("torch", reason="the converter needs torch")
+    torch.save({"w": torch.zeros(2)}, tmp_path / "ok.bin")
+    (tmp_path / "junk.bin").write_bytes(b"garbage, not a pickle")
+    (tmp_path / "cut.bin").write_bytes((tmp_path / "ok.bin").read_bytes()[:300])
+    script = Path(__file__).resolve().parents[1] / "scripts" / "convert_torch_checkpoint.py"
+    proc = subprocess.run([sys.executable, str(script), *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.search(message, lines[0]), proc.stderr
+    assert not list(tmp_path.rglob("*.safetensors"))
