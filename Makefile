@@ -9,17 +9,23 @@ STAMP  := $(VENV)/.minswin-installed
 .PHONY: tour test bench notebooks torch clean gpu-check
 
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	@test -x $(BIN)/python || { echo "minswin: creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@$(BIN)/python -m pip install -q --upgrade pip
 	@# torch is a test oracle only (never a dependency of minswin): the CPU build is installed
 	@# where the machine offers it, otherwise the oracle tests are skipped with a reason
-	-$(BIN)/python -m pip install -q "torch==2.13.0+cpu" 2>/dev/null || \
-	  echo "minswin: no CPU torch here; PyTorch oracle tests will be skipped (make torch)"
+	@if $(BIN)/python -m pip install -q "torch==2.13.0+cpu" 2>/dev/null; then \
+	  echo "minswin: CPU torch installed (the PyTorch oracle tests will run)"; \
+	else \
+	  echo "minswin: no CPU torch here; PyTorch oracle tests will be skipped (make torch)"; \
+	fi
 	@# the test extra's oracles (timm, which brings torchvision, and transformers) need torch:
 	@# the one installed above is pinned, so that they do not replace it with a CUDA build
-	$(BIN)/python -m pip install -q -e ".[test]" $$($(BIN)/python -c \
+	@# (setuptools' UserWarning about editable installs is the same for everyone: not shown)
+	@echo "minswin: installing minswin and its test tools into $(VENV)"
+	@PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip install -q -e ".[test]" \
+	  $$($(BIN)/python -c \
 	  "import torch; print('torch==' + torch.__version__)" 2>/dev/null)
-	touch $(STAMP)
+	@touch $(STAMP)
 
 tour: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/minswin tour
@@ -37,9 +43,10 @@ gpu-check: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_swin.py
 
+# executed notebooks, outputs and figures included, next to the scripts (git-ignored):
+# open tutorials/NN_*.ipynb in VS Code, or with `pip install jupyterlab; jupyter lab tutorials/`
 notebooks: $(STAMP)
-	$(BIN)/python -m pip install -q jupytext
-	$(BIN)/jupytext --to ipynb tutorials/*.py
+	@$(BIN)/python scripts/make_notebooks.py
 
 torch: $(STAMP)
 	$(BIN)/python -m pip install torch --index-url https://download.pytorch.org/whl/cpu

@@ -31,6 +31,7 @@ _EXPORTS = {
     "num_threads": "fast.parallel", "set_num_threads": "fast.parallel",
     "train": "training",
     "from_pretrained": "folders", "save_pretrained": "folders",
+    "pretrained": "weights", "pretrained_info": "weights",
 }
 
 __all__ = sorted([*_EXPORTS, "flops"])

@@ -125,6 +125,24 @@ def _print_tables(p, model, name, x, trace, logits, stages):
     return n, total, by_stage, saving
 
 
+def _trained_digits():
+    """The shipped trained swin_digits after a forward pass of its first test digit:
+    (model, display image (16, 16, 3) in [0, 1], caption). Its attention and bias are learned,
+    unlike Swin-T's random ones, so the tour draws those pictures from it."""
+    import numpy as np
+    from .weights import pretrained_path
+    from .training import load_data, make_config, model_from_checkpoint
+    model, meta = model_from_checkpoint(pretrained_path("swin_digits"))
+    model.eval()
+    mean, std = np.asarray(meta["mean"], np.float32), np.asarray(meta["std"], np.float32)
+    ds = load_data(make_config(meta["config"]), model.config.img_size, mean, std)
+    x = ds.test.x[:1].astype(model.dtype)                  # (1, 16, 16, 3)
+    model.forward(x)                                       # keeps the attention weights
+    img = x[0] * std + mean
+    img = (img - img.min()) / max(float(img.max() - img.min()), 1e-12)
+    return model, img, f"swin_digits, trained (shipped), test digit {int(ds.test.y[0])}"
+
+
 def _figure_jobs(model, name, img, trace, stages):
     """(file name, callable returning a Figure or writing the file itself)."""
     c = model.config
@@ -139,6 +157,11 @@ def _figure_jobs(model, name, img, trace, stages):
     _, Hl, Wl, _ = final["shape"]
     al = last.attention_weights()
     table_key = "layers.0.blocks.1.attn.relative_position_bias_table"
+    digits, digit, caption = _trained_digits()             # learned pictures
+    d1 = digits.layers[0].blocks[1]
+    ad = d1.attention_weights()                            # (1, nW, nH, N, N)
+    Hd, Wd = digits.layers[0].input_resolution               # (8, 8) tokens
+    _, sd = d1.window_shift_for(Hd, Wd)
     jobs = [
         ("01_windows_grid.png", lambda: viz.plot_window_partition(8, 4, 2)),
         ("01_windows_image.png", lambda: viz.plot_window_partition(window=M, shift=S,
@@ -154,17 +177,23 @@ def _figure_jobs(model, name, img, trace, stages):
         ("03_masks_stage2.png", lambda: viz.plot_stage_masks(stages[1]["shape"][1], M, S)),
         ("04_index_walkthrough.png", lambda: viz.plot_index_walkthrough(2)),
         ("04_relative_position_index.png", lambda: viz.plot_relative_position_index(M)),
-        ("05_bias_stage1.png", lambda: viz.plot_relative_position_bias(
-            model.params[table_key], name=f"{table_key} ({name}, random init)")),
-        ("06_attention_weights.png", lambda: viz.plot_window_attention(
-            a1, window_id=a1.shape[1] - 1, name="layers.0.blocks.1 (random weights)")),
-        ("06_query_attention_stage1.png", lambda: viz.plot_query_attention(
+        ("05_bias_trained.png", lambda: viz.plot_relative_position_bias(
+            digits.params[table_key], name=f"{table_key} ({caption.split(',')[0]}, trained)")),
+        ("05_bias_random.png", lambda: viz.plot_relative_position_bias(
+            model.params[table_key], name=f"{table_key} ({name}, random weights: untrained, "
+                                          "no pattern to read)")),
+        ("06_attention_weights_trained.png", lambda: viz.plot_window_attention(
+            ad, window_id=0, name=f"layers.0.blocks.1 ({caption})")),
+        ("06_query_attention_trained.png", lambda: viz.plot_query_attention(
+            digit, ad, (Hd, Wd), d1.window_size, sd, window_id=0,
+            name=f"layers.0.blocks.1, {caption}")),
+        ("06_query_attention_stage1_random.png", lambda: viz.plot_query_attention(
             img, a1, (H1, W1), M, s1, window_id=centre_window,
-            name="layers.0.blocks.1, random weights")),
-        ("06_query_attention_stage4.png", lambda: viz.plot_query_attention(
+            name=f"layers.0.blocks.1, {name} with random weights: noise around 1/N")),
+        ("06_query_attention_stage4_random.png", lambda: viz.plot_query_attention(
             img, al, (Hl, Wl), final["window"], final["shifts"][-1],
             window_id=0, name=f"layers.{len(stages) - 1}.blocks.{final['blocks'] - 1}, "
-                              "random weights")),
+                              f"{name} with random weights: noise around 1/N")),
         ("07_patch_merging.png", lambda: viz.plot_patch_merging(4)),
         ("08_hierarchy.png", lambda: viz.plot_hierarchy(model, trace, img, name)),
         ("09_attention_cost.png", lambda: viz.plot_attention_cost(model, name=name)),
@@ -249,6 +278,8 @@ def run_tour(out=DEFAULT_OUT, model_name="swin_t", progress=True, file=None, dpi
     n, total, by_stage, saving = _print_tables(p, model, name, x, trace, logits, stages)
 
     p(f"\n== 6. pictures -> {out} ==")
+    p("attention and bias (05_*, 06_*): the trained swin_digits that ships with minswin "
+      "(minswin.pretrained); Swin-T's random weights beside them, marked 'random'")
     jobs = _figure_jobs(model, name, img, trace, stages)
     if workers is None:
         workers = min(2, os.cpu_count() or 1)

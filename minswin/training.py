@@ -391,11 +391,40 @@ def plot_history(history, path):
     ax2.plot(ep, [100 * e["train_acc"] for e in history["epochs"]], "o-", label="train")
     ax2.plot(ep, [100 * e["val_acc"] for e in history["epochs"]], "s-", label="val")
     ax2.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    eps = history.get("config", {}).get("label_smoothing", 0.0)
+    if eps:                                                 # the train loss's lower bound
+        floor = _smoothed_loss_floor(eps, history.get("model_config", {}).get("num_classes", 10))
+        ax1.axhline(floor, color="C0", ls=":", lw=1.2,
+                    label=f"lowest train loss with label smoothing {eps:g}")
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
+        ax.legend(fontsize=8)
+    note = _train_val_note(history)
+    if note:
+        import textwrap
+        fig.text(0.5, 0.01, textwrap.fill(note, 150), ha="center", va="bottom", fontsize=9,
+                 color="dimgrey")
+    fig.tight_layout(rect=(0, 0.1 if note else 0, 1, 1))
     fig.savefig(path, dpi=100)
+
+
+def _train_val_note(history):
+    """Why the train curve sits above the validation curve, in words, for the plot."""
+    cfg, mcfg = history.get("config", {}), history.get("model_config", {})
+    eps, drop = cfg.get("label_smoothing", 0.0), mcfg.get("drop_path_rate", 0.0)
+    on = [f"label smoothing {eps:g}"] * bool(eps) + [f"DropPath {drop:g}"] * bool(drop)
+    if not on:
+        return ""
+    return (f"Train loss and accuracy are measured during training, with {' and '.join(on)} "
+            "on; validation has neither, so the train loss sits above the val loss"
+            + (" (with label smoothing it cannot go below the dotted line)" if eps else "")
+            + ".")
+
+
+def _smoothed_loss_floor(eps, K):
+    """The smallest cross-entropy against targets smoothed by eps over K classes."""
+    hi, lo = 1 - eps + eps / K, eps / K                    # the best prediction is the target
+    return float(-hi * math.log(hi) - (K - 1) * lo * math.log(lo))
 
 
 def plot_confusion(cm, classes, path, title="confusion matrix"):

@@ -171,3 +171,77 @@ def test_console_script_exit_status(tmp_path):
                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------- issue 13
+
+def _spy(monkeypatch, fn_name):
+    """Replace viz.<fn_name> by a wrapper that records its arguments; returns the record."""
+    seen = {}
+    real = getattr(minswin.viz, fn_name)
+
+    def spy(*args, **kw):
+        seen.update(args=args, kw=kw)
+        return real(*args, **kw)
+    monkeypatch.setattr(minswin.viz, fn_name, spy)
+    return seen
+
+
+def test_bias_and_attention_default_to_the_shipped_trained_model(tmp_path, monkeypatch,
+                                                                  capsys):
+    seen = _spy(monkeypatch, "plot_relative_position_bias")
+    rc, _, err = run_cli(capsys, "plot", "bias", "-o", str(tmp_path / "b.png"))
+    assert rc == 0, err
+    trained = minswin.pretrained("swin_digits")
+    key = "layers.0.blocks.1.attn.relative_position_bias_table"
+    assert (seen["args"][0] == trained.params[key]).all()
+    assert "trained" in seen["kw"]["name"] and "random" not in seen["kw"]["name"]
+    seen = _spy(monkeypatch, "plot_query_attention")
+    rc, _, err = run_cli(capsys, "plot", "attention", "-o", str(tmp_path / "a.png"))
+    assert rc == 0, err
+    assert "swin_digits (trained" in seen["kw"]["name"] and "test image 0" in seen["kw"]["name"]
+
+
+def test_random_weights_stay_an_option_and_say_so(tmp_path, monkeypatch, capsys):
+    seen = _spy(monkeypatch, "plot_relative_position_bias")
+    rc, _, err = run_cli(capsys, "plot", "bias", "--random-weights", "-o",
+                         str(tmp_path / "b.png"))
+    assert rc == 0, err
+    assert "swin_digits (random weights" in seen["kw"]["name"]
+    rc, _, err = run_cli(capsys, "plot", "bias", "--model", "swin_micro", "-o",
+                         str(tmp_path / "b.png"))
+    assert rc == 0 and "swin_micro (random weights" in seen["kw"]["name"]
+    rc, _, err = run_cli(capsys, "plot", "bias", "--random-weights", "--checkpoint",
+                         str(tmp_path / "b.png"), "-o", str(tmp_path / "c.png"))
+    assert rc == 2 and "--random-weights" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["plot", "mask", "-o", ""], "-o/--output: expected a file name, got ''"),
+    (["plot", "shift-gif", "-o", ""], "-o/--output: expected a file name, got ''"),
+    (["plot", "bias", "--checkpoint", ""], "--checkpoint: expected a file name, got ''"),
+    (["tour", "--out", ""], "--out: expected a folder name, got ''"),
+    (["evaluate", "-o", ""], "--out: expected a .png file name, got ''"),
+])
+def test_an_empty_path_is_an_error_not_a_default(argv, words, capsys):
+    rc, out, err = run_cli(capsys, *argv)
+    assert rc == 2 and words in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("argv", [
+    ["plot", "mask", "-o", "{f}/x.png"],
+    ["plot", "mask", "-o", "{f}/deeper/x.png"],
+    ["plot", "shift-gif", "-o", "{f}/x.gif"],
+    ["tour", "--out", "{f}/figs"],
+    ["evaluate", "-o", "{f}/cm.png"],
+])
+def test_a_path_under_a_file_says_so(argv, tmp_path, capsys):
+    f = tmp_path / "a_file"
+    f.write_text("not a folder")
+    rc, out, err = run_cli(capsys, *[a.format(f=f) for a in argv])
+    assert rc == 2 and f"{f} is a file, not a" in err and "Traceback" not in err, err
+
+
+def test_version(capsys):
+    rc, out, err = run_cli(capsys, "--version")
+    assert rc == 0 and out.strip() == f"minswin {minswin.__version__}"

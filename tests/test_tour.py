@@ -40,6 +40,9 @@ def test_tour_runs_and_writes_what_it_lists(tmp_path):
     assert int(m.group(1)) == len(names) >= 15
     assert os.path.samefile(m.group(2), out)
     assert sorted(names) == sorted(os.listdir(out))
+    # learned pictures from the shipped trained model; random ones say so in their name
+    assert {"05_bias_trained.png", "06_query_attention_trained.png"} <= set(names)
+    assert all("trained" in n or "random" in n for n in names if n[:2] in ("05", "06"))
     for name in names:
         with Image.open(out / name) as im:
             assert im.size[0] >= 300 and im.size[1] >= 300, name

@@ -10,7 +10,8 @@ from PIL import Image
 import minswin
 from minswin import viz
 from minswin.backend import to_backend
-from minswin.ops.masks import attention_mask, relative_position_index, window_labels
+from minswin.ops.masks import (attention_mask, relative_coordinates, relative_position_index,
+                               window_labels)
 
 matplotlib.use("Agg")
 
@@ -194,11 +195,25 @@ def test_annotate_cells_writes_each_value_readable_on_its_cell():
 
 def test_relative_position_index_heat_map():
     fig = viz.plot_relative_position_index(7)
-    ax = fig.axes[0]
-    assert np.array_equal(drawn(ax), relative_position_index(7))
-    assert "bias_table" in fig.axes[1].get_ylabel()        # the colour bar says what it means
+    ax, zoom = fig.axes[:2]
+    index = relative_position_index(7)
+    assert np.array_equal(drawn(ax), index)
+    assert "bias_table" in fig.axes[2].get_ylabel()        # the colour bar says what it means
     assert len(ax.get_xticks()) == 7                       # not 49 illegible ticks
     assert "diagonal = 84" in ax.get_title()
+    # the structure shows: a colour per column offset dc (white on the diagonal), not a
+    # 0..168 ramp; block lines every M; each block named by its row offset dr
+    im = ax.get_images()[0]
+    colours = im.cmap(im.norm(index))                      # (49, 49, 4) what is drawn
+    dc = relative_coordinates(7)[1]
+    for d in range(-6, 7):
+        assert len({tuple(c) for c in colours[dc == d]}) == 1, d       # one colour per dc
+    assert np.allclose(colours[dc == 0][0][:3], 0.97, atol=0.03)       # dc = 0: white-ish
+    assert len(ax.lines) == 2 * 8                          # lines between the 7x7 blocks
+    labels = [t.get_text() for t in ax.texts]
+    assert labels[:2] == ["dr=+0", "dr=-1"] and len(labels) == 49
+    assert np.array_equal(drawn(zoom), index[:14, :14])    # the zoom has the values written
+    assert [t.get_text() for t in zoom.texts] == [str(v) for v in index[:14, :14].ravel()]
     small = viz.plot_relative_position_index(3).axes[0]    # 9x9: the numbers are written in
     assert [t.get_text() for t in small.texts] == \
         [str(v) for v in relative_position_index(3).ravel()]
@@ -419,3 +434,118 @@ def test_every_figure_checks_window_id_alike(draw):
         with pytest.raises(ValueError, match=r"window_id: expected 0 <= window_id < 4 \(the "
                                              r".*4 windows.*\), got " + re.escape(repr(bad))):
             draw(bad)
+
+
+# ---------------------------------------------------------------------------- readable figures
+# (issue 13: each of these was wrong or hard to read in a PNG; the checks pin the fix)
+
+def _boxes(fig):
+    """Window extents (pixels) of the suptitle, every axes title and x label, after drawing."""
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    titles = [ax.title for ax in fig.axes if ax.get_title()]
+    xlabels = [ax.xaxis.label for ax in fig.axes if ax.get_xlabel()]
+    return (fig._suptitle.get_window_extent(r), [t.get_window_extent(r) for t in titles],
+            [x.get_window_extent(r) for x in xlabels], fig.bbox)
+
+
+@pytest.mark.parametrize("draw", [
+    lambda rng: viz.plot_relative_position_bias(
+        0.02 * rng.standard_normal((169, 3)), heads=[0],
+        name="layers.0.blocks.1 of swin_t (random weights, seed 0: untrained)"),
+    lambda rng: viz.plot_query_attention(
+        viz.sample_image(224), rng.random((1, 64, 3, 49, 49)), (56, 56), 7, 3, window_id=27,
+        heads=[1], name="layers.0.blocks.1, swin_t (random weights, seed 0: untrained)"),
+    lambda rng: viz.plot_window_attention(
+        rng.random((1, 64, 3, 49, 49)), window_id=27, heads=[1],
+        name="layers.0.blocks.1, swin_t (random weights, seed 0: untrained)"),
+], ids=["bias", "query-attention", "attention-weights"])
+def test_titles_and_labels_fit_and_do_not_overlap(draw, rng):
+    sup, titles, xlabels, page = _boxes(draw(rng))
+    for box in [sup] + titles + xlabels:                   # nothing cut at any side
+        assert box.x0 >= page.x0 - 1 and box.x1 <= page.x1 + 1, box
+        assert box.y0 >= page.y0 - 1 and box.y1 <= page.y1 + 1, box
+    for t in titles:                                       # the suptitle clears every title
+        assert not sup.overlaps(t), (sup, t)
+
+
+def test_relative_position_index_diagonal_block_is_centred_on_the_table_middle():
+    fig = viz.plot_relative_position_index(7)
+    zoom = fig.axes[1]
+    assert "its diagonal 84" in zoom.get_title()
+    bold = [t.get_text() for t in zoom.texts if t.get_fontweight() == "bold"]
+    assert bold == ["84"] * 14                             # the main diagonal, offset (0, 0)
+
+
+def test_attention_cost_is_linear_in_one_unit(micro):
+    model, _, _ = micro
+    fig = viz.plot_attention_cost(model)
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "linear" and ax.get_ylim()[0] == 0   # small bars look small
+    values = [t.get_text() for t in ax.texts if t.get_text().endswith(" G")]
+    assert values and all(re.fullmatch(r"\d+\.\d{3} G", v) for v in values), values
+    assert fig.axes[1].get_ylim()[0] == 1e6                # the log panel shows both bars
+
+
+def test_cyclic_shift_has_one_numbering():
+    fig = viz.plot_cyclic_shift(8, 4, 2)
+    assert "cnt" not in texts(fig)
+    numbers = [t.get_text() for t in fig.axes[0].texts]
+    assert sorted(numbers) == [str(k) for k in range(9)]   # the nine regions, once each
+    assert all(t.get_fontsize() >= 12 for ax in fig.axes for t in ax.texts)
+
+
+def test_window_partition_image_shows_which_pieces_form_one_window():
+    fig = viz.plot_window_partition(window=7, image=viz.sample_image(224))
+    ax = fig.axes[1]
+    ids = viz.window_ids(56, 56, 7, 3)
+    alpha = np.asarray(ax.images[1].get_alpha())
+    split = ids == 63                                      # the four corners: one window
+    assert alpha[split].min() >= 0.5 and alpha[ids == 0].max() <= 0.2
+    labels = [t.get_text() for t in ax.texts]
+    assert labels.count("63") == 4 and labels.count("7") == 2 and "0" not in labels
+
+
+def test_stage_mask_numbers_sit_on_opaque_labels():
+    fig = viz.plot_stage_masks(28, 7, 3)
+    for w, ax in enumerate(fig.axes):
+        (label,) = ax.texts
+        assert label.get_text() == str(w)
+        assert label.get_bbox_patch().get_alpha() == 1.0
+        assert label.get_color() in ("black", "dimgrey")   # never red on the checkerboard
+
+
+def test_patch_merging_shows_each_cell_as_a_4_vector():
+    fig = viz.plot_patch_merging(4)
+    assert "of the concat" not in texts(fig)               # no row repeating x0..x3
+    m = next(ax for ax in fig.axes if ax.get_title().startswith("merge_2x2"))
+    a = viz.merging_arrays(4)
+    assert [t.get_text() for t in m.texts] == [f"{v:g}" for v in a["merged"].ravel()]
+    assert np.array_equal(drawn(m), np.tile(np.arange(4), (2, 2)))   # colour = sub-grid k
+    assert "top-left cell: 1, 5, 2, 6" in m.get_title()
+
+
+def test_mask_with_a_window_covering_the_map_says_swin_would_not_use_it():
+    assert "Not used by Swin" in texts(viz.plot_window_mask(8, 8, 4, window_id=0))
+    assert "Not used by Swin" in texts(viz.plot_stage_masks(8, 8, 4))
+    assert "Not used by Swin" not in texts(viz.plot_window_mask(8, 4, 2))
+
+
+def test_training_curves_say_why_train_loss_sits_above_val_loss(tmp_path):
+    from minswin.loss import cross_entropy_forward
+    from minswin.training import _smoothed_loss_floor, _train_val_note, plot_history
+    # the floor is the loss of the best possible prediction: the smoothed target itself
+    eps, K = 0.1, 10
+    q = np.full((1, K), eps / K)
+    q[0, 3] += 1 - eps
+    best, _ = cross_entropy_forward(np.log(q), np.array([3]), eps)
+    assert _smoothed_loss_floor(eps, K) == pytest.approx(float(best), rel=1e-12)
+    history = {"config": {"label_smoothing": eps}, "model_config": {"drop_path_rate": 0.1,
+                                                                    "num_classes": K},
+               "epochs": [dict(epoch=1, train_loss=1.0, val_loss=0.5, train_acc=0.5,
+                               val_acc=0.6)]}
+    note = _train_val_note(history)
+    assert "label smoothing 0.1" in note and "DropPath 0.1" in note and "above" in note
+    assert _train_val_note({"config": {}, "model_config": {}}) == ""
+    plot_history(history, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 10_000

@@ -30,22 +30,13 @@
 
 # %%
 import os
-import tempfile
 
 import numpy as np
 
 import minswin
-from minswin.viz import plot_hierarchy
+from minswin.viz import normalise, plot_hierarchy, sample_image, show
 
 SMALL = os.environ.get("MINSWIN_SMALL") == "1"
-FIGURES = os.environ.get("MINSWIN_FIGURES") or tempfile.mkdtemp(prefix="minswin-figures-")
-os.makedirs(FIGURES, exist_ok=True)
-
-
-def save(fig, name):
-    path = os.path.join(FIGURES, name)
-    fig.savefig(path, dpi=100)
-    print("saved", path)
 
 # %% [markdown]
 # ## The configuration
@@ -55,7 +46,7 @@ def save(fig, name):
 
 # %%
 cfg = minswin.get_config("swin_t")
-print(cfg.as_dict())
+print("swin_t config:", cfg.as_dict())
 grid = cfg.img_size // cfg.patch_size                      # 56 tokens per side after the stem
 print(f"{'stage':>5} {'map':>7} {'down':>5} {'width':>6} {'heads':>5} {'windows':>7}")
 predicted = []
@@ -77,8 +68,10 @@ for i, depth in enumerate(cfg.depths):
 # %%
 size = 64 if SMALL else 224
 model = minswin.create_model("swin_t")                     # float32, random weights
-x = minswin.backend.rng(0).standard_normal((1, size, size, 3)).astype(np.float32)
+photo = sample_image(size)                                 # (size, size, 3) in [0, 1]
+x = normalise(photo)[None].astype(np.float32)              # (1, size, size, 3)
 logits, trace = model.trace(x)
+print(f"{'module':<22} output shape (B, H, W, C)")
 for name, shape in trace:
     print(f"{name:<22} {shape}")
 
@@ -116,9 +109,11 @@ print(f"Swin-T stage 1: {swin_tokens} tokens, {cfg.window_size ** 2} keys per qu
       f"{swin_tokens * cfg.window_size ** 2:,} scores per head")
 print(f"global attention over the same 3136 tokens would need {swin_tokens ** 2:,}")
 
+# %% [markdown]
+# The same walk as a picture: each stage's map drawn to scale, with its shape and window grid.
+
 # %%
-if not SMALL:
-    save(plot_hierarchy(model, trace), "01_hierarchy.png")
+show(plot_hierarchy(model, trace, photo, "Swin-T"), "01_hierarchy.png")
 
 # %% [markdown]
 # ## Questions

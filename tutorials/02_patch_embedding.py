@@ -19,10 +19,12 @@
 
 # %%
 import numpy as np
+from matplotlib.figure import Figure
 
 from minswin.backend import rng
 from minswin.gradcheck import check_op
 from minswin.ops.patch_embed import patch_embed_backward, patch_embed_forward, patchify
+from minswin.viz import show
 
 g = rng(0)
 
@@ -42,6 +44,24 @@ vec = patch.transpose(2, 0, 1).reshape(-1)                 # (48,) in (c, kh, kw
 grid = patchify(img, p)                                    # (1, 2, 3, 48)
 print("patch vector length:", vec.size, "  grid of patches:", grid.shape[1:3])
 print("minswin's patchify gives the same vector:", np.array_equal(grid[0, 1, 2], vec))
+
+# %% [markdown]
+# Where each of the 48 numbers comes from, as a picture: the patch's three colour planes,
+# each pixel labelled with its position in the vector. All of red first (0..15, row by row),
+# then green (16..31), then blue (32..47): the order of the conv weight's (3, 4, 4).
+
+# %%
+position = np.arange(48).reshape(3, p, p)                  # (c, kh, kw) -> place in vec
+fig = Figure(figsize=(10, 4.4), layout="constrained")
+for c, (ax, colour) in enumerate(zip(fig.subplots(1, 3), ("Reds", "Greens", "Blues"))):
+    ax.imshow(patch[:, :, c], cmap=colour)
+    for (r, q), k in np.ndenumerate(position[c]):
+        ax.text(q, r, str(k), ha="center", va="center", fontsize=12, fontweight="bold",
+                bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.8))
+    ax.set(title=f"channel {c}: vector[{16 * c}..{16 * c + 15}]", xticks=range(p),
+           yticks=range(p), xlabel="kernel column kw", ylabel="kernel row kh")
+fig.suptitle("One 4x4x3 patch: where each pixel lands in its 48-number vector")
+show(fig, "02_patch_vector.png")
 
 # %% [markdown]
 # ## Linear embedding = strided convolution
@@ -80,7 +100,8 @@ loops = conv_loops(img[0], weight, bias, stride=p)         # (2, 3, C)
 matmul = grid @ weight.reshape(C, -1).T + bias             # (1, 2, 3, C)
 err_conv = np.abs(ours[0] - loops).max()
 err_matmul = np.abs(ours - matmul).max()
-print(f"patch_embed vs loop conv: {err_conv:.1e}   vs patch @ W.T: {err_matmul:.1e}")
+print(f"max |patch_embed - loop conv|: {err_conv:.1e}   max |patch_embed - patch @ W.T|: "
+      f"{err_matmul:.1e}")
 
 # %% [markdown]
 # The matrix form is why minswin does not need a convolution routine at all: patch
@@ -114,6 +135,7 @@ print("18x18 image ->", out_odd.shape[1:3], f"grid; vs loop conv on the padded i
 report = check_op(patch_embed_forward, patch_embed_backward,
                   {"x": g.standard_normal((1, 6, 8, 3)), "weight": weight.copy(),
                    "bias": bias.copy()}, static={"patch": p})
+print("central-difference check of patch_embed_backward:")
 print(report)
 
 # %% [markdown]

@@ -18,9 +18,6 @@
 # We first do it by hand on a 4×4 single-channel map, then run the real layer.
 
 # %%
-import os
-import tempfile
-
 import numpy as np
 
 import minswin
@@ -29,10 +26,8 @@ from minswin.gradcheck import check_op
 from minswin.layers import PatchMerging
 from minswin.ops.layernorm import layernorm_forward
 from minswin.ops.patch_merging import merge_2x2, patch_merging_backward, patch_merging_forward
-from minswin.viz import plot_patch_merging
+from minswin.viz import plot_patch_merging, show
 
-FIGURES = os.environ.get("MINSWIN_FIGURES") or tempfile.mkdtemp(prefix="minswin-figures-")
-os.makedirs(FIGURES, exist_ok=True)
 g = rng(0)
 
 
@@ -44,6 +39,7 @@ g = rng(0)
 
 # %%
 x = np.arange(16, dtype=np.float64).reshape(1, 4, 4, 1)    # (B, H, W, C) = (1, 4, 4, 1)
+print("the 4x4 map, tokens numbered row by row:")
 print(x[0, :, :, 0])
 x0 = x[:, 0::2, 0::2]                                      # even rows, even columns
 x1 = x[:, 1::2, 0::2]                                      # odd rows, even columns
@@ -74,9 +70,11 @@ print("after LayerNorm:\n", normed[0].round(3))
 print("after the Linear 4 -> 2:", out.shape, " by hand == minswin:",
       np.allclose(out, out_hand, rtol=0, atol=1e-14))
 
+# %% [markdown]
+# The same steps as a picture: the four sub-grids, and where each lands in the 4 channels.
+
 # %%
-fig = plot_patch_merging(size=4)
-fig.savefig(os.path.join(FIGURES, "03_patch_merging.png"), dpi=100)
+show(plot_patch_merging(size=4), "03_patch_merging.png")
 
 # %% [markdown]
 # ## The real layer
@@ -87,7 +85,7 @@ fig.savefig(os.path.join(FIGURES, "03_patch_merging.png"), dpi=100)
 # %%
 merge = PatchMerging(96, rng(1))                           # Swin-T's layers.0.downsample
 feat = g.standard_normal((1, 56, 56, 96)).astype(np.float32)
-print({k: v.shape for k, v in merge.params.items()})
+print("parameters of layers.0.downsample:", {k: v.shape for k, v in merge.params.items()})
 y = merge.forward(feat)
 macs = minswin.flops.merging_flops(56, 56, 96)
 print("stage-1 map", feat.shape, "-> merged", y.shape, f"  {macs:,} MACs (official count)")
@@ -102,7 +100,7 @@ print("stage-1 map", feat.shape, "-> merged", y.shape, f"  {macs:,} MACs (offici
 # %%
 odd, _ = patch_merging_forward(g.standard_normal((1, 5, 5, 2)), np.ones(8), np.zeros(8),
                                g.standard_normal((4, 8)))
-print("5x5x2 ->", odd.shape[1:])
+print("a 5x5x2 map, padded to 6x6 and merged ->", odd.shape[1:])
 
 # %% [markdown]
 # ## Is patch merging a convolution?
@@ -146,6 +144,7 @@ report = check_op(patch_merging_forward, patch_merging_backward,
                    "norm_weight": 1 + 0.3 * g.standard_normal(8),
                    "norm_bias": 0.3 * g.standard_normal(8),
                    "reduction_weight": g.standard_normal((4, 8))})
+print("central-difference check of patch_merging_backward:")
 print(report)
 
 # %% [markdown]

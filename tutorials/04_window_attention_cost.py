@@ -22,9 +22,6 @@
 
 # %%
 from contextlib import contextmanager
-import importlib
-import os
-import tempfile
 
 import numpy as np
 
@@ -33,10 +30,8 @@ from minswin.backend import rng
 from minswin.flops import msa_flops, msa_saving, wmsa_flops
 from minswin.fast.attention import window_attention_forward
 from minswin.ops.window import to_windows_forward
+from minswin.viz import plot_attention_cost, show
 
-SMALL = os.environ.get("MINSWIN_SMALL") == "1"
-FIGURES = os.environ.get("MINSWIN_FIGURES") or tempfile.mkdtemp(prefix="minswin-figures-")
-os.makedirs(FIGURES, exist_ok=True)
 g = rng(0)
 
 # %% [markdown]
@@ -144,14 +139,12 @@ for i in range(cfg.num_layers):
     print(f"stage {i + 1}: {side:>2}x{side:<2}x{width:<3}  MSA {a / 1e9:6.3f} G   "
           f"W-MSA {b / 1e9:6.3f} G   ratio {a / b:5.1f}")
 
+# %% [markdown]
+# As a picture, on a linear scale: global attention's stage 1 dwarfs everything else, and the
+# windows bring every stage down to the same few hundred million multiply-adds.
+
 # %%
-try:
-    plot_attention_cost = importlib.import_module("minswin.viz.cost").plot_attention_cost
-except (ImportError, AttributeError):
-    plot_attention_cost = None
-if plot_attention_cost is not None and not SMALL:
-    fig = plot_attention_cost(minswin.create_model("swin_t"))
-    fig.savefig(os.path.join(FIGURES, "04_attention_cost.png"), dpi=100)
+show(plot_attention_cost(minswin.create_model("swin_t")), "04_attention_cost.png")
 
 # %% [markdown]
 # ## The block's count in `model.flops()`

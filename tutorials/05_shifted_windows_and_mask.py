@@ -22,9 +22,6 @@
 # that masked shifted attention is the same as attention inside each region separately.
 
 # %%
-import os
-import tempfile
-
 import numpy as np
 
 from minswin.backend import rng
@@ -33,10 +30,8 @@ from minswin.ops.masks import MASK_VALUE, attention_mask, attention_mask_slow, r
     window_labels
 from minswin.ops.softmax import softmax_forward
 from minswin.ops.window import cyclic_shift, from_windows, to_windows_forward, window_partition
-from minswin.viz import plot_cyclic_shift, plot_window_mask
+from minswin.viz import plot_cyclic_shift, plot_stage_masks, plot_window_mask, show
 
-FIGURES = os.environ.get("MINSWIN_FIGURES") or tempfile.mkdtemp(prefix="minswin-figures-")
-os.makedirs(FIGURES, exist_ok=True)
 g = rng(0)
 
 
@@ -51,7 +46,14 @@ H = W = 8
 M, s = 4, 2
 ids = np.arange(H * W).reshape(1, H, W, 1)
 rolled = cyclic_shift(ids, s)[0, :, :, 0]
+print("token ids after cyclic_shift by s = 2 (row r holds old row r + 2):")
 print(rolled)
+
+# %% [markdown]
+# The same roll as a picture: the nine regions keep their colour as they wrap round.
+
+# %%
+show(plot_cyclic_shift(size=8, window=4), "05_cyclic_shift.png")
 
 # %% [markdown]
 # ## Nine regions
@@ -62,6 +64,7 @@ print(rolled)
 
 # %%
 labels = region_labels(H, W, M, s)                         # (H, W) in the rolled frame
+print("region labels of the rolled 8x8 map (M = 4, s = 2):")
 print(labels)
 wl = window_labels(H, W, M, s)                             # (nW, N): labels per window
 for k, lab in enumerate(wl):
@@ -69,20 +72,28 @@ for k, lab in enumerate(wl):
 
 # %% [markdown]
 # Window 0 is one region; windows 1 and 2 hold two; window 3 (bottom-right) holds four.
+# (`region_labels` numbers the regions in the rolled frame, as the official loop does; the
+# figures number the same nine pieces in reading order on the map before the roll.)
 # The mask of window k is −100 wherever query and key labels differ, 0 elsewhere:
 
 # %%
 mask = attention_mask(H, W, M, s)                          # (nW, N, N)
-print("mask shape", mask.shape, "  masked pairs per window:",
+print("mask shape:", mask.shape, "  masked pairs per window:",
       (mask == MASK_VALUE).sum(axis=(1, 2)).tolist())
-print("window 3, the 16x16 mask as 0/1 (1 = -100):")
-print((mask[3] != 0).astype(int))
+
+# %% [markdown]
+# Window 3 as a picture: its 16 tokens coloured by region, and its 16×16 mask, dark where
+# query and key lie in different regions (−100) and light where they may attend (0).
 
 # %%
-plot_cyclic_shift(size=8, window=4).savefig(
-    os.path.join(FIGURES, "05_cyclic_shift.png"), dpi=100)
-plot_window_mask(size=8, window=4, window_id=3).savefig(
-    os.path.join(FIGURES, "05_mask.png"), dpi=100)
+show(plot_window_mask(size=8, window=4, window_id=3), "05_mask.png")
+
+# %% [markdown]
+# All four windows' masks side by side, laid out like the windows: window 0 (top left) is one
+# region, so nothing is masked; the bottom-right window mixes four regions.
+
+# %%
+show(plot_stage_masks(8, 4, 2), "05_all_masks.png")
 
 # %% [markdown]
 # ## The small example: H = W = 4, M = 2, s = 1
@@ -92,7 +103,9 @@ plot_window_mask(size=8, window=4, window_id=3).savefig(
 # %%
 small = region_labels(4, 4, 2, 1)
 small_windows = window_labels(4, 4, 2, 1)
+print("region labels, H = W = 4, M = 2, s = 1:")
 print(small)
+print("region labels of each window's 4 tokens (one window per row):")
 print(small_windows)
 
 # %% [markdown]
@@ -111,9 +124,9 @@ keep = m == 0
 pbool = np.zeros(4)
 pbool[keep] = softmax_forward(logits[keep])[0]
 p32, _ = softmax_forward((logits + m).astype(np.float32))
-print("-100   :", p100)
-print("-inf   :", pinf)
-print("boolean:", pbool)
+print("softmax with -100 :", p100)
+print("softmax with -inf :", pinf)
+print("boolean mask      :", pbool)
 print("-100 in float32:", p32, " (masked weights are denormal or zero)")
 with np.errstate(invalid="ignore"):                        # -inf - (-inf) is NaN
     row_all_masked_inf, _ = softmax_forward(np.full(3, -np.inf))

@@ -23,20 +23,16 @@
 # gather's backward, a scatter-add.
 
 # %%
-import os
-import tempfile
-
 import numpy as np
 
 from minswin.backend import rng
 from minswin.gradcheck import check_op
 from minswin.ops.masks import relative_coordinates, relative_position_index
 from minswin.ops.relative_bias import relative_bias_backward, relative_bias_forward
-from minswin.viz import plot_index_walkthrough, plot_relative_position_index
+import minswin
+from minswin.viz import (plot_index_walkthrough, plot_relative_position_bias,
+                         plot_relative_position_index, show)
 
-SMALL = os.environ.get("MINSWIN_SMALL") == "1"
-FIGURES = os.environ.get("MINSWIN_FIGURES") or tempfile.mkdtemp(prefix="minswin-figures-")
-os.makedirs(FIGURES, exist_ok=True)
 g = rng(0)
 
 
@@ -49,8 +45,10 @@ g = rng(0)
 # %%
 M = 2
 rel = relative_coordinates(M)                              # (2, N, N): dr and dc
-print("dr = row_i - row_j\n", rel[0])
-print("dc = col_i - col_j\n", rel[1])
+print("dr = row_i - row_j (query i down, key j across):")
+print(rel[0])
+print("dc = col_i - col_j:")
+print(rel[1])
 
 # %% [markdown]
 # Offsets run from −1 to 1. Add M − 1 = 1 so they run from 0 to 2M − 2 = 2, then read
@@ -59,13 +57,19 @@ print("dc = col_i - col_j\n", rel[1])
 # %%
 dr, dc = rel[0] + (M - 1), rel[1] + (M - 1)
 index_by_hand = dr * (2 * M - 1) + dc
+print("relative position index, M = 2 (dr * 3 + dc):")
 print(index_by_hand)
 print("minswin.relative_position_index(2) is the same:",
       np.array_equal(index_by_hand, relative_position_index(2)))
 
 # %% [markdown]
 # The diagonal is always the middle of the table (offset (0, 0), row 4 here), and each
-# index value appears once per pair with that offset.
+# index value appears once per pair with that offset. The same steps as pictures:
+
+# %%
+show(plot_index_walkthrough(window=2), "06_index_walkthrough.png")
+
+# %% [markdown]
 #
 # ## Why multiply by 2M − 1, not 2M − 2?
 #
@@ -103,8 +107,18 @@ idx7 = relative_position_index(M7)                         # (49, 49)
 uses = np.bincount(idx7.ravel(), minlength=(2 * M7 - 1) ** 2).reshape(13, 13)
 d = np.arange(-(M7 - 1), M7)
 expected_uses = np.outer(M7 - np.abs(d), M7 - np.abs(d))
-print("index shape", idx7.shape, " table rows used:", len(np.unique(idx7)))
+print("index shape:", idx7.shape, "  table rows used:", len(np.unique(idx7)))
+print("how often each of the 13x13 table rows is read (row dr + 6, column dc + 6):")
 print(uses)
+
+# %% [markdown]
+# The 49×49 index as a picture. Token i = 7·row + column, so the lines every 7 tokens cut it
+# into 7×7 blocks, one per pair of window rows: inside a block only dc changes, from block to
+# block dr changes by one. Every block is the same Toeplitz pattern shifted by 13, and the
+# diagonal is 84, the table row of offset (0, 0).
+
+# %%
+show(plot_relative_position_index(window=7), "06_index_7.png")
 
 # %% [markdown]
 # ## Gather (forward)
@@ -120,7 +134,19 @@ for h in range(nH):
     for i in range(49):
         for j in range(49):
             loop[h, i, j] = table[idx7[i, j], h]
-print("gather == loops:", np.array_equal(bias, loop), " bias shape", bias.shape)
+print("gather == loops:", np.array_equal(bias, loop), "  bias shape:", bias.shape)
+
+# %% [markdown]
+# What a *trained* table looks like: the first shifted block of `swin_digits`, the small
+# model that ships with minswin (`minswin.pretrained()`, trained on the digits). Each head
+# learned its own preference for near or far, horizontal or vertical neighbours; the (N, N)
+# bias gathered from the table repeats it for every query.
+
+# %%
+digits = minswin.pretrained("swin_digits")
+key = "layers.0.blocks.1.attn.relative_position_bias_table"
+show(plot_relative_position_bias(digits.params[key], name=f"{key} (swin_digits, trained)"),
+     "06_bias_trained.png")
 
 # %% [markdown]
 # ## Scatter-add (backward)
@@ -135,20 +161,14 @@ dbias = g.standard_normal(bias.shape)                      # (nH, 49, 49), summe
 dtable = relative_bias_backward(dbias, cache)              # (169, nH)
 wrong = np.zeros_like(table)
 wrong[idx7.ravel()] += dbias.transpose(1, 2, 0).reshape(-1, nH)
-print(f"sum of dbias       {dbias.sum():9.4f}")
+print(f"sum of dbias       {dbias.sum():9.4f}   (what the table must receive)")
 print(f"sum of dtable      {dtable.sum():9.4f}   (np.add.at: nothing lost)")
 print(f"sum with += fancy  {wrong.sum():9.4f}   (repeats overwritten)")
 report = check_op(relative_bias_forward, relative_bias_backward,
                   {"table": g.standard_normal((9, 2))},
                   static={"index": relative_position_index(2)})
+print("central-difference check of relative_bias_backward:")
 print(report)
-
-# %%
-plot_index_walkthrough(window=2).savefig(
-    os.path.join(FIGURES, "06_index_walkthrough.png"), dpi=100)
-if not SMALL:                                              # the 49x49 picture takes seconds
-    plot_relative_position_index(window=7).savefig(
-        os.path.join(FIGURES, "06_index_7.png"), dpi=100)
 
 # %% [markdown]
 # Try it yourself: `minswin exercise start relative_bias_backward`.

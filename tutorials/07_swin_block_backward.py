@@ -38,6 +38,7 @@ from minswin.ops.mlp import mlp_backward, mlp_forward
 from minswin.ops.relative_bias import relative_bias_backward, relative_bias_forward
 from minswin.ops.window import (from_windows, from_windows_backward, to_windows_backward,
                                 to_windows_forward)
+from minswin.viz import plot_window_attention, show
 
 g = rng(0)
 
@@ -57,7 +58,7 @@ for k, v in block.params.items():
         + 0.5 * g.standard_normal(v.shape)
 p = block.params
 x = g.standard_normal((B, H, W, C))
-print({k: v.shape for k, v in p.items()})
+print("the block's parameters:", {k: v.shape for k, v in p.items()})
 
 # %% [markdown]
 # ## Forward, by hand
@@ -132,6 +133,14 @@ leak = float(np.max(weights * other[None, :, None]))       # weights where label
 print(f"largest attention weight across regions: {leak:.1e}  (mask value {MASK_VALUE})")
 
 # %% [markdown]
+# The bottom-right window holds four regions. Its weights as a picture: every query attends
+# only inside its own region, so the (N, N) matrix is zero (black) outside those blocks.
+
+# %%
+show(plot_window_attention(weights, window_id=3, heads=[0], name="the shifted float64 block"),
+     "07_masked_attention.png")
+
+# %% [markdown]
 # ## Gradient check of the whole block
 #
 # `check_module` perturbs the input and every parameter along one random direction each and
@@ -140,6 +149,7 @@ print(f"largest attention weight across regions: {leak:.1e}  (mask value {MASK_V
 
 # %%
 report = check_module(block, x, tol=1e-6)
+print("directional check of the shifted block:")
 print(report)
 
 plain = SwinTransformerBlock(C, (H, W), nH, M, 0, 4.0, 0.0, g, np.float64)   # W-MSA block

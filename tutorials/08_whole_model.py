@@ -21,9 +21,11 @@ import os
 import tempfile
 
 import numpy as np
+from matplotlib.figure import Figure
 
 import minswin
 from minswin.flops import model_flops
+from minswin.viz import show
 
 SMALL = os.environ.get("MINSWIN_SMALL") == "1"
 g = minswin.backend.rng(0)
@@ -33,6 +35,7 @@ g = minswin.backend.rng(0)
 
 # %%
 NAMES = ("swin_t", "swin_s", "swin_b", "swin_l")
+print("the four configurations (width C, blocks per stage, heads per stage, window M):")
 for name in NAMES:
     c = minswin.get_config(name)
     print(f"{name}: C={c.embed_dim:<3} depths={c.depths}  heads={c.num_heads}  M={c.window_size}")
@@ -74,6 +77,36 @@ counts = {name: count_params(minswin.get_config(name)) for name in NAMES}
 for name, n in counts.items():
     print(f"{name}: {n:>12,} parameters")
 
+
+# %% [markdown]
+# Where do Swin-T's 28 million parameters sit? Grouped by the part of the model that holds
+# them, as a picture: the two wide blocks of stage 4 (C = 768) and the six of stage 3 hold
+# almost nine tenths; stage 1, where the map is largest, holds less than 1%.
+
+# %%
+def params_by_part(model):
+    """{part: parameter count}, parts in forward order: stem, each stage's blocks and merge,
+    final norm + head."""
+    parts = {}
+    for key, v in model.params.items():
+        if key.startswith("layers."):
+            i, kind = key.split(".")[1], key.split(".")[2]
+            part = f"stage {int(i) + 1} " + ("blocks" if kind == "blocks" else "merge")
+        else:
+            part = "stem" if key.startswith("patch_embed") else "norm + head"
+        parts[part] = parts.get(part, 0) + int(v.size)
+    return parts
+
+
+by_part = params_by_part(model_t)
+fig = Figure(figsize=(8, 3.4), layout="constrained")
+ax = fig.subplots()
+bars = ax.barh(list(by_part)[::-1], [n / 1e6 for n in by_part.values()][::-1], color="#4c72b0")
+ax.bar_label(bars, labels=[f"{n:,}" for n in by_part.values()][::-1], padding=3)
+ax.set(xlabel="parameters (millions)", xlim=(0, 1.25 * max(by_part.values()) / 1e6),
+       title=f"Swin-T: {sum(by_part.values()):,} parameters, by part")
+show(fig, "08_params_by_part.png")
+
 # %% [markdown]
 # ## Cost: `model.flops()`
 #
@@ -84,8 +117,9 @@ for name, n in counts.items():
 # %%
 gflops = {name: model_flops(minswin.get_config(name)) / 1e9 for name in NAMES}
 for name, v in gflops.items():
-    print(f"{name}: {v:.3f} G")
-print({k: f"{v / 1e9:.4f} G" for k, v in model_t.flops_breakdown().items()})
+    print(f"{name}: {v:.3f} GMACs")
+print("swin_t by part (GMACs):",
+      {k: round(v / 1e9, 4) for k, v in model_t.flops_breakdown().items()})
 
 # %% [markdown]
 # ## Save and load a checkpoint
@@ -262,6 +296,8 @@ assert [round(gflops[n], 1) for n in ("swin_t", "swin_s", "swin_b")] == [4.5, 8.
 assert sum(model_t.flops_breakdown().values()) == model_t.flops()
 assert before > 1e-3 and after == 0.0
 assert keys_t == 173
+assert sum(by_part.values()) == 28_288_354 and max(by_part, key=by_part.get) == "stage 4 blocks"
+assert by_part["stage 3 blocks"] + by_part["stage 4 blocks"] > 0.85 * 28_288_354
 if not SMALL:
     assert stage_maps == [(50, 65), (25, 33), (13, 17), (7, 9)] and logits.shape == (1, 1000)
 else:

@@ -22,9 +22,11 @@
 
 # %%
 import numpy as np
+from matplotlib.figure import Figure
 
 import minswin
 from minswin.backend import cupy_available, default_xp, get_xp, index_add, to_numpy
+from minswin.viz import show
 
 g = minswin.backend.rng(0)
 
@@ -89,6 +91,30 @@ print("parameters live in", get_xp(cpu_model.params["head.weight"]).__name__,
       "; logits", cpu_logits.shape)
 
 # %% [markdown]
+# Two backends never agree bit for bit: their kernels add in different orders. What such a
+# difference looks like is easiest to see with one backend and two precisions. The same
+# model (same seed) in float32 against float64, every logit: the gaps sit near float32's
+# rounding step (about 1e-7 of the value), which is where a float32 GPU run lands too;
+# in float64 the CPU and a GPU agree to about 1e-15.
+
+# %%
+f32_model = minswin.create_model("swin_micro", num_classes=10, dtype="float32", seed=0)
+f32_logits = f32_model.forward(x.astype(np.float32)).astype(np.float64)
+rel_gap = np.abs(f32_logits - cpu_logits) / np.abs(cpu_logits).max()     # (2, 10)
+print(f"largest float32 vs float64 logit gap, relative to the largest logit: {rel_gap.max():.1e}")
+fig = Figure(figsize=(7.5, 3.2), layout="constrained")
+ax = fig.subplots()
+for b in range(rel_gap.shape[0]):
+    ax.semilogy(np.arange(10), np.maximum(rel_gap[b], 1e-18), "o-", label=f"image {b}")
+ax.axhline(np.finfo(np.float32).eps, color="grey", ls="--", label="float32 eps (1.2e-7)")
+ax.axhline(np.finfo(np.float64).eps, color="grey", ls=":", label="float64 eps (2.2e-16)")
+ax.set(xlabel="class (logit index)", ylabel="|float32 - float64| / max |logit|",
+       ylim=(1e-17, 1e-4), xticks=range(10),
+       title="swin_micro, same weights: float32 logits vs float64 logits")
+ax.legend(fontsize=8, ncol=3, loc="upper center")
+show(fig, "09_float32_vs_float64.png")
+
+# %% [markdown]
 # ## The same model on a GPU, if there is one
 #
 # `minswin.use("cupy")` makes new models live on the GPU. Initial weights are drawn on the
@@ -142,6 +168,7 @@ else:
 
 # %%
 assert get_xp(a) is np and default_xp() is np
+assert 0 < rel_gap.max() < 1e-5
 assert "jax" in refused
 assert target.tolist() == [1.0, 0.0, 3.0]
 assert cpu_logits.shape == (2, 10) and np.all(np.isfinite(cpu_logits))

@@ -28,7 +28,6 @@
 # %%
 import math
 import os
-import tempfile
 
 import numpy as np
 
@@ -44,11 +43,9 @@ from minswin.ops.masks import relative_position_index
 from minswin.ops.relative_bias import relative_bias_forward
 from minswin.optim import create_optimizer
 from minswin.viz import (attention_cpb_table, plot_log_spaced_coordinates, plot_table_resize,
-                         plot_window_transfer, save_figure)
+                         plot_window_transfer, show)
 
 SMALL = os.environ.get("MINSWIN_SMALL") == "1"
-FIGURES = os.environ.get("MINSWIN_FIGURES") or tempfile.mkdtemp(prefix="minswin-figures-")
-os.makedirs(FIGURES, exist_ok=True)
 
 # %% [markdown]
 # ## 1. Activations grow in deep v1 models; res-post-norm stops it
@@ -142,6 +139,7 @@ ins = dict(x=r.standard_normal((4, 4, 4)), qkv_weight=r.standard_normal((12, 4))
            bias=r.standard_normal((2, 4, 4)))
 report = check_op(cosine_attention_forward, cosine_attention_backward, ins,
                   static={"num_heads": 2})
+print("central-difference check of cosine_attention_backward:")
 print(report)
 _, cache = cosine_attention_forward(**ins, num_heads=2)
 dlogit = cosine_attention_backward(np.ones((4, 4, 4)), cache)[4].ravel()
@@ -162,8 +160,7 @@ c16 = log_spaced_coordinates(16, pretrained_window=8)      # window 16, trained 
 print("window 16, P=8: offsets 0..15 ->", np.round(c16[15:, 15, 0], 3))
 lin16 = 15 / 7                                             # linear: 15 / (P - 1)
 print(f"offset 15: linear {lin16:.2f}, log-spaced {c16[30, 15, 0]:.3f}")
-save_figure(plot_log_spaced_coordinates(8, new_window=16),
-            os.path.join(FIGURES, "11_log_spaced_coordinates.png"), dpi=100)
+show(plot_log_spaced_coordinates(8, new_window=16), "11_log_spaced_coordinates.png")
 
 # %% [markdown]
 # Linear coordinates would ask the network about 2.14, more than twice the range it was
@@ -219,10 +216,8 @@ old = (np.abs(DR) < M) & (np.abs(DC) < M)                  # the offsets trained
 err_v1 = float(np.abs(v1_new - truth)[old.ravel()].max())
 err_v2 = float(np.abs(v2_new - truth)[old.ravel()].max())
 print(f"max error on the old offsets: v1 resized {err_v1:.2f}, V2 {err_v2:.2f}")
-save_figure(plot_window_transfer(v1_table, attn, M_NEW, head=0),
-            os.path.join(FIGURES, "11_window_transfer.png"), dpi=100)
-save_figure(plot_table_resize(v1_table, M_NEW),
-            os.path.join(FIGURES, "11_table_resize.png"), dpi=100)
+show(plot_window_transfer(v1_table, attn, M_NEW, head=0), "11_window_transfer.png")
+show(plot_table_resize(v1_table, M_NEW), "11_table_resize.png")
 
 # %% [markdown]
 # The bicubic resize **stretches** the table: it maps the old range of offsets (±3) onto the
@@ -273,3 +268,4 @@ assert err_v2 < 1.0 < 3.0 < err_v1                         # V2 keeps the old of
 v2_init = minswin.create_model("swinv2_digits", num_classes=10)
 h = np.random.default_rng(2).standard_normal((1, 8, 8, 48)).astype(np.float32)
 assert np.array_equal(v2_init.layers[0].blocks[0].forward(h), h)   # official init: identity
+print("tutorial 11: all checks passed")

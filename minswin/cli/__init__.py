@@ -37,6 +37,8 @@ def build_parser():
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of an error (also: MINSWIN_DEBUG=1); may "
                              "come anywhere on the line")
+    from .. import __version__
+    parser.add_argument("--version", action="version", version=f"minswin {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module in COMMANDS:

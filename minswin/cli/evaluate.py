@@ -1,5 +1,6 @@
-"""`minswin evaluate CHECKPOINT`: accuracy and confusion matrix of a trained checkpoint.
+"""`minswin evaluate [CHECKPOINT]`: accuracy and confusion matrix of a trained checkpoint.
 
+    minswin evaluate                                              # the shipped swin_digits
     minswin evaluate runs/digits/best.safetensors                 # the test split
     minswin evaluate runs/digits/best.safetensors --split val -o cm.png
 """
@@ -10,8 +11,11 @@ def add_parser(sub):
         "evaluate", help="accuracy and confusion matrix of a checkpoint from `minswin train`",
         description="Rebuild the model and the data split recorded in a checkpoint written by "
                     "`minswin train`, then print the accuracy and the confusion matrix and "
-                    "write the matrix as a PNG.")
-    p.add_argument("checkpoint", help="a .safetensors file written by `minswin train`")
+                    "write the matrix as a PNG. With no checkpoint: the trained swin_digits "
+                    "model that ships with minswin (minswin.pretrained).")
+    p.add_argument("checkpoint", nargs="?", default=None,
+                   help="a .safetensors file written by `minswin train` (default: the shipped "
+                        "swin_digits weights)")
     p.add_argument("--split", default="test", choices=("train", "val", "test"),
                    help="which split of the recorded data (default: test)")
     p.add_argument("--data", default=None,
@@ -19,7 +23,7 @@ def add_parser(sub):
                         "(with the checkpoint's classes and normalisation)")
     p.add_argument("-o", "--out", default=None,
                    help="PNG for the confusion matrix (default: confusion_<split>.png next to "
-                        "the checkpoint)")
+                        "the checkpoint; for the shipped model in ./minswin-figures/)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--allow-nonfinite", action="store_true",
                    help="load weights that hold NaN or inf (to inspect a broken run); the "
@@ -37,17 +41,28 @@ def run(args):
     from ..training import (config_from_meta, confusion_matrix, evaluate_split,
                             format_confusion, load_data, make_config, model_from_checkpoint,
                             plot_confusion)
-    if not os.path.exists(args.checkpoint):
-        raise CliError(f"CHECKPOINT: no such file {args.checkpoint!r}")
+    from ..weights import pretrained_path
+    shipped = args.checkpoint is None
+    checkpoint = pretrained_path("swin_digits") if shipped else args.checkpoint
+    if not os.path.exists(checkpoint):
+        raise CliError(f"CHECKPOINT: no such file {checkpoint!r}")
+    if os.path.isdir(checkpoint):
+        raise CliError(f"CHECKPOINT: {checkpoint!r} is a folder; expected a .safetensors file "
+                       "written by `minswin train`")
     if args.out is not None and not args.out.lower().endswith(".png"):
         raise CliError(f"--out: expected a .png file name, got {args.out!r}")
-    if args.out is not None and not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
-        raise CliError(f"--out: expected a file in an existing folder, got {args.out!r} (no "
-                       f"folder {os.path.dirname(os.path.abspath(args.out))!r})")
+    if args.out is not None:                               # before the evaluation, not after
+        from ..viz._common import check_writable
+        try:
+            check_writable(args.out)
+        except OSError as err:
+            why = str(err).split(": ", 1)[-1]              # "X is a file, not a directory", ...
+            raise CliError(f"--out: expected a file in an existing folder, got {args.out!r} "
+                           f"({why})") from None
     if args.batch_size <= 0:
         raise CliError(f"--batch-size: expected a positive integer, got {args.batch_size}")
-    model, meta = model_from_checkpoint(args.checkpoint, allow_nonfinite=args.allow_nonfinite)
-    cfg = make_config(config_from_meta(meta, args.checkpoint), data=args.data, limit=0)
+    model, meta = model_from_checkpoint(checkpoint, allow_nonfinite=args.allow_nonfinite)
+    cfg = make_config(config_from_meta(meta, checkpoint), data=args.data, limit=0)
     classes = list(meta["classes"])
     ds = load_data(cfg, model.config.img_size, np.asarray(meta["mean"], np.float32),
                    np.asarray(meta["std"], np.float32))
@@ -65,14 +80,17 @@ def run(args):
                        "expected at least one")
     loss, acc, pred = evaluate_split(model, split, args.batch_size)
     cm = confusion_matrix(split.y, pred, len(classes))
-    print(f"{args.checkpoint}: {meta.get('kind', '?')} checkpoint, epoch {meta['epoch']}, "
+    what = "the shipped swin_digits model" if shipped else checkpoint
+    print(f"{what}: {meta.get('kind', '?')} checkpoint, epoch {meta['epoch']}, "
           f"{cfg.model} on {cfg.data} ({args.split} split, {len(split.y)} images)")
     print(f"loss {loss:.4f}")
     print(f"accuracy: {100 * acc:.1f}% ({int(np.trace(cm))}/{len(split.y)})")
     print("confusion matrix (rows: true class, columns: predicted):")
     print(format_confusion(cm, classes))
-    out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)),
-                                   f"confusion_{args.split}.png")
+    folder = "minswin-figures" if shipped else os.path.dirname(os.path.abspath(checkpoint))
+    out = args.out or os.path.join(folder, f"confusion_{args.split}.png")
+    if shipped and args.out is None:
+        os.makedirs(folder, exist_ok=True)
     plot_confusion(cm, classes, out, title=f"{args.split}: {100 * acc:.1f}% correct")
     print(f"wrote {out}")
     if not np.isfinite(loss):

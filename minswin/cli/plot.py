@@ -31,6 +31,9 @@ FIGURES = {
 MODEL_FIGURES = ("bias", "attention", "attention-weights", "hierarchy", "cost", "cpb",
                  "table-resize")
 V2_FIGURES = ("cpb",)                      # their --model defaults to swinv2_t
+# figures of learned weights: by default drawn from the trained model that ships with minswin
+LEARNED_FIGURES = ("bias", "attention", "attention-weights")
+SHIPPED = "swin_digits"
 
 EXAMPLES = """\
 examples:
@@ -42,8 +45,10 @@ examples:
   minswin plot windows --size 56 --window 7 --image -o windows.png
   minswin plot index --window 7 -o index.png
   minswin plot index-walk --window 2 -o walk.png
-  minswin plot bias --stage 1 --block 1 --head 0 -o bias.png
-  minswin plot attention --stage 4 -o attention.png
+  minswin plot bias --stage 1 --block 1 --head 0 -o bias.png     the shipped trained model
+  minswin plot attention --image-index 5 -o attention.png         one of its test digits
+  minswin plot bias --random-weights -o bias_random.png           the same model untrained
+  minswin plot attention --model swin_t --stage 4 -o attention.png  (random weights)
   minswin plot attention --checkpoint runs/digits/best.safetensors --image-index 3 -o a.png
   minswin plot merge -o merge.png
   minswin plot hierarchy --model swin_t -o hierarchy.png
@@ -88,8 +93,9 @@ def add_parser(sub):
     p.add_argument("--query", type=int, default=None,
                    help="query token in the window for attention (default: the centre)")
     p.add_argument("--model", default=None,
-                   help="model config for model figures (default swin_t, swinv2_t for cpb; "
-                        "see minswin.configs)")
+                   help="model config for model figures, random weights unless --checkpoint "
+                        "(default: bias/attention the trained swin_digits that ships with "
+                        "minswin, swinv2_t for cpb, else swin_t; see minswin.configs)")
     p.add_argument("--new-window", type=int, default=None,
                    help="log-coords: a larger window to mark (default none); table-resize: "
                         "the window to resize to (default 12)")
@@ -98,8 +104,12 @@ def add_parser(sub):
     p.add_argument("--allow-nonfinite", action="store_true",
                    help="with --checkpoint: load weights that hold NaN or inf (to inspect a "
                         "broken run)")
+    p.add_argument("--random-weights", action="store_true",
+                   help="bias/attention: the model's random initial weights (seed 0) instead "
+                        "of trained ones, for comparison")
     p.add_argument("--image-index", type=int, default=None,
-                   help="with a `minswin train` checkpoint: draw this image of its test split")
+                   help="with a `minswin train` checkpoint or the shipped model: draw this "
+                        "image of its test split (default 0 for the shipped model)")
     p.add_argument("--image", action="store_true",
                    help="windows/shift: draw a real photo under the tokens")
     p.add_argument("--dpi", type=int, default=130, help="resolution of PNG output (130)")
@@ -125,7 +135,10 @@ def _output_path(args):
     here, with save_figure's own checks, so that a bad -o fails before the drawing (a forward
     pass for the model figures), not after it.
     """
+    from . import CliError
     from ..viz._common import check_format, check_writable
+    if args.output is not None and not args.output.strip():
+        raise CliError(f"-o/--output: expected a file name, got {args.output!r}")
     if args.figure == "shift-gif":
         return args.output or "minswin-shift-gif.gif"
     path = args.output or f"minswin-{args.figure}.png"
@@ -149,12 +162,26 @@ def _grid_options(args, size, window):
 # ---------------------------------------------------------------------------- models
 
 def _load_model(args):
-    """(model, name, display image (S, S, 3) in [0, 1], network input (1, S, S, 3))."""
+    """(model, name, display image (S, S, 3) in [0, 1], network input (1, S, S, 3), which
+    image in words: "" for the sample photo)."""
     from . import CliError
     import numpy as np
     from .. import viz
     from ..model import create_model
     meta = None
+    if args.checkpoint is not None and not args.checkpoint:
+        raise CliError("--checkpoint: expected a file name, got ''")
+    if args.checkpoint and args.random_weights:
+        raise CliError("--random-weights: cannot be combined with --checkpoint")
+    shipped = (args.figure in LEARNED_FIGURES and args.model is None
+               and not args.checkpoint and not args.random_weights)
+    if shipped:
+        from ..weights import pretrained_path
+        args.checkpoint = pretrained_path(SHIPPED)
+        if args.image_index is None:
+            args.image_index = 0
+    model_name = args.model or (SHIPPED if args.random_weights and args.figure in
+                                LEARNED_FIGURES else "swin_t")
     if args.checkpoint:
         from ..checkpoint import load_checkpoint, to_official_keys
         from ..training import META_KEY, model_from_checkpoint
@@ -162,24 +189,34 @@ def _load_model(args):
         if META_KEY in (metadata or {}):
             model, meta = model_from_checkpoint(args.checkpoint,
                                                 allow_nonfinite=args.allow_nonfinite)
-            name = (f"{meta['config'].get('model', 'model')} from "
+            name = (f"{SHIPPED} (trained, shipped with minswin)" if shipped else
+                    f"{meta['config'].get('model', 'model')} from "
                     f"{os.path.basename(args.checkpoint)}")
         else:
             state = to_official_keys(state)                # timm/tv names -> official
             head = state.get("head.weight")
             classes = head.shape[0] if head is not None else 1000
-            model = create_model(args.model, num_classes=classes, img_size=args.size)
+            model = create_model(model_name, num_classes=classes, img_size=args.size)
             # strict: a partial load is an error
             model.load_state_dict(state, allow_nonfinite=args.allow_nonfinite)
-            name = f"{args.model} from {os.path.basename(args.checkpoint)}"
+            name = f"{model_name} from {os.path.basename(args.checkpoint)}"
     else:
-        model = create_model(args.model, img_size=args.size)
-        name = f"{args.model} (random weights, seed 0)"
+        model = create_model(model_name, img_size=args.size)
+        name = f"{model_name} (random weights, seed 0: untrained)"
+        if model_name == SHIPPED and args.figure in LEARNED_FIGURES and args.size is None:
+            # the shipped model's digits and normalisation, to compare with the trained one
+            from ..weights import pretrained_path
+            from ..training import read_training_checkpoint
+            meta = read_training_checkpoint(pretrained_path(SHIPPED))[2]
+            model = create_model(model_name, num_classes=len(meta["classes"]))
+            if args.image_index is None:
+                args.image_index = 0
     S = model.config.img_size
     if args.image_index is not None:
         if meta is None:
             raise CliError("--image-index: needs a checkpoint written by `minswin train` "
-                           "(it names the data set and its normalisation)")
+                           "(it names the data set and its normalisation), or the shipped "
+                           "model (leave out --model)")
         from ..training import load_data, make_config
         cfg = make_config(meta["config"])
         ds = load_data(cfg, S, mean=meta["mean"], std=meta["std"])
@@ -190,12 +227,13 @@ def _load_model(args):
         x = ds.test.x[args.image_index][None].astype(model.dtype)       # (1, S, S, 3)
         img = x[0] * np.asarray(meta["std"]) + np.asarray(meta["mean"])  # undo normalisation
         img = (img - img.min()) / max(float(img.max() - img.min()), 1e-12)
-        name += f", test image {args.image_index} (label {int(ds.test.y[args.image_index])})"
+        image_note = f", test image {args.image_index} (label {int(ds.test.y[args.image_index])})"
     else:
         img = viz.sample_image(S)
         x = viz.normalise(img)[None].astype(model.dtype)   # (1, S, S, 3)
+        image_note = ""
     from ..backend import to_backend
-    return model, name, img, to_backend(x, model.xp)      # where the weights are (the GPU)
+    return model, name, img, to_backend(x, model.xp), image_note   # x where the weights are
 
 
 def _pick_block(model, args):
@@ -251,9 +289,9 @@ def _figure(args):
     if f == "log-coords":
         return viz.plot_log_spaced_coordinates(_given(args.window, 8),
                                                new_window=args.new_window)
-    if args.model is None:
+    if args.model is None and f not in LEARNED_FIGURES:    # learned ones: the shipped model
         args.model = "swinv2_t" if f in V2_FIGURES else "swin_t"
-    model, name, img, x = _load_model(args)
+    model, name, img, x, image_note = _load_model(args)
     if f in ("cpb", "table-resize") or (f == "bias" and model.config.version == 2):
         return _window_figure(args, model, name)          # V2's bias is its cpb network
     heads = None if args.head is None else [args.head]
@@ -265,7 +303,8 @@ def _figure(args):
         return viz.plot_relative_position_bias(table, heads=heads, name=f"{key} of {name}")
     if f == "hierarchy":
         _, trace = model.trace(x)                          # (1, classes), shapes
-        return viz.plot_hierarchy(model, trace, img, name)
+        return viz.plot_hierarchy(model, trace, img, name + image_note)
+    name += image_note
     key, blk = _pick_block(model, args)                    # checked before the slow forward
     check_heads(heads, blk.num_heads, 1)                   # viz's own check, made early
     _, trace = model.trace(x)                              # (1, classes), shapes

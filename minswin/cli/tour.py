@@ -22,7 +22,14 @@ def run(args):
     import os
     from ..tour import run_tour
     from . import CliError
+    if not args.out.strip():
+        raise CliError(f"--out: expected a folder name, got {args.out!r}")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CliError(f"--out: {args.out} exists and is not a folder")
+    above = os.path.dirname(os.path.abspath(args.out))
+    while not os.path.exists(above):                       # the nearest part that exists
+        above = os.path.dirname(above)
+    if not os.path.isdir(above):
+        raise CliError(f"--out: cannot make {args.out}: {above} is a file, not a folder")
     run_tour(args.out, progress=not args.no_progress)
     return 0

@@ -174,8 +174,10 @@ SOFTMAX = Exercise(
     summary="ds of a softmax over the last axis, from the saved probabilities only",
     forward=softmax_forward, reference=softmax_backward,
     grads=("ds",), make_cases=_softmax_cases,
-    hints={"ds": "the Jacobian of p = softmax(s) is diag(p) - p p^T. Applied to dout this is "
-                 "ds = p * (dout - sum(dout * p)), the sum over the last axis, keepdims=True"},
+    hints={"ds": "every p_j shares one denominator, so ds_i gathers dout_j from all K entries "
+                 "of its own row: write dp_j/ds_i for j = i and for j != i, apply it to dout, "
+                 "and check that each sum runs over the K keys of one row (the last axis) and "
+                 "keeps that axis to broadcast back"},
     mistakes=(
         Mistake("no sum term", _softmax_no_sum,
                 "ds = p * dout forgets the sum term: every p_j depends on every s_i through "

@@ -15,6 +15,7 @@ live on NumPy or CuPy (they are copied to the host to draw). Save with `save_fig
     cost       plot_attention_cost            MSA vs W-MSA multiply-accumulates
     v2         plot_log_spaced_coordinates, plot_cpb_table, plot_table_resize,
                plot_window_transfer           Swin V2's position bias; another window
+    notebook   show                           a figure inline in a notebook and as a PNG file
 """
 from ._common import save_figure
 from .attention import plot_query_attention, plot_window_attention, query_heat
@@ -26,6 +27,7 @@ from .hierarchy import plot_hierarchy, stage_summary
 from .image import normalise, sample_image, synthetic_scene
 from .masks import plot_stage_masks, plot_window_mask
 from .merging import merging_arrays, plot_patch_merging
+from .notebook import figures_folder, show
 from .position import index_steps, plot_index_walkthrough, plot_relative_position_index
 from .shift import plot_cyclic_shift, save_shift_gif, shift_animation, shift_steps
 from .v2 import (attention_cpb_table, cpb_table, plot_cpb_table, plot_log_spaced_coordinates,
@@ -33,8 +35,8 @@ from .v2 import (attention_cpb_table, cpb_table, plot_cpb_table, plot_log_spaced
 from .windows import plot_window_partition
 
 __all__ = [
-    "attention_costs", "central_window", "gathered_bias", "index_steps", "merging_arrays",
-    "normalise", "plot_attention_cost", "plot_cyclic_shift", "plot_hierarchy",
+    "attention_costs", "central_window", "figures_folder", "gathered_bias", "index_steps",
+    "merging_arrays", "normalise", "plot_attention_cost", "plot_cyclic_shift", "plot_hierarchy",
     "plot_index_walkthrough", "plot_patch_merging", "plot_query_attention",
     "plot_relative_position_bias", "plot_relative_position_index", "plot_stage_masks",
     "plot_window_attention", "plot_window_mask", "plot_window_partition", "query_heat",
@@ -43,4 +45,5 @@ __all__ = [
     "synthetic_scene", "token_positions", "window_ids",
     "attention_cpb_table", "cpb_table", "plot_cpb_table", "plot_log_spaced_coordinates",
     "plot_table_resize", "plot_window_transfer",
+    "figures_folder", "show",
 ]

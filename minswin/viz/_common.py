@@ -29,6 +29,16 @@ def new_figure(width, height):
     return fig
 
 
+def suptitle(fig, text, fontsize=11):
+    """The figure's title, wrapped at spaces to the figure's width so that no part of it is
+    cut off at the sides (a title wider than the figure is clipped, not shrunk)."""
+    import textwrap
+    width_pt = fig.get_figwidth() * 72
+    chars = max(20, int(width_pt / (0.55 * fontsize)))     # a proportional font's average
+    lines = [textwrap.fill(line, chars) for line in str(text).split("\n")]
+    return fig.suptitle("\n".join(lines), fontsize=fontsize)
+
+
 def host(x):
     """A NumPy copy of an array from either backend (figures draw on the host)."""
     return np.asarray(to_numpy(x))
@@ -185,6 +195,11 @@ def check_writable(path):
     path = os.path.abspath(str(path))
     parent = os.path.dirname(path)
     if not os.path.isdir(parent):
+        above = parent
+        while above and not os.path.exists(above):         # the nearest part that exists
+            above = os.path.dirname(above)
+        if os.path.exists(above) and not os.path.isdir(above):
+            raise OSError(f"cannot write {path}: {above} is a file, not a directory")
         raise OSError(f"cannot write {path}: directory {parent} does not exist")
     if os.path.isdir(path):
         raise OSError(f"cannot write {path}: it is a directory")

@@ -11,7 +11,7 @@ from matplotlib.patches import Rectangle
 from ..checks import check_positive_int
 from ..ops.masks import forward_window_shift
 from ._common import (check_heads, check_window_id, draw_boundaries, host, host_image, new_figure,
-                      token_ticks)
+                      suptitle, token_ticks)
 from .geometry import token_positions
 
 
@@ -40,7 +40,7 @@ def plot_window_attention(attn, window_id=0, heads=None, batch=0, name="", max_h
     heads = check_heads(heads, nH, max_heads)
     cols = min(3, len(heads))
     rows = -(-len(heads) // cols)
-    fig = new_figure(4.6 * cols + 0.8, 4.3 * rows + 0.7)
+    fig = new_figure(4.6 * cols + 0.8, 4.3 * rows + 1.3)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False).ravel())
     vmax = float(a[heads].max())
     for k, h in enumerate(heads):
@@ -54,8 +54,8 @@ def plot_window_attention(attn, window_id=0, heads=None, batch=0, name="", max_h
         ax.axis("off")
     bar = fig.colorbar(im, ax=axes[:len(heads)].tolist(), shrink=0.85)
     bar.set_label("attention weight (softmax, each row sums to 1)")
-    fig.suptitle(f"Attention weights of window {window_id}{' in ' + name if name else ''}: "
-                 f"{nH} heads, {N}x{N} each", fontsize=11)
+    suptitle(fig, f"Attention weights of window {window_id}{' in ' + name if name else ''}: "
+                  f"{len(heads)} of {nH} heads, {N}x{N} each")
     return fig
 
 
@@ -104,7 +104,7 @@ def plot_query_attention(image, attn, map_hw, window, shift=0, window_id=0, quer
         if r < H and c < W:
             inside[r, c] = 1
     qr, qc = pos[q]
-    fig = new_figure(4.4 * (len(heads) + 1) + 0.8, 5.0)
+    fig = new_figure(4.4 * (len(heads) + 1) + 0.8, 5.6)
     axes = fig.subplots(1, len(heads) + 1)
     ax = axes[0]
     ax.imshow(img, extent=ext)
@@ -138,8 +138,8 @@ def plot_query_attention(image, attn, map_hw, window, shift=0, window_id=0, quer
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(f"Where one query looks{' (' + name + ')' if name else ''}: a {H}x{W}-token "
-                 f"map, M={M}, S={shift}; each token covers {ph:g}x{pw:g} pixels", fontsize=11)
+    suptitle(fig, f"Where one query looks{' (' + name + ')' if name else ''}: a {H}x{W}-token "
+                  f"map, M={M}, S={shift}; each token covers {ph:g}x{pw:g} pixels")
     return fig
 
 

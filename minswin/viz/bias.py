@@ -10,7 +10,7 @@ import numpy as np
 
 from ..ops.masks import relative_position_index
 from ..ops.relative_bias import relative_bias_forward
-from ._common import check_heads, host, new_figure, token_ticks
+from ._common import check_heads, host, new_figure, suptitle, token_ticks
 
 
 def table_window(table):
@@ -45,7 +45,7 @@ def plot_relative_position_bias(table, heads=None, name="relative_position_bias_
     nH, N, side = t.shape[1], M * M, 2 * M - 1
     heads = check_heads(heads, nH, max_heads)
     bias = gathered_bias(t)                                # (nH, N, N)
-    fig = new_figure(10.5, 4.3 * len(heads) + 0.6)
+    fig = new_figure(10.5, 4.3 * len(heads) + 1.5)
     axes = fig.subplots(len(heads), 2, squeeze=False)
     offsets = np.arange(-(M - 1), M)
     step = 1 if M <= 7 else 2
@@ -68,6 +68,6 @@ def plot_relative_position_bias(table, heads=None, name="relative_position_bias_
         ax.set_title(f"head {h}: bias[i, j] = table[index[i, j], {h}]\n{N}x{N}, added to "
                      "every window's logits", fontsize=10)
         bar = fig.colorbar(im, ax=axes[row].tolist(), shrink=0.9)
-        bar.set_label("bias added to the logit q.k/sqrt(d)")
-    fig.suptitle(f"Relative position bias: {name} {t.shape}, M={M}", fontsize=11)
+        bar.set_label("bias added to the logit\nq.k / sqrt(d)")
+    suptitle(fig, f"Relative position bias: {name} {t.shape}, M={M}")
     return fig

@@ -8,7 +8,7 @@ The pictures show `attention_mask(...)[w] != 0` itself: dark = masked pair.
 import numpy as np
 from matplotlib.patches import Patch, Rectangle
 
-from ..ops.masks import MASK_VALUE, attention_mask, region_labels
+from ..ops.masks import MASK_VALUE, attention_mask, forward_window_shift, region_labels
 from ._common import (MASK_CMAP, REGION_CMAP, annotate_cells, check_window_id, draw_boundaries,
                       draw_cell_grid, new_figure, shift_title, token_ticks)
 from .geometry import reading_order, square_grid, window_ids
@@ -20,6 +20,20 @@ def _mask_legend(fig):
                Patch(facecolor=MASK_CMAP(1), label=f"{MASK_VALUE:g}: different regions, masked")]
     return fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=10,
                       frameon=False)
+
+
+def _unused_shift_note(fig, H, W, M):
+    """A warning on the figure when the window covers the whole map: Swin then switches the
+    shift off (ops.masks.forward_window_shift), so no block would ever use this mask."""
+    _, used = forward_window_shift(H, W, M, M // 2 or 1)
+    if used != (0, 0):
+        return None
+    return fig.text(0.5, 0.5, f"Not used by Swin: a {M}x{M} window covers the whole {H}x{W} map,"
+                    f"\nso the model switches the shift off (no roll, no mask).\nShown: what "
+                    f"the mask formula would give with this shift.", ha="center", va="center",
+                    fontsize=13, color="#b00020", fontweight="bold", zorder=10,
+                    bbox=dict(boxstyle="round,pad=0.5", fc="white", ec="#b00020", lw=2,
+                              alpha=0.92))
 
 
 def plot_window_mask(size=8, window=4, shift=None, window_id=1):
@@ -82,6 +96,7 @@ def plot_window_mask(size=8, window=4, shift=None, window_id=1):
     _mask_legend(fig)
     fig.suptitle(f"Shift mask of one window: map {H}x{W}, M={M}, S={S}; a query only sees keys "
                  "of its own region", fontsize=12)
+    _unused_shift_note(fig, H, W, M)
     return fig
 
 
@@ -107,12 +122,16 @@ def plot_stage_masks(size=56, window=7, shift=None):
         for spine in ax.spines.values():
             spine.set_edgecolor("red" if red else "lightgrey")
             spine.set_linewidth(2.0 if red else 0.6)
-        ax.text(0.04, 0.96, str(w), transform=ax.transAxes, ha="left", va="top",
-                fontsize=7 if nWw > 4 else 10, color="red" if red else "grey",
-                bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none", alpha=0.85))
+        # the window number on an opaque label, readable on any mask pattern
+        ax.text(0.05, 0.95, str(w), transform=ax.transAxes, ha="left", va="top",
+                fontsize=9 if nWw > 4 else 11, color="black" if red else "dimgrey",
+                fontweight="bold" if red else "normal",
+                bbox=dict(boxstyle="round,pad=0.25", fc="white", ec="red" if red else "none",
+                          lw=1.0, alpha=1.0))
     ids = ", ".join(map(str, with_mask)) if len(with_mask) <= 16 else \
         ", ".join(map(str, with_mask[:8])) + ", ..."
     fig.suptitle(f"Shift masks of all {len(mask)} windows ({H}x{W} map, M={M}, S={S}),\n"
                  f"each {M * M}x{M * M}, dark = masked pair\n{len(with_mask)} windows have "
                  f"masked pairs (red): {ids}", fontsize=11)
+    _unused_shift_note(fig, H, W, M)
     return fig

@@ -11,7 +11,7 @@ import numpy as np
 from ..backend import rng
 from ..checks import check_positive_int
 from ..ops.patch_merging import merge_2x2, patch_merging_forward
-from ._common import REGION_CMAP, annotate_cells, draw_cell_grid, new_figure
+from ._common import REGION_CMAP, annotate_cells, draw_cell_grid, new_figure, suptitle
 
 SLICES = ("x[0::2, 0::2]", "x[1::2, 0::2]", "x[0::2, 1::2]", "x[1::2, 1::2]")
 
@@ -47,18 +47,34 @@ def _grid(ax, values, colours, fmt="{:g}", fontsize=12, title=None):
     return im
 
 
+def _merged_cells(ax, merged, fontsize):
+    """The (h, h, 4) concat as h x h cells of 4 stripes: cell (i, j) is the 4-vector
+    merged[i, j] = [x0, x1, x2, x3] at that position, each stripe coloured by its sub-grid."""
+    h = merged.shape[0]
+    flat = merged.reshape(h, 4 * h)                        # row i: cell j at columns 4j..4j+3
+    colours = np.tile(np.arange(4), h)[None].repeat(h, 0)  # (h, 4h) sub-grid of each stripe
+    _grid(ax, flat, colours, fontsize=fontsize)
+    for j in range(1, h):                                  # thick lines between the cells
+        ax.axvline(4 * j - 0.5, color="black", lw=4)
+    for i in range(1, h):
+        ax.axhline(i - 0.5, color="black", lw=4)
+    first = ", ".join(f"{v:g}" for v in merged[0, 0])
+    ax.set_title(f"merge_2x2(x): a {h}x{h} map whose cells are 4-vectors [x0, x1, x2, x3] "
+                 f"(top-left cell: {first})", fontsize=10)
+
+
 def plot_patch_merging(size=4, seed=0):
     """Patch merging of a size x size one-channel map (default 4x4, values 1..16).
 
     Axes (mosaic names): "in" the map coloured by sub-grid; "x0".."x3" the strided slices;
-    "m0".."m3" the channels of `merge_2x2`'s output; "o0", "o1" the module's 2 channels.
-    The first image of "m{k}" carries the colours, its texts the values merged[..., k].
+    "m" the output of `merge_2x2`, each cell drawn as its 4-vector (its first image holds
+    merged[i, j, k] at row i, column 4j + k); "o0", "o1" the module's 2 channels.
     """
     a = merging_arrays(size, seed)
     n = a["x"].shape[0]
     fig = new_figure(14, 8.2)
     axd = fig.subplot_mosaic([["in", "in", "x0", "x1", "x2", "x3"],
-                              ["in", "in", "m0", "m1", "m2", "m3"],
+                              ["in", "in", "m", "m", "m", "m"],
                               ["txt", "txt", "o0", "o1", ".", "."]])
     fs = 14 if n <= 4 else 8
     _grid(axd["in"], a["x"], a["owner"], fontsize=fs + 4,
@@ -67,10 +83,8 @@ def plot_patch_merging(size=4, seed=0):
         sub = a["x"][[0, 1, 0, 1][k]::2, [0, 0, 1, 1][k]::2]
         _grid(axd[f"x{k}"], sub, np.full(sub.shape, k), fontsize=fs,
               title=f"x{k} = {SLICES[k]}")
-        m = a["merged"][:, :, k]
-        _grid(axd[f"m{k}"], m, np.full(m.shape, k), fontsize=fs,
-              title=f"channel {k} of the concat")
     h = n // 2
+    _merged_cells(axd["m"], a["merged"], fs)
     for k in range(2):
         o = a["out"][:, :, k]
         _grid(axd[f"o{k}"], o, np.full(o.shape, 4 + k), fmt="{:.2f}", fontsize=fs - 3,
@@ -86,7 +100,7 @@ def plot_patch_merging(size=4, seed=0):
                     f"-> Linear(4C -> 2C, no bias)\n"
                     f"= {h}x{h}x2: half the resolution,\n   twice the channels" + note,
                     fontsize=12, va="center", family="monospace")
-    fig.suptitle("Patch merging (`merge_2x2`, `patch_merging_forward`): each 2x2 cell becomes "
-                 "one 4C vector, in the order top-left, bottom-left, top-right, bottom-right",
-                 fontsize=12)
+    suptitle(fig, "Patch merging (`merge_2x2`, `patch_merging_forward`): each 2x2 cell becomes "
+                  "one 4C vector, in the order top-left, bottom-left, top-right, bottom-right",
+                  fontsize=12)
     return fig

@@ -9,7 +9,7 @@ from matplotlib.patches import Rectangle
 
 from ..checks import check_positive_int
 from ..ops.masks import relative_coordinates, relative_position_index
-from ._common import annotate_cells, new_figure, token_ticks
+from ._common import annotate_cells, new_figure, text_colour_on, token_ticks
 
 _WALK_MAX = 3      # beyond 3x3 windows (81 numbers a panel) the walk-through is unreadable
 
@@ -102,27 +102,88 @@ def plot_index_walkthrough(window=2):
     return fig
 
 
-def plot_relative_position_index(window=7):
-    """The (N, N) index as a heat map with a colour bar naming the bias-table row.
+def _offset_colours(M):
+    """A colour per table row 0..(2M-1)^2-1: row k = (dr+M-1)(2M-1) + (dc+M-1) gets the colour
+    of its column offset dc on a diverging scale (white at dc = 0), so that an image of the
+    index shows the offsets rather than a smooth 0..168 ramp."""
+    from matplotlib import colormaps
+    from matplotlib.colors import ListedColormap
+    S = 2 * M - 1
+    diverging = colormaps["RdBu_r"]
+    return ListedColormap([diverging((k % S) / max(S - 1, 1)) for k in range(S * S)])
 
-    axes[0]'s first image is `relative_position_index(window)`.
+
+def _index_panel(ax, index, M, cmap, rows, cols, numbers):
+    """index[rows, cols] drawn in offset colours, block lines every M, optionally the values."""
+    T = (2 * M - 1) ** 2
+    part = index[rows, cols]
+    im = ax.imshow(part, cmap=cmap, vmin=-0.5, vmax=T - 0.5, interpolation="nearest",
+                   extent=(cols.start - 0.5, cols.stop - 0.5, rows.stop - 0.5, rows.start - 0.5))
+    for t in range(0, index.shape[0] + 1, M):              # one block per pair of window rows
+        if rows.start <= t <= rows.stop:
+            ax.axhline(t - 0.5, color="black", lw=1.2)
+        if cols.start <= t <= cols.stop:
+            ax.axvline(t - 0.5, color="black", lw=1.2)
+    if numbers:
+        for (r, c), v in np.ndenumerate(part):
+            ax.text(cols.start + c, rows.start + r, str(v), ha="center", va="center",
+                    fontsize=7 if v < 100 else 6.5, color=text_colour_on(cmap((v + 0.5) / T)),
+                    fontweight="bold" if r + rows.start == c + cols.start else "normal")
+    return im
+
+
+def plot_relative_position_index(window=7):
+    """The (N, N) index, coloured by its column offset and cut into M x M blocks.
+
+    index[i, j] = (dr + M-1)(2M-1) + (dc + M-1): the row offset dr picks the block (one per
+    pair of window rows, written in it), the column offset dc the colour inside it (white at
+    dc = 0, so the diagonal of the matrix, offset (0, 0), is the white line through the
+    diagonal blocks). For M > 4 a second panel zooms on the top-left 2M x 2M corner with the
+    values written in. axes[0]'s first image is `relative_position_index(window)`.
     """
     M = check_positive_int("window", window)
-    N, T = M * M, (2 * M - 1) ** 2
+    N, S, T = M * M, 2 * M - 1, (2 * M - 1) ** 2
     index = relative_position_index(M)                     # (N, N)
-    fig = new_figure(8.6, 7.6)
-    ax = fig.add_subplot()
-    im = ax.imshow(index, cmap="viridis", vmin=0, vmax=T - 1, interpolation="nearest")
-    token_ticks(ax, N, M)
-    ax.set_xlabel(f"key token j (ticks every {M} tokens = one window row)" if N > 20 else
-                  "key token j")
+    cmap = _offset_colours(M)
+    zoom = M > 4
+    fig = new_figure(15.5 if zoom else 8.6, 8.2 if zoom else 7.6)
+    axes = fig.subplots(1, 2 if zoom else 1, squeeze=False)[0]
+    ax = axes[0]
+    _index_panel(ax, index, M, cmap, slice(0, N), slice(0, N), numbers=N <= 16)
+    ax.set_xticks(np.arange(0, N, M) if N > 16 else np.arange(N))
+    ax.set_yticks(np.arange(0, N, M) if N > 16 else np.arange(N))
+    ax.tick_params(labelsize=8)
+    ax.set_xlabel(f"key token j = {M}·row + column" if N > 16 else "key token j")
     ax.set_ylabel("query token i")
-    if N <= 16:
-        annotate_cells(ax, index, fontsize=8, image=im)
-    bar = fig.colorbar(im, ax=ax, shrink=0.85)
-    bar.set_label(f"row of the relative_position_bias_table read for the pair (0..{T - 1})")
+    if N > 16:                                             # the row offset of each block
+        for bi in range(M):
+            for bj in range(M):
+                ax.text(bj * M + (M - 1) / 2, bi * M + (M - 1) / 2, f"dr={bi - bj:+d}",
+                        ha="center", va="center", fontsize=8, color="black",
+                        bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none",
+                                  alpha=0.75))
     centre = int(index[0, 0])
-    ax.set_title(f"relative_position_index({M}): {N}x{N}, values 0..{int(index.max())}\n"
-                 f"diagonal = {centre} (no offset); index[0, {N - 1}] = {int(index[0, N - 1])},"
-                 f" index[{N - 1}, 0] = {int(index[N - 1, 0])}", fontsize=11)
+    ax.set_title(f"relative_position_index({M}): {N}x{N}, table rows 0..{T - 1}\n"
+                 f"row dr + {M - 1} of the {S}x{S} offsets = block, column dc = colour; "
+                 f"diagonal = {centre} (offset (0, 0))", fontsize=10)
+    if zoom:
+        z = axes[1]
+        _index_panel(z, index, M, cmap, slice(0, 2 * M), slice(0, 2 * M), numbers=True)
+        z.set_xticks(np.arange(2 * M))
+        z.set_yticks(np.arange(2 * M))
+        z.tick_params(labelsize=8)
+        z.set_xlabel("key token j")
+        z.set_ylabel("query token i")
+        z.set_title(f"zoom: tokens 0..{2 * M - 1} (two window rows), values written in\n"
+                    f"the block of dr = 0 holds {centre - M + 1}..{centre + M - 1}, its "
+                    f"diagonal {centre}; dr = +1 adds {S}, dr = -1 subtracts {S}", fontsize=10)
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import BoundaryNorm
+    from matplotlib import colormaps
+    dc = np.arange(-(M - 1), M)
+    mappable = ScalarMappable(BoundaryNorm(np.arange(-(M - 1) - 0.5, M), S),
+                              colormaps["RdBu_r"].resampled(S))
+    bar = fig.colorbar(mappable, ax=list(axes), shrink=0.8, ticks=dc)
+    bar.set_label(f"column offset dc = c_i - c_j: colour of the bias_table row "
+                  f"(dr+{M - 1})·{S} + (dc+{M - 1})")
     return fig

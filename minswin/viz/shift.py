@@ -12,7 +12,7 @@ import numpy as np
 from ..ops.masks import check_window_shift
 from ..ops.window import cyclic_shift
 from ._common import (REGION_CMAP, check_format, check_writable, draw_boundaries, draw_cell_grid,
-                      host_image, new_figure, piece_centres, shift_title)
+                      host_image, new_figure, piece_centres, shift_title, suptitle)
 from .geometry import (first_seen, reading_order, reading_order_labels, regions_in_windows,
                        square_grid, window_ids)
 
@@ -42,8 +42,7 @@ def _image_tokens(image, H, W):
     return image, ph, pw
 
 
-def _draw_regions(ax, labels, official=None, image=None, fontsize=16, alpha=None,
-                  interpolation="bilinear"):
+def _draw_regions(ax, labels, image=None, fontsize=16, alpha=None, interpolation="bilinear"):
     """Region map (reading-order numbers) coloured and numbered; optionally over an image."""
     H, W = labels.shape
     if image is not None:
@@ -59,9 +58,6 @@ def _draw_regions(ax, labels, official=None, image=None, fontsize=16, alpha=None
         for r0, c0 in piece_centres(labels == k):
             ax.text(c0, r0, str(k), ha="center", va="center", fontsize=fontsize,
                     fontweight="bold", color="white")
-            if official is not None:
-                ax.text(c0, r0 + 0.32 * max(1.0, H / 8), f"cnt={official[k]}", ha="center",
-                        va="top", fontsize=7, color="white")
     ax.set_xlim(-0.5, W - 0.5)
     ax.set_ylim(H - 0.5, -0.5)
     step = 1 if max(H, W) <= 16 else max(H, W) // 8
@@ -82,7 +78,6 @@ def plot_cyclic_shift(size=8, window=4, shift=None, image=None):
     S = shift_title(sh, sw)
     steps = shift_steps(H, W, M, (sh, sw))
     names = reading_order(H, W, M, (sh, sw))
-    official = {v: k for k, v in names.items()}            # reading-order -> official label
     img = rows_img = rolled_img = None
     if image is not None:
         img, ph, pw = _image_tokens(image, H, W)
@@ -91,29 +86,28 @@ def plot_cyclic_shift(size=8, window=4, shift=None, image=None):
     fs = 16 if H <= 16 else 9
     fig = new_figure(16, 5.2)
     axes = fig.subplots(1, 4)
-    _draw_regions(axes[0], steps["map"], official, img, fs)
+    _draw_regions(axes[0], steps["map"], img, fs)
     draw_boundaries(axes[0], window_ids(H, W, M, (sh, sw)), color="black", lw=2.5,
                     linestyles="--")
     axes[0].set_title(f"block l+1: the grid moved by S={S}\ncuts the map into "
                       f"{len(names)} regions (dashed: windows)", fontsize=10)
     top = first_seen(steps["map"][:sh])
-    _draw_regions(axes[1], steps["rows"], None, rows_img, fs)
+    _draw_regions(axes[1], steps["rows"], rows_img, fs)
     axes[1].set_title(f"step 1: roll up by {sh} rows\nregions {' '.join(map(str, top))} "
                       "wrap to the bottom", fontsize=10)
     left = first_seen(steps["rows"][:, :sw].T)
-    _draw_regions(axes[2], steps["rolled"], None, rolled_img, fs)
+    _draw_regions(axes[2], steps["rolled"], rolled_img, fs)
     axes[2].set_title(f"step 2: roll left by {sw} columns\nregions {' '.join(map(str, left))}"
                       " wrap to the right", fontsize=10)
-    _draw_regions(axes[3], steps["rolled"], None, rolled_img, fs)
+    _draw_regions(axes[3], steps["rolled"], rolled_img, fs)
     draw_boundaries(axes[3], window_ids(H, W, M, 0), color="black", lw=3.5)
     wins = regions_in_windows(H, W, M, (sh, sw))
     shown = wins if len(wins) <= 4 else [w for w in wins if len(w) > 1][:4] + ["..."]
     text = "  ".join("[" + " ".join(map(str, w)) + "]" if w != "..." else w for w in shown)
     axes[3].set_title(f"the regular {M}x{M} windows of the rolled map\n{len(wins)} windows: "
                       f"{text}", fontsize=10)
-    fig.suptitle("Cyclic shift (roll up and left by S, `cyclic_shift`): numbers are regions in "
-                 "reading order on the map, cnt = the official label (`region_labels`)",
-                 fontsize=11)
+    suptitle(fig, "Cyclic shift (roll up and left by S, `cyclic_shift`): each region keeps its "
+                  "number, given in reading order on the map before the roll")
     return fig
 
 
@@ -152,7 +146,7 @@ def shift_animation(size=8, window=4, shift=None, image=None):
         lab, kr, kc, caption = frames[i]
         ax.clear()
         under = None if img is None else cyclic_shift(img[None], (kr * ph, kc * pw))[0]
-        _draw_regions(ax, lab, None, under, 16 if H <= 16 else 9, interpolation="nearest")
+        _draw_regions(ax, lab, under, 16 if H <= 16 else 9, interpolation="nearest")
         if i == 0 or i == 1:
             draw_boundaries(ax, window_ids(H, W, M, (sh, sw)), color="black", lw=2.5,
                             linestyles="--")

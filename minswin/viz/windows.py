@@ -10,7 +10,7 @@ import numpy as np
 from ..checks import check_positive_int
 from ..ops.masks import check_window_shift
 from ._common import (cyclic_colours, draw_boundaries, draw_cell_grid, host_image, new_figure,
-                      piece_centres, shift_title)
+                      piece_centres, shift_title, suptitle)
 from .geometry import pieces, square_grid, window_ids
 
 
@@ -18,20 +18,24 @@ def _draw_windows(ax, ids, image, patch, annotate, M):
     H, W = ids.shape
     nW = int(ids.max()) + 1
     cmap = cyclic_colours(nW)
+    split = [w for w in range(nW) if len(piece_centres(ids == w)) > 1]
     if image is not None:
         ax.imshow(image, extent=(-0.5, W - 0.5, H - 0.5, -0.5), interpolation="bilinear")
-        ax.imshow(ids, cmap=cmap, vmin=-0.5, vmax=nW - 0.5, alpha=0.25,
-                  interpolation="nearest")
+        # windows whole on the map get a light tint; windows the shift split into pieces
+        # that the roll joins again get a strong one, so the pieces of one window pair up
+        ax.imshow(ids, cmap=cmap, vmin=-0.5, vmax=nW - 0.5, interpolation="nearest",
+                  alpha=np.where(np.isin(ids, split), 0.6, 0.15))
     else:
         ax.imshow(ids, cmap=cmap, vmin=-0.5, vmax=nW - 0.5, interpolation="nearest")
         if max(H, W) <= 32:
             draw_cell_grid(ax, H, W)
     draw_boundaries(ax, ids, color="black" if image is None else "white",
                     lw=2.2 if max(H, W) <= 16 else 1.4)
-    if annotate:
-        for w in range(nW):
+    if annotate or (image is not None and split):
+        for w in (range(nW) if annotate else split):
             for r0, c0 in piece_centres(ids == w):
-                ax.text(c0, r0, str(w), ha="center", va="center", fontsize=10,
+                ax.text(c0, r0, str(w), ha="center", va="center",
+                        fontsize=10 if annotate else 7.5,
                         fontweight="bold", color="black",
                         bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.7))
     ax.set_xlim(-0.5, W - 0.5)
@@ -74,8 +78,10 @@ def plot_window_partition(size=8, window=4, shift=None, image=None, patch=None):
     axes[0].set_title(f"block l (W-MSA): {nW} windows of {M}x{M} tokens\n"
                       f"attention stays inside each window")
     axes[1].set_title(f"block l+1 (SW-MSA): grid moved by S={S}\n"
-                      f"{pieces(H, W, M, S)} pieces, still {nW} windows after the cyclic shift")
+                      f"{pieces(H, W, M, S)} pieces, still {nW} windows after the cyclic shift"
+                      + ("\nstrong colour + number: pieces of one window"
+                         if image is not None else ""))
     what = "image" if image is not None else "map"
-    fig.suptitle(f"Window partition of the {H}x{W}-token {what}, M={M}: "
-                 "colour = the window a token is attended in", fontsize=12)
+    suptitle(fig, f"Window partition of the {H}x{W}-token {what}, M={M}: "
+                  "colour = the window a token is attended in", fontsize=12)
     return fig

@@ -24,14 +24,11 @@ Return (dx, dnorm_weight, dnorm_bias, dreduction_weight), shaped like
 """
 import numpy as np  # noqa: F401
 
-from minswin.exercises import solution, use_solution
 from minswin.ops.layernorm import layernorm_backward  # noqa: F401  (dm, dgamma, dbeta)
 from minswin.ops.linear import linear_backward  # noqa: F401  (dn, dW, None) without bias
 
 
 def patch_merging_backward(dout, cache):
-    if use_solution():   # only with MINSWIN_EXERCISE_SOLUTION=1 (CI): minswin's own answer
-        return solution("patch_merging_backward")(dout, cache)
     H, W = cache.hw
     # YOUR CODE HERE:
     # 1. the reduction (linear, no bias) -> dn, dreduction_weight

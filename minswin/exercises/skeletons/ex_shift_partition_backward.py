@@ -24,13 +24,10 @@ You may use minswin.ops.window.window_reverse(win, M, Hp, Wp) or write the resha
 """
 import numpy as np  # noqa: F401
 
-from minswin.exercises import solution, use_solution
 from minswin.ops.window import window_reverse  # noqa: F401  (B*nW, M, M, C) -> (B, Hp, Wp, C)
 
 
 def to_windows_backward(dtokens, cache):
-    if use_solution():   # only with MINSWIN_EXERCISE_SOLUTION=1 (CI): minswin's own answer
-        return solution("shift_partition_backward")(dtokens, cache)
     M, (Hp, Wp), (H, W), (sh, sw) = cache.window, cache.padded_hw, cache.hw, cache.shift
     # YOUR CODE HERE: undo the reshape, the partition, the roll and the padding, in that order
     raise NotImplementedError(

@@ -33,14 +33,11 @@ You may use linear_backward and softmax_backward (or your own softmax exercise).
 """
 import numpy as np  # noqa: F401
 
-from minswin.exercises import solution, use_solution
 from minswin.ops.linear import linear_backward  # noqa: F401  (dx, dw, db) = f(dout, cache)
 from minswin.ops.softmax import softmax_backward  # noqa: F401  ds = f(da, cache.attn)
 
 
 def window_attention_backward(dout, cache):
-    if use_solution():   # only with MINSWIN_EXERCISE_SOLUTION=1 (CI): minswin's own answer
-        return solution("window_attention_backward")(dout, cache)
     q, k, v, a = cache.q, cache.k, cache.v, cache.attn.out
     B_, nH, N, d = q.shape
     # YOUR CODE HERE, in reverse order of the forward:
