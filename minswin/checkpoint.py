@@ -299,25 +299,35 @@ def load_state_dict(model, state, strict=True, fmt=None, allow_nonfinite=False,
                     resize_windows=False):
     """Copy a state dict (official, timm, torchvision or transformers names) into `model`.
 
-    Every problem is collected first: missing keys, unexpected keys, shape or dtype-kind
-    mismatches, buffers that differ from minswin's constants, and NaN or inf values (unless
-    allow_nonfinite, for inspecting a broken run). Shape/dtype/buffer/value problems always
-    raise; missing/unexpected keys raise when strict. A state dict of which no tensor
-    matches a parameter always raises: strict=False never loads nothing in silence. Nothing
-    is written unless the whole state dict is accepted.
+    In this order:
+    1. names: the format's key map (fmt: one of KEY_MAPS, or None to detect it from the
+       names); then v1 bias tables made for another window are resized to the model's when
+       resize_windows, or refused at once naming the flag (minswin/window_tables.py);
+    2. a state dict of which no key names a parameter is refused with the names it has and
+       the names the model expects (strict or not: nothing is ever loaded in silence);
+    3. every other problem is collected: Swin V2's own (torchvision's qkv.bias split into
+       q_bias/v_bias, coordinate tables checked and dropped: checkpoint_v2.py), buffers that
+       differ from minswin's constants, shape or dtype-kind mismatches, missing and unexpected
+       keys (problems when strict), then NaN or inf in what would be loaded (unless
+       allow_nonfinite, for inspecting a broken run). Any problem raises one ValueError
+       listing them all, and the model is unchanged: nothing is written unless the whole
+       state dict is accepted.
 
-    fmt: the key-name format (one of KEY_MAPS), or None to detect it from the names.
     Returns a LoadReport: {"format", "loaded", "missing", "unexpected", "buffers"}.
-
-    resize_windows: resize v1 tables made for another window (minswin/window_tables.py).
     """
     from .window_tables import resize_window_tables
     fmt = detect_format(state) if fmt is None else fmt
     state = resize_window_tables(model, to_official_keys(state, fmt), resize_windows)
+    if not any(key in model.params for key in state):
+        raise ValueError(
+            f"state: none of its {len(state)} tensor(s) matches a parameter of the model "
+            f"(names read as {fmt}: {', '.join(list(state)[:3]) or 'none'}, ...; the model "
+            f"expects {', '.join(list(model.params)[:3])}, ...); the model is unchanged")
+    problems = []
     if model.config.version == 2:                          # Swin V2's own names and buffers
         from .checkpoint_v2 import v2_state_to_official
-        state = v2_state_to_official(model, state, fmt, resize_windows)
-    problems, unexpected, buffers, accepted = [], [], [], {}
+        state = v2_state_to_official(model, state, fmt, problems, resize_windows)
+    unexpected, buffers, accepted = [], [], {}
     for key, value in state.items():
         value = to_numpy(value)
         if key.endswith(("relative_position_index", "attn_mask")):
@@ -345,13 +355,8 @@ def load_state_dict(model, state, strict=True, fmt=None, allow_nonfinite=False,
         problems += [f"missing key {k!r} {tuple(model.params[k].shape)}" for k in missing]
         problems += [f"unexpected key {k!r} {tuple(np.shape(state[k]))}" for k in unexpected]
     problems += [] if allow_nonfinite else _nonfinite_problems(
-        accepted, "; to load them anyway pass allow_nonfinite=True (minswin evaluate "
-                  "--allow-nonfinite)")
-    if not accepted and not problems:
-        raise ValueError(
-            f"state: none of its {len(state)} tensor(s) matches a parameter of the model "
-            f"(names read as {fmt}: {', '.join(list(state)[:3]) or 'none'}, ...; the model "
-            f"expects {', '.join(list(model.params)[:3])}, ...); the model is unchanged")
+        accepted, "; to load them anyway pass allow_nonfinite=True (minswin evaluate and "
+                  "minswin plot: --allow-nonfinite)")
     if problems:
         raise ValueError(f"state: {len(problems)} problem(s) loading the checkpoint ({fmt} "
                          "names); the model is unchanged:\n  " + "\n  ".join(problems))

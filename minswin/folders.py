@@ -267,13 +267,13 @@ def _build(config, dtype):
     return (SwinTransformerV2 if config.version == 2 else SwinTransformer)(config, dtype=dtype)
 
 
-def _load(model, state, keys):
+def _load(model, state, keys, allow_nonfinite=False):
     """Strict load with the format's key names (for a V2 model, load_state_dict also checks and
     drops V2's own buffers: checkpoint_v2.py)."""
-    return load_state_dict(model, state, strict=True, fmt=keys)
+    return load_state_dict(model, state, strict=True, fmt=keys, allow_nonfinite=allow_nonfinite)
 
 
-def _from_file(path, dtype):
+def _from_file(path, dtype, allow_nonfinite=False):
     """A `.safetensors`/`.npz` written by minswin: the config is in the file's metadata."""
     from .training import META_KEY, model_from_checkpoint
     state, meta = load_checkpoint(path, with_metadata=True)
@@ -281,13 +281,14 @@ def _from_file(path, dtype):
         config = _minswin({"config": json.loads(meta[CONFIG_META_KEY])}, state)[0]
         labels = json.loads(meta[LABELS_META_KEY]) if LABELS_META_KEY in meta else None
         model = _build(config, dtype)
-        _load(model, state, "official")
+        _load(model, state, "official", allow_nonfinite)
         return model, labels, "minswin file"
     if META_KEY in meta:                                   # written by `minswin train`
-        model, train_meta = model_from_checkpoint(path)
+        model, train_meta = model_from_checkpoint(path, allow_nonfinite=allow_nonfinite)
         if model.dtype != dtype:
             converted = _build(model.config, dtype)
-            converted.load_state_dict(model.state_dict(), strict=True)
+            converted.load_state_dict(model.state_dict(), strict=True,
+                                      allow_nonfinite=allow_nonfinite)
             model = converted
         return model, train_meta.get("classes"), "minswin training checkpoint"
     raise ValueError(
@@ -297,7 +298,7 @@ def _from_file(path, dtype):
         "its config.json")
 
 
-def from_pretrained(path, dtype="float32", verbose=True):
+def from_pretrained(path, dtype="float32", verbose=True, allow_nonfinite=False):
     """The model a weights folder (or a minswin `.safetensors`) describes, with its weights.
 
     path: a folder holding config.json and model.safetensors (transformers or timm, as
@@ -305,6 +306,8 @@ def from_pretrained(path, dtype="float32", verbose=True):
         minswin wrote. Nothing is downloaded.
     dtype: "float32" or "float64" (the file's floats are converted).
     verbose: print one line saying what was recognised.
+    allow_nonfinite: load weights holding NaN or inf (refused otherwise), to inspect a broken
+        run.
 
     The model is in eval mode; `model.labels` is the list of class names (None when the folder
     names none) and `model.source` the line printed. Loading is strict: a tensor left over or a
@@ -326,10 +329,10 @@ def from_pretrained(path, dtype="float32", verbose=True):
         state, weights = _folder_weights(path)
         config, labels = fmt.read(cfg, state)
         model = _build(config, dtype)
-        _load(model, state, fmt.keys)
+        _load(model, state, fmt.keys, allow_nonfinite)
         name = fmt.name
     else:
-        model, labels, name = _from_file(path, dtype)
+        model, labels, name = _from_file(path, dtype, allow_nonfinite)
         weights = os.path.basename(path)
     if labels is not None and len(labels) != model.config.num_classes:
         raise ValueError(f"config.json: names {len(labels)} labels for a head of "

@@ -43,10 +43,13 @@ class SwinTransformerBlock(Module):
         self.drop_path = drop_path
         self.rng = rng                  # the model's generator, shared: DropPath draws
         self.norm1 = self.child("norm1", LayerNorm(dim, dtype))
-        self.attn = self.child("attn", WindowAttention(dim, self.window_size, num_heads, rng,
-                                                        dtype))
+        self.attn = self.child("attn", self.make_attention(rng, dtype))
         self.norm2 = self.child("norm2", LayerNorm(dim, dtype))
         self.mlp = self.child("mlp", Mlp(dim, int(dim * mlp_ratio), rng, dtype))
+
+    def make_attention(self, rng, dtype):
+        """The block's `attn`, for its (possibly shrunk) window; Swin V2 builds its own here."""
+        return WindowAttention(self.dim, self.window_size, self.num_heads, rng, dtype)
 
     def window_shift_for(self, H, W):
         """((Hp, Wp), (sh, sw)) this block uses on an (H, W) map.
@@ -59,18 +62,28 @@ class SwinTransformerBlock(Module):
         shift = self.shift_size if official else self.nominal_shift
         return forward_window_shift(H, W, self.window_size, shift)
 
-    def forward(self, x):
-        """(B, H, W, C) -> (B, H, W, C)"""
-        xp = get_xp(x)
-        ops = tier(x)                                      # plain or fast (minswin.use_fast)
-        B, H, W, C = x.shape
+    def attend_in_windows(self, h):
+        """(W-MSA or SW-MSA) h (B, H, W, C) -> (y (B, H, W, C), win_cache): pad, roll, split
+        into windows, attend within each (masked across regions when shifted), merge, roll
+        back, crop."""
+        H, W = h.shape[1:3]
         (Hp, Wp), shift = self.window_shift_for(H, W)
         M = self.window_size
-        h = self.norm1.forward(x)                          # (B, H, W, C)
         tokens, win_cache = to_windows_forward(h, M, shift)   # (B*nW, N, C) pad, roll, split
-        mask = cached_attention_mask(Hp, Wp, M, shift, xp, x.dtype)   # (nW, N, N) or None
+        mask = cached_attention_mask(Hp, Wp, M, shift, get_xp(h), h.dtype)  # (nW, N, N) or None
         a = self.attn.forward(tokens, mask)                # (B*nW, N, C)
-        y = from_windows(a, win_cache)                     # (B, H, W, C) merge, roll back, crop
+        return from_windows(a, win_cache), win_cache       # (B, H, W, C) merge, roll back, crop
+
+    def attend_in_windows_backward(self, dy, win_cache):
+        """dy (B, H, W, C) -> dh (B, H, W, C), through attend_in_windows."""
+        da = from_windows_backward(dy, win_cache)          # (B*nW, N, C) pad, roll, split
+        dtokens = self.attn.backward(da)                   # (B*nW, N, C)
+        return to_windows_backward(dtokens, win_cache)     # (B, H, W, C) merge, roll back, crop
+
+    def forward(self, x):
+        """(B, H, W, C) -> (B, H, W, C)"""
+        ops = tier(x)                                      # plain or fast (minswin.use_fast)
+        y, win_cache = self.attend_in_windows(self.norm1.forward(x))   # pre-norm: LN first
         y, dp1 = droppath_forward(y, self.drop_path, self.training, self.rng)
         x = ops.add(x, y)                                  # residual 1: x + y
         m = self.mlp.forward(self.norm2.forward(x))        # (B, H, W, C)
@@ -84,11 +97,8 @@ class SwinTransformerBlock(Module):
         # forward: out = x1 + DropPath(MLP(LN2(x1)))
         dm = droppath_backward(dout, dp2)
         dx1 = ops.add(dout, self.norm2.backward(self.mlp.backward(dm)))
-        # forward: x1 = x + DropPath(from_windows(attn(to_windows(LN1(x)))))
-        dy = droppath_backward(dx1, dp1)
-        da = from_windows_backward(dy, win_cache)          # (B*nW, N, C) pad, roll, split
-        dtokens = self.attn.backward(da)                   # (B*nW, N, C)
-        dh = to_windows_backward(dtokens, win_cache)       # (B, H, W, C) merge, roll back, crop
+        # forward: x1 = x + DropPath(attend_in_windows(LN1(x)))
+        dh = self.attend_in_windows_backward(droppath_backward(dx1, dp1), win_cache)
         return ops.add(dx1, self.norm1.backward(dh))
 
     def attention_weights(self):

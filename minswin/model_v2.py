@@ -21,61 +21,38 @@ head; at sizes that are not multiples of the window the map is padded as in v1 (
 """
 import numpy as np
 
-from .backend import get_xp
-from .layers import LayerNorm, Mlp
 from .layers_v2 import PatchMergingV2, WindowAttentionV2
 from .model import BasicLayer, SwinTransformer, SwinTransformerBlock
 from .module import Module
 from .ops.droppath import droppath_backward, droppath_forward
-from .ops.masks import cached_attention_mask, official_window_shift
-from .ops.window import (from_windows, from_windows_backward, to_windows_backward,
-                         to_windows_forward)
 from .tiers import tier
 
 
-def zero_layernorm(dim, dtype):
-    """A LayerNorm whose weight and bias start at 0: official `_init_respostnorm`."""
-    norm = LayerNorm(dim, dtype)
-    norm.params["weight"][...] = 0
-    return norm
-
-
-class SwinTransformerV2Block(Module):
+class SwinTransformerV2Block(SwinTransformerBlock):
     """x = x + DropPath(norm1(unshift(WindowAttentionV2(shift(x)))))
-    x = x + DropPath(norm2(MLP(x)))                        (res-post-norm)"""
+    x = x + DropPath(norm2(MLP(x)))                        (res-post-norm)
 
-    # the same window/shift decision as v1: official at the built size, tv's elsewhere; and
-    # v1's reading of the attention probabilities from the cache
-    window_shift_for = SwinTransformerBlock.window_shift_for
-    attention_weights = SwinTransformerBlock.attention_weights
+    Built as v1's block (the same window/shift decision, windowed attention, children and
+    names), with WindowAttentionV2 as `attn` and norm1/norm2 starting at zero; forward and
+    backward are its own: the LayerNorms move to the branch outputs."""
 
     def __init__(self, dim, input_resolution, num_heads, window_size, shift_size, mlp_ratio,
                  drop_path, pretrained_window_size, rng, dtype=np.float32):
-        super().__init__()
-        self.dim, self.num_heads, self.input_resolution = dim, num_heads, input_resolution
-        self.window_size, self.shift_size = official_window_shift(input_resolution,
-                                                                  window_size, shift_size)
-        self.nominal_shift = shift_size if self.window_size == window_size else \
-            (self.window_size // 2 if shift_size else 0)
-        self.drop_path = drop_path
-        self.rng = rng
-        self.norm1 = self.child("norm1", zero_layernorm(dim, dtype))
-        self.attn = self.child("attn", WindowAttentionV2(dim, self.window_size, num_heads,
-                                                          pretrained_window_size, rng, dtype))
-        self.norm2 = self.child("norm2", zero_layernorm(dim, dtype))
-        self.mlp = self.child("mlp", Mlp(dim, int(dim * mlp_ratio), rng, dtype))
+        self.pretrained_window_size = pretrained_window_size    # read by make_attention
+        super().__init__(dim, input_resolution, num_heads, window_size, shift_size, mlp_ratio,
+                         drop_path, rng, dtype)
+        for norm in (self.norm1, self.norm2):              # official `_init_respostnorm`:
+            norm.params["weight"][...] = 0                 # every block starts as the identity
+
+    def make_attention(self, rng, dtype):
+        return WindowAttentionV2(self.dim, self.window_size, self.num_heads,
+                                 self.pretrained_window_size, rng, dtype)
 
     def forward(self, x):
         """(B, H, W, C) -> (B, H, W, C)"""
-        xp = get_xp(x)
         ops = tier(x)                                      # LN, MLP, add: plain or fast
-        B, H, W, C = x.shape
-        (Hp, Wp), shift = self.window_shift_for(H, W)
-        M = self.window_size
-        tokens, win_cache = to_windows_forward(x, M, shift)   # (B*nW, N, C) pad, roll, split
-        mask = cached_attention_mask(Hp, Wp, M, shift, xp, x.dtype)   # (nW, N, N) or None
-        a = self.attn.forward(tokens, mask)                # (B*nW, N, C)
-        y = self.norm1.forward(from_windows(a, win_cache))   # (B, H, W, C) post-norm
+        a, win_cache = self.attend_in_windows(x)
+        y = self.norm1.forward(a)                          # res-post-norm: LN last
         y, dp1 = droppath_forward(y, self.drop_path, self.training, self.rng)
         x = ops.add(x, y)                                  # residual 1: x + y
         m = self.norm2.forward(self.mlp.forward(x))        # (B, H, W, C) post-norm
@@ -89,11 +66,9 @@ class SwinTransformerV2Block(Module):
         # forward: out = x1 + DropPath(norm2(MLP(x1)))
         dm = droppath_backward(dout, dp2)
         dx1 = ops.add(dout, self.mlp.backward(self.norm2.backward(dm)))
-        # forward: x1 = x + DropPath(norm1(from_windows(attn(to_windows(x)))))
-        dy = self.norm1.backward(droppath_backward(dx1, dp1))
-        da = from_windows_backward(dy, win_cache)          # (B*nW, N, C)
-        dtokens = self.attn.backward(da)                   # (B*nW, N, C)
-        return ops.add(dx1, to_windows_backward(dtokens, win_cache))   # (B, H, W, C)
+        # forward: x1 = x + DropPath(norm1(attend_in_windows(x)))
+        da = self.norm1.backward(droppath_backward(dx1, dp1))
+        return ops.add(dx1, self.attend_in_windows_backward(da, win_cache))   # (B, H, W, C)
 
 
 class BasicLayerV2(BasicLayer):

@@ -641,10 +641,12 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threa
         model_state, opt_state, meta_in = ckpt
         try:
             _check_position(meta_in, steps_per_epoch)
+            # a run goes on only from finite weights and moments: no opt-out to advise here
+            for what, state in (("weights are", model_state), ("optimiser state is", opt_state)):
+                problems = _nonfinite_problems(state)
+                if problems:
+                    raise ValueError(f"the {what} not finite: " + "; ".join(problems))
             model.load_state_dict(model_state, strict=True)
-            problems = _nonfinite_problems(opt_state)
-            if problems:
-                raise ValueError("the optimiser state is not finite: " + "; ".join(problems))
             optimizer.load_state_dict(opt_state, prefix=OPT_PREFIX)
             if optimizer.t != meta_in["step"]:
                 raise ValueError(f"the optimiser has taken {optimizer.t} steps but the run "

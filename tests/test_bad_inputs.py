@@ -330,7 +330,7 @@ CLI_ROWS = [
     ("plot-no-config", ["plot", "attention", "--checkpoint", "{noconfig}", "-o",
                         "{cwd}/a.png"], 2, ["lacks 'config'"], ()),
     ("plot-nan-weights", ["plot", "attention", "--checkpoint", "{nan}", "-o", "{cwd}/a.png"],
-     2, ["not finite", "'head.weight'"], ()),
+     2, ["not finite", "'head.weight'", "--allow-nonfinite"], ()),
     ("plot-figure-unknown", ["plot", "nope"], 2, ["invalid choice", "nope"], ()),
     ("plot-window-0", ["plot", "mask", "--window", "0", "-o", "{cwd}/m.png"], 2,
      ["window", "positive integer"], ()),
@@ -605,6 +605,33 @@ def test_nonfinite_weights_are_refused_by_swin_v2_too():
     assert_same_state(before, model_state(model))
     model.load_state_dict(state, allow_nonfinite=True)
     assert np.isinf(model.params["norm.weight"][0])
+
+
+def test_every_loader_that_advises_the_opt_out_has_it(files, tmp_path, monkeypatch, capsys):
+    """The refusal names allow_nonfinite=True / --allow-nonfinite: each loader that can print
+    it takes that opt-out (from_pretrained on both kinds of minswin file, and at another
+    dtype; minswin plot --checkpoint); `train --resume` has none, so it advises none."""
+    from minswin import from_pretrained, save_pretrained
+    model = create_model("swin_digits", num_classes=10, embed_dim=16, depths=(2, 1),
+                         num_heads=(2, 2))
+    model.params["head.weight"][0, 0] = np.nan
+    save_pretrained(model, str(tmp_path / "folder"))
+    sources = [files["nan"], str(tmp_path / "folder"),
+               str(tmp_path / "folder" / "model.safetensors")]
+    for path in sources:
+        for dtype in ("float32", "float64"):
+            with pytest.raises(ValueError, match=r"not finite.*allow_nonfinite=True"):
+                from_pretrained(path, dtype=dtype, verbose=False)
+            loaded = from_pretrained(path, dtype=dtype, verbose=False, allow_nonfinite=True)
+            assert loaded.dtype == dtype and np.isnan(loaded.params["head.weight"]).any()
+    monkeypatch.chdir(tmp_path)
+    rc, text = run_cli(capsys, ["plot", "attention", "--checkpoint", files["nan"],
+                                "--allow-nonfinite", "-o", str(tmp_path / "a.png")])
+    assert rc == 0 and (tmp_path / "a.png").exists(), text
+    rc, text = run_cli(capsys, ["train", "--resume", files["nan"], "--out",
+                                str(tmp_path / "r")])
+    assert rc == 2 and "weights are not finite" in text and "'head.weight'" in text, text
+    assert "allow" not in text, text
 
 
 # ---------------------------------------------------------------------------- the API

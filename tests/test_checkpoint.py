@@ -238,3 +238,16 @@ def test_converter_loads_with_weights_only_and_refuses_other_objects(tmp_path):
                                          r"refused .*argparse\.Namespace"):
         _converter().main(str(src), str(tmp_path / "m.safetensors"))
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_strict_load_that_matches_nothing_says_so_not_every_missing_key():
+    """Names from another model (here a `backbone.` prefix) are one clear refusal, strict or
+    not: the names read and the names expected, not a line per missing parameter."""
+    m = tiny(2)
+    state = {f"backbone.{k}": v for k, v in tiny(1).state_dict().items()}
+    for strict in (True, False):
+        with pytest.raises(ValueError) as err:
+            m.load_state_dict(state, strict=strict)
+        msg = str(err.value)
+        assert msg.startswith(f"state: none of its {len(state)} tensor(s) matches a parameter")
+        assert "backbone.patch_embed.proj.weight" in msg and "missing key" not in msg

@@ -167,6 +167,22 @@ def test_torchvision_qkv_bias_with_a_nonzero_k_third_is_refused():
     assert all(np.array_equal(before[k], other.params[k]) for k in before)
 
 
+def test_v2_problems_are_listed_with_the_others_in_one_error():
+    """A bad torchvision qkv.bias (V2's own check) and a mis-shaped head (the common check)
+    are both named in the one refusal, with the format the names were read in."""
+    m = small_v2()
+    state = dict(m.state_dict())
+    key = "layers.0.blocks.0.attn."
+    state[key + "qkv.bias"] = np.concatenate([state.pop(key + "q_bias"), np.full(8, 0.5),
+                                              state.pop(key + "v_bias")])
+    state["head.weight"] = state["head.weight"][:1]
+    tv = {("features.1.0." + k[len("layers.0.blocks.0."):] if k.startswith(key) else k): v
+          for k, v in state.items()}
+    with pytest.raises(ValueError, match=r"2 problem\(s\) .* \(torchvision names\)") as err:
+        small_v2(seed=3).load_state_dict(tv)
+    assert "k third" in str(err.value) and "'head.weight': expected shape" in str(err.value)
+
+
 def test_coordinate_table_of_another_window_is_refused_then_dropped_with_the_flag(capsys):
     m8 = small_v2(window_size=2)                           # checkpoint made with window 2
     state = dict(m8.state_dict())

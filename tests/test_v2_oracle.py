@@ -16,13 +16,14 @@ import pytest
 
 import minswin
 from minswin.checkpoint import timm_to_official
-from minswin.gradcheck import rel_error
 from minswin.ops.continuous_bias import (continuous_bias_backward, continuous_bias_forward,
                                          log_spaced_coordinates)
 from minswin.ops.cosine_attention import cosine_attention_backward, cosine_attention_forward
 from minswin.ops.masks import attention_mask, relative_position_index
 
 torch = pytest.importorskip("torch", reason="torch (the test oracle) is not installed")
+from test_torch_oracle import N, T, assert_close  # noqa: E402  (v1's oracle helpers)
+from test_v2_model import randomise  # noqa: E402
 
 TOL_OP = 1e-10
 TOL_NET = 1e-9
@@ -45,24 +46,6 @@ def import_references():
     except (ImportError, RuntimeError, OSError) as err:   # absent, or a broken install
         pytest.skip(f"timm and torchvision are the V2 oracles, not importable here: {err}")
     return timm_v2, tv_swin
-
-
-def T(a, grad=True):
-    t = torch.from_numpy(np.array(a, copy=True))
-    if grad and t.is_floating_point():
-        t.requires_grad_(True)
-    return t
-
-
-def N(t):
-    return t.detach().numpy()
-
-
-def close(name, a, b, tol, errors):
-    a, b = np.asarray(a), np.asarray(b)
-    assert a.shape == b.shape, f"{name}: shape {a.shape} vs {b.shape}"
-    errors[name] = rel_error(a, b)
-    assert errors[name] <= tol, f"{name}: rel_error {errors[name]:.3e} > {tol:.0e}"
 
 
 # ---------------------------------------------------------------------------- ops vs autograd
@@ -91,9 +74,9 @@ def test_cosine_attention_vs_torch():
     tout = F.linear(o, t["proj_weight"], t["proj_bias"])
     grads = torch.autograd.grad(tout, list(t.values()), torch.from_numpy(dout))
     errors = {}
-    close("out", out, N(tout), TOL_OP, errors)
+    assert_close("out", out, N(tout), TOL_OP, errors)
     for (name, _), g, ref in zip(ins.items(), ours, grads):
-        close(name, g, N(ref), TOL_OP, errors)
+        assert_close(name, g, N(ref), TOL_OP, errors)
     assert np.all(ours[4][1] == 0) and N(grads[4])[1, 0, 0] == 0   # above the clamp
 
 
@@ -114,9 +97,9 @@ def test_continuous_bias_vs_torch():
                               .view(M * M, M * M, nH).permute(2, 0, 1))
     grads = torch.autograd.grad(tout, list(t.values()), torch.from_numpy(dout))
     errors = {}
-    close("bias", out, N(tout), TOL_OP, errors)
+    assert_close("bias", out, N(tout), TOL_OP, errors)
     for name, g, ref in zip(ins, ours, grads):
-        close(name, g, N(ref), TOL_OP, errors)
+        assert_close(name, g, N(ref), TOL_OP, errors)
 
 
 # ---------------------------------------------------------------------------- parameter counts
@@ -152,20 +135,10 @@ def tier(request):
 
 
 def randomise_v2(model, seed=0):
-    """Every term counts: N(0, 1/fan_in) weights, LN affines 1 + N(0, .5^2) (not the official
-    zeros, which would switch every branch off), biases N(0, .5^2), logit_scale around log 10
-    with one head above the clamp."""
-    r = np.random.default_rng(seed)
-    for k, p in model.params.items():
-        if k.endswith("logit_scale"):
-            v = math.log(10.0) + 0.5 * r.standard_normal(p.shape)
-        elif k.endswith((".bias", "q_bias", "v_bias")):
-            v = 0.5 * r.standard_normal(p.shape)
-        elif p.ndim == 1:
-            v = 1.0 + 0.5 * r.standard_normal(p.shape)
-        else:
-            v = r.standard_normal(p.shape) / np.sqrt(np.prod(p.shape[1:]))
-        p[...] = v
+    """Every term counts (test_v2_model.randomise: N(0, 1/fan_in) weights, LN affines
+    1 + N(0, .5^2), not the official zeros, which would switch every branch off; biases
+    N(0, .5^2), logit_scale around log 10), and one head above the clamp."""
+    randomise(model, seed)
     model.params["layers.0.blocks.1.attn.logit_scale"][0] = 5.0   # > log 100: clamped
 
 
@@ -177,14 +150,14 @@ def compare(model, net, x, torch_x, their_grads, errors, seed=1):
     model.zero_grad()
     dx = model.backward(dlogits)
     tlogits = net(torch_x)
-    close("logits", logits, N(tlogits), TOL_NET, errors)
+    assert_close("logits", logits, N(tlogits), TOL_NET, errors)
     tlogits.backward(torch.from_numpy(dlogits))
     tdx = N(torch_x.grad)
-    close("dx", dx, tdx if tdx.shape == dx.shape else tdx.transpose(0, 2, 3, 1), TOL_NET, errors)
+    assert_close("dx", dx, tdx if tdx.shape == dx.shape else tdx.transpose(0, 2, 3, 1), TOL_NET, errors)
     theirs = their_grads()
     assert set(theirs) == set(model.grads)
     for k, g in model.grads.items():
-        close(k, g, theirs[k], TOL_NET, errors)
+        assert_close(k, g, theirs[k], TOL_NET, errors)
     print(f"\nworst rel_error {max(errors.values()):.2e} ({max(errors, key=errors.get)})")
 
 

@@ -101,6 +101,9 @@ def add_parser(sub):
                         "the window to resize to (default 12)")
     p.add_argument("--checkpoint", metavar="PATH", default=None,
                    help="load weights (.safetensors/.npz) for bias/attention/hierarchy")
+    p.add_argument("--allow-nonfinite", action="store_true",
+                   help="with --checkpoint: load weights that hold NaN or inf (to inspect a "
+                        "broken run)")
     p.add_argument("--random-weights", action="store_true",
                    help="bias/attention: the model's random initial weights (seed 0) instead "
                         "of trained ones, for comparison")
@@ -184,7 +187,8 @@ def _load_model(args):
         from ..training import META_KEY, model_from_checkpoint
         state, metadata = load_checkpoint(args.checkpoint, with_metadata=True)
         if META_KEY in (metadata or {}):
-            model, meta = model_from_checkpoint(args.checkpoint)
+            model, meta = model_from_checkpoint(args.checkpoint,
+                                                allow_nonfinite=args.allow_nonfinite)
             name = (f"{SHIPPED} (trained, shipped with minswin)" if shipped else
                     f"{meta['config'].get('model', 'model')} from "
                     f"{os.path.basename(args.checkpoint)}")
@@ -193,7 +197,8 @@ def _load_model(args):
             head = state.get("head.weight")
             classes = head.shape[0] if head is not None else 1000
             model = create_model(model_name, num_classes=classes, img_size=args.size)
-            model.load_state_dict(state)                   # strict: a partial load is an error
+            # strict: a partial load is an error
+            model.load_state_dict(state, allow_nonfinite=args.allow_nonfinite)
             name = f"{model_name} from {os.path.basename(args.checkpoint)}"
     else:
         model = create_model(model_name, img_size=args.size)

@@ -10,9 +10,8 @@ from ..ops.continuous_bias import (continuous_bias_backward, continuous_bias_for
                                    log_spaced_coordinates)
 from ..ops.cosine_attention import (LOGIT_SCALE_MAX, cosine_attention_backward,
                                     cosine_attention_forward)
-from ..ops.linear import linear_backward
 from ..ops.masks import attention_mask, relative_position_index
-from .catalog import Case, Exercise, Mistake
+from .catalog import Case, Exercise, Mistake, _rel_assign, edited
 
 
 def _rng():
@@ -45,34 +44,18 @@ def _cos_cases():
                       [2.0, math.log(10)])]
 
 
-def _cos_variant(dout, cache, *, clamp=True, exp_chain=True, project=True, tau_in_dcos=True,
-                 v_third=True):
-    """minswin's backward with one step changed: the mistakes below."""
-    v, a = cache.v, cache.attn.out
-    B_, nH, N, d = v.shape
-    C = nH * d
-    dm, dpw, dpb = linear_backward(dout, cache.proj)
-    do = dm.reshape(B_, N, nH, d).transpose(0, 2, 1, 3)
-    da = do @ v.transpose(0, 1, 3, 2)
-    dv = a.transpose(0, 1, 3, 2) @ do
-    ds = a * (da - (da * a).sum(-1, keepdims=True))
-    dbias = ds.sum(axis=0)
-    tau = cache.scale.tau
-    dtau = (ds * cache.cos).sum(axis=(0, 2, 3))[:, None, None]
-    dls = dtau * (tau if exp_chain else 1.0) * (cache.scale.below if clamp else 1.0)
-    dcos = ds * tau if tau_in_dcos else ds
-    qn, kn = cache.qn, cache.kn
-    dqn, dkn = dcos @ kn.out, dcos.transpose(0, 1, 3, 2) @ qn.out
-
-    def unit_backward(g, c):
-        if not project:
-            return g / c.norm
-        return (g - c.out * (g * c.out).sum(-1, keepdims=True)) / c.norm
-    dq, dk = unit_backward(dqn, qn), unit_backward(dkn, kn)
-    dqkv = np.stack([dq, dk, dv]).transpose(1, 3, 0, 2, 4).reshape(B_, N, 3 * C)
-    dx, dqw, dqkv_b = linear_backward(dqkv, cache.qkv)
-    dv_bias = dqkv_b[2 * C:] if v_third else dqkv_b[C:2 * C]
-    return dx, dqw, dqkv_b[:C], dv_bias, dls, dpw, dpb, dbias
+# the mistakes: minswin's backward with one step changed (catalog.edited)
+_cos_no_clamp = edited(cosine_attention_backward,
+                       ("logit_scale_backward(dtau, cache.scale)", "dtau * cache.scale.tau"))
+_cos_no_exp_chain = edited(cosine_attention_backward,
+                           ("logit_scale_backward(dtau, cache.scale)",
+                            "dtau * cache.scale.below"))
+_cos_norm_constant = edited(cosine_attention_backward,
+                            normalize_backward=lambda dout, cache: dout / cache.norm)
+_cos_no_tau_in_dcos = edited(cosine_attention_backward,
+                             ("dcos = ds * cache.scale.tau", "dcos = ds"))
+_cos_v_from_k_third = edited(cosine_attention_backward, qkv_bias_backward=lambda d, cache: (
+    d[:cache.width].copy(), d[cache.width:2 * cache.width].copy()))
 
 
 COSINE_ATTENTION = Exercise(
@@ -109,21 +92,21 @@ COSINE_ATTENTION = Exercise(
                    "summed dqkv; the middle (k) third belongs to no parameter",
     },
     mistakes=(
-        Mistake("clamp ignored", lambda d, c: _cos_variant(d, c, clamp=False),
+        Mistake("clamp ignored", _cos_no_clamp,
                 "dlogit_scale: above log 100 the forward uses the constant tau = 100 (the "
                 "clamp), so the gradient there is exactly 0. Multiply by "
                 "cache.scale.below (logit_scale <= log 100)"),
-        Mistake("exp's derivative forgotten", lambda d, c: _cos_variant(d, c, exp_chain=False),
+        Mistake("exp's derivative forgotten", _cos_no_exp_chain,
                 "dlogit_scale: tau = exp(logit_scale) below the clamp, so dlogit_scale = "
                 "dtau * tau, not dtau"),
-        Mistake("norm held constant", lambda d, c: _cos_variant(d, c, project=False),
+        Mistake("norm held constant", _cos_norm_constant,
                 "dq = dqn / |q| treats |q| as a constant, but it depends on q: remove the "
                 "part of dqn along the unit vector, dq = (dqn - qn * sum(dqn * qn, "
                 "axis=-1, keepdims=True)) / |q|"),
-        Mistake("temperature forgotten", lambda d, c: _cos_variant(d, c, tau_in_dcos=False),
+        Mistake("temperature forgotten", _cos_no_tau_in_dcos,
                 "s = cos * tau: the gradient reaching the cosines is ds * tau "
                 "(cache.scale.tau, (nH, 1, 1)), not ds"),
-        Mistake("v bias from the k third", lambda d, c: _cos_variant(d, c, v_third=False),
+        Mistake("v bias from the k third", _cos_v_from_k_third,
                 "dv_bias: the qkv bias is [q_bias, 0, v_bias], so v_bias's gradient is the "
                 "LAST third of dqkv_bias; the middle third is k's, which has no parameter"),
     ),
@@ -147,21 +130,13 @@ def _cpb_cases():
     return out
 
 
-def _cpb_variant(dbias, cache, *, sig_slope=True, times16=True, scatter=True, relu=True):
-    s = cache.sig
-    dg = dbias * (16.0 if times16 else 1.0) * (s * (1 - s) if sig_slope else 1.0)
-    nH, N, _ = dg.shape
-    dtable = np.zeros((cache.gather.rows, nH))
-    rows = cache.gather.index.reshape(-1)
-    d = dg.transpose(1, 2, 0).reshape(N * N, nH)
-    if scatter:
-        np.add.at(dtable, rows, d)
-    else:
-        dtable[rows] += d
-    dr, dw2, _ = linear_backward(dtable, cache.fc2)
-    dh = np.where(cache.active, dr, 0) if relu else dr
-    dt, dw1, db1 = linear_backward(dh, cache.fc1)
-    return dt.reshape(cache.coords_shape), dw1, db1, dw2
+_CPB_SIGMOID = "dbias * BIAS_RANGE * cache.sig * (1.0 - cache.sig)"
+_cpb_no_slope = edited(continuous_bias_backward, (_CPB_SIGMOID, "dbias * BIAS_RANGE"))
+_cpb_no_16 = edited(continuous_bias_backward,
+                    (_CPB_SIGMOID, "dbias * cache.sig * (1.0 - cache.sig)"))
+_cpb_assign = edited(continuous_bias_backward, relative_bias_backward=_rel_assign)
+_cpb_no_relu = edited(continuous_bias_backward,
+                      ("xp.where(cache.active, dr, 0)", "dr"))
 
 
 CONTINUOUS_BIAS = Exercise(
@@ -186,17 +161,16 @@ CONTINUOUS_BIAS = Exercise(
                    "cache.coords_shape (2M-1, 2M-1, 2)",
     },
     mistakes=(
-        Mistake("sigmoid's slope forgotten",
-                lambda d, c: _cpb_variant(d, c, sig_slope=False),
+        Mistake("sigmoid's slope forgotten", _cpb_no_slope,
                 "bias = 16 * sigmoid(g): the derivative of sigmoid is s * (1 - s) "
                 "(cache.sig holds s), so dg = dbias * 16 * s * (1 - s)"),
-        Mistake("factor 16 forgotten", lambda d, c: _cpb_variant(d, c, times16=False),
+        Mistake("factor 16 forgotten", _cpb_no_16,
                 "bias = 16 * sigmoid(g), so dg carries the factor 16 as well"),
-        Mistake("assign instead of accumulate", lambda d, c: _cpb_variant(d, c, scatter=False),
+        Mistake("assign instead of accumulate", _cpb_assign,
                 "dtable[index] += d keeps only ONE of the repeated rows: each table row is "
                 "read by (M-|dr|)(M-|dc|) pairs. Accumulate with np.add.at(dtable, "
                 "index.reshape(-1), d)"),
-        Mistake("ReLU gate forgotten", lambda d, c: _cpb_variant(d, c, relu=False),
+        Mistake("ReLU gate forgotten", _cpb_no_relu,
                 "the hidden layer goes through a ReLU: the gradient is zero where the hidden "
                 "value was <= 0 (use cache.active)"),
     ),

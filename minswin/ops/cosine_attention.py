@@ -20,8 +20,9 @@ import math
 from typing import NamedTuple
 
 from ..backend import get_xp
-from ..checks import check_array, check_positive_int, check_shape
-from .attention import split_heads
+from ..checks import check_shape
+from .attention import (add_mask, check_attention_inputs as check_window_attention_inputs,
+                        join_heads, merge_heads, split_heads, unmerge_heads)
 from .linear import linear_backward, linear_forward
 from .qv_bias import qkv_bias_backward, qkv_bias_forward
 from .softmax import softmax_backward, softmax_forward
@@ -94,34 +95,17 @@ class CosineAttentionCache(NamedTuple):
     proj: object       # LinearCache of the output projection (keeps the merged heads)
 
 
-def add_mask(s, mask):
-    """s (B_, nH, N, N) + mask (nW, N, N): window i of the batch gets mask row i % nW."""
-    B_, nH, N, _ = s.shape
-    nW = mask.shape[0]
-    s = s.reshape(B_ // nW, nW, nH, N, N) + mask[None, :, None]   # (B, nW, nH, N, N)
-    return s.reshape(B_, nH, N, N)
-
-
 def check_attention_inputs(x, qkv_weight, q_bias, v_bias, logit_scale, proj_weight, bias,
                            mask, num_heads):
-    """The shapes of every operand, with messages that name it; returns (B_, N, C, nH)."""
-    check_array("x", x, ndim=3)
+    """v1's checks (x, num_heads, qkv_weight, proj_weight, bias, mask: ops/attention.py) and
+    V2's own operands, with messages that name each; returns (B_, N, C, nH)."""
+    check_window_attention_inputs(x, qkv_weight, None, proj_weight, None, bias, mask,
+                                  num_heads)
     B_, N, C = x.shape
-    nH = check_positive_int("num_heads", num_heads)
-    if C % nH:
-        raise ValueError(f"num_heads: expected a divisor of the width C={C}, got {nH}")
-    check_shape("qkv_weight", qkv_weight, (3 * C, C), dtype=x.dtype)
+    nH = num_heads
     check_shape("q_bias", q_bias, (C,), dtype=x.dtype)
     check_shape("v_bias", v_bias, (C,), dtype=x.dtype)
     check_shape("logit_scale", logit_scale, (nH, 1, 1), dtype=x.dtype)
-    check_shape("proj_weight", proj_weight, (C, C), dtype=x.dtype)
-    if bias is not None:
-        check_shape("bias", bias, (nH, N, N), dtype=x.dtype)
-    if mask is not None:
-        check_array("mask", mask, ndim=3, dtype=x.dtype)
-        if mask.shape[1:] != (N, N) or B_ % mask.shape[0]:
-            raise ValueError(f"mask: expected (nW, {N}, {N}) with nW dividing the {B_} windows,"
-                             f" got {tuple(mask.shape)}")
     return B_, N, C, nH
 
 
@@ -152,8 +136,7 @@ def cosine_attention_forward(x, qkv_weight, q_bias, v_bias, logit_scale, proj_we
         s = add_mask(s, mask)                              # -100 across shifted regions
     a, attn_cache = softmax_forward(s)                     # (B_, nH, N, N)
     o = a @ v                                              # (B_, nH, N, d)
-    merged = o.transpose(0, 2, 1, 3).reshape(B_, N, C)     # (B_, N, C) channel h*d + lane
-    out, proj_cache = linear_forward(merged, proj_weight, proj_bias)   # (B_, N, C)
+    out, proj_cache = linear_forward(merge_heads(o), proj_weight, proj_bias)   # (B_, N, C)
     return out, CosineAttentionCache(bias_cache, qkv_cache, qn_cache, kn_cache, v, cos,
                                      scale_cache, attn_cache, proj_cache)
 
@@ -161,14 +144,12 @@ def cosine_attention_forward(x, qkv_weight, q_bias, v_bias, logit_scale, proj_we
 def cosine_attention_backward(dout, cache):
     """Returns (dx, dqkv_weight, dq_bias, dv_bias, dlogit_scale, dproj_weight, dproj_bias,
     dbias); dbias is summed over all windows of the batch, (nH, N, N)."""
-    xp = get_xp(dout, cache.v)
+    get_xp(dout, cache.v)
     v, a = cache.v, cache.attn.out
-    B_, nH, N, d = v.shape
-    C = nH * d
-    # forward: out = merged @ Wproj.T + bproj
-    dmerged, dproj_w, dproj_b = linear_backward(dout, cache.proj)   # (B_, N, C)
-    # forward: merged = merge_heads(o)
-    do = dmerged.reshape(B_, N, nH, d).transpose(0, 2, 1, 3)   # (B_, nH, N, d)
+    nH = v.shape[1]
+    # forward: out = linear_forward(merge_heads(o), proj_weight, proj_bias)
+    do, dproj_w, dproj_b = linear_backward(dout, cache.proj)   # (B_, N, C)
+    do = unmerge_heads(do, nH)                             # (B_, nH, N, d)
     # forward: o = a @ v  ->  da = do @ v^T, dv = a^T @ do
     da = do @ v.transpose(0, 1, 3, 2)                      # (B_, nH, N, N)
     dv = a.transpose(0, 1, 3, 2) @ do                      # (B_, nH, N, d)
@@ -185,9 +166,8 @@ def cosine_attention_backward(dout, cache):
     # forward: qn = normalize(q), kn = normalize(k)
     dq = normalize_backward(dqn, cache.qn)
     dk = normalize_backward(dkn, cache.kn)
-    # forward: q, k, v = split_heads(qkv)  ->  stack them back in the qkv channel order
-    dqkv = xp.stack([dq, dk, dv])                          # (3, B_, nH, N, d)
-    dqkv = dqkv.transpose(1, 3, 0, 2, 4).reshape(B_, N, 3 * C)   # (B_, N, 3C)
+    # forward: q, k, v = split_heads(qkv)
+    dqkv = join_heads(dq, dk, dv)                          # (B_, N, 3C)
     # forward: qkv = x @ Wqkv.T + [q_bias, 0, v_bias]
     dx, dqkv_w, dqkv_b = linear_backward(dqkv, cache.qkv)
     dq_bias, dv_bias = qkv_bias_backward(dqkv_b, cache.qkv_bias)

@@ -11,11 +11,9 @@ like the res-post-norm of its blocks. The gather and the odd-size padding are v1
 """
 from typing import NamedTuple
 
-from ..backend import get_xp
-from ..checks import check_array, check_shape
 from .layernorm import layernorm_backward, layernorm_forward
 from .linear import linear_backward, linear_forward
-from .patch_merging import merge_2x2, split_2x2
+from .patch_merging import pad_and_merge, split_2x2
 
 
 class MergeV2Cache(NamedTuple):
@@ -27,16 +25,10 @@ class MergeV2Cache(NamedTuple):
 def patch_merging_v2_forward(x, reduction_weight, norm_weight, norm_bias):
     """Args: x (B, H, W, C); reduction_weight (2C, 4C); norm_* (2C,).
     Returns (B, ceil(H/2), ceil(W/2), 2C). Cache: the linear and norm caches."""
-    xp = get_xp(x, reduction_weight, norm_weight, norm_bias)
-    check_array("x", x, ndim=4)
-    B, H, W, C = x.shape
-    check_shape("reduction_weight", reduction_weight, (2 * C, 4 * C), dtype=x.dtype)
-    if H % 2 or W % 2:
-        x = xp.pad(x, ((0, 0), (0, H % 2), (0, W % 2), (0, 0)))   # (B, H+1?, W+1?, C)
-    m = merge_2x2(x)                                       # (B, h, w, 4C)
+    m = pad_and_merge(x, norm_weight, norm_bias, reduction_weight)   # (B, h, w, 4C) v1's
     r, red_cache = linear_forward(m, reduction_weight)     # (B, h, w, 2C)
     out, norm_cache = layernorm_forward(r, norm_weight, norm_bias)   # (B, h, w, 2C)
-    return out, MergeV2Cache((H, W), red_cache, norm_cache)
+    return out, MergeV2Cache(x.shape[1:3], red_cache, norm_cache)
 
 
 def patch_merging_v2_backward(dout, cache):
