@@ -230,7 +230,7 @@ RIGHT = [("window_attention_backward", attn_right),
 WRONG = [
     ("layernorm_backward", ln_no_variance, "variance"),
     ("layernorm_backward", ln_swapped_params, "dgamma"),
-    ("softmax_backward", softmax_no_sum, "sum term"),
+    ("softmax_backward", softmax_no_sum, "treats each p_i as a function of s_i alone"),
     ("softmax_backward", softmax_wrong_axis, "ds"),
     ("gelu_backward", gelu_no_xphi, "x * phi(x)"),
     ("gelu_backward", gelu_tanh, "tanh"),

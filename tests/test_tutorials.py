@@ -65,7 +65,6 @@ def test_tutorial_runs_as_a_notebook(path, tmp_path, monkeypatch):
     for k, v in dict(MPLBACKEND="Agg", MINSWIN_SMALL="1",
                      MINSWIN_FIGURES=str(tmp_path / "figures")).items():
         monkeypatch.setenv(k, v)                           # the kernel inherits them
-    monkeypatch.delenv("MINSWIN_EXERCISE_SOLUTION", raising=False)
     nb = _run_notebook(path, tmp_path)
     outs = _outputs(nb)
     errors = [ANSI.sub("", "\n".join(o.traceback))[-2000:]

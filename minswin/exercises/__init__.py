@@ -13,7 +13,7 @@ import shutil
 
 from .catalog import EXERCISES, Exercise, get_exercise
 from .grader import GradeResult, check_file, grade, grade_file, load_function
-from .solutions import SOLUTIONS, solution, use_solution
+from .solutions import SOLUTIONS, solution
 
 SKELETONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "skeletons")
 
@@ -37,5 +37,4 @@ def start(name, directory="."):
 
 
 __all__ = ["EXERCISES", "Exercise", "GradeResult", "SOLUTIONS", "check_file", "get_exercise",
-           "grade", "grade_file", "load_function", "skeleton_path", "solution", "start",
-           "use_solution"]
+           "grade", "grade_file", "load_function", "skeleton_path", "solution", "start"]

@@ -180,12 +180,13 @@ SOFTMAX = Exercise(
                  "keeps that axis to broadcast back"},
     mistakes=(
         Mistake("no sum term", _softmax_no_sum,
-                "ds = p * dout forgets the sum term: every p_j depends on every s_i through "
-                "the denominator. Subtract sum(dout * p) over the last axis inside the "
-                "brackets"),
+                "ds = p * dout treats each p_i as a function of s_i alone, but every p_j "
+                "depends on every s_i through the shared denominator: the Jacobian has "
+                "off-diagonal entries, and they add one more term to ds"),
         Mistake("diagonal only", _softmax_diag,
-                "dout * p * (1 - p) uses only the diagonal of the Jacobian; the off-diagonal "
-                "entries -p_i p_j matter too: ds = p * (dout - sum(dout * p))"),
+                "dout * p * (1 - p) uses only the diagonal of the Jacobian, dp_i/ds_i. Every p_j "
+                "depends on every s_i through the shared denominator: what is dp_j/ds_i for "
+                "j != i, and what does it add to ds_i once summed over j?"),
     ),
 )
 
