@@ -28,7 +28,7 @@ import numpy as np
 import minswin
 from minswin.backend import rng
 from minswin.flops import msa_flops, msa_saving, wmsa_flops
-from minswin.fast.attention import window_attention_forward
+from minswin.ops.attention import window_attention_forward
 from minswin.ops.window import to_windows_forward
 from minswin.viz import plot_attention_cost, show
 
@@ -53,36 +53,35 @@ g = rng(0)
 #
 # ## Counting the matrix products minswin actually runs
 #
-# minswin's fast attention (minswin.fast, the same products as the plain minswin.ops) calls
-# `xp.matmul`, with `xp` the NumPy module. For one call we swap `np.matmul` for a version
-# that also writes down the shapes it multiplied (a trick for a tutorial, never for library
-# code).
+# minswin's attention (the plain tier, `minswin/ops/attention.py`) multiplies with `@`, which
+# NumPy runs as the `np.matmul` ufunc. We hand it arrays of a tiny NumPy subclass that writes
+# down the shape of every product it takes part in (a trick for a tutorial, never for library
+# code): the maths runs unchanged, and we read off what it cost.
 
 # %%
+class Counted(np.ndarray):
+    """A NumPy array that logs batch * m * k * n for every matrix product it takes part in."""
+    log = None                                             # the list being written, or None
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        plain = [x.view(np.ndarray) if isinstance(x, Counted) else x for x in inputs]
+        out = getattr(ufunc, method)(*plain, **kwargs)     # the real computation
+        if ufunc is np.matmul and Counted.log is not None:
+            a, b = plain                                   # (..., m, k) @ (..., k, n)
+            *_, m, k = a.shape
+            batch = int(np.prod(out.shape[:-2], dtype=np.int64))
+            Counted.log.append(batch * m * k * b.shape[-1])
+        return out.view(Counted) if isinstance(out, np.ndarray) else out
+
+
 @contextmanager
 def count_matmuls():
-    """Within the block, every np.matmul(a, b) adds batch * m * k * n to the list.
-
-    Products with a vector (one column, or a 1-D operand) are left out: they are the row and
-    column sums of softmax, LayerNorm and the bias gradients, which minswin writes as
-    x @ ones and ones @ x because BLAS runs them faster than NumPy's sum; they are additions,
-    and FLOP counts leave additions out."""
-    real = np.matmul
-    log = []
-
-    def counting(a, b, *args, **kwargs):
-        out = real(a, b, *args, **kwargs)
-        if a.ndim >= 2 and b.ndim >= 2 and b.shape[-1] > 1:   # else a sum (fast/rows.py)
-            *batch, m, k = a.shape
-            n = b.shape[-1]
-            log.append(int(np.prod(out.shape[:-2], dtype=np.int64)) * m * k * n)
-        return out
-
-    np.matmul = counting
+    """Within the block, every product with a Counted array adds its MACs to the list."""
+    Counted.log = []
     try:
-        yield log
+        yield Counted.log
     finally:
-        np.matmul = real
+        Counted.log = None
 
 
 def attention_params(C):
@@ -97,11 +96,12 @@ params = attention_params(C)
 
 # global MSA: one "window" holding all h*w tokens
 with count_matmuls() as log_msa:
-    window_attention_forward(fmap.reshape(1, h * w, C), **params, num_heads=nH)
+    x = fmap.reshape(1, h * w, C).view(Counted)            # (1, h*w, C)
+    window_attention_forward(x, **params, num_heads=nH)
 # W-MSA: (h/M)*(w/M) windows of M*M tokens
 tokens, _ = to_windows_forward(fmap, M, 0)                 # (4, 49, C)
 with count_matmuls() as log_wmsa:
-    window_attention_forward(tokens, **params, num_heads=nH)
+    window_attention_forward(tokens.view(Counted), **params, num_heads=nH)
 
 print("MSA   matmuls:", log_msa, "=", sum(log_msa), "  formula:", msa_flops(h, w, C))
 print("W-MSA matmuls:", log_wmsa, "=", sum(log_wmsa), "  formula:", wmsa_flops(h, w, C, M))
