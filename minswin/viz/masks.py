@@ -70,8 +70,8 @@ def plot_window_mask(size=8, window=4, shift=None, window_id=1):
         rr, cc = np.nonzero(nice == k)
         ax.text(cc.mean(), rr.mean(), str(k), ha="center", va="center",
                 fontsize=13 if H <= 16 else 9, color="white", fontweight="bold")
-    ax.set_title(f"rolled {H}x{W} map, regions (reading order)\nwindow {w} outlined in "
-                 "yellow", fontsize=10)
+    ax.set_title(f"rolled {H}x{W} map; regions numbered in reading order\nof the map before "
+                 f"the roll; window {w} outlined in yellow", fontsize=10)
     ax = axes[1]
     im = ax.imshow(tokens, cmap=REGION_CMAP, vmin=-0.5, vmax=8.5, interpolation="nearest")
     draw_cell_grid(ax, M, M, color="white", lw=1.5, alpha=1)
