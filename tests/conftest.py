@@ -54,3 +54,17 @@ def xp(request):
         return np
     import cupy
     return cupy
+
+
+@pytest.fixture
+def bench_swin(monkeypatch):
+    """benchmarks/bench_swin.py loaded as a module (it is a script, not part of the package),
+    with its pause between rounds turned off."""
+    import importlib.util
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location(
+        "bench_swin", os.path.join(root, "benchmarks", "bench_swin.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.setattr(mod, "PAUSE_S", 0.0)
+    return mod

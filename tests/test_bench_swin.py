@@ -1,23 +1,15 @@
 """benchmarks/bench_swin.py's bookkeeping, on stand-in workloads (no real timing): every case
 and tier gets its row, ratios and table columns. Performance itself is never asserted."""
 import argparse
-import importlib.util
-import os
 
 import pytest
 
 import minswin
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 @pytest.fixture
-def bench(monkeypatch):
-    spec = importlib.util.spec_from_file_location(
-        "bench_swin", os.path.join(ROOT, "benchmarks", "bench_swin.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    monkeypatch.setattr(mod, "PAUSE_S", 0.0)
+def bench(bench_swin, monkeypatch):
+    mod = bench_swin
     monkeypatch.setattr(mod, "gemm_gflops", lambda backend: 10.0)
     seen = []
 

@@ -1,30 +1,15 @@
 """benchmarks/bench_swin.py on a GPU: the clock waits for the device at both ends."""
-import importlib.util
-import os
-
 import pytest
 
 from conftest import NEEDS_GPU, STANDIN
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-
-@pytest.fixture
-def bench(monkeypatch):
-    spec = importlib.util.spec_from_file_location(
-        "bench_swin", os.path.join(ROOT, "benchmarks", "bench_swin.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    monkeypatch.setattr(mod, "PAUSE_S", 0.0)
-    return mod
-
-
-def test_timed_synchronises_before_starting_and_before_stopping(bench):
+def test_timed_synchronises_before_starting_and_before_stopping(bench_swin):
     events = []
-    bench.timed(lambda: events.append("work"), lambda: events.append("sync"))
+    bench_swin.timed(lambda: events.append("work"), lambda: events.append("sync"))
     assert events == ["sync", "work", "sync"]
     events.clear()
-    bench.timed(lambda: events.append("work"), None)       # the CPU: nothing to wait for
+    bench_swin.timed(lambda: events.append("work"), None)  # the CPU: nothing to wait for
     assert events == ["work"]
 
 
@@ -32,11 +17,11 @@ def test_timed_synchronises_before_starting_and_before_stopping(bench):
 @NEEDS_GPU[1]                                               # skipped where CuPy cannot run
 @pytest.mark.skipif(not STANDIN, reason="counting synchronisations needs the CuPy stand-in "
                                         "(MINSWIN_CUPY_STANDIN=1)")
-def test_the_gemm_rate_on_cupy_is_synchronised(bench):
+def test_the_gemm_rate_on_cupy_is_synchronised(bench_swin):
     import cupy_standin
     import minswin
     with cupy_standin.count_transfers() as n:
-        rate = bench.gemm_gflops("cupy", n=32, reps=3)
+        rate = bench_swin.gemm_gflops("cupy", n=32, reps=3)
     minswin.use("numpy")
     assert rate > 0 and n["sync"] == 2 * 3, n
 
