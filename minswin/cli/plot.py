@@ -185,6 +185,7 @@ def _load_model(args):
         args.checkpoint = pretrained_path(shipped_name)
         if args.image_index is None:
             args.image_index = 0
+    # no --model: the shipped model's config for --random-weights, else a full-size one
     model_name = args.model or (shipped_name if args.random_weights and shipped_name else
                                 "swinv2_t" if args.figure in V2_FIGURES else "swin_t")
     if args.checkpoint:
@@ -294,8 +295,6 @@ def _figure(args):
     if f == "log-coords":
         return viz.plot_log_spaced_coordinates(_given(args.window, 8),
                                                new_window=args.new_window)
-    if args.model is None and f not in LEARNED_FIGURES:    # learned ones: the shipped model
-        args.model = "swinv2_t" if f in V2_FIGURES else "swin_t"
     model, name, img, x, image_note = _load_model(args)
     if f in ("cpb", "table-resize") or (f == "bias" and model.config.version == 2):
         return _window_figure(args, model, name)          # V2's bias is its cpb network
@@ -332,7 +331,8 @@ def _window_figure(args, model, name):
     if args.figure != "bias" and (args.figure == "cpb") != v2:
         want = "a Swin V2 model, e.g. --model swinv2_t" if args.figure == "cpb" else \
             "a Swin v1 model, e.g. --model swin_t (V2 has no table to resize)"
-        raise CliError(f"--model: the {args.figure} figure needs {want}; got "
+        flag = "--model" if args.model else "--checkpoint"
+        raise CliError(f"{flag}: the {args.figure} figure needs {want}; got "
                        f"{args.model or name}")
     key, blk = _pick_block(model, args)
     heads = None if args.head is None else [args.head]
