@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -214,6 +215,19 @@ def test_random_weights_stay_an_option_and_say_so(tmp_path, monkeypatch, capsys)
     rc, _, err = run_cli(capsys, "plot", "bias", "--random-weights", "--checkpoint",
                          str(tmp_path / "b.png"), "-o", str(tmp_path / "c.png"))
     assert rc == 2 and "--random-weights" in err and "Traceback" not in err
+
+
+def test_cpb_defaults_to_the_shipped_trained_v2_model(tmp_path, monkeypatch, capsys):
+    seen = _spy(monkeypatch, "plot_cpb_table")
+    rc, _, err = run_cli(capsys, "plot", "cpb", "-o", str(tmp_path / "c.png"))
+    assert rc == 0, err
+    trained = minswin.pretrained("swinv2_digits")
+    want = minswin.viz.attention_cpb_table(trained.layers[0].blocks[1].attn)   # (49, 3)
+    assert np.array_equal(seen["args"][0], want)
+    assert "swinv2_digits (trained" in seen["kw"]["name"] and "random" not in seen["kw"]["name"]
+    rc, _, err = run_cli(capsys, "plot", "cpb", "--random-weights", "-o",
+                         str(tmp_path / "r.png"))
+    assert rc == 0 and "swinv2_digits (random weights" in seen["kw"]["name"], err
 
 
 @pytest.mark.parametrize("argv,words", [

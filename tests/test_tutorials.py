@@ -29,7 +29,7 @@ FIGURES = {
     "08_whole_model.py": 1,
     "09_numpy_and_cupy.py": 1,
     "10_train_a_small_swin.py": 4,
-    "11_from_swin_to_swin_v2.py": 3,
+    "11_from_swin_to_swin_v2.py": 4,
 }
 
 

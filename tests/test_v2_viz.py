@@ -7,6 +7,7 @@ from minswin import viz
 from minswin.cli import main
 from minswin.ops.masks import relative_position_index
 from minswin.ops.relative_bias import relative_bias_forward
+from minswin.weights import pretrained_path
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +72,12 @@ def test_figures_draw_the_arrays(v2, tmp_path):
     (["cpb", "--model", "swin_digits"], 2, "needs a Swin V2 model"),
     (["table-resize", "--model", "swinv2_digits"], 2, "needs a Swin v1 model"),
     (["table-resize", "--model", "swin_digits", "--new-window", "-1"], 2, "--new-window"),
+    # a checkpoint of the wrong version: the message names --checkpoint and its model
+    (["table-resize", "--checkpoint", pretrained_path("swinv2_digits")], 2,
+     "--checkpoint: the table-resize figure needs a Swin v1 model, e.g. --model swin_t (V2 "
+     "has no table to resize); got swinv2_digits from swinv2_digits.safetensors"),
+    (["cpb", "--checkpoint", pretrained_path("swin_digits")], 2,
+     "--checkpoint: the cpb figure needs a Swin V2 model"),
 ])
 def test_cli(argv, code, words, tmp_path, capsys):
     out = tmp_path / "f.png"

@@ -32,8 +32,9 @@ MODEL_FIGURES = ("bias", "attention", "attention-weights", "hierarchy", "cost", 
                  "table-resize")
 V2_FIGURES = ("cpb",)                      # their --model defaults to swinv2_t
 # figures of learned weights: by default drawn from the trained model that ships with minswin
-LEARNED_FIGURES = ("bias", "attention", "attention-weights")
-SHIPPED = "swin_digits"
+SHIPPED_FOR = {"bias": "swin_digits", "attention": "swin_digits",
+               "attention-weights": "swin_digits", "cpb": "swinv2_digits"}
+LEARNED_FIGURES = tuple(SHIPPED_FOR)
 
 EXAMPLES = """\
 examples:
@@ -53,6 +54,8 @@ examples:
   minswin plot merge -o merge.png
   minswin plot hierarchy --model swin_t -o hierarchy.png
   minswin plot log-coords --window 8 --new-window 16 -o coords.png
+  minswin plot cpb -o cpb.png                        the shipped trained swinv2_digits
+  minswin plot cpb --random-weights -o cpb_random.png   the same model untrained
   minswin plot cpb --checkpoint runs/swinv2_digits/best.safetensors -o cpb.png
   minswin plot table-resize --window 12 -o resize.png    (swin_t's window 7 -> 12)
 """
@@ -95,7 +98,8 @@ def add_parser(sub):
     p.add_argument("--model", default=None,
                    help="model config for model figures, random weights unless --checkpoint "
                         "(default: bias/attention the trained swin_digits that ships with "
-                        "minswin, swinv2_t for cpb, else swin_t; see minswin.configs)")
+                        "minswin, cpb the trained swinv2_digits, else swin_t; see "
+                        "minswin.configs)")
     p.add_argument("--new-window", type=int, default=None,
                    help="log-coords: a larger window to mark (default none); table-resize: "
                         "the window to resize to (default 12)")
@@ -105,8 +109,8 @@ def add_parser(sub):
                    help="with --checkpoint: load weights that hold NaN or inf (to inspect a "
                         "broken run)")
     p.add_argument("--random-weights", action="store_true",
-                   help="bias/attention: the model's random initial weights (seed 0) instead "
-                        "of trained ones, for comparison")
+                   help="bias/attention/cpb: the shipped model's random initial weights "
+                        "(seed 0) instead of trained ones, for comparison")
     p.add_argument("--image-index", type=int, default=None,
                    help="with a `minswin train` checkpoint or the shipped model: draw this "
                         "image of its test split (default 0 for the shipped model)")
@@ -173,15 +177,17 @@ def _load_model(args):
         raise CliError("--checkpoint: expected a file name, got ''")
     if args.checkpoint and args.random_weights:
         raise CliError("--random-weights: cannot be combined with --checkpoint")
-    shipped = (args.figure in LEARNED_FIGURES and args.model is None
+    shipped_name = SHIPPED_FOR.get(args.figure)           # None: no learned meaning drawn
+    shipped = (shipped_name is not None and args.model is None
                and not args.checkpoint and not args.random_weights)
     if shipped:
         from ..weights import pretrained_path
-        args.checkpoint = pretrained_path(SHIPPED)
+        args.checkpoint = pretrained_path(shipped_name)
         if args.image_index is None:
             args.image_index = 0
-    model_name = args.model or (SHIPPED if args.random_weights and args.figure in
-                                LEARNED_FIGURES else "swin_t")
+    # no --model: the shipped model's config for --random-weights, else a full-size one
+    model_name = args.model or (shipped_name if args.random_weights and shipped_name else
+                                "swinv2_t" if args.figure in V2_FIGURES else "swin_t")
     if args.checkpoint:
         from ..checkpoint import load_checkpoint, to_official_keys
         from ..training import META_KEY, model_from_checkpoint
@@ -189,7 +195,7 @@ def _load_model(args):
         if META_KEY in (metadata or {}):
             model, meta = model_from_checkpoint(args.checkpoint,
                                                 allow_nonfinite=args.allow_nonfinite)
-            name = (f"{SHIPPED} (trained, shipped with minswin)" if shipped else
+            name = (f"{shipped_name} (trained, shipped with minswin)" if shipped else
                     f"{meta['config'].get('model', 'model')} from "
                     f"{os.path.basename(args.checkpoint)}")
         else:
@@ -203,11 +209,11 @@ def _load_model(args):
     else:
         model = create_model(model_name, img_size=args.size)
         name = f"{model_name} (random weights, seed 0: untrained)"
-        if model_name == SHIPPED and args.figure in LEARNED_FIGURES and args.size is None:
+        if model_name == shipped_name and args.size is None:
             # the shipped model's digits and normalisation, to compare with the trained one
             from ..weights import pretrained_path
             from ..training import read_training_checkpoint
-            meta = read_training_checkpoint(pretrained_path(SHIPPED))[2]
+            meta = read_training_checkpoint(pretrained_path(shipped_name))[2]
             model = create_model(model_name, num_classes=len(meta["classes"]))
             if args.image_index is None:
                 args.image_index = 0
@@ -289,8 +295,6 @@ def _figure(args):
     if f == "log-coords":
         return viz.plot_log_spaced_coordinates(_given(args.window, 8),
                                                new_window=args.new_window)
-    if args.model is None and f not in LEARNED_FIGURES:    # learned ones: the shipped model
-        args.model = "swinv2_t" if f in V2_FIGURES else "swin_t"
     model, name, img, x, image_note = _load_model(args)
     if f in ("cpb", "table-resize") or (f == "bias" and model.config.version == 2):
         return _window_figure(args, model, name)          # V2's bias is its cpb network
@@ -327,7 +331,9 @@ def _window_figure(args, model, name):
     if args.figure != "bias" and (args.figure == "cpb") != v2:
         want = "a Swin V2 model, e.g. --model swinv2_t" if args.figure == "cpb" else \
             "a Swin v1 model, e.g. --model swin_t (V2 has no table to resize)"
-        raise CliError(f"--model: the {args.figure} figure needs {want}; got {args.model}")
+        flag = "--model" if args.model else "--checkpoint"
+        raise CliError(f"{flag}: the {args.figure} figure needs {want}; got "
+                       f"{args.model or name}")
     key, blk = _pick_block(model, args)
     heads = None if args.head is None else [args.head]
     if v2:

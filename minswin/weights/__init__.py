@@ -1,11 +1,14 @@
 """The trained weights that ship in this folder: `minswin.pretrained("swin_digits")`.
 
 Pictures of attention and of the relative position bias drawn from random weights are noise
-around 1/N, and a learner reads meaning into noise. So one small trained model is in the box:
+around 1/N, and a learner reads meaning into noise. So two small trained models are in the box:
 
     swin_digits   the default run of `minswin train` (config "digits", seed 0): a two-stage
                   Swin (301,804 parameters, float32) on scikit-learn's 8x8 digits upsampled
                   to 16x16, about 99% correct on the held-out test split
+    swinv2_digits `minswin train --model swinv2_digits`: the same recipe and shape with Swin
+                  V2's blocks (315,820 parameters), for the pictures of V2's learned
+                  continuous position bias (`minswin plot cpb`)
 
 The file is a plain `.safetensors` of the weights (official names, no optimiser state). Its
 metadata holds the recipe (the TrainConfig of the run), the data normalisation and classes
@@ -24,6 +27,7 @@ import os
 WEIGHTS_DIR = os.path.dirname(os.path.abspath(__file__))      # the files sit beside this one
 PRETRAINED = {
     "swin_digits": "swin_digits.safetensors",
+    "swinv2_digits": "swinv2_digits.safetensors",
 }
 # top-level metadata keys every shipped file has (readable with any safetensors tool)
 INFO_KEYS = ("name", "recipe", "test_accuracy", "test_images", "command")
