@@ -119,11 +119,21 @@ class BasicLayer(Module):
         self.blocks = []
         for j in range(depth):
             shift = 0 if j % 2 == 0 else window_size // 2   # odd blocks shift by M // 2
-            blk = SwinTransformerBlock(dim, input_resolution, num_heads, window_size, shift,
-                                       mlp_ratio, drop_paths[j], rng, dtype)
+            blk = self.make_block(dim, input_resolution, num_heads, window_size, shift,
+                                  mlp_ratio, drop_paths[j], rng, dtype)
             self.blocks.append(self.child(f"blocks.{j}", blk))
-        self.downsample = self.child("downsample", PatchMerging(dim, rng, dtype)) \
+        self.downsample = self.child("downsample", self.make_downsample(dim, rng, dtype)) \
             if downsample else None
+
+    def make_block(self, dim, resolution, num_heads, window_size, shift, mlp_ratio, drop_path,
+                   rng, dtype):
+        """Block j of the stage (W-MSA when shift is 0, else SW-MSA); Swin V2 builds its own."""
+        return SwinTransformerBlock(dim, resolution, num_heads, window_size, shift, mlp_ratio,
+                                    drop_path, rng, dtype)
+
+    def make_downsample(self, dim, rng, dtype):
+        """The patch merging at the end of the stage; Swin V2 builds its own."""
+        return PatchMerging(dim, rng, dtype)
 
     def forward(self, x):
         for blk in self.blocks:

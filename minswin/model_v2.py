@@ -23,7 +23,6 @@ import numpy as np
 
 from .layers_v2 import PatchMergingV2, WindowAttentionV2
 from .model import BasicLayer, SwinTransformer, SwinTransformerBlock
-from .module import Module
 from .ops.droppath import droppath_backward, droppath_forward
 from .tiers import tier
 
@@ -72,22 +71,23 @@ class SwinTransformerV2Block(SwinTransformerBlock):
 
 
 class BasicLayerV2(BasicLayer):
-    """`layers.i`: `depth` V2 blocks alternating W-MSA / SW-MSA, then `downsample` if not last.
-    forward and backward are v1's (blocks in order, then the merging)."""
+    """`layers.i`: `depth` V2 blocks alternating W-MSA / SW-MSA, then PatchMerging V2 if not
+    last. Built, run and run backward as v1's stage; only its blocks and merging differ."""
 
     def __init__(self, dim, input_resolution, depth, num_heads, window_size, mlp_ratio,
                  drop_paths, downsample, pretrained_window_size, rng, dtype=np.float32):
-        Module.__init__(self)
-        self.dim, self.input_resolution = dim, input_resolution
-        self.blocks = []
-        for j in range(depth):
-            shift = 0 if j % 2 == 0 else window_size // 2   # odd blocks shift by M // 2
-            blk = SwinTransformerV2Block(dim, input_resolution, num_heads, window_size, shift,
-                                         mlp_ratio, drop_paths[j], pretrained_window_size,
-                                         rng, dtype)
-            self.blocks.append(self.child(f"blocks.{j}", blk))
-        self.downsample = self.child("downsample", PatchMergingV2(dim, rng, dtype)) \
-            if downsample else None
+        self.pretrained_window_size = pretrained_window_size    # read by make_block
+        super().__init__(dim, input_resolution, depth, num_heads, window_size, mlp_ratio,
+                         drop_paths, downsample, rng, dtype)
+
+    def make_block(self, dim, resolution, num_heads, window_size, shift, mlp_ratio, drop_path,
+                   rng, dtype):
+        return SwinTransformerV2Block(dim, resolution, num_heads, window_size, shift,
+                                      mlp_ratio, drop_path, self.pretrained_window_size, rng,
+                                      dtype)
+
+    def make_downsample(self, dim, rng, dtype):
+        return PatchMergingV2(dim, rng, dtype)
 
 
 class SwinTransformerV2(SwinTransformer):
