@@ -264,7 +264,7 @@ def _check_buffer(model, key, value):
     return None
 
 
-def _nonfinite_problems(arrays, advice=""):
+def nonfinite_problems(arrays, advice=""):
     """One line per tensor holding NaN or inf, with the counts (and `advice`)."""
     problems = []
     for key, value in arrays.items():
@@ -354,7 +354,7 @@ def load_state_dict(model, state, strict=True, fmt=None, allow_nonfinite=False,
     if strict:
         problems += [f"missing key {k!r} {tuple(model.params[k].shape)}" for k in missing]
         problems += [f"unexpected key {k!r} {tuple(np.shape(state[k]))}" for k in unexpected]
-    problems += [] if allow_nonfinite else _nonfinite_problems(
+    problems += [] if allow_nonfinite else nonfinite_problems(
         accepted, "; to load them anyway pass allow_nonfinite=True (minswin evaluate and "
                   "minswin plot: --allow-nonfinite)")
     if problems:

@@ -39,7 +39,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .backend import get_xp, to_backend, to_numpy
-from .checkpoint import _nonfinite_problems, load_checkpoint, save_checkpoint
+from .checkpoint import nonfinite_problems, load_checkpoint, save_checkpoint
 from .checks import check_positive_int, check_seed
 from .data import batch_slices, epoch_order, load_dataset, train_batch
 from .loss import (accuracy_count, check_labels, cross_entropy_backward,
@@ -643,7 +643,7 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threa
             _check_position(meta_in, steps_per_epoch)
             # a run goes on only from finite weights and moments: no opt-out to advise here
             for what, state in (("weights are", model_state), ("optimiser state is", opt_state)):
-                problems = _nonfinite_problems(state)
+                problems = nonfinite_problems(state)
                 if problems:
                     raise ValueError(f"the {what} not finite: " + "; ".join(problems))
             model.load_state_dict(model_state, strict=True)
