@@ -21,7 +21,7 @@ OP_MODULES = ["minswin.ops." + m for m in (
     "attention", "droppath", "gelu", "layernorm", "linear", "mlp", "patch_embed",
     "patch_merging", "relative_bias", "residual", "softmax", "window")]
 OP_MODULES += ["minswin.fast." + m for m in (
-    "attention", "gelu", "layernorm", "linear", "mlp", "patch_embed", "patch_merging",
+    "attention", "cosine_attention", "gelu", "layernorm", "linear", "mlp", "patch_merging",
     "residual", "softmax")]
 
 
