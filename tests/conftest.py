@@ -68,3 +68,20 @@ def bench_swin(monkeypatch):
     spec.loader.exec_module(mod)
     monkeypatch.setattr(mod, "PAUSE_S", 0.0)
     return mod
+
+
+def check_op_case(make, xp, title):
+    """Run one central-difference case (tests/test_ops_gradcheck.py, test_v2_ops.py): `make`
+    maps a seeded Generator to (forward, backward, inputs, static); the inputs and static
+    arrays go to backend xp, and every gradient must match within the per-op tolerance."""
+    from minswin.backend import to_backend
+    from minswin.gradcheck import TOL_OP, check_op
+    forward, backward, inputs, static = make(np.random.default_rng(1))
+    inputs = {k: to_backend(v, xp) for k, v in inputs.items()}
+    static = {k: to_backend(v, xp) if isinstance(v, np.ndarray) else v
+              for k, v in static.items()}
+    report = check_op(forward, backward, inputs, static=static, title=title)
+    print(report)
+    assert report.passed, str(report)
+    assert report.max_rel_error < TOL_OP
+

@@ -6,9 +6,9 @@ own gradient check with tiny blocks on two threads).
 """
 import numpy as np
 import pytest
+from conftest import check_op_case
 
-from minswin.backend import to_backend
-from minswin.gradcheck import TOL_OP, check_op
+from minswin.gradcheck import check_op
 from minswin.ops.attention import window_attention_backward, window_attention_forward
 from minswin.ops.droppath import droppath_backward, droppath_forward
 from minswin.ops.gelu import gelu_backward, gelu_forward
@@ -104,14 +104,7 @@ CASES = {
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_backward_matches_central_differences(case, xp):
-    forward, backward, inputs, static = CASES[case](np.random.default_rng(1))
-    inputs = {k: to_backend(v, xp) for k, v in inputs.items()}
-    static = {k: to_backend(v, xp) if isinstance(v, np.ndarray) else v
-              for k, v in static.items()}
-    report = check_op(forward, backward, inputs, static=static, title=case)
-    print(report)
-    assert report.passed, str(report)
-    assert report.max_rel_error < TOL_OP
+    check_op_case(CASES[case], xp, case)
 
 
 def test_from_windows_backward_is_exact(rng):

@@ -5,9 +5,10 @@ import math
 
 import numpy as np
 import pytest
+from conftest import check_op_case
 
 from minswin.backend import to_backend, to_numpy
-from minswin.gradcheck import TOL_OP, check_op, rel_error
+from minswin.gradcheck import check_op, rel_error
 from minswin.ops.continuous_bias import (continuous_bias_backward, continuous_bias_forward,
                                          continuous_bias_slow, log_spaced_coordinates)
 from minswin.ops.cosine_attention import (LOGIT_SCALE_MAX, cosine_attention_backward,
@@ -73,14 +74,7 @@ CASES = {
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_backward_matches_central_differences(case, xp):
-    forward, backward, inputs, static = CASES[case](np.random.default_rng(1))
-    inputs = {k: to_backend(v, xp) for k, v in inputs.items()}
-    static = {k: to_backend(v, xp) if isinstance(v, np.ndarray) else v
-              for k, v in static.items()}
-    report = check_op(forward, backward, inputs, static=static, title=case)
-    print(report)
-    assert report.passed, str(report)
-    assert report.max_rel_error < TOL_OP
+    check_op_case(CASES[case], xp, case)
 
 
 # ---------------------------------------------------------------------------- logit_scale clamp
