@@ -88,23 +88,66 @@ def test_cyclic_shift_panels_are_the_rolled_region_map():
     assert np.array_equal(drawn(fig.axes[0]), steps["map"])
     assert np.array_equal(drawn(fig.axes[1]), np.roll(steps["map"], -2, axis=0))
     assert np.array_equal(drawn(fig.axes[2]), np.roll(steps["map"], (-2, -2), (0, 1)))
-    # the explainer's numbering: 0 1 2 / 3 4 5 / 6 7 8 in reading order on the map
-    assert np.array_equal(steps["map"][::2, ::2][[0, 1, 3]][:, [0, 1, 3]],
-                          np.arange(9).reshape(3, 3))
+    # one numbering: after both rolls the map is region_labels itself
+    assert np.array_equal(steps["rolled"], minswin.region_labels(8, 8, 4, 2))
     titles = [ax.get_title() for ax in fig.axes[:4]]
-    assert "regions 0 1 2 wrap to the bottom" in titles[1]
-    assert "regions 3 6 0 wrap to the right" in titles[2]
-    assert "[4]  [5 3]  [7 1]  [8 6 2 0]" in titles[3]
+    assert "regions 8 6 7 wrap to the bottom" in titles[1]
+    assert "regions 2 5 8 wrap to the right" in titles[2]
+    assert "[0]  [1 2]  [3 6]  [4 5 7 8]" in titles[3]
 
 
-def test_reading_order_names_the_same_regions_as_region_labels():
-    names = viz.reading_order(8, 8, 4, 2)
-    assert sorted(names) == list(range(9)) and sorted(names.values()) == list(range(9))
-    lab = window_labels(8, 8, 4, 2)                        # official labels (nW, N)
-    renamed = np.vectorize(names.get)(lab)
-    mask = renamed[:, :, None] != renamed[:, None, :]
-    assert np.array_equal(mask, attention_mask(8, 8, 4, 2) != 0)
-    assert viz.regions_in_windows(8, 8, 4, 2) == [[4], [5, 3], [7, 1], [8, 6, 2, 0]]
+def test_regions_in_windows_are_region_labels_numbers():
+    lab = window_labels(8, 8, 4, 2)                        # (nW, N)
+    assert viz.regions_in_windows(8, 8, 4, 2) == [sorted(set(r)) for r in lab.tolist()]
+    assert viz.regions_in_windows(8, 8, 4, 2) == [[0], [1, 2], [3, 6], [4, 5, 7, 8]]
+
+
+def _numbers_on(ax):
+    """{region number drawn as text on the axes: set of (row, col) cells it is drawn in}."""
+    out = {}
+    for t in ax.texts:
+        if t.get_text().isdigit():
+            x, y = t.get_position()
+            out.setdefault(int(t.get_text()), set()).add((int(round(y)), int(round(x))))
+    return out
+
+
+def _assert_numbers_match(ax, labels):
+    """Every region number drawn on ax sits on a cell that `labels` gives that number, and
+    every region of `labels` is named."""
+    found = _numbers_on(ax)
+    assert sorted(found) == sorted(np.unique(labels).tolist()), found
+    for k, cells in found.items():
+        for r, c in cells:
+            # a text at a piece's centre may fall between cells: one of its neighbours is k
+            near = labels[max(r - 1, 0):r + 2, max(c - 1, 0):c + 2]
+            assert k in near, (k, r, c, labels)
+
+
+@pytest.mark.parametrize("size,M,S", [(8, 4, 2), (8, 4, 1), (12, 4, 3), (9, 3, 1), (8, 4, (2, 1))])
+def test_every_region_figure_uses_the_numbers_of_region_labels(size, M, S):
+    """The figures name the regions with region_labels's numbers, in the rolled frame and,
+    carried back by the roll, on the map before it; a non-default shift included."""
+    lab = minswin.region_labels(size, size, M, S)          # (H, W), the rolled frame
+    before = np.roll(lab, S if np.ndim(S) else (S, S), axis=(0, 1))   # where each region lies
+    fig = viz.plot_region_numbering(size, M, S)
+    assert np.array_equal(drawn(fig.axes[1]), lab)
+    assert np.array_equal(drawn(fig.axes[0]), before)
+    _assert_numbers_match(fig.axes[1], lab)
+    _assert_numbers_match(fig.axes[0], before)
+    fig = viz.plot_cyclic_shift(size, M, S)
+    _assert_numbers_match(fig.axes[0], before)
+    _assert_numbers_match(fig.axes[2], lab)
+    _assert_numbers_match(fig.axes[3], lab)
+    nW = (size // M) ** 2
+    for w in (0, nW - 1):
+        fig = viz.plot_window_mask(size, M, S, window_id=w)
+        assert np.array_equal(drawn(fig.axes[0]), lab)
+        _assert_numbers_match(fig.axes[0], lab)
+        present = sorted(set(window_labels(size, size, M, S)[w].tolist()))
+        assert fig.axes[1].get_title().endswith("regions " + " and ".join(map(str, present)))
+        words = [t.get_text() for t in fig.axes[1].texts if t.get_text().startswith("region")]
+        assert words == [f"region {k}" for k in window_labels(size, size, M, S)[w]]
 
 
 def test_first_seen_keeps_the_order_of_first_appearance():
@@ -147,12 +190,12 @@ def test_window_mask_image_is_the_mask(size, M, S, w):
     assert len(ax.get_xticks()) == (N if N <= 20 else M)
 
 
-def test_explainer_mask_masks_region_3_for_token_0():
-    # token 0 of window 1 (region 5) may not see tokens 2, 3, 6, 7 (region 3)
+def test_window_1_masks_region_2_for_token_0():
+    # token 0 of window 1 (region 1) may not see tokens 2, 3, 6, 7, ... (region 2)
     fig = viz.plot_window_mask(8, 4, 2, window_id=1)
     row0 = drawn(fig.axes[2])[0]
     assert list(np.nonzero(row0)[0]) == [2, 3, 6, 7, 10, 11, 14, 15]
-    assert "regions 3 and 5" in fig.axes[1].get_title()
+    assert "regions 1 and 2" in fig.axes[1].get_title()
 
 
 def test_stage_masks_grid():

@@ -13,6 +13,7 @@ FIGURES = {
     "windows": "regular windows (block l) beside shifted windows (block l+1)",
     "shift": "the cyclic shift step by step: nine regions rolled up and left",
     "shift-gif": "the cyclic shift as an animated GIF (-o must end in .gif)",
+    "regions": "the nine regions' numbers (region_labels) before and after the roll",
     "mask": "one window's region labels and its (N, N) shift attention mask",
     "stage-masks": "the masks of all windows of a map, laid out like the windows",
     "index": "the (N, N) relative position index as a heat map",
@@ -38,7 +39,8 @@ LEARNED_FIGURES = tuple(SHIPPED_FOR)
 
 EXAMPLES = """\
 examples:
-  minswin plot mask -o mask.png                      the explainer's 8x8 map, M=4, window 1
+  minswin plot mask -o mask.png                      an 8x8 map, M=4, S=2, window 1
+  minswin plot regions --shift 1 -o regions.png
   minswin plot mask --size 56 --window 7 --window-id 63 -o mask63.svg
   minswin plot stage-masks --size 56 --window 7 -o masks.png
   minswin plot shift -o shift.pdf
@@ -86,7 +88,8 @@ def add_parser(sub):
                         "stage-masks, 2 for index-walk)")
     p.add_argument("--shift", type=int, default=None, help="shift S (default M // 2)")
     p.add_argument("--window-id", type=int, default=None,
-                   help="which window (mask: 1, the explainer's; attention: a central one)")
+                   help="which window (mask: 1, a window of two regions; attention: a central "
+                        "one)")
     p.add_argument("--head", type=int, default=None,
                    help="one attention head (default: the first few)")
     p.add_argument("--stage", type=int, default=1, help="stage 1..4 for bias/attention "
@@ -274,12 +277,17 @@ def _figure(args):
         size, window, shift = _grid_options(args, 8, 4)
         img = viz.sample_image(size * max(1, 224 // size)) if args.image else None
         return viz.plot_cyclic_shift(size, window, shift, image=img)
+    if f == "regions":
+        size, window, shift = _grid_options(args, 8, 4)
+        if shift == 0:
+            raise CliError("--shift: 0 means no shift and one region; pick 0 < shift < window")
+        return viz.plot_region_numbering(size, window, shift)
     if f == "mask":
         size, window, shift = _grid_options(args, 8, 4)
         if shift == 0:
             raise CliError("--shift: 0 means no shift and no mask; pick 0 < shift < window")
         nW = (size // window) ** 2
-        wid = _given(args.window_id, min(1, nW - 1))       # the explainer's window 1
+        wid = _given(args.window_id, min(1, nW - 1))       # window 1: two regions
         return viz.plot_window_mask(size, window, shift, window_id=wid)
     if f == "stage-masks":
         size, window, shift = _grid_options(args, 56, 7)

@@ -6,6 +6,7 @@ live on NumPy or CuPy (they are copied to the host to draw). Save with `save_fig
 
     windows    plot_window_partition          regular vs shifted windows (grid or image)
     shift      plot_cyclic_shift, save_shift_gif   the roll step by step, and animated
+               plot_region_numbering          the nine regions' numbers, before and after it
     masks      plot_window_mask, plot_stage_masks  region labels and the (N, N) shift masks
     position   plot_index_walkthrough, plot_relative_position_index
     bias       plot_relative_position_bias    a head's (2M-1)^2 table and its (N, N) bias
@@ -21,15 +22,16 @@ from ._common import save_figure
 from .attention import plot_query_attention, plot_window_attention, query_heat
 from .bias import gathered_bias, plot_relative_position_bias
 from .cost import attention_costs, plot_attention_cost
-from .geometry import (central_window, reading_order, reading_order_labels,
-                       regions_in_windows, token_positions, window_ids)
+from .geometry import (central_window, regions_in_windows, token_positions,
+                       unrolled_region_labels, window_ids)
 from .hierarchy import plot_hierarchy, stage_summary
 from .image import normalise, sample_image, synthetic_scene
 from .masks import plot_stage_masks, plot_window_mask
 from .merging import merging_arrays, plot_patch_merging
 from .notebook import figures_folder, show
 from .position import index_steps, plot_index_walkthrough, plot_relative_position_index
-from .shift import plot_cyclic_shift, save_shift_gif, shift_animation, shift_steps
+from .shift import (plot_cyclic_shift, plot_region_numbering, save_shift_gif, shift_animation,
+                    shift_steps)
 from .v2 import (attention_cpb_table, cpb_table, plot_cpb_table, plot_log_spaced_coordinates,
                  plot_table_resize, plot_window_transfer)
 from .windows import plot_window_partition
@@ -40,7 +42,7 @@ __all__ = [
     "plot_index_walkthrough", "plot_patch_merging", "plot_query_attention",
     "plot_relative_position_bias", "plot_relative_position_index", "plot_stage_masks",
     "plot_window_attention", "plot_window_mask", "plot_window_partition", "query_heat",
-    "reading_order", "reading_order_labels", "regions_in_windows", "sample_image",
+    "plot_region_numbering", "regions_in_windows", "unrolled_region_labels", "sample_image",
     "save_figure", "save_shift_gif", "shift_animation", "shift_steps", "stage_summary",
     "synthetic_scene", "token_positions", "window_ids",
     "attention_cpb_table", "cpb_table", "plot_cpb_table", "plot_log_spaced_coordinates",

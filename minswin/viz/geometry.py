@@ -58,35 +58,14 @@ def token_positions(H, W, window, shift=0):
 
 
 def unrolled_region_labels(H, W, window, shift):
-    """`region_labels` (given on the rolled frame) carried back to the un-rolled map: (H, W)."""
+    """`region_labels` (given on the rolled frame) carried back to the un-rolled map: (H, W).
+
+    The one numbering of the regions is `region_labels`'s: 3*row_band + col_band of the
+    rolled frame, as the official code counts them. This is the same numbers drawn where the
+    regions lie before the roll, so a picture of either frame names a region alike."""
     M, S = check_window_shift(H, W, window, shift)
     lab = region_labels(H, W, M, S)[None, :, :, None]      # (1, H, W, 1) rolled frame
     return reverse_cyclic_shift(lab, S)[0, :, :, 0]        # (H, W)
-
-
-def reading_order(H, W, window, shift):
-    """Map official region label -> the region's number in reading order on the un-rolled map.
-
-    `region_labels` numbers the regions 3*row_band + col_band on the rolled frame (the
-    official `cnt`); the explainer numbers the same nine pieces 0..8 left to right, top to
-    bottom, as they lie on the map before the roll. Both name the same regions; the mask only
-    asks whether two labels are equal, so either numbering gives the same mask.
-    Returns a dict {official label: reading-order number}.
-    """
-    lab = unrolled_region_labels(H, W, window, shift)      # (H, W)
-    corners = {}
-    for k in np.unique(lab):
-        rr, cc = np.nonzero(lab == k)
-        corners[int(k)] = (rr.min(), cc.min())             # each region is one rectangle here
-    order = sorted(corners, key=lambda k: corners[k])
-    return {k: i for i, k in enumerate(order)}
-
-
-def reading_order_labels(H, W, window, shift):
-    """The region map of the un-rolled map numbered in reading order: (H, W) ints."""
-    lab = unrolled_region_labels(H, W, window, shift)
-    names = reading_order(H, W, window, shift)
-    return np.vectorize(names.get)(lab).astype(np.int64)
 
 
 def first_seen(values):
@@ -95,11 +74,9 @@ def first_seen(values):
 
 
 def regions_in_windows(H, W, window, shift):
-    """For each window, its regions in reading-order numbers, in order of first token: list."""
-    lab = window_labels(H, W, window, shift)               # (nW, N) official labels
-    names = reading_order(H, W, window, shift)
-    numbered = np.vectorize(names.get)(lab)                # (nW, N) reading-order numbers
-    return [first_seen(row) for row in numbered]
+    """For each window, its `region_labels` numbers in order of first token: list of lists."""
+    lab = window_labels(H, W, window, shift)               # (nW, N)
+    return [first_seen(row) for row in lab]
 
 
 def pieces(H, W, window, shift):

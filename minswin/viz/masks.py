@@ -11,7 +11,7 @@ from matplotlib.patches import Patch, Rectangle
 from ..ops.masks import MASK_VALUE, attention_mask, forward_window_shift, region_labels
 from ._common import (MASK_CMAP, REGION_CMAP, annotate_cells, check_window_id, draw_boundaries,
                       draw_cell_grid, new_figure, shift_title, token_ticks)
-from .geometry import reading_order, square_grid, window_ids
+from .geometry import square_grid, window_ids
 
 
 def _mask_legend(fig):
@@ -49,9 +49,7 @@ def plot_window_mask(size=8, window=4, shift=None, window_id=1):
     mask = attention_mask(H, W, M, (sh, sw))               # (nW, N, N)
     nW, N = mask.shape[0], M * M
     w = check_window_id(window_id, nW, f"the {H}x{W} map has {nW} windows of {M}x{M}")
-    names = reading_order(H, W, M, (sh, sw))
-    lab = region_labels(H, W, M, (sh, sw))                 # (H, W) official labels, rolled
-    nice = np.vectorize(names.get)(lab)                    # (H, W) reading-order numbers
+    nice = region_labels(H, W, M, (sh, sw))                # (H, W) region of each token, rolled
     nWw = W // M
     wr, wc = divmod(w, nWw)
     tokens = nice[wr * M:(wr + 1) * M, wc * M:(wc + 1) * M]   # (M, M)
@@ -70,8 +68,8 @@ def plot_window_mask(size=8, window=4, shift=None, window_id=1):
         rr, cc = np.nonzero(nice == k)
         ax.text(cc.mean(), rr.mean(), str(k), ha="center", va="center",
                 fontsize=13 if H <= 16 else 9, color="white", fontweight="bold")
-    ax.set_title(f"rolled {H}x{W} map; regions numbered in reading order\nof the map before "
-                 f"the roll; window {w} outlined in yellow", fontsize=10)
+    ax.set_title(f"rolled {H}x{W} map, regions as region_labels numbers them\n"
+                 f"(3 x row band + column band); window {w} outlined in yellow", fontsize=10)
     ax = axes[1]
     im = ax.imshow(tokens, cmap=REGION_CMAP, vmin=-0.5, vmax=8.5, interpolation="nearest")
     draw_cell_grid(ax, M, M, color="white", lw=1.5, alpha=1)

@@ -1,10 +1,11 @@
 """Figure 2: the cyclic shift, step by step, as a picture and as an animated GIF.
 
-The shifted grid of block l+1 cuts the map into nine regions, numbered 0..8 in reading order
-as they lie on the map (the explainer's numbering; `geometry.reading_order` relates it to the
-official labels of `region_labels`). The model never handles nine odd-sized pieces: it rolls
-the map up by S rows (regions 0 1 2 go to the bottom), then left by S columns (the left
-column of regions goes to the right) and cuts the usual M x M windows. Every panel below is
+The shifted grid of block l+1 cuts the map into nine regions. They carry the numbers of
+`region_labels` everywhere (the official count: 3 x row band + column band, the bands taken in
+the rolled frame), so on the map before the roll they read 8 6 7 / 2 0 1 / 5 3 4 and after it
+0 1 2 / 3 4 5 / 6 7 8. The model never handles nine odd-sized pieces: it rolls the map up by
+S rows (the top row of regions goes to the bottom), then left by S columns (the left column
+of regions goes to the right) and cuts the usual M x M windows. Every panel below is
 the region map pushed through `cyclic_shift`, the function the model calls.
 """
 import numpy as np
@@ -13,18 +14,18 @@ from ..ops.masks import check_window_shift
 from ..ops.window import cyclic_shift
 from ._common import (REGION_CMAP, check_format, check_writable, draw_boundaries, draw_cell_grid,
                       host_image, new_figure, piece_centres, shift_title, suptitle)
-from .geometry import (first_seen, reading_order, reading_order_labels, regions_in_windows,
-                       square_grid, window_ids)
+from .geometry import (first_seen, regions_in_windows, square_grid, unrolled_region_labels,
+                       window_ids)
 
 
 def shift_steps(H, W, window, shift):
-    """The region map (reading-order numbers) before, after the row roll and after both rolls.
+    """The region map (`region_labels` numbers) before, after the row roll and after both rolls.
 
     Returns a dict of (H, W) int arrays: "map", "rows" (rolled up by sh) and "rolled" (rolled
     up by sh and left by sw, which is `cyclic_shift` of the model).
     """
     M, (sh, sw) = check_window_shift(H, W, window, shift)
-    lab = reading_order_labels(H, W, M, (sh, sw))[None, :, :, None].astype(np.float64)
+    lab = unrolled_region_labels(H, W, M, (sh, sw))[None, :, :, None].astype(np.float64)
     rows = cyclic_shift(lab, (sh, 0))                      # (1, H, W, 1)
     both = cyclic_shift(lab, (sh, sw))                     # (1, H, W, 1)
     return {"map": lab[0, :, :, 0].astype(np.int64),
@@ -43,7 +44,7 @@ def _image_tokens(image, H, W):
 
 
 def _draw_regions(ax, labels, image=None, fontsize=16, alpha=None, interpolation="bilinear"):
-    """Region map (reading-order numbers) coloured and numbered; optionally over an image."""
+    """Region map (`region_labels` numbers) coloured and numbered; optionally over an image."""
     H, W = labels.shape
     if image is not None:
         ax.imshow(image, extent=(-0.5, W - 0.5, H - 0.5, -0.5), interpolation=interpolation)
@@ -77,7 +78,6 @@ def plot_cyclic_shift(size=8, window=4, shift=None, image=None):
     H, W, M, (sh, sw) = square_grid(size, window, shift)
     S = shift_title(sh, sw)
     steps = shift_steps(H, W, M, (sh, sw))
-    names = reading_order(H, W, M, (sh, sw))
     img = rows_img = rolled_img = None
     if image is not None:
         img, ph, pw = _image_tokens(image, H, W)
@@ -90,7 +90,7 @@ def plot_cyclic_shift(size=8, window=4, shift=None, image=None):
     draw_boundaries(axes[0], window_ids(H, W, M, (sh, sw)), color="black", lw=2.5,
                     linestyles="--")
     axes[0].set_title(f"block l+1: the grid moved by S={S}\ncuts the map into "
-                      f"{len(names)} regions (dashed: windows)", fontsize=10)
+                      f"{len(np.unique(steps['map']))} regions (dashed: windows)", fontsize=10)
     top = first_seen(steps["map"][:sh])
     _draw_regions(axes[1], steps["rows"], rows_img, fs)
     axes[1].set_title(f"step 1: roll up by {sh} rows\nregions {' '.join(map(str, top))} "
@@ -107,14 +107,66 @@ def plot_cyclic_shift(size=8, window=4, shift=None, image=None):
     axes[3].set_title(f"the regular {M}x{M} windows of the rolled map\n{len(wins)} windows: "
                       f"{text}", fontsize=10)
     suptitle(fig, "Cyclic shift (roll up and left by S, `cyclic_shift`): each region keeps its "
-                  "number, given in reading order on the map before the roll")
+                  "number, the one region_labels gives it in the rolled frame")
+    return fig
+
+
+def _band_names(n, M, s):
+    """The official slices of one axis of the rolled frame, as text, and their centres."""
+    if s == 0:
+        return ["0:"], [(n - 1) / 2]
+    edges = [0, n - M, n - s, n]
+    names = [f"0:-{M}", f"-{M}:-{s}", f"-{s}:"]
+    return names, [(a + b - 1) / 2 for a, b in zip(edges, edges[1:])]
+
+
+def plot_region_numbering(size=8, window=4, shift=None):
+    """The nine regions and their one numbering, in both frames.
+
+    Right: the rolled frame, where `region_labels` counts the regions: the official slices
+    (0:-M), (-M:-s), (-s:) of each axis make the bands, and region = 3 x row band + column
+    band. Left: the same numbers on the map before the roll, where each region really lies
+    (`cyclic_shift` moved it up by sh and left by sw). Arrows join each region's two places.
+    axes[0]'s first image is the map before the roll, axes[1]'s is `region_labels` itself;
+    every number drawn on them is a `region_labels` value.
+    """
+    from matplotlib.patches import ConnectionPatch
+    H, W, M, (sh, sw) = square_grid(size, window, shift)
+    S = shift_title(sh, sw)
+    steps = shift_steps(H, W, M, (sh, sw))
+    before, after = steps["map"], steps["rolled"]
+    fs = 16 if H <= 16 else 9
+    fig = new_figure(12.5, 6.6)
+    axes = fig.subplots(1, 2, gridspec_kw={"wspace": 0.25})
+    _draw_regions(axes[0], before, fontsize=fs)
+    draw_boundaries(axes[0], window_ids(H, W, M, (sh, sw)), color="black", lw=2.5,
+                    linestyles="--")
+    axes[0].set_title(f"the {H}x{W} map before the roll: where each region lies\n(dashed: the "
+                      f"shifted windows of block l+1)", fontsize=10)
+    _draw_regions(axes[1], after, fontsize=fs)
+    draw_boundaries(axes[1], window_ids(H, W, M, 0), color="black", lw=3.5)
+    rows, rc = _band_names(H, M, sh)
+    cols, cc = _band_names(W, M, sw)
+    axes[1].set_yticks(rc, [f"rows {r}\nband {i}" for i, r in enumerate(rows)], fontsize=8)
+    axes[1].set_xticks(cc, [f"cols {c}\nband {j}" for j, c in enumerate(cols)], fontsize=8)
+    axes[1].set_title(f"after cyclic_shift (up {sh}, left {sw}): region_labels(H, W, M, S)\n"
+                      "region = 3 x row band + column band (solid: the M x M windows)",
+                      fontsize=10)
+    for k in np.unique(after):                             # one arrow per region
+        r0, c0 = piece_centres(before == k)[0]
+        r1, c1 = piece_centres(after == k)[0]
+        fig.add_artist(ConnectionPatch((c0, r0), (c1, r1), "data", "data", axesA=axes[0],
+                                       axesB=axes[1], arrowstyle="->", color="0.35", lw=0.8,
+                                       alpha=0.6))
+    suptitle(fig, f"One numbering of the nine regions (map {H}x{W}, M={M}, S={S}): the numbers "
+                  "region_labels gives in the rolled frame, drawn in both frames")
     return fig
 
 
 def shift_frames(H, W, window, shift):
     """The frames of the animation: (label map, rolled rows, rolled cols, caption) tuples."""
     M, (sh, sw) = check_window_shift(H, W, window, shift)
-    lab = reading_order_labels(H, W, M, (sh, sw))[None, :, :, None].astype(np.float64)
+    lab = unrolled_region_labels(H, W, M, (sh, sw))[None, :, :, None].astype(np.float64)
     frames = [(lab, 0, 0, "the map: shifted windows make 9 regions")] * 2
     for k in range(1, sh + 1):
         frames.append((cyclic_shift(lab, (k, 0)), k, 0, f"roll up: {k} of {sh} rows"))
