@@ -6,6 +6,10 @@ of known mistakes), so that they test the grader rather than agree with it by co
 import ast
 import dataclasses
 import functools
+import os
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -232,16 +236,16 @@ WRONG = [
     ("layernorm_backward", ln_swapped_params, "dgamma"),
     ("softmax_backward", softmax_no_sum, "treats each p_i as a function of s_i alone"),
     ("softmax_backward", softmax_wrong_axis, "ds"),
-    ("gelu_backward", gelu_no_xphi, "x * phi(x)"),
-    ("gelu_backward", gelu_tanh, "tanh"),
-    ("window_attention_backward", attn_forgets_scale, "scale"),
+    ("gelu_backward", gelu_no_xphi, "product"),
+    ("gelu_backward", gelu_tanh, "approximation"),
+    ("window_attention_backward", attn_forgets_scale, "multiplies q"),
     ("window_attention_backward", attn_dbias_one_window, "dbias"),
     ("relative_bias_backward", relbias_assigns, "dtable"),
-    ("relative_bias_backward", relbias_fancy_index, "np.add.at"),
-    ("patch_merging_backward", merge_row_major, "odd ROW"),
+    ("relative_bias_backward", relbias_fancy_index, "only one"),
+    ("patch_merging_backward", merge_row_major, "order"),
     ("patch_merging_backward", merge_no_crop, "crop"),
     ("patch_merging_backward", merge_ln_no_variance, "variance"),
-    ("shift_partition_backward", shift_wrong_way, "+S"),
+    ("shift_partition_backward", shift_wrong_way, "inverse roll"),
     ("shift_partition_backward", shift_no_crop, "crop"),
 ]
 
@@ -452,7 +456,7 @@ def test_every_known_mistake_runs_is_wrong_and_gets_its_own_hint(name):
     for m in ex.mistakes:
         r = grade(name, m.backward, out=False)
         assert not r.passed, m.what
-        assert m.hint in r.hint, (m.what, r.hint)
+        assert m.hint.ask in r.hint, (m.what, r.hint)
 
 
 def test_an_edit_that_no_longer_applies_is_an_error():
@@ -463,3 +467,74 @@ def test_an_edit_that_no_longer_applies_is_an_error():
     wrong = edited(softmax_backward, ("(dout - (dout * p).sum(axis=-1, keepdims=True))", "dout"))
     p = np.array([[0.25, 0.75]])
     np.testing.assert_allclose(wrong(np.ones((1, 2)), type("C", (), {"out": p})), p)
+
+
+# ---------------------------------------------------------------------------- hints in levels
+
+def _all_hints():
+    """(exercise, what, Hint) for every known mistake and every generic hint."""
+    for name, ex in EXERCISES.items():
+        for m in ex.mistakes:
+            yield name, m.what, m.hint
+        for gname, h in ex.hints.items():
+            yield name, gname, h
+
+
+_CALL = re.compile(r"[\w.\]]+\([^()]*\)")                  # mean(dxhat), np.add.at(...)
+_BINARY = re.compile(r"[\w.\])]+ [-+*/@] [\w.(]+")         # dxhat * xhat, ds @ k
+
+
+def _expressions(formula):
+    """The pieces of code in a formula: its calls, binary products and assignments."""
+    return [e for e in _CALL.findall(formula) + _BINARY.findall(formula) if len(e) > 3]
+
+
+def test_no_first_level_hint_contains_the_expression():
+    """Level 1 is a question that names a path or a forward line in words: no piece of the
+    formula, no code at all (no '=', no operator between names, no call)."""
+    seen = 0
+    for name, what, h in _all_hints():
+        assert h.ask.rstrip().endswith("?"), (name, what, h.ask)
+        for e in _expressions(h.formula):
+            assert e not in h.ask and e not in h.term, (name, what, e)
+        for text in (h.ask, h.term):
+            assert "=" not in text and not _CALL.search(text) and not _BINARY.search(text), \
+                (name, what, text)
+        seen += 1
+    assert seen >= 50
+    # the examples of the issue, word for word
+    asks = " ".join(h.ask + h.term for _, _, h in _all_hints())
+    for answer in ("mean(dxhat)", "sum(da * a", "xhat * mean(dxhat * xhat)", "np.add.at",
+                   "ds @ k * cache.scale"):
+        assert answer not in asks
+
+
+def test_the_hint_levels_lead_to_the_formula(tmp_path):
+    """The default hint asks; hint=2 names the term; only hint=3 (--reveal) shows the formula
+    and says so. The same answer graded three times, in a notebook and from the command line."""
+    from minswin.exercises.catalog import _ln_no_mean
+    m = next(m for m in EXERCISES["layernorm_backward"].mistakes if m.what == "no mean term")
+    texts = [grade("layernorm_backward", _ln_no_mean, out=False, hint=k).hint for k in (1, 2, 3)]
+    assert m.hint.ask in texts[0] and "--hint 2" in texts[0] and "mean(dxhat)" not in texts[0]
+    assert m.hint.term in texts[1] and "--reveal" in texts[1] and "mean(dxhat)" not in texts[1]
+    assert m.hint.formula in texts[2] and "--reveal" in texts[2] and "mean(dxhat)" in texts[2]
+    with pytest.raises(ValueError, match=r"hint: expected 1 .* got 4"):
+        grade("layernorm_backward", _ln_no_mean, out=False, hint=4)
+    f = tmp_path / "ex.py"
+    f.write_text("import numpy as np\n\n"
+                 "def layernorm_backward(dout, cache):\n"
+                 "    gamma, xhat, rstd = cache.gamma, cache.xhat, cache.rstd\n"
+                 "    dxhat = dout * gamma\n"
+                 "    dx = rstd * (dxhat - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))\n"
+                 "    axes = tuple(range(dout.ndim - 1))\n"
+                 "    return dx, (dout * xhat).sum(axes), dout.sum(axes)\n")
+    env = dict(os.environ, MPLBACKEND="Agg")
+    out = {}
+    for flags in ((), ("--hint", "2"), ("--reveal",)):
+        p = subprocess.run([sys.executable, "-m", "minswin", "exercise", "check",
+                            "layernorm_backward", str(f), *flags],
+                           capture_output=True, text=True, env=env, timeout=120)
+        assert p.returncode == 1, p.stderr
+        out[flags] = p.stdout.split("hint: ")[-1]
+    assert "mean(dxhat)" not in out[()] and "mean(dxhat)" not in out[("--hint", "2")]
+    assert "mean(dxhat)" in out[("--reveal",)] and "--reveal" in out[("--reveal",)]

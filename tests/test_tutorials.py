@@ -6,6 +6,11 @@ each figure the tutorial draws appears inline exactly once (the count of `image/
 and that the tutorial's own `assert`s ran: they pin its worked numbers and end by printing
 "tutorial N: all checks passed". Tutorials are found by glob: a new one is tested too, and
 must be given its figure count here.
+
+The same run checks the prose: every number in a markdown cell must be printed by the
+notebook (in any cell's output, in small mode), or written in a code cell right next to it
+(an input it sets, or an assert that pins it), or be a quoted fact listed in QUOTED with its
+source. A number typed by hand into a sentence cannot drift from the run unnoticed.
 """
 import glob
 import os
@@ -31,6 +36,107 @@ FIGURES = {
     "10_train_a_small_swin.py": 4,
     "11_from_swin_to_swin_v2.py": 4,
 }
+
+
+# Quoted facts: numbers a tutorial may state that no cell prints, each with its source.
+# {tutorial file: {number as written: source}}; "*" applies to every tutorial.
+QUOTED = {
+    "*": {},
+}
+
+# What is not a stated number: names of parts of the course or of a model ("tutorial 8",
+# "stage 4", "issue microsoft/Swin-Transformer#38"), digits inside identifiers (float64, V2,
+# x0, 2M) and web addresses.
+_URL = re.compile(r"https?://\S+|\]\([^)]*\)")
+_NAMES = re.compile(r"\b(?:[Tt]utorials?|[Ss]ections?|[Ss]tages?|[Ss]teps?|[Ff]igures?|"
+                    r"[Qq]uestions?|[Ee]xercises?|[Pp]arts?|[Ll]evels?)\s+\d+"
+                    r"(?:\s*(?:,|and|or|to|-|–)\s*\d+)*|[\w./-]*#\d+(?:\s*,\s*#\d+)*")
+_TIMES = re.compile(r"(\d)\s*[x×]\s*(?=\d)")         # 7×7, 4x4x3: three numbers
+_NUMBER = re.compile(r"(?<![\w.])(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:e[-+]?\d+)?(?![\w])")
+
+
+def _numbers(text):
+    """The numbers written in a text, as strings ("28,288,354", "0.43", "1e-15")."""
+    return _NUMBER.findall(_TIMES.sub(r"\1 ", text))
+
+
+def _prose_numbers(text):
+    return _numbers(_NAMES.sub(" ", _URL.sub(" ", text)))
+
+
+def _value(token):
+    return float(token.replace(",", ""))
+
+
+def _is_backed(token, values):
+    """True if one of `values` is `token` at the precision it is written with (0.43 is backed
+    by a printed 0.4312, 59 by 59.2, 1e-15 by 1.3e-15)."""
+    mantissa, _, exp = token.partition("e")
+    places = len(mantissa.split(".")[1]) if "." in mantissa else 0
+    scale = 10.0 ** int(exp) if exp else 1.0
+    target = round(_value(token) / scale, places)
+    return any(round(v / scale, places) == target for v in values)
+
+
+def _output_text(cell):
+    return "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "")
+                      for o in cell.get("outputs", []))
+
+
+def unbacked_numbers(nb, name):
+    """[(cell index, number, context)] for every number of a markdown cell that is neither
+    printed by the notebook, nor written in a neighbouring code cell, nor quoted in QUOTED."""
+    printed = [_value(t) for c in nb.cells if c.cell_type == "code"
+               for t in _numbers(_output_text(c))]
+    quoted = {**QUOTED["*"], **QUOTED.get(name, {})}
+    bad = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "markdown":
+            continue
+        beside = [_value(t) for j in (i - 1, i + 1) if 0 <= j < len(nb.cells)
+                  and nb.cells[j].cell_type == "code" for t in _numbers(nb.cells[j].source)]
+        for t in _prose_numbers(cell.source):
+            if t in quoted or _is_backed(t, printed) or _is_backed(t, beside):
+                continue
+            k = cell.source.find(t)
+            bad.append((i, t, " ".join(cell.source[max(0, k - 50):k + 30].split())))
+    return bad
+
+
+def _notebook(*cells):
+    """A tiny executed notebook: ("md", text) and ("code", source, printed) cells."""
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.v4.new_notebook()
+    for kind, source, *out in cells:
+        if kind == "md":
+            nb.cells.append(nbformat.v4.new_markdown_cell(source))
+        else:
+            c = nbformat.v4.new_code_cell(source)
+            c.outputs = [nbformat.v4.new_output("stream", name="stdout", text=out[0])]
+            nb.cells.append(c)
+    return nb
+
+
+def test_prose_numbers_must_come_from_the_run():
+    """The checker itself, without a kernel: what it accepts and what it flags."""
+    ok = _notebook(("code", "x = 1", "validation accuracy 59.2%, weights up to 0.4312\n"),
+                   ("md", "The run above reached 59% and its weights reach 0.43 (stage 4, "
+                          "tutorial 10, microsoft/Swin-Transformer#38, float64)."),
+                   ("code", "assert n == 169", ""),
+                   ("md", "Every float64 sum agreed to 1e-15 ... no: 3e-16."),
+                   ("code", "", "gap 2.9e-16\n"))
+    assert unbacked_numbers(ok, "x.py") == [(3, "1e-15", "Every float64 sum agreed to 1e-15 "
+                                                          "... no: 3e-16.")]
+    typed = _notebook(("code", "", "accuracy 59.2%\n"),
+                      ("md", "we measured 70% validation accuracy after 3 epochs"))
+    assert [t for _, t, _ in unbacked_numbers(typed, "x.py")] == ["70", "3"]
+    QUOTED["x.py"] = {"70": "a quoted fact, with its source"}
+    try:
+        assert [t for _, t, _ in unbacked_numbers(typed, "x.py")] == ["3"]
+    finally:
+        del QUOTED["x.py"]
+    assert [t for _, t, _ in unbacked_numbers(_notebook(("md", "169 rows, not 7x9")), "x")] \
+        == ["169", "7", "9"]
 
 
 def test_tutorials_exist():
@@ -86,6 +192,11 @@ def test_tutorial_runs_as_a_notebook(path, tmp_path, monkeypatch):
     assert len(files) == len(images), f"{name}: files {files} vs {len(images)} inline figures"
     assert not any(o.get("name") == "stderr" and "Traceback" in o.get("text", "")
                    for _, o in outs), name
+    unbacked = unbacked_numbers(nb, name)
+    assert not unbacked, (f"{name}: numbers in the prose that the run does not print, no "
+                          f"code cell beside them sets or asserts, and QUOTED does not list "
+                          f"(print them with an f-string, assert them, or quote a source): "
+                          + "; ".join(f"cell {i}: {t!r} in '...{c}...'" for i, t, c in unbacked))
 
 
 def test_tutorials_have_no_outputs_and_a_questions_section():

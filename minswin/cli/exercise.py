@@ -3,6 +3,11 @@
     minswin exercise list
     minswin exercise start layernorm_backward [DIR]     copies ex_layernorm_backward.py
     minswin exercise check layernorm_backward ex_layernorm_backward.py
+    minswin exercise check layernorm_backward ex_layernorm_backward.py --hint 2
+    minswin exercise check layernorm_backward ex_layernorm_backward.py --reveal
+
+A failing check gives one hint, in levels: first a question naming the forward line or path
+to look at; `--hint 2` names the term; only `--reveal` shows the formula.
 
 `check` exits with 0 only when every gradient of every case passes; a learner's exception is
 shown as a traceback with a verdict, never as a crash of the command. The learner's file runs
@@ -26,6 +31,10 @@ def add_parser(sub):
     c.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                    help="time limit for running your file (default: 30; every exercise "
                         "grades in about a second)")
+    c.add_argument("--hint", type=int, default=1, choices=(1, 2), metavar="LEVEL",
+                   help="how much the hint says: 1 a question (default), 2 the term")
+    c.add_argument("--reveal", action="store_true",
+                   help="show the formula of the mistake in the hint (the answer)")
     p.set_defaults(func=run)
 
 
@@ -63,4 +72,5 @@ def run(args):
     if not os.path.isfile(args.file):
         raise CliError(f"no such file {args.file!r} (start one with `minswin exercise start "
                        f"{ex.name}`)")
-    return grade_file(ex, args.file, timeout=timeout).exit_code
+    level = 3 if args.reveal else args.hint
+    return grade_file(ex, args.file, timeout=timeout, hint=level).exit_code

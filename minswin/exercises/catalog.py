@@ -11,6 +11,11 @@ An exercise carries
   grader does not recognise;
 * `mistakes`: typical wrong backward passes, each with the hint that explains it. When the
   learner's wrong gradient equals a known mistake to round-off, that hint is shown instead.
+
+Every hint comes in three levels (`Hint`), so that the grader leads rather than tells: the
+first asks a question that names the path or the forward line whose gradient is wrong, in
+words, with no expression; the second (`--hint 2`) names the term that is missing or wrong;
+only the third (`--reveal`) gives the formula, and says that it does.
   Each mistake is the plain backward (minswin.ops) with one or two lines changed, written
   with `edited`: the edit is the mistake, readable next to the line it spoils.
 """
@@ -39,10 +44,16 @@ class Case(NamedTuple):
     padded: bool = False   # the forward pads the map, so the backward must crop dx back
 
 
+class Hint(NamedTuple):
+    ask: str           # level 1: a question naming the path or forward line; no expression
+    term: str          # level 2 (--hint 2): the term that is missing or wrong, in words
+    formula: str       # level 3 (--reveal): the formula itself
+
+
 class Mistake(NamedTuple):
     what: str                      # a short name of the mistake (used by the tests' messages)
     backward: Callable             # (dout, cache) -> grads, the wrong version
-    hint: str
+    hint: Hint
 
 
 @dataclass(frozen=True)
@@ -54,7 +65,7 @@ class Exercise:
     reference: Callable            # minswin's backward: the solution
     grads: tuple                   # names of the returned gradients, in order
     make_cases: Callable           # () -> list of Case
-    hints: dict                    # gradient name -> generic hint
+    hints: dict                    # gradient name -> generic Hint
     mistakes: tuple = ()
     tol: float = TOL_OP            # vs central differences (house table: one op)
     ref_tol: float = 1e-9          # round-off: vs minswin's backward (the same maths), and
@@ -127,27 +138,48 @@ LAYERNORM = Exercise(
     forward=layernorm_forward, reference=layernorm_backward,
     grads=("dx", "dgamma", "dbeta"), make_cases=_ln_cases,
     hints={
-        "dx": "x reaches xhat three ways: directly, through the mean and through the "
-              "variance. Write dxhat = dout * gamma, then dx = rstd * (dxhat - mean(dxhat) - "
-              "xhat * mean(dxhat * xhat)), the means over the last axis with keepdims=True",
-        "dgamma": "out = xhat * gamma + beta, and gamma is shared by every token: dgamma is "
-                  "dout * xhat summed over every axis but the last, shape (C,)",
-        "dbeta": "beta is added to every token: dbeta is dout summed over every axis but the "
-                 "last, shape (C,)",
+        "dx": Hint("In how many ways does x reach xhat in the forward, and does your dx "
+                   "follow each of them?",
+                   "Three paths: x itself, the mean and the variance; each adds one term to "
+                   "dx, and the last two are averages over the channels of a token.",
+                   "dxhat = dout * gamma, then dx = rstd * (dxhat - mean(dxhat) - xhat * "
+                   "mean(dxhat * xhat)), the means over the last axis with keepdims=True"),
+        "dgamma": Hint("The last line of the forward scales every token by the same gamma: "
+                       "what does that sharing do to its gradient?",
+                       "A parameter shared by every token collects the gradient of every "
+                       "token: a sum over all axes but the channel one.",
+                       "dgamma = (dout * xhat) summed over every axis but the last, shape (C,)"),
+        "dbeta": Hint("beta is added to every token in the last line of the forward: what "
+                      "does that sharing do to its gradient?",
+                      "A shared parameter collects every token's gradient: a sum over all "
+                      "axes but the channel one.",
+                      "dbeta = dout summed over every axis but the last, shape (C,)"),
     },
     mistakes=(
-        Mistake("no variance term", _ln_no_var,
-                "dx misses the path through the variance: var depends on x too. Subtract "
-                "xhat * mean(dxhat * xhat) as well as mean(dxhat)"),
-        Mistake("no mean term", _ln_no_mean,
-                "dx misses the path through the mean: did you include the mean term? "
-                "Subtract mean(dxhat) over the last axis"),
-        Mistake("mean and var held constant", _ln_constants,
-                "dx = rstd * dxhat treats the mean and the variance as constants, but both "
-                "are functions of x: subtract mean(dxhat) and xhat * mean(dxhat * xhat)"),
-        Mistake("gamma forgotten in dx", _ln_no_gamma,
-                "dx: the gradient reaching xhat is dout * gamma, not dout (out = xhat * gamma "
-                "+ beta)"),
+        Mistake("no variance term", _ln_no_var, Hint(
+            "The forward divides by the standard deviation of x: did your dx follow the "
+            "path through the variance?",
+            "The missing term comes from the variance: xhat times the channel average of "
+            "the gradient at xhat weighted by xhat.",
+            "subtract xhat * mean(dxhat * xhat) as well as mean(dxhat), the means over the "
+            "last axis")),
+        Mistake("no mean term", _ln_no_mean, Hint(
+            "The forward subtracts the mean of x: did your dx follow the path through the "
+            "mean?",
+            "The missing term comes from the mean: the channel average of the gradient "
+            "that reaches xhat.",
+            "subtract mean(dxhat) over the last axis (keepdims=True)")),
+        Mistake("mean and var held constant", _ln_constants, Hint(
+            "Your dx treats the mean and the variance of the forward as constants: are "
+            "they?",
+            "Both are functions of x, so dx has two more terms: one channel average for the "
+            "mean, one for the variance.",
+            "dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))")),
+        Mistake("gamma forgotten in dx", _ln_no_gamma, Hint(
+            "Which gradient reaches xhat through the forward's last line, where gamma scales "
+            "xhat?",
+            "The gradient at xhat is scaled by gamma, channel by channel.",
+            "dxhat = dout * gamma, not dout")),
     ),
 )
 
@@ -174,19 +206,26 @@ SOFTMAX = Exercise(
     summary="ds of a softmax over the last axis, from the saved probabilities only",
     forward=softmax_forward, reference=softmax_backward,
     grads=("ds",), make_cases=_softmax_cases,
-    hints={"ds": "every p_j shares one denominator, so ds_i gathers dout_j from all K entries "
-                 "of its own row: write dp_j/ds_i for j = i and for j != i, apply it to dout, "
-                 "and check that each sum runs over the K keys of one row (the last axis) and "
-                 "keeps that axis to broadcast back"},
+    hints={"ds": Hint("Every probability of a row shares one denominator: which entries "
+                      "of dout does ds_i depend on, and along which axis?",
+                      "ds_i gathers dout_j from all K entries of its own row (the last axis), "
+                      "both for its own entry and for the others, and keeps that axis to "
+                      "broadcast back.",
+                      "ds = p * (dout - sum(dout * p, axis=-1, keepdims=True))")},
     mistakes=(
-        Mistake("no sum term", _softmax_no_sum,
-                "ds = p * dout treats each p_i as a function of s_i alone, but every p_j "
-                "depends on every s_i through the shared denominator: the Jacobian has "
-                "off-diagonal entries, and they add one more term to ds"),
-        Mistake("diagonal only", _softmax_diag,
-                "dout * p * (1 - p) uses only the diagonal of the Jacobian, dp_i/ds_i. Every p_j "
-                "depends on every s_i through the shared denominator: what is dp_j/ds_i for "
-                "j != i, and what does it add to ds_i once summed over j?"),
+        Mistake("no sum term", _softmax_no_sum, Hint(
+            "Your ds treats each p_i as a function of s_i alone: through the shared "
+            "denominator of the softmax line, which other logits does p_i depend on?",
+            "The Jacobian has off-diagonal entries; they add one more term to ds, an "
+            "average of dout over the row weighted by the probabilities.",
+            "ds = p * (dout - sum(dout * p, axis=-1, keepdims=True))")),
+        Mistake("diagonal only", _softmax_diag, Hint(
+            "Your ds uses only how p_i moves with s_i: how does another probability p_j "
+            "of the row move with s_i?",
+            "The off-diagonal entries of the Jacobian, summed over j, add a term shared by "
+            "the whole row.",
+            "dp_j/ds_i = -p_j p_i for j != i, so ds = p * (dout - sum(dout * p, axis=-1, "
+            "keepdims=True))")),
     ),
 )
 
@@ -218,18 +257,28 @@ GELU = Exercise(
     summary="dx of GELU(x) = x * Phi(x), the exact (erf) version Swin uses",
     forward=gelu_forward, reference=gelu_backward,
     grads=("dx",), make_cases=_gelu_cases,
-    hints={"dx": "product rule on x * Phi(x): d/dx = Phi(x) + x * phi(x), with "
-                 "phi(x) = exp(-x^2/2) / sqrt(2 pi); Phi(x) is saved in cache.cdf"},
+    hints={"dx": Hint("The forward line is a product of x and the normal CDF of x: "
+                      "which rule differentiates a product, and what does each factor give?",
+                      "Two terms: the CDF itself (saved in cache.cdf), and x times the "
+                      "derivative of the CDF, the normal density.",
+                      "d/dx = Phi(x) + x * phi(x), with phi(x) = exp(-x^2/2) / sqrt(2 pi)")},
     mistakes=(
-        Mistake("no x*phi term", _gelu_no_xphi,
-                "dx = dout * Phi(x) forgets the x * phi(x) term: out = x * Phi(x) is a "
-                "product, so both factors get differentiated"),
-        Mistake("no Phi term", _gelu_no_cdf,
-                "dx = dout * x * phi(x) forgets Phi(x) itself: the product rule gives "
-                "Phi(x) + x * phi(x)"),
-        Mistake("tanh approximation", _gelu_tanh,
-                "this is the derivative of the tanh approximation of GELU; Swin (and this "
-                "forward) use the exact erf version: Phi(x) + x * phi(x)"),
+        Mistake("no x*phi term", _gelu_no_xphi, Hint(
+            "The forward is a product of two factors that both depend on x: did you "
+            "differentiate both?",
+            "The missing term is x times the derivative of the CDF (the normal density).",
+            "dx = dout * (Phi(x) + x * phi(x)); yours has only Phi(x)")),
+        Mistake("no Phi term", _gelu_no_cdf, Hint(
+            "The forward is a product of two factors that both depend on x: did you "
+            "differentiate both?",
+            "The missing term is the CDF itself, the derivative of the factor x times the "
+            "other factor.",
+            "dx = dout * (Phi(x) + x * phi(x)); yours has only x * phi(x)")),
+        Mistake("tanh approximation", _gelu_tanh, Hint(
+            "Which GELU does the forward compute: the exact one or an approximation?",
+            "Yours is the derivative of the tanh approximation; Swin and this forward use "
+            "the exact erf version.",
+            "dx = dout * (Phi(x) + x * phi(x)), Phi the normal CDF")),
     ),
 )
 
@@ -273,37 +322,71 @@ ATTENTION = Exercise(
     grads=("dx", "dqkv_weight", "dqkv_bias", "dproj_weight", "dproj_bias", "dbias"),
     make_cases=_attn_cases,
     hints={
-        "dproj_weight": "start at the end: out = merge_heads(o) @ Wproj.T + bproj is a linear "
-                        "layer; minswin.ops.linear.linear_backward(dout, cache.proj) gives "
-                        "(do, dproj_weight, dproj_bias)",
-        "dproj_bias": "dproj_bias is dout summed over windows and tokens, shape (C,)",
-        "dbias": "s = q @ k^T + bias: the bias (nH, N, N) is added to every window, so dbias "
-                 "is ds summed over the window axis (axis 0). The mask is a constant: it has "
-                 "no gradient and the backward never needs it (the probabilities include it)",
-        "dx": "work back through o = a @ v (da = do @ v^T, dv = a^T @ do), the softmax "
-              "(ds = a * (da - sum(da * a))), s = q @ k^T (dq = ds @ k, dk = ds^T @ q; "
-              "cache.q is already scaled, so dq also gets * cache.scale), then stack "
-              "(dq, dk, dv) back into (B_, N, 3C) with the inverse of split_heads and use "
-              "linear_backward(dqkv, cache.qkv)",
-        "dqkv_weight": "dqkv_weight comes from linear_backward(dqkv, cache.qkv); if it is "
-                       "wrong while dproj_* are right, look at how dq, dk, dv are stacked "
-                       "back into (B_, N, 3C): channel o = which*C + head*d + lane",
-        "dqkv_bias": "dqkv_bias is dqkv summed over windows and tokens; if it is wrong, the "
-                     "order of (dq, dk, dv) or of the heads in dqkv probably is",
+        "dproj_weight": Hint(
+            "Start at the end: what kind of layer is the last line of the forward, and which "
+            "of minswin's backwards undoes it?",
+            "The output projection is a linear layer; its backward, given cache.proj, "
+            "returns the gradient of the heads' output and of both projection parameters.",
+            "linear_backward(dout, cache.proj) gives (do, dproj_weight, dproj_bias)"),
+        "dproj_bias": Hint(
+            "The projection bias is added to every token of every window: what does that "
+            "sharing do to its gradient?",
+            "It collects the gradient of every token of every window: a sum over all axes "
+            "but the channel one.",
+            "dproj_bias = dout summed over windows and tokens, shape (C,)"),
+        "dbias": Hint(
+            "The same relative position bias is added to the logits of every window: what "
+            "does that sharing do to its gradient, and does the mask need a gradient?",
+            "It collects the logit gradient of every window (a sum over the window axis); "
+            "the mask is a constant with no gradient.",
+            "dbias = ds.sum(axis=0), ds the gradient of the logits s = q @ k^T + bias"),
+        "dx": Hint(
+            "Walk the forward backwards: which lines lie between the output and x, and "
+            "does your dx pass through each of them (the value product, the softmax, the "
+            "query-key product, the qkv linear layer)?",
+            "Each line gives one step: the gradients of the weights and of v, the softmax's "
+            "own backward, the gradients of q and k (q was scaled), then the heads stacked "
+            "back and the qkv linear layer undone.",
+            "da = do @ v^T, dv = a^T @ do; ds = a * (da - sum(da * a, axis=-1, "
+            "keepdims=True)); dq = ds @ k * cache.scale, dk = ds^T @ q; stack (dq, dk, dv) "
+            "into (B_, N, 3C) with the inverse of split_heads; linear_backward(dqkv, "
+            "cache.qkv)"),
+        "dqkv_weight": Hint(
+            "If dproj_* are right, the error lies before the projection: are dq, dk and dv "
+            "stacked back in the order the forward split them?",
+            "The qkv channels are ordered which-of-q/k/v first, then head, then lane.",
+            "channel o = which*C + head*d + lane; dqkv_weight comes from "
+            "linear_backward(dqkv, cache.qkv)"),
+        "dqkv_bias": Hint(
+            "The qkv bias is shared by every token of every window: are the summed "
+            "gradients in the order the forward split q, k, v and the heads?",
+            "A sum over windows and tokens, with the (q, k, v) and head order of the "
+            "forward's split.",
+            "dqkv_bias = dqkv summed over windows and tokens, channel o = which*C + head*d "
+            "+ lane"),
     },
     mistakes=(
-        Mistake("scale forgotten", _attn_no_scale,
-                "the forward multiplies q by scale = d^-0.5 before q @ k^T, so dq needs "
-                "* cache.scale too: dq = ds @ k * scale"),
-        Mistake("scale applied to dk", _attn_scale_dk,
-                "cache.q is already scaled, so dk = ds^T @ q needs no extra scale (only dq, "
-                "which goes back through q * scale)"),
-        Mistake("dbias averaged", _attn_dbias_mean,
-                "dbias: the same bias is added to every window, so its gradient is the SUM of "
-                "ds over the windows (axis 0), not the mean"),
-        Mistake("softmax without the sum term", _attn_no_softmax_sum,
-                "the softmax step is missing its sum term: ds = a * (da - sum(da * a, "
-                "axis=-1, keepdims=True))"),
+        Mistake("scale forgotten", _attn_no_scale, Hint(
+            "Which forward line multiplies q before the product with the keys, and did "
+            "your dq pass back through it?",
+            "q is scaled by d^-0.5 in the forward, so dq carries the same factor.",
+            "dq = ds @ k * cache.scale")),
+        Mistake("scale applied to dk", _attn_scale_dk, Hint(
+            "Which of q and k did the forward scale, and which one does your backward "
+            "scale?",
+            "cache.q is already scaled, so dk needs no extra factor; only dq does.",
+            "dk = ds^T @ q (no scale), dq = ds @ k * cache.scale")),
+        Mistake("dbias averaged", _attn_dbias_mean, Hint(
+            "The same bias is added in every window: does a shared parameter take the "
+            "average or the total of the gradients it receives?",
+            "Over the window axis it is the total, not the average.",
+            "dbias = ds.sum(axis=0), not ds.mean(axis=0)")),
+        Mistake("softmax without the sum term", _attn_no_softmax_sum, Hint(
+            "Look at the softmax step of your backward: through the shared denominator of "
+            "a row, which logits does each weight depend on?",
+            "The softmax step is missing its row term: an average of the weight gradient "
+            "over the row, weighted by the attention weights.",
+            "ds = a * (da - sum(da * a, axis=-1, keepdims=True))")),
     ),
 )
 
@@ -332,19 +415,26 @@ RELBIAS = Exercise(
     summary="dtable of the gather bias[h, i, j] = table[index[i, j], h]: a scatter-add",
     forward=relative_bias_forward, reference=relative_bias_backward,
     grads=("dtable",), make_cases=_rel_cases,
-    hints={"dtable": "bias[h, i, j] = table[index[i, j], h], so every pair (i, j) adds "
-                     "dbias[h, i, j] to row index[i, j] of dtable. Move the head axis last "
-                     "(dbias.transpose(1, 2, 0).reshape(N*N, nH)) and scatter-add with "
-                     "np.add.at(dtable, index.reshape(-1), d)"},
+    hints={"dtable": Hint(
+        "The forward gathers bias[h, i, j] from row index[i, j] of the table: how many pairs "
+        "read the same row, and where does each pair's gradient go?",
+        "Every pair adds its gradient to the row it read, with the head axis last: a "
+        "scatter that accumulates repeated rows.",
+        "d = dbias.transpose(1, 2, 0).reshape(N*N, nH); np.add.at(dtable, "
+        "index.reshape(-1), d)")},
     mistakes=(
-        Mistake("assign instead of accumulate", _rel_assign,
-                "dtable[index] += d with repeated indices keeps only ONE of the repeats (the "
-                "right-hand side is computed, then assigned once per distinct row). Each "
-                "table row is used (M-|dr|)(M-|dc|) times: accumulate with "
-                "np.add.at(dtable, index.reshape(-1), d)"),
-        Mistake("heads not moved last", _rel_no_transpose,
-                "dbias is (nH, N, N) but the table is (T, nH): reshaping dbias straight to "
-                "(N*N, nH) mixes heads and pairs. Transpose to (N, N, nH) first"),
+        Mistake("assign instead of accumulate", _rel_assign, Hint(
+            "Many pairs read the same table row: does your scatter keep all of their "
+            "gradients, or only one?",
+            "Fancy-index assignment with repeated indices keeps one of the repeats; each "
+            "row is read (M-|dr|)(M-|dc|) times and needs an accumulating scatter.",
+            "np.add.at(dtable, index.reshape(-1), d) instead of dtable[index] += d")),
+        Mistake("heads not moved last", _rel_no_transpose, Hint(
+            "dbias is (nH, N, N) and the table (T, nH): where is the head axis when you "
+            "flatten the pairs?",
+            "Reshaping straight to (N*N, nH) mixes heads and pairs; the head axis must be "
+            "moved last first.",
+            "d = dbias.transpose(1, 2, 0).reshape(N*N, nH)")),
     ),
 )
 
@@ -381,25 +471,45 @@ MERGING = Exercise(
     grads=("dx", "dnorm_weight", "dnorm_bias", "dreduction_weight"),
     make_cases=_merge_cases,
     hints={
-        "dreduction_weight": "the last step is a Linear without bias: "
-                             "linear_backward(dout, cache.reduction) returns (dn, dW, None)",
-        "dnorm_weight": "the middle step is LayerNorm(4C): "
-                        "layernorm_backward(dn, cache.norm) returns (dm, dgamma, dbeta)",
-        "dnorm_bias": "the middle step is LayerNorm(4C): "
-                      "layernorm_backward(dn, cache.norm) returns (dm, dgamma, dbeta)",
-        "dx": "dm is (B, h, w, 4C): channel block k goes back to the sub-grid it came from, "
-              "in the forward's order x0 = x[0::2, 0::2], x1 = x[1::2, 0::2], "
-              "x2 = x[0::2, 1::2], x3 = x[1::2, 1::2]; for odd maps the forward padded, so "
-              "crop the result back to cache.hw",
+        "dreduction_weight": Hint(
+            "Start at the end: what kind of layer is the last line of the forward?",
+            "A linear layer without bias; its backward, given cache.reduction, returns the "
+            "input gradient and the weight gradient.",
+            "linear_backward(dout, cache.reduction) returns (dn, dW, None)"),
+        "dnorm_weight": Hint(
+            "Which layer sits between the 2x2 concatenation and the reduction, and whose "
+            "backward undoes it?",
+            "The middle step is a LayerNorm over 4C channels; reuse its backward with "
+            "cache.norm.",
+            "layernorm_backward(dn, cache.norm) returns (dm, dgamma, dbeta)"),
+        "dnorm_bias": Hint(
+            "Which layer sits between the 2x2 concatenation and the reduction, and whose "
+            "backward undoes it?",
+            "The middle step is a LayerNorm over 4C channels; reuse its backward with "
+            "cache.norm.",
+            "layernorm_backward(dn, cache.norm) returns (dm, dgamma, dbeta)"),
+        "dx": Hint(
+            "Each channel block of the merged map came from one of four sub-grids: does "
+            "yours go back to the sub-grid the forward took it from, and to the map's "
+            "size before padding?",
+            "The forward's order is not reading order: the second block comes from the odd "
+            "rows and even columns; odd maps were padded and must be cropped back.",
+            "x0 = x[0::2, 0::2], x1 = x[1::2, 0::2], x2 = x[0::2, 1::2], x3 = x[1::2, 1::2]; "
+            "crop the result to cache.hw"),
     },
     mistakes=(
-        Mistake("TL, TR, BL, BR order", _merge_row_major,
-                "you scattered the 4C blocks in the order TL, TR, BL, BR, but the official "
-                "forward concatenates x0 = [0::2, 0::2], x1 = [1::2, 0::2] (odd ROW, even "
-                "column: bottom-left), x2 = [0::2, 1::2], x3 = [1::2, 1::2]"),
-        Mistake("LayerNorm without the variance term", _merge_ln_no_var,
-                "the LayerNorm step misses the path through the variance; reuse "
-                "layernorm_backward(dn, cache.norm) or finish the layernorm exercise first"),
+        Mistake("TL, TR, BL, BR order", _merge_row_major, Hint(
+            "In which order does the forward concatenate the four sub-grids, and in which "
+            "order did you scatter them back?",
+            "The official order is not top-left, top-right, bottom-left, bottom-right: the "
+            "second block is the odd ROW, even column (bottom-left) sub-grid.",
+            "x0 = [0::2, 0::2], x1 = [1::2, 0::2], x2 = [0::2, 1::2], x3 = [1::2, 1::2]")),
+        Mistake("LayerNorm without the variance term", _merge_ln_no_var, Hint(
+            "The LayerNorm step of your backward: did it follow the path through the "
+            "variance?",
+            "The variance term of the LayerNorm backward is missing; minswin's own "
+            "layernorm_backward (or the layernorm exercise) has it.",
+            "layernorm_backward(dn, cache.norm)")),
     ),
     shape_hint=("for an odd H or W the forward padded the map by one row/column: crop dx "
                 "back to cache.hw = (H, W)"),
@@ -437,19 +547,26 @@ SHIFT = Exercise(
     summary="dx of pad -> roll(-S) -> window partition (to_windows_forward): pure data movement",
     forward=to_windows_forward, reference=to_windows_backward,
     grads=("dx",), make_cases=_shift_cases,
-    hints={"dx": "every step of the forward only moves numbers, so undo them in reverse: "
-                 "reshape (B*nW, N, C) to (B*nW, M, M, C), window_reverse to the padded map "
-                 "cache.padded_hw, roll by +S (np.roll(x, shift=cache.shift, axis=(1, 2))), "
-                 "then crop to cache.hw"},
+    hints={"dx": Hint(
+        "Every step of the forward (pad, roll, partition) only moves numbers: have you "
+        "undone each of them, in reverse order?",
+        "Undo the partition into windows, then the roll (in the other direction), then the "
+        "padding.",
+        "reshape to (B*nW, M, M, C), window_reverse to cache.padded_hw, np.roll(x, "
+        "shift=cache.shift, axis=(1, 2)), crop to cache.hw")},
     mistakes=(
-        Mistake("rolled the wrong way", _shift_rolled_the_wrong_way,
-                "the forward rolled by -S (content moves up/left); its inverse, and so its "
-                "backward, rolls by +S: np.roll(x, shift=(sh, sw), axis=(1, 2))"),
-        Mistake("tokens reshaped straight to the map", _shift_partition_again,
-                "reshaping (B*nW, N, C) straight to (B, Hp, Wp, C) does not undo the "
-                "partition: windows are laid out window by window, not row by row. Use "
-                "window_reverse(win, M, Hp, Wp) (or reshape to (B, nWh, nWw, M, M, C) and "
-                "transpose(0, 1, 3, 2, 4, 5))"),
+        Mistake("rolled the wrong way", _shift_rolled_the_wrong_way, Hint(
+            "Which way did the forward roll the map, and which way does its inverse roll?",
+            "The forward moved content up and left; the backward must move it down and "
+            "right by the same amount.",
+            "np.roll(x, shift=(sh, sw), axis=(1, 2)), i.e. by +S")),
+        Mistake("tokens reshaped straight to the map", _shift_partition_again, Hint(
+            "Are the tokens of the windows laid out row by row over the map, or window by "
+            "window?",
+            "A plain reshape does not undo the partition; the window axes must be moved "
+            "back between the map's row and column axes.",
+            "window_reverse(win, M, Hp, Wp), or reshape to (B, nWh, nWw, M, M, C) and "
+            "transpose(0, 1, 3, 2, 4, 5)")),
     ),
     shape_hint=("the forward padded the map to multiples of M (cache.padded_hw): crop the "
                 "gradient back to cache.hw = (H, W) at the end"),

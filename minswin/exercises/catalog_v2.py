@@ -11,7 +11,7 @@ from ..ops.continuous_bias import (continuous_bias_backward, continuous_bias_for
 from ..ops.cosine_attention import (LOGIT_SCALE_MAX, cosine_attention_backward,
                                     cosine_attention_forward)
 from ..ops.masks import attention_mask, relative_position_index
-from .catalog import Case, Exercise, Mistake, _rel_assign, edited
+from .catalog import Case, Exercise, Hint, Mistake, _rel_assign, edited
 
 
 def _rng():
@@ -68,47 +68,85 @@ COSINE_ATTENTION = Exercise(
            "dproj_bias", "dbias"),
     make_cases=_cos_cases,
     hints={
-        "dproj_weight": "start at the end: out = merged @ Wproj.T + bproj is a linear layer; "
-                        "linear_backward(dout, cache.proj) gives (dmerged, dproj_weight, "
-                        "dproj_bias)",
-        "dproj_bias": "dproj_bias is dout summed over windows and tokens, shape (C,)",
-        "dbias": "s = cos * tau + bias (+ mask): dbias is ds summed over the window axis "
-                 "(axis 0); the mask is a constant",
-        "dlogit_scale": "tau = exp(min(logit_scale, log 100)): dtau = sum of ds * cos over "
-                        "windows and both token axes, kept as (nH, 1, 1); then dlogit_scale = "
-                        "dtau * tau where logit_scale <= log 100 (cache.scale.below) and 0 "
-                        "above, where tau is the constant 100",
-        "dx": "back through o = a @ v and the softmax as in v1, then s = cos * tau "
-              "(dcos = ds * tau), cos = qn @ kn^T (dqn = dcos @ kn, dkn = dcos^T @ qn), the "
-              "unit vectors qn = q / |q| (dq = (dqn - qn * sum(dqn * qn)) / |q|, the norms "
-              "in cache.qn.norm), then stack (dq, dk, dv) into (B_, N, 3C) and "
-              "linear_backward(dqkv, cache.qkv)",
-        "dqkv_weight": "dqkv_weight comes from linear_backward(dqkv, cache.qkv); if it is "
-                       "wrong while dproj_* are right, look at the unit-vector step or at "
-                       "how dq, dk, dv are stacked back into (B_, N, 3C)",
-        "dq_bias": "the qkv bias is [q_bias, 0, v_bias]: dq_bias is the first third of the "
-                   "summed dqkv, dv_bias the last third",
-        "dv_bias": "the qkv bias is [q_bias, 0, v_bias]: dv_bias is the LAST third of the "
-                   "summed dqkv; the middle (k) third belongs to no parameter",
+        "dproj_weight": Hint(
+            "Start at the end: what kind of layer is the last line of the forward?",
+            "The output projection is a linear layer; its backward, given cache.proj, "
+            "returns the heads' gradient and both projection parameters' gradients.",
+            "linear_backward(dout, cache.proj) gives (dmerged, dproj_weight, dproj_bias)"),
+        "dproj_bias": Hint(
+            "The projection bias is added to every token of every window: what does that "
+            "sharing do to its gradient?",
+            "A sum over windows and tokens.",
+            "dproj_bias = dout summed over windows and tokens, shape (C,)"),
+        "dbias": Hint(
+            "The same position bias is added to the logits of every window: what does that "
+            "do to its gradient, and does the mask need one?",
+            "A sum of the logit gradient over the window axis; the mask is a constant.",
+            "dbias = ds.sum(axis=0)"),
+        "dlogit_scale": Hint(
+            "logit_scale reaches the logits through the temperature, which is clamped: "
+            "which forward lines lie between them, and what does the clamp do?",
+            "Two steps: the temperature's gradient (the logit gradient times the cosines, "
+            "summed per head), then the exponential, passed only below the clamp.",
+            "dtau = sum of ds * cos over windows and both token axes, kept (nH, 1, 1); "
+            "dlogit_scale = dtau * tau where logit_scale <= log 100 (cache.scale.below), "
+            "0 above"),
+        "dx": Hint(
+            "Walk the forward backwards: the value product, the softmax, the temperature, "
+            "the cosine product, the unit vectors, the qkv linear layer. Does your dx pass "
+            "through each?",
+            "The steps v1 does not have: the temperature scales the cosine gradient, and "
+            "normalising q and k to unit length removes the part along each unit vector.",
+            "dcos = ds * tau; dqn = dcos @ kn, dkn = dcos^T @ qn; dq = (dqn - qn * "
+            "sum(dqn * qn)) / |q| (norms in cache.qn.norm); stack (dq, dk, dv) into "
+            "(B_, N, 3C); linear_backward(dqkv, cache.qkv)"),
+        "dqkv_weight": Hint(
+            "If dproj_* are right, the error lies before the projection: in the unit-vector "
+            "step, or in how dq, dk, dv are stacked back?",
+            "Check the normalisation's backward and the (q, k, v), head, lane order of the "
+            "qkv channels.",
+            "dqkv_weight comes from linear_backward(dqkv, cache.qkv), dqkv stacked as "
+            "(B_, N, 3C)"),
+        "dq_bias": Hint(
+            "Which part of the qkv bias is q_bias?",
+            "The qkv bias is q_bias, zeros, v_bias: q_bias owns the first third.",
+            "dq_bias = the first third of dqkv summed over windows and tokens"),
+        "dv_bias": Hint(
+            "Which part of the qkv bias is v_bias?",
+            "The qkv bias is q_bias, zeros, v_bias: v_bias owns the LAST third; the middle "
+            "(k) third belongs to no parameter.",
+            "dv_bias = the last third of dqkv summed over windows and tokens"),
     },
     mistakes=(
-        Mistake("clamp ignored", _cos_no_clamp,
-                "dlogit_scale: above log 100 the forward uses the constant tau = 100 (the "
-                "clamp), so the gradient there is exactly 0. Multiply by "
-                "cache.scale.below (logit_scale <= log 100)"),
-        Mistake("exp's derivative forgotten", _cos_no_exp_chain,
-                "dlogit_scale: tau = exp(logit_scale) below the clamp, so dlogit_scale = "
-                "dtau * tau, not dtau"),
-        Mistake("norm held constant", _cos_norm_constant,
-                "dq = dqn / |q| treats |q| as a constant, but it depends on q: remove the "
-                "part of dqn along the unit vector, dq = (dqn - qn * sum(dqn * qn, "
-                "axis=-1, keepdims=True)) / |q|"),
-        Mistake("temperature forgotten", _cos_no_tau_in_dcos,
-                "s = cos * tau: the gradient reaching the cosines is ds * tau "
-                "(cache.scale.tau, (nH, 1, 1)), not ds"),
-        Mistake("v bias from the k third", _cos_v_from_k_third,
-                "dv_bias: the qkv bias is [q_bias, 0, v_bias], so v_bias's gradient is the "
-                "LAST third of dqkv_bias; the middle third is k's, which has no parameter"),
+        Mistake("clamp ignored", _cos_no_clamp, Hint(
+            "The forward clamps logit_scale at log 100: what gradient passes through a "
+            "clamp that is active?",
+            "Above the clamp the temperature is a constant, so the gradient there is exactly "
+            "zero; cache.scale.below says where the clamp is not active.",
+            "multiply dlogit_scale by cache.scale.below (logit_scale <= log 100)")),
+        Mistake("exp's derivative forgotten", _cos_no_exp_chain, Hint(
+            "Between logit_scale and the temperature there is one more forward step: did "
+            "you differentiate it?",
+            "The temperature is the exponential of logit_scale below the clamp; its "
+            "derivative is the temperature itself.",
+            "dlogit_scale = dtau * tau, not dtau")),
+        Mistake("norm held constant", _cos_norm_constant, Hint(
+            "The forward divides q by its length: does your dq treat that length as a "
+            "constant?",
+            "The length depends on q too: its path removes the part of the gradient along "
+            "the unit vector.",
+            "dq = (dqn - qn * sum(dqn * qn, axis=-1, keepdims=True)) / |q|")),
+        Mistake("temperature forgotten", _cos_no_tau_in_dcos, Hint(
+            "Which forward line lies between the cosines and the logits, and did your "
+            "gradient pass back through it?",
+            "The logits are the cosines times the temperature, so the cosines' gradient "
+            "carries the temperature (cache.scale.tau).",
+            "dcos = ds * tau, tau of shape (nH, 1, 1)")),
+        Mistake("v bias from the k third", _cos_v_from_k_third, Hint(
+            "Which third of the qkv bias is v_bias?",
+            "The qkv bias is q_bias, zeros, v_bias: v_bias is the last third; the middle "
+            "one is k's, which has no parameter.",
+            "dv_bias = the last third of dqkv_bias")),
     ),
 )
 
@@ -148,31 +186,53 @@ CONTINUOUS_BIAS = Exercise(
     grads=("dcoords", "dfc1_weight", "dfc1_bias", "dfc2_weight"),
     make_cases=_cpb_cases,
     hints={
-        "dfc2_weight": "work back: bias = 16 * s with s = sigmoid(g) (cache.sig), so dg = "
-                       "dbias * 16 * s * (1 - s); g[h, i, j] = table[index[i, j], h] is v1's "
-                       "gather, whose backward is a scatter-add into dtable (T, nH); then "
-                       "table = r @ W2.T: linear_backward(dtable, cache.fc2)",
-        "dfc1_weight": "after the second Linear comes the ReLU: the gradient passes only "
-                       "where the hidden value was > 0 (cache.active); then "
-                       "linear_backward(dhidden, cache.fc1)",
-        "dfc1_bias": "dfc1_bias is dhidden summed over the T offsets, shape (D,); it comes "
-                     "out of linear_backward(dhidden, cache.fc1)",
-        "dcoords": "dcoords is the input gradient of the first Linear, (T, 2), reshaped to "
-                   "cache.coords_shape (2M-1, 2M-1, 2)",
+        "dfc2_weight": Hint(
+            "Work back from the bias: which forward lines lie between it and the second "
+            "Linear (a scaled sigmoid, a gather from the table)?",
+            "The scaled sigmoid's slope, then the gather's backward (a scatter-add into the "
+            "table), then the second Linear's backward with cache.fc2.",
+            "dg = dbias * 16 * s * (1 - s) (s = cache.sig); scatter-add dg into dtable "
+            "(T, nH); linear_backward(dtable, cache.fc2)"),
+        "dfc1_weight": Hint(
+            "Between the two Linears the forward applies one more function: what does its "
+            "backward let through?",
+            "The ReLU passes the gradient only where the hidden value was positive "
+            "(cache.active); then the first Linear's backward.",
+            "dhidden = where(cache.active, dr, 0); linear_backward(dhidden, cache.fc1)"),
+        "dfc1_bias": Hint(
+            "The first Linear's bias is added for every offset: what does that sharing do "
+            "to its gradient?",
+            "A sum over the T offsets, which the first Linear's backward returns.",
+            "dfc1_bias = dhidden summed over the T offsets, shape (D,)"),
+        "dcoords": Hint(
+            "coords is the input of the first Linear: which backward returns its gradient, "
+            "and in which shape?",
+            "The input gradient of the first Linear, reshaped to cache.coords_shape.",
+            "dcoords = the (T, 2) input gradient of linear_backward(dhidden, cache.fc1), "
+            "reshaped to (2M-1, 2M-1, 2)"),
     },
     mistakes=(
-        Mistake("sigmoid's slope forgotten", _cpb_no_slope,
-                "bias = 16 * sigmoid(g): the derivative of sigmoid is s * (1 - s) "
-                "(cache.sig holds s), so dg = dbias * 16 * s * (1 - s)"),
-        Mistake("factor 16 forgotten", _cpb_no_16,
-                "bias = 16 * sigmoid(g), so dg carries the factor 16 as well"),
-        Mistake("assign instead of accumulate", _cpb_assign,
-                "dtable[index] += d keeps only ONE of the repeated rows: each table row is "
-                "read by (M-|dr|)(M-|dc|) pairs. Accumulate with np.add.at(dtable, "
-                "index.reshape(-1), d)"),
-        Mistake("ReLU gate forgotten", _cpb_no_relu,
-                "the hidden layer goes through a ReLU: the gradient is zero where the hidden "
-                "value was <= 0 (use cache.active)"),
+        Mistake("sigmoid's slope forgotten", _cpb_no_slope, Hint(
+            "The bias is a scaled sigmoid of the network's output: did you differentiate "
+            "the sigmoid?",
+            "The sigmoid's slope, s times one minus s (cache.sig holds s), is missing.",
+            "dg = dbias * 16 * s * (1 - s)")),
+        Mistake("factor 16 forgotten", _cpb_no_16, Hint(
+            "The sigmoid's output is scaled before it becomes the bias: did your gradient "
+            "keep that scale?",
+            "The constant factor of the bias's range is missing.",
+            "dg = dbias * 16 * s * (1 - s)")),
+        Mistake("assign instead of accumulate", _cpb_assign, Hint(
+            "Many pairs read the same table row: does your scatter keep all of their "
+            "gradients, or only one?",
+            "Fancy-index assignment keeps one of the repeats; each row is read by "
+            "(M-|dr|)(M-|dc|) pairs and needs an accumulating scatter.",
+            "np.add.at(dtable, index.reshape(-1), d) instead of dtable[index] += d")),
+        Mistake("ReLU gate forgotten", _cpb_no_relu, Hint(
+            "The hidden layer goes through a ReLU: what gradient passes where the hidden "
+            "value was not positive?",
+            "None: the gradient is zero there (cache.active marks where it passes).",
+            "dhidden = where(cache.active, dr, 0)")),
     ),
 )
 

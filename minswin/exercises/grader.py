@@ -13,6 +13,9 @@ mistakes (to round-off) gets that mistake's explanation; otherwise the gradient'
 with what the grader can see (which gradients are right, which case first fails, whether the
 answer is a constant multiple of the right one).
 
+Hints come in levels (`catalog.Hint`): by default a question naming the forward line or path
+to look at; `hint=2` (`--hint 2`) names the term; `hint=3` (`--reveal`) gives the formula.
+
 A result passes only when every gradient of every case passes both comparisons.
 
 Isolation. `grade_file` (and so `minswin exercise check`) runs the learner's file in a child
@@ -35,7 +38,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..gradcheck import TOL_BUG, check_op, rel_error, verdict
-from .catalog import get_exercise
+from .catalog import Hint, get_exercise
 from .child import (MAX_OUTPUT, Foreign, LoadError, Raised, Returned, Unreadable,
                     read_results, run_child, signal_name)
 
@@ -188,6 +191,26 @@ def _as_grads(result, ex, case):
 _ORDER = {"ok": 0, "CHECK": 1, "WRONG": 2}
 
 
+REVEAL = 3                 # the hint level that shows the formula (`--reveal`)
+
+
+def check_hint_level(hint):
+    """A hint level: 1 (a question), 2 (the term) or 3 (the formula, `--reveal`)."""
+    if isinstance(hint, bool) or hint not in (1, 2, REVEAL):
+        raise ValueError(f"hint: expected 1 (a question), 2 (the term) or 3 (the formula), "
+                         f"got {hint!r}")
+    return hint
+
+
+def hint_text(hint, level):
+    """The words of a catalogue Hint at `level`; each level says how to ask for the next."""
+    if level >= REVEAL:
+        return "the formula (shown because you asked for --reveal): " + hint.formula
+    if level == 2:
+        return hint.term + " (the formula: --reveal)"
+    return hint.ask + " (closer: --hint 2)"
+
+
 def _multiple_of(g, ref, tol):
     """c if g == c * ref to round-off (rel_error <= tol) for a constant c != 1, else None."""
     den = float((ref * ref).sum())
@@ -199,8 +222,8 @@ def _multiple_of(g, ref, tol):
     return c
 
 
-def _diagnose(ex, case, dout, grads, ref, verdicts, first_case_rows):
-    """The one hint for the first wrong gradient of `case`.
+def _diagnose(ex, case, dout, grads, ref, verdicts, first_case_rows, level=1):
+    """The one hint for the first wrong gradient of `case`, at hint `level`.
 
     grads: the learner's gradients and ref: minswin's, both for this `dout`; verdicts: one per
     gradient; first_case_rows: the table rows of the first case when `case` is a later one,
@@ -214,7 +237,7 @@ def _diagnose(ex, case, dout, grads, ref, verdicts, first_case_rows):
             wrong = _run_backward(m.backward, ex, case, dout)
             if (rel_error(wrong[gi], ref[gi]) > ex.ref_tol
                     and rel_error(grads[gi], wrong[gi]) <= ex.ref_tol):
-                return f"{gname}: {m.hint}"
+                return f"{gname}: {hint_text(m.hint, level)}"
         except Exception:                                 # a catalogue entry must not crash
             continue
     # 2. what can be seen from the numbers
@@ -238,7 +261,9 @@ def _diagnose(ex, case, dout, grads, ref, verdicts, first_case_rows):
                          + (" (the sign is flipped)" if abs(c + 1) < 1e-6 else
                             ": a missing or extra constant factor"))
     head = "; ".join(notes)
-    return (head + ". " if head else f"{gname} is wrong. ") + ex.hints.get(gname, "")
+    generic = ex.hints.get(gname)
+    return (head + ". " if head else f"{gname} is wrong. ") + \
+        (hint_text(generic, level) if isinstance(generic, Hint) else "")
 
 
 def _format_table(rows, ex):
@@ -295,7 +320,7 @@ def _cases(ex):
         raise RuntimeError(f"exercise {ex.name}: building the cases failed: {err}") from err
 
 
-def _judge(ex, cases, outcomes, *, source=None, printed=""):
+def _judge(ex, cases, outcomes, *, source=None, printed="", level=1):
     """Compare what the learner's backward returned (`outcomes`, from call_learner) with
     central differences and with minswin's backward: (status, rows, hint, traceback, text).
     Every number here is computed in this process, from the catalogue's own cases."""
@@ -341,7 +366,7 @@ def _judge(ex, cases, outcomes, *, source=None, printed=""):
             verdicts.append(v)
         if status == "passed" and any(v != "ok" for v in verdicts):   # the first failure
             first_case_rows = rows[:len(ex.grads)] if ci > 0 else None
-            hint = _diagnose(ex, case, dout, grads, ref, verdicts, first_case_rows)
+            hint = _diagnose(ex, case, dout, grads, ref, verdicts, first_case_rows, level)
             status = "failed"
     if rows:
         lines += _format_table(rows, ex)
@@ -367,7 +392,7 @@ def _result(ex, status, rows, hint, tb, text, out):
     return GradeResult(ex.name, status, rows, hint, tb, text)
 
 
-def grade(exercise, fn, *, source=None, out=None):
+def grade(exercise, fn, *, source=None, out=None, hint=1):
     """Grade the backward `fn` for `exercise` (a name or an Exercise); print and return a
     GradeResult. Nothing the learner's code does (raise, return junk) escapes as an exception;
     an `fn` that cannot be called as fn(dout, cache) is a TypeError before anything runs.
@@ -375,9 +400,11 @@ def grade(exercise, fn, *, source=None, out=None):
     `fn` runs in this process (it already lives here, e.g. in a notebook); to grade a file
     in a child process with a time limit, use `grade_file`.
     source: the file the function came from (only for the messages). out: where to print
-    (default sys.stdout; pass False to print nothing).
+    (default sys.stdout; pass False to print nothing). hint: 1 (a question), 2 (the term) or
+    3 (the formula).
     """
     ex = get_exercise(exercise)
+    level = check_hint_level(hint)
     problem = _call_problem(fn)
     if problem:
         advice = (f"pass the function itself, as in grade({ex.name!r}, {ex.function}), not "
@@ -386,7 +413,8 @@ def grade(exercise, fn, *, source=None, out=None):
         raise TypeError(f"fn: expected the backward function, called as {ex.function}(dout, "
                         f"cache), got {problem}; {advice}")
     cases = _cases(ex)
-    return _result(ex, *_judge(ex, cases, call_learner(ex, fn, cases), source=source), out)
+    return _result(ex, *_judge(ex, cases, call_learner(ex, fn, cases), source=source,
+                               level=level), out)
 
 
 def _failure(ex, path, status, verdict_line, hint, *, printed="", tb="", out=None):
@@ -408,13 +436,15 @@ def check_timeout(timeout):
     return float(timeout)
 
 
-def grade_file(exercise, path, *, out=None, timeout=DEFAULT_TIMEOUT):
+def grade_file(exercise, path, *, out=None, timeout=DEFAULT_TIMEOUT, hint=1):
     """Grade the backward in the file `path` and return the GradeResult.
 
     The file runs in a child process (see the module docstring), for at most `timeout`
     seconds. Never raises for the learner's mistakes; a missing file is a FileNotFoundError.
+    hint: 1 (a question), 2 (the term) or 3 (the formula).
     """
     ex = get_exercise(exercise)
+    level = check_hint_level(hint)
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"file: no such file {path!r}")
@@ -461,7 +491,8 @@ def grade_file(exercise, path, *, out=None, timeout=DEFAULT_TIMEOUT):
                 f"(`minswin exercise start {ex.name}` makes a fresh copy)")
         return _failure(ex, path, found.status, verdict_line, hint, printed=printed,
                         tb=found.tb, out=out)
-    return _result(ex, *_judge(ex, cases, found, source=path, printed=printed), out)
+    return _result(ex, *_judge(ex, cases, found, source=path, printed=printed, level=level),
+                   out)
 
 
 def check_file(exercise, path):
