@@ -28,7 +28,7 @@ FIGURES = {
     "02_patch_embedding.py": 1,
     "03_patch_merging.py": 1,
     "04_window_attention_cost.py": 1,
-    "05_shifted_windows_and_mask.py": 3,
+    "05_shifted_windows_and_mask.py": 4,
     "06_relative_position_bias.py": 3,
     "07_swin_block_backward.py": 1,
     "08_whole_model.py": 1,

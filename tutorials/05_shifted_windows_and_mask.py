@@ -30,7 +30,8 @@ from minswin.ops.masks import MASK_VALUE, attention_mask, attention_mask_slow, r
     window_labels
 from minswin.ops.softmax import softmax_forward
 from minswin.ops.window import cyclic_shift, from_windows, to_windows_forward, window_partition
-from minswin.viz import plot_cyclic_shift, plot_stage_masks, plot_window_mask, show
+from minswin.viz import (plot_cyclic_shift, plot_region_numbering, plot_stage_masks,
+                         plot_window_mask, show)
 
 g = rng(0)
 
@@ -50,7 +51,8 @@ print("token ids after cyclic_shift by s = 2 (row r holds old row r + 2):")
 print(rolled)
 
 # %% [markdown]
-# The same roll as a picture: the nine regions keep their colour as they wrap round.
+# The same roll as a picture: the nine regions keep their colour and their number as they
+# wrap round. The numbers are the ones `region_labels` gives them below.
 
 # %%
 show(plot_cyclic_shift(size=8, window=4), "05_cyclic_shift.png")
@@ -72,8 +74,20 @@ for k, lab in enumerate(wl):
 
 # %% [markdown]
 # Window 0 is one region; windows 1 and 2 hold two; window 3 (bottom-right) holds four.
-# (`region_labels` numbers the regions in the rolled frame, as the official loop does; the
-# figures number the same nine pieces in reading order on the map before the roll.)
+#
+# One numbering is used everywhere in minswin, in every printout and every figure: the
+# one above, counted in the rolled frame as the official loop counts it (3 × row band +
+# column band). On the map before the roll the same regions lie elsewhere, so there the
+# numbers read in a different order. The figure draws both frames with the same numbers,
+# and an arrow from where each region lies to where the roll puts it:
+
+# %%
+show(plot_region_numbering(size=8, window=4, shift=2), "05_region_numbering.png")
+before = np.roll(labels, (s, s), axis=(0, 1))              # the labels, carried back
+print("the same labels on the map before the roll:")
+print(before)
+
+# %% [markdown]
 # The mask of window k is −100 wherever query and key labels differ, 0 elsewhere:
 
 # %%
@@ -98,7 +112,8 @@ show(plot_stage_masks(8, 4, 2), "05_all_masks.png")
 # %% [markdown]
 # ## The small example: H = W = 4, M = 2, s = 1
 #
-# Issue #38 asked about this one. The labels, and the four windows' labels:
+# An issue of the official repository, microsoft/Swin-Transformer#38, asked about this one.
+# The labels, and the four windows' labels:
 
 # %%
 small = region_labels(4, 4, 2, 1)
@@ -112,7 +127,7 @@ print(small_windows)
 # ## Why −100 and not −∞?
 #
 # The mask is *added* to the logits before the softmax. A masked logit s − 100 has weight
-# e^(s−100) relative to e^s: about 4·10⁻⁴⁴, which is zero for every practical purpose.
+# e^(s−100) relative to e^s, printed below: zero for every practical purpose.
 # Compare three ways to mask one row where the last two keys belong to another region:
 
 # %%
@@ -124,6 +139,7 @@ keep = m == 0
 pbool = np.zeros(4)
 pbool[keep] = softmax_forward(logits[keep])[0]
 p32, _ = softmax_forward((logits + m).astype(np.float32))
+print(f"e^-100 = {np.exp(MASK_VALUE):.0e}")
 print("softmax with -100 :", p100)
 print("softmax with -inf :", pinf)
 print("boolean mask      :", pbool)
@@ -132,9 +148,11 @@ with np.errstate(invalid="ignore"):                        # -inf - (-inf) is Na
     row_all_masked_inf, _ = softmax_forward(np.full(3, -np.inf))
 row_all_masked_100, _ = softmax_forward(np.full(3, MASK_VALUE))
 print("a fully masked row: -inf gives", row_all_masked_inf, " -100 gives", row_all_masked_100)
+agree = max(np.abs(p100 - pinf).max(), np.abs(p100 - pbool).max())
+print(f"largest difference between the three: {agree:.0e}")
 
 # %% [markdown]
-# All three agree to about 1e-44. −100 is finite, so even a row whose keys were all masked
+# All three agree to the difference printed above, the size of e^−100 or less. −100 is finite, so even a row whose keys were all masked
 # would not produce NaN (it would become uniform); with these labels that never happens,
 # since every token sees at least itself.
 #
@@ -195,14 +213,15 @@ print("4-region mask == official 9-region mask:", same_masks)
 # %% [markdown]
 # ## Questions
 #
-# * **Why −100 (issue #38, #52)?** Added to the logits, it makes e^(−100) ≈ 4e−44 of the
-#   weight: zero in practice, yet finite, so no NaN can ever appear. −∞ or a boolean mask
-#   give the same numbers here.
-# * **Why 9 regions when 4 would do (issues #174, #194)?** For maps divisible by M they give
-#   the same mask (shown above); the three-band code is simply how the official loop is
-#   written, and minswin keeps it so that its masks equal the official buffers.
-# * **Does the order of the subtraction in the mask matter (#42)?** No: only "labels
-#   differ" matters, and that is symmetric.
+# * **Why −100 (microsoft/Swin-Transformer#38, #52)?** Added to the logits, it makes the
+#   weight e^(−100) times smaller (printed above): zero in practice, yet finite, so no NaN
+#   can ever appear. −∞ or a boolean mask give the same numbers here.
+# * **Why 9 regions when 4 would do (microsoft/Swin-Transformer#174, #194)?** For maps
+#   divisible by M they give the same mask (shown above); the three-band code is simply how
+#   the official loop is written, and minswin keeps it so that its masks equal the official
+#   buffers.
+# * **Does the order of the subtraction in the mask matter (microsoft/Swin-Transformer#42)?**
+#   No: only "labels differ" matters, and that is symmetric.
 # * **Maps not divisible by M?** minswin pads the map to a multiple of M first, then rolls
 #   and builds the mask on the padded grid (torchvision/det). The padded tokens are not
 #   masked; they are cropped afterwards.
@@ -215,11 +234,12 @@ assert rolled[0, 0] == 2 * W + 2 and rolled[-1, -1] == 1 * W + 1
 assert len(np.unique(labels)) == 9
 assert [len(set(lab.tolist())) for lab in wl] == [1, 2, 2, 4]
 assert small.tolist() == [[0, 0, 1, 2], [0, 0, 1, 2], [3, 3, 4, 5], [6, 6, 7, 8]]
+assert before[0].tolist() == [8, 8, 6, 6, 6, 6, 7, 7]            # the top row before the roll
 assert small_windows.tolist() == [[0, 0, 0, 0], [1, 2, 1, 2], [3, 3, 6, 6], [4, 5, 7, 8]]
 assert np.array_equal(mask, attention_mask_slow(H, W, M, s))
 assert set(np.unique(mask)) == {0.0, MASK_VALUE} and np.array_equal(mask, mask.transpose(0, 2, 1))
 assert (mask[0] == 0).all() and (mask[3] != 0).sum() == 16 * 16 - 4 * 4 * 4
-assert np.abs(p100 - pinf).max() < 1e-40 and np.abs(p100 - pbool).max() < 1e-40
+assert agree <= np.exp(MASK_VALUE) * 10
 assert np.isnan(row_all_masked_inf).all() and np.allclose(row_all_masked_100, 1 / 3)
 assert gap < 1e-12
 assert all(same_masks)
