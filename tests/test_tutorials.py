@@ -42,6 +42,9 @@ FIGURES = {
 # {tutorial file: {number as written: source}}; "*" applies to every tutorial.
 QUOTED = {
     "*": {},
+    "01_from_vit_to_swin.py": {
+        "9": "the official mask code cuts each axis of a shifted map into 3 bands, 3 x 3 "
+             "regions; tutorial 5 prints and asserts the nine labels"},
 }
 
 # What is not a stated number: names of parts of the course or of a model ("tutorial 8",

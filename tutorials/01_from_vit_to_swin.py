@@ -74,6 +74,8 @@ logits, trace = model.trace(x)
 print(f"{'module':<22} output shape (B, H, W, C)")
 for name, shape in trace:
     print(f"{name:<22} {shape}")
+p = cfg.patch_size
+print(f"one patch: {p}x{p}x3 = {p * p * 3} numbers -> a vector of C = {cfg.embed_dim}")
 
 # %% [markdown]
 # Read the trace from the top:
@@ -120,11 +122,12 @@ show(plot_hierarchy(model, trace, photo, "Swin-T"), "01_hierarchy.png")
 #
 # * **Why is the last stage 7×7 with a 7×7 window and no shift?** At 224 px the last map is
 #   7×7, no bigger than the window, so the official code makes the window the whole map and
-#   switches the shift off: one window, plain global attention (SPEC §5).
+#   switches the shift off: one window, plain global attention. A shifted grid would only
+#   roll the single window onto itself.
 # * **What if the image size is not a multiple of 32 (or the maps not of M)?** The official
 #   classifier refuses it. minswin, like torchvision and the detection backbone, pads: the
 #   image to a multiple of 4, each block's map to a multiple of M, odd maps before merging.
-#   Tutorial 8 runs the 224 model on a 200×260 image.
+#   Tutorial 8 runs the model on an image whose sides are not multiples of 32.
 # * **Is the stem a convolution or a linear layer?** Both: tutorial 2.
 # * **Why 9 regions when a shifted map could be cut into 4?** Tutorial 5.
 

@@ -52,6 +52,8 @@ print("minswin's patchify gives the same vector:", np.array_equal(grid[0, 1, 2],
 
 # %%
 position = np.arange(48).reshape(3, p, p)                  # (c, kh, kw) -> place in vec
+print("places in the vector:", ", ".join(f"{name} {position[c].min()}..{position[c].max()}"
+                                         for c, name in enumerate(("red", "green", "blue"))))
 fig = Figure(figsize=(10, 4.4), layout="constrained")
 for c, (ax, colour) in enumerate(zip(fig.subplots(1, 3), ("Reds", "Greens", "Blues"))):
     ax.imshow(patch[:, :, c], cmap=colour)

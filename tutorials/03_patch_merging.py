@@ -101,6 +101,10 @@ print("stage-1 map", feat.shape, "-> merged", y.shape, f"  {macs:,} MACs (offici
 odd, _ = patch_merging_forward(g.standard_normal((1, 5, 5, 2)), np.ones(8), np.zeros(8),
                                g.standard_normal((4, 8)))
 print("a 5x5x2 map, padded to 6x6 and merged ->", odd.shape[1:])
+t = minswin.get_config("swin_t")
+stride = t.patch_size * 2 ** (t.num_layers - 1)            # the stem, then 3 halvings
+print(f"Swin-T's last map is the image / {stride}: sides that are not multiples of {stride} "
+      "give an odd map somewhere")
 
 # %% [markdown]
 # ## Is patch merging a convolution?
@@ -150,7 +154,7 @@ print(report)
 # %% [markdown]
 # ## Questions
 #
-# * **Patch merging vs a conv (issues #256, #330).** The Linear is a 2×2 stride-2 conv, but
+# * **Patch merging vs a conv (microsoft/Swin-Transformer#256, #330).** The Linear is a 2×2 stride-2 conv, but
 #   the per-cell LayerNorm before it is not: shown above.
 # * **Why is x1 the bottom-left token?** That is the official slicing (`x[:, 1::2, 0::2]`);
 #   timm's reshape gives the same channel order, so their weights are interchangeable.

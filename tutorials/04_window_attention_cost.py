@@ -110,9 +110,12 @@ print("W-MSA matmuls:", log_wmsa, "=", sum(log_wmsa), "  formula:", wmsa_flops(h
 # The four entries of each list are the qkv projection, q kᵀ, a v and the output
 # projection, in that order; only the middle two shrink with windows.
 #
-# ## The explainer's example
+# ## Pixels as tokens: the explainer's example
 #
-# For h = w = 224, C = 3, M = 7 the difference is
+# The explainer (the Chinese article on Swin that minswin grew from; the README says more)
+# works the two formulas on a picture in which every *pixel* is a token: h = w = 224,
+# C = 3 (RGB), M = 7. That is not a setting of Swin, whose stage 1 sees 56×56 tokens of width
+# 96 (the next section); it is the formulas at their simplest. The difference is
 # 2·(hw)²·C − 2·M²·hw·C = 2·224⁴·3 − 2·49·224²·3:
 
 # %%
@@ -141,9 +144,14 @@ for i in range(cfg.num_layers):
 
 # %% [markdown]
 # As a picture, on a linear scale: global attention's stage 1 dwarfs everything else, and the
-# windows bring every stage down to the same few hundred million multiply-adds.
+# windows bring every stage down to about the same cost. The range, from the table above:
 
 # %%
+wmsa_by_stage = [b for _, _, _, b in stage_rows]
+spread = max(wmsa_by_stage) / min(wmsa_by_stage)
+print(f"W-MSA per stage: {min(wmsa_by_stage) / 1e6:.0f} to {max(wmsa_by_stage) / 1e6:.0f} "
+      f"million MACs (the largest {spread:.2f} times the smallest); stage 1's MSA "
+      f"{stage_rows[0][2] / max(wmsa_by_stage):.0f} times the largest of them")
 show(plot_attention_cost(minswin.create_model("swin_t")), "04_attention_cost.png")
 
 # %% [markdown]
@@ -157,12 +165,16 @@ blk = minswin.flops.block_flops(56, 56, 96, 3, 7, 4.0)
 parts = 2 * 56 * 56 * 96 + wmsa_flops(56, 56, 96, 7) + 8 * 56 * 56 * 96 ** 2
 print(f"one stage-1 block: {blk:,.0f} MACs = LN {2 * 56 * 56 * 96:,} + W-MSA "
       f"{wmsa_flops(56, 56, 96, 7):,} + MLP {8 * 56 * 56 * 96 ** 2:,}")
+odd_h, odd_w = 50, 65                                      # a map that is not a multiple of 7
+pad_h, pad_w = odd_h + (-odd_h) % 7, odd_w + (-odd_w) % 7
+print(f"a {odd_h}x{odd_w} map is padded to {pad_h}x{pad_w} before windowing: W-MSA "
+      f"{wmsa_flops(pad_h, pad_w, 96, 7):,} MACs")
 
 # %% [markdown]
 # ## Questions
 #
 # * **Are these FLOPs or MACs?** MACs: one multiply and one add count once. Some tools
-#   double them (issue #340); `model.flops()` follows the paper.
+#   double them (microsoft/Swin-Transformer#340); `model.flops()` follows the paper.
 # * **Why is the MLP factor 2·hw·C²·4?** Two Linears, C → 4C and 4C → C.
 # * **Does the mask or the relative bias cost anything?** They are additions, not counted.
 # * **What about maps that are not multiples of M?** They are padded to the next multiple,
@@ -178,4 +190,6 @@ assert len(log_msa) == len(log_wmsa) == 4
 assert saving == by_hand == 15_091_034_112
 assert stage_rows[3][2] == stage_rows[3][3]                # stage 4: one window = global
 assert blk == parts
+assert spread < 1.5 and stage_rows[0][2] > 10 * max(wmsa_by_stage)   # "about the same cost"
+assert (pad_h, pad_w) == (56, 70)
 print("tutorial 4: all checks passed")
