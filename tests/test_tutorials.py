@@ -42,16 +42,27 @@ FIGURES = {
 # {tutorial file: {number as written: source}}; "*" applies to every tutorial.
 QUOTED = {
     "*": {},
+    "06_relative_position_bias.py": {
+        "384": "the Swin paper's fine-tuning resolution (Liu et al. 2021, Table 1: Swin-B "
+               "384^2, window 12); minswin.configs.swin_b_384 has img_size 384, window_size 12"},
+    "08_whole_model.py": {
+        "384": "the Swin paper's fine-tuning resolution (Liu et al. 2021, Table 1: Swin-B "
+               "384^2, window 12); minswin.configs.swin_b_384 has img_size 384, window_size 12",
+        "12": "the window of the 384-px models (Liu et al. 2021; minswin.configs.swin_b_384)"},
+    "09_numpy_and_cupy.py": {
+        "12.1": "CuPy's release notes: ufunc.at (so cupy.add.at) dispatches from v12.1.0 on "
+                "(cupy/cupy#7561); minswin.backend.index_add relies on it"},
     "01_from_vit_to_swin.py": {
         "9": "the official mask code cuts each axis of a shifted map into 3 bands, 3 x 3 "
              "regions; tutorial 5 prints and asserts the nine labels"},
 }
 
-# What is not a stated number: names of parts of the course or of a model ("tutorial 8",
+# What is not a stated number: names of parts of the course or of a model ("# 9." as a title,
+# "tutorial 8",
 # "stage 4", "issue microsoft/Swin-Transformer#38"), digits inside identifiers (float64, V2,
 # x0, 2M) and web addresses.
 _URL = re.compile(r"https?://\S+|\]\([^)]*\)")
-_NAMES = re.compile(r"\b(?:[Tt]utorials?|[Ss]ections?|[Ss]tages?|[Ss]teps?|[Ff]igures?|"
+_NAMES = re.compile(r"(?m)^#+ +\d+\.|\b(?:[Tt]utorials?|[Ss]ections?|[Ss]tages?|[Ss]teps?|[Ff]igures?|"
                     r"[Qq]uestions?|[Ee]xercises?|[Pp]arts?|[Ll]evels?)\s+\d+"
                     r"(?:\s*(?:,|and|or|to|-|–)\s*\d+)*|[\w./-]*#\d+(?:\s*,\s*#\d+)*")
 _TIMES = re.compile(r"(\d)\s*[x×]\s*(?=\d)")         # 7×7, 4x4x3: three numbers

@@ -74,7 +74,7 @@ show(plot_index_walkthrough(window=2), "06_index_walkthrough.png")
 # ## Why multiply by 2M − 1, not 2M − 2?
 #
 # After the shift, dc takes 2M − 1 values (0..2M−2). For the base-(2M−1) reading to be
-# unique the row digit must step by 2M − 1. Stepping by 2M − 2 (issue #367) makes the last
+# unique the row digit must step by 2M − 1. Stepping by 2M − 2 (asked in microsoft/Swin-Transformer#367) makes the last
 # column digit of one row collide with the first of the next:
 
 # %%
@@ -115,9 +115,12 @@ print(uses)
 # The 49×49 index as a picture. Token i = 7·row + column, so the lines every 7 tokens cut it
 # into 7×7 blocks, one per pair of window rows: inside a block only dc changes, from block to
 # block dr changes by one. Every block is the same Toeplitz pattern shifted by 13, and the
-# diagonal is 84, the table row of offset (0, 0).
+# diagonal is the table row of offset (0, 0), printed below.
 
 # %%
+centre = (M7 - 1) * (2 * M7 - 1) + (M7 - 1)                # offset (0, 0): row 6 * 13 + 6
+print(f"the diagonal of the index: {sorted(set(np.diag(idx7).tolist()))}, "
+      f"the row of offset (0, 0) = {centre}")
 show(plot_relative_position_index(window=7), "06_index_7.png")
 
 # %% [markdown]
@@ -175,13 +178,13 @@ print(report)
 #
 # ## Questions
 #
-# * **Why ×(2M − 1) (issues #75, #367)?** It turns the 2-D offset into a unique 1-D index
+# * **Why ×(2M − 1) (microsoft/Swin-Transformer#75, #367)?** It turns the 2-D offset into a unique 1-D index
 #   (base 2M − 1 digits); 2M − 2 makes different offsets share a row, shown above.
-# * **Why (2M − 1)² rows (#139)?** That is the number of distinct offsets; all are used.
+# * **Why (2M − 1)² rows (microsoft/Swin-Transformer#139)?** That is the number of distinct offsets; all are used.
 # * **Is the index learned?** No, it is a constant of M; only the table is learned. A
 #   checkpoint's `relative_position_index` buffer is checked against minswin's and dropped.
-# * **Windows of another size (384 px, M = 12)?** The table is interpolated to (2·12 − 1)²
-#   rows and the index rebuilt (issues #24, #58).
+# * **Windows of another size (Swin-B at 384 px uses M = 12)?** The table is interpolated to
+#   (2·12 − 1)² rows and the index rebuilt (microsoft/Swin-Transformer#24, #58).
 
 # %% [markdown]
 # ## Checks
@@ -194,6 +197,7 @@ assert offsets_by_index(M, 2 * M - 2)[4] == {(0, 1), (1, -1)}
 assert collisions_7 > 0
 assert len(np.unique(idx7)) == 169 and np.array_equal(uses, expected_uses)
 assert uses[6, 6] == 49 and uses[0, 0] == 1
+assert set(np.diag(idx7).tolist()) == {centre} and centre == 84
 assert np.array_equal(bias, loop)
 assert abs(dtable.sum() - dbias.sum()) < 1e-9 and abs(wrong.sum() - dbias.sum()) > 1.0
 assert report.passed

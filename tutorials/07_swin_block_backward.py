@@ -46,10 +46,15 @@ g = rng(0)
 # ## A small float64 block
 #
 # An 8×8 map of width C = 12, 3 heads, windows of M = 4, shifted by s = 2 (an odd block).
-# Fresh blocks have LN = identity, zero biases and std-0.02 weights, which makes the
-# branches tiny; we randomise every parameter so that the check sees every path.
+# Fresh blocks have LN = identity, zero biases and weights drawn with the official small
+# standard deviation (`minswin.layers.trunc_normal`'s default, printed below), which makes
+# the branches tiny; we randomise every parameter so that the check sees every path.
 
 # %%
+import inspect
+from minswin.layers import trunc_normal
+
+print("weights of a fresh block: std", inspect.signature(trunc_normal).parameters["std"].default)
 B, H, W, C, nH, M, s = 2, 8, 8, 12, 3, 4, 2
 block = SwinTransformerBlock(C, (H, W), nH, M, s, mlp_ratio=4.0, drop_path=0.0, rng=g,
                              dtype=np.float64)
@@ -159,6 +164,10 @@ print("W-MSA block:", "all ok" if report_plain.passed else report_plain)
 odd_map = g.standard_normal((1, 6, 7, C))                  # padded to 8x8 inside the block
 report_pad = check_module(block, odd_map, tol=1e-6)
 print("6x7 map (padded):", "all ok" if report_pad.passed else report_pad)
+h = 1e-6                                                   # the step of the central difference
+rounding = {t.__name__: np.finfo(t).eps / h for t in (np.float64, np.float32)}
+print("rounding error of a central difference with h = 1e-6, about eps / h:",
+      {k: f"{v:.0e}" for k, v in rounding.items()})
 
 # %% [markdown]
 # Try the pieces yourself: `minswin exercise list` has the LayerNorm, softmax, GELU,
@@ -170,8 +179,9 @@ print("6x7 map (padded):", "all ok" if report_pad.passed else report_pad)
 #   attention output is rolled back before it is added.
 # * **Does the −100 mask need a backward?** No: it is a constant added to the logits, and
 #   the softmax probabilities in the cache already include it.
-# * **Why float64 for the check?** With h = 1e-6 the central difference's rounding error is
-#   ~1e-10 in float64 but ~0.1 in float32.
+# * **Why float64 for the check?** With h = 1e-6 the central difference's rounding error,
+#   about eps / h, is printed above: far below the 1e-6 gate in float64, the size of the
+#   gradient itself in float32.
 # * **Maps not divisible by M?** Pad after LN1, roll, mask on the padded grid, unroll, crop:
 #   the 6×7 check above runs that path.
 
@@ -184,4 +194,5 @@ assert max(gaps.values()) < 1e-12
 assert leak < 1e-30
 assert report.passed and report_plain.passed and report_pad.passed
 assert len(report.rows) == 1 + len(block.params)
+assert rounding["float64"] < 1e-9 and rounding["float32"] > 0.1
 print("tutorial 7: all checks passed")

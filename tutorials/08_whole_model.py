@@ -12,8 +12,8 @@
 #
 # Swin-T, -S, -B and -L differ only in the width C, the depth of stage 3 and the number of
 # heads. Here we count their parameters (by formula, checked against built models), read
-# their cost from `model.flops()`, save and reload a checkpoint, and run the 224-px model on
-# an image of another size. `MINSWIN_SMALL=1` skips the slow parts (building more models,
+# their cost from `model.flops()`, save and reload a checkpoint, and run a model on an image
+# of another size than the one it was built for. `MINSWIN_SMALL=1` skips the slow parts (building more models,
 # a full-size forward pass).
 
 # %%
@@ -79,9 +79,9 @@ for name, n in counts.items():
 
 
 # %% [markdown]
-# Where do Swin-T's 28 million parameters sit? Grouped by the part of the model that holds
-# them, as a picture: the two wide blocks of stage 4 (C = 768) and the six of stage 3 hold
-# almost nine tenths; stage 1, where the map is largest, holds less than 1%.
+# Where do Swin-T's parameters sit? Grouped by the part of the model that holds them, as a
+# picture: the two wide blocks of stage 4 and the six of stage 3 hold almost all of them;
+# stage 1, where the map is largest, holds a sliver (the shares are printed under the figure).
 
 # %%
 def params_by_part(model):
@@ -106,6 +106,11 @@ ax.bar_label(bars, labels=[f"{n:,}" for n in by_part.values()][::-1], padding=3)
 ax.set(xlabel="parameters (millions)", xlim=(0, 1.25 * max(by_part.values()) / 1e6),
        title=f"Swin-T: {sum(by_part.values()):,} parameters, by part")
 show(fig, "08_params_by_part.png")
+total_t = sum(by_part.values())
+share_34 = (by_part["stage 3 blocks"] + by_part["stage 4 blocks"]) / total_t
+share_1 = by_part["stage 1 blocks"] / total_t
+print(f"stages 3 and 4 blocks: {share_34:.1%} of {total_t:,}; stage 1 blocks: {share_1:.2%}; "
+      f"stage 4's width C = {model_t.config.num_features}")
 
 # %% [markdown]
 # ## Cost: `model.flops()`
@@ -149,9 +154,10 @@ print("Swin-T has", keys_t, "parameter tensors (official checkpoints add 12 inde
 # %% [markdown]
 # ## Any input size
 #
-# The 224-px model runs on a 200×260 image: the image is padded to a multiple of 4
-# (50×65 tokens), each block pads its map to a multiple of 7, odd maps are padded before
-# merging. Parameters do not depend on the input size, only the padding and masks do.
+# A model runs on an image of another size than the one it was built for (Swin-T at 224 px on
+# a 200×260 image; in small mode a smaller pair, printed below): the image is padded to a
+# multiple of the patch size, each block pads its map to a multiple of M, odd maps are padded
+# before merging. Parameters do not depend on the input size, only the padding and masks do.
 
 # %%
 if SMALL:
@@ -174,10 +180,9 @@ print(f"{hh}x{ww} image on a {size}-px model: stage maps {stage_maps}, logits {l
 # window on its shorter side, the window becomes that side and the shift 0
 # (`set_shift_and_window_size`). minswin does that only at the model's own size (the official
 # rule) and pads elsewhere, switching the shift off per axis where one window covers the padded
-# axis (torchvision). The rules agree at 224 and at 256×320; at 200×260 stage 4's map is 7×9.
-# Measured here: the logits agree to 4e-16 at 224 and at 256×320 and differ by 3e-3 at
-# 200×260 (by 3e-2 for Swin-T with transformers' own initial weights, 0.16 with randomised
-# ones).
+# axis (torchvision). The rules agree at 224 and at 256×320 and part at 200×260: the cells
+# below print how far apart the logits are at each size and assert it (round-off where the
+# rules agree, far more where they do not).
 # (This section needs torch and transformers, minswin's test oracles; without them it says so
 # and stops. tests/test_folders.py checks the same facts.)
 
@@ -219,14 +224,18 @@ if transformers is not None:
         print(f"{hw[0]}x{hw[1]}: max |minswin - transformers| = {gaps[hw]:.1e}")
 
 # %% [markdown]
-# Why 200×260 differs: the stage maps are 50×65, 25×33, 13×17 and 7×9. On 7×9 transformers
-# takes min(7, 9) = 7 ≤ M, so its shifted blocks use window 7 and **no shift**, on the unpadded
-# 7×9 map padded to 7×14. minswin pads 7×9 to 7×14 as well, but 14 is two windows wide, so it
-# keeps the shift 3 along the width (torchvision's rule; along the height one window covers
-# the 7 rows and the shift is 0). Make minswin's stage-4 blocks take transformers' decision and
-# the difference goes away: that rule is the whole difference.
+# Why 200×260 differs: the stage maps (printed below) end with a last map whose shorter side
+# equals M = 7. There transformers takes the window to be that side, so its shifted blocks use
+# **no shift**, on the unpadded map padded to a multiple of 7. minswin pads it the same way,
+# but the padded width is two windows, so it keeps the shift along the width (torchvision's
+# rule; along the height one window covers the rows and the shift is 0). Make minswin's
+# stage-4 blocks take transformers' decision and the difference goes away: that rule is the
+# whole difference.
 
 # %%
+maps_200 = [(-(-200 // (4 * 2 ** i)), -(-260 // (4 * 2 ** i))) for i in range(4)]
+print("stage maps of a 200x260 image (each side rounded up):", maps_200)
+assert maps_200[-1][0] == 7 < maps_200[-1][1]
 if transformers is not None:
     from minswin.ops.masks import forward_window_shift
     xs = gh.standard_normal((2, 200, 260, 3))
@@ -246,10 +255,11 @@ if transformers is not None:
 
 # %% [markdown]
 # Two more consequences of deciding at run time. The decision is *kept*: the transformers model
-# that just saw 200×260 has switched stage 4's shift off for good, so at 256×320 (stage 4 is
-# 8×10, where a fresh model shifts) it now gives other logits than a fresh one. And a map
-# smaller than the window (100×132 gives 4×5 in stage 4) makes the window 4 while the bias
-# table is still 7×7's: transformers stops with an error; minswin pads 4×5 to 7×7 and runs.
+# that just saw 200×260 has switched stage 4's shift off for good, so at 256×320 (where a
+# fresh model shifts in stage 4) it now gives other logits than a fresh one. And a map
+# smaller than the window (100×132 gives a stage-4 map smaller than 7×7) shrinks the window
+# while the bias table is still the 7×7 window's: transformers stops with an error; minswin
+# pads the map to 7×7 and runs.
 
 # %%
 if transformers is not None:
@@ -276,12 +286,13 @@ if transformers is not None:
 #
 # * **Why 28,288,354 and not "28M"?** The README rounds; the exact count includes the
 #   relative position tables, every bias and every LayerNorm.
-# * **Why does stage 4's table have 169 rows even though its window shrank?** It does not
-#   shrink at 224: the map is 7×7, equal to M = 7. At 384 px with M = 12 it is 12×12.
-# * **Input sizes not divisible by 32 or by M?** Padded (SPEC §13, torchvision/det
-#   semantics); the official classifier would refuse them (issues #155, #202).
+# * **Why does stage 4's table have (2M − 1)² rows even though its window shrank?** It does
+#   not shrink at 224: the map is 7×7, equal to M = 7. At 384 px with M = 12 it is 12×12.
+# * **Input sizes not divisible by 32 or by M?** Padded at the bottom and right, as
+#   torchvision and the official detection backbone do, so that every size runs; the official
+#   classifier would refuse them (microsoft/Swin-Transformer#155, #202).
 # * **Can I load timm or torchvision weights?** Yes, `load_state_dict` maps their key names
-#   (SPEC §11).
+#   to the official ones.
 
 # %% [markdown]
 # ## Checks
@@ -298,6 +309,7 @@ assert before > 1e-3 and after == 0.0
 assert keys_t == 173
 assert sum(by_part.values()) == 28_288_354 and max(by_part, key=by_part.get) == "stage 4 blocks"
 assert by_part["stage 3 blocks"] + by_part["stage 4 blocks"] > 0.85 * 28_288_354
+assert share_34 > 0.85 and share_1 < 0.01
 if not SMALL:
     assert stage_maps == [(50, 65), (25, 33), (13, 17), (7, 9)] and logits.shape == (1, 1000)
 else:

@@ -94,14 +94,22 @@ print("parameters live in", get_xp(cpu_model.params["head.weight"]).__name__,
 # Two backends never agree bit for bit: their kernels add in different orders. What such a
 # difference looks like is easiest to see with one backend and two precisions. The same
 # model (same seed) in float32 against float64, every logit: the gaps sit near float32's
-# rounding step (about 1e-7 of the value), which is where a float32 GPU run lands too;
-# in float64 the CPU and a GPU agree to about 1e-15.
+# rounding step (its eps, printed below, times the value).
+#
+# What to expect on a GPU, and why: CuPy computes in the same IEEE float32 and float64 as
+# NumPy, so only the order of additions differs (and the library functions, e.g. `erf`, by a
+# unit or two in the last place). A GPU run should therefore differ from the CPU by a few eps
+# of its precision times the depth of the sums: near float32's eps in float32, near float64's
+# in float64. **This has not been measured here: nothing in minswin has run on a GPU yet.**
+# `make gpu-check` measures both gaps on the first machine with one, and the cell after the
+# figure prints them when this notebook runs on a GPU.
 
 # %%
 f32_model = minswin.create_model("swin_micro", num_classes=10, dtype="float32", seed=0)
 f32_logits = f32_model.forward(x.astype(np.float32)).astype(np.float64)
 rel_gap = np.abs(f32_logits - cpu_logits) / np.abs(cpu_logits).max()     # (2, 10)
 print(f"largest float32 vs float64 logit gap, relative to the largest logit: {rel_gap.max():.1e}")
+print(f"eps: float32 {np.finfo(np.float32).eps:.1e}, float64 {np.finfo(np.float64).eps:.1e}")
 fig = Figure(figsize=(7.5, 3.2), layout="constrained")
 ax = fig.subplots()
 for b in range(rel_gap.shape[0]):
