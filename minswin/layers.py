@@ -4,7 +4,7 @@ Each forward keeps its op's cache in `self.cache`; each backward reads only that
 accumulates the parameter gradients and returns the input gradient. The ops come from the tier
 `minswin.use_fast` chooses (`tier(...)`, minswin/tiers.py): minswin.ops, the plain maths, or
 their fast twins in minswin.fast. Their names, arguments and caches are the same.
-Initialisation follows the official `_init_weights` (SPEC 10).
+Initialisation follows the official `_init_weights` (docs/semantics.md, section 4).
 """
 import math
 

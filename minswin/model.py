@@ -7,7 +7,7 @@ same memory, token t = r*W + c).
     image (B, H, W, 3) -> patch_embed -> layers.0 .. layers.{L-1} -> norm -> mean -> head
     layers.i = blocks (W-MSA, SW-MSA, W-MSA, ...) then, for i < L-1, downsample (merging)
 
-Window and shift (SPEC "What minswin decides" 3-4):
+Window and shift (docs/semantics.md, section 3):
 * when a block is built for its resolution, the official shrink rule applies: if the map is
   no bigger than the window, the window becomes the map and the shift 0;
 * at run time the map is padded to multiples of the window, and on any axis that one window
@@ -151,7 +151,7 @@ class BasicLayer(Module):
 
 
 class SwinTransformer(Module):
-    """The whole network; parameter names are the official checkpoint's (SPEC 11)."""
+    """The whole network; parameter names are the official checkpoint's (docs/semantics.md, section 1)."""
 
     def __init__(self, config, seed=0, dtype="float32"):
         super().__init__()

@@ -6,7 +6,7 @@ N = M*M, nH heads.
     image (B, H, W, 3) -> patch_embed -> layers.0 .. layers.{L-1} -> norm -> mean -> head
     block: x = x + DropPath(norm1(unshift(Attn(shift(x)))));  x = x + DropPath(norm2(MLP(x)))
 
-What changes from v1 (SPEC 15), and why:
+What changes from v1 (docs/semantics.md, section 6), and why:
 * res-post-norm: the LayerNorm moves from the input of each branch to its output. In v1 each
   block adds its un-normalised branch to the main path, so activations grow with depth; V2
   adds a normalised one (and the official init sets norm1/norm2 to zero, so every block

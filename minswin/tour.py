@@ -2,8 +2,9 @@
 
 `minswin tour` (and `make tour`) call `run_tour`. It builds Swin-T, pushes one 224x224 photo
 through the whole network while recording each module's output shape, prints the shape table
-of the explainer as it really happened, the windows and masks of every stage, the parameter
-count, the FLOPs per stage, and the MSA vs W-MSA comparison, then writes every figure of
+(also in the H x W x C notation of the explainer, the Chinese article on Swin this project grew
+from) as it really happened, the windows and masks of every stage, the parameter count, the
+FLOPs per stage, and the explainer's MSA vs W-MSA example, then writes every figure of
 `minswin.viz` into a folder. Nothing printed is typed in by hand: each value is read from the
 model, its trace, `minswin.flops` or the mask functions.
 """
@@ -32,7 +33,7 @@ class TourResult(NamedTuple):
     flops: int              # total MACs, official counting
     flops_by_stage: dict    # stage label -> MACs
     windows: list           # windows per stage
-    msa_saving: int         # the explainer's MSA - W-MSA at h=w=224, C=3, M=7
+    msa_saving: int         # MSA - W-MSA with pixels as tokens: h=w=224, C=3, M=7
     seconds: float
 
 
@@ -41,7 +42,7 @@ def _fmt_shape(shape):
 
 
 def _shape_rows(model, x, trace, stages):
-    """(step, full shape, explainer-style shape) rows of the forward pass."""
+    """(step, full shape) rows of the forward pass; printed with an H x W x C column."""
     c = model.config
     xpad, _ = pad_forward(x, c.patch_size)
     patches = patchify(xpad, c.patch_size)                 # (1, h, w, 3*p*p): before the Linear
@@ -83,7 +84,7 @@ def _flops_by_stage(model):
 def _print_tables(p, model, name, x, trace, logits, stages):
     c = model.config
     p(f"\n== 1. {name}: one real {c.img_size}x{c.img_size} photo through the whole network ==")
-    p(f"{'step':<44}{'array shape':<22}explainer")
+    p(f"{'step':<44}{'array shape':<22}H x W x C")
     for step, shape in _shape_rows(model, x, trace, stages):
         p(f"{step:<44}{str(tuple(shape)):<22}{_fmt_shape(shape)}")
     p(f"logits: {tuple(logits.shape)} (random weights, seed 0: the classes mean nothing yet)")
@@ -115,10 +116,13 @@ def _print_tables(p, model, name, x, trace, logits, stages):
     for k, v in by_stage.items():
         p(f"  {k:<20}{v / 1e9:>8.4f} G")
 
-    h, w, C, M = 224, 224, 3, 7          # the explainer's example
+    h, w, C, M = 224, 224, 3, 7          # every pixel a token: the explainer's example
     msa, wmsa = flops_mod.msa_flops(h, w, C), flops_mod.wmsa_flops(h, w, C, M)
     saving = flops_mod.msa_saving(h, w, C, M)
-    p(f"\n== 5. global MSA vs window W-MSA, h=w={h}, C={C}, M={M} ==")
+    p(f"\n== 5. global MSA vs window W-MSA with pixels as tokens (not a Swin setting): "
+      f"h=w={h}, C={C}, M={M} ==")
+    p("  the worked example of the explainer, the Chinese article on Swin this project grew "
+      "from;\n  Swin-T's own attention cost per stage is section 4 above")
     p(f"  MSA   4hwC^2 + 2(hw)^2 C  = {msa:>18,}")
     p(f"  W-MSA 4hwC^2 + 2M^2 hwC   = {wmsa:>18,}")
     p(f"  saving 2(hw)^2 C - 2M^2 hwC = {saving:>16,}")

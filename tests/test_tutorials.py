@@ -52,6 +52,9 @@ QUOTED = {
     "09_numpy_and_cupy.py": {
         "12.1": "CuPy's release notes: ufunc.at (so cupy.add.at) dispatches from v12.1.0 on "
                 "(cupy/cupy#7561); minswin.backend.index_add relies on it"},
+    "11_from_swin_to_swin_v2.py": {
+        "2022": "Liu et al., Swin Transformer V2: Scaling Up Capacity and Resolution, CVPR "
+                "2022 (arXiv:2111.09883)"},
     "01_from_vit_to_swin.py": {
         "9": "the official mask code cuts each axis of a shifted map into 3 bands, 3 x 3 "
              "regions; tutorial 5 prints and asserts the nine labels"},

@@ -187,6 +187,7 @@ print(f"{hh}x{ww} image on a {size}-px model: stage maps {stage_maps}, logits {l
 # and stops. tests/test_folders.py checks the same facts.)
 
 # %%
+SIZES = ((224, 224), (256, 320), (200, 260))               # where the logits are compared
 try:
     import torch
     import transformers
@@ -218,7 +219,7 @@ if transformers is not None:
     hf_net.save_pretrained(hf_dir)
     hf_model = minswin.from_pretrained(hf_dir, dtype="float64")
     gaps = {}
-    for hw in ((224, 224), (256, 320), (200, 260)):
+    for hw in SIZES:
         xs = gh.standard_normal((2, *hw, 3))
         gaps[hw] = np.abs(hf_model.forward(xs) - hf_logits(hf_dir, xs)[0]).max()
         print(f"{hw[0]}x{hw[1]}: max |minswin - transformers| = {gaps[hw]:.1e}")

@@ -32,8 +32,9 @@ import os
 import numpy as np
 
 import minswin
+from minswin.data import load_dataset
 from minswin.gradcheck import check_op
-from minswin.layers_v2 import WindowAttentionV2
+from minswin.layers_v2 import CPB_HIDDEN, WindowAttentionV2
 from minswin.ops.attention import window_attention_forward
 from minswin.ops.continuous_bias import (continuous_bias_backward, continuous_bias_forward,
                                          log_spaced_coordinates)
@@ -144,6 +145,8 @@ print(report)
 _, cache = cosine_attention_forward(**ins, num_heads=2)
 dlogit = cosine_attention_backward(np.ones((4, 4, 4)), cache)[4].ravel()
 print("dlogit_scale per head (below, above the clamp):", dlogit)
+print(f"the clamp: LOGIT_SCALE_MAX = log 100 = {LOGIT_SCALE_MAX:.3f}, "
+      f"so tau <= {math.exp(LOGIT_SCALE_MAX):.0f}")
 
 # %% [markdown]
 # ## 3. Log-spaced coordinates
@@ -155,6 +158,7 @@ print("dlogit_scale per head (below, above the clamp):", dlogit)
 
 # %%
 c8 = log_spaced_coordinates(8)                             # (15, 15, 2)
+print(f"cpb_mlp: Linear(2, {CPB_HIDDEN}) -> ReLU -> Linear({CPB_HIDDEN}, heads)")
 print("offsets 0..7 ->", np.round(c8[7:, 7, 0], 3))
 c16 = log_spaced_coordinates(16, pretrained_window=8)      # window 16, trained with 8
 print("window 16, P=8: offsets 0..15 ->", np.round(c16[15:, 15, 0], 3))
@@ -216,6 +220,7 @@ old = (np.abs(DR) < M) & (np.abs(DC) < M)                  # the offsets trained
 err_v1 = float(np.abs(v1_new - truth)[old.ravel()].max())
 err_v2 = float(np.abs(v2_new - truth)[old.ravel()].max())
 print(f"max error on the old offsets: v1 resized {err_v1:.2f}, V2 {err_v2:.2f}")
+print(f"window {M} -> {M_NEW}: offsets ±{M - 1} -> ±{M_NEW - 1}")
 show(plot_window_transfer(v1_table, attn, M_NEW, head=0), "11_window_transfer.png")
 show(plot_table_resize(v1_table, M_NEW), "11_table_resize.png")
 
@@ -236,7 +241,7 @@ show(plot_table_resize(v1_table, M_NEW), "11_table_resize.png")
 # ## 5. What a trained V2 learned
 #
 # `swinv2_digits` ships with minswin (`minswin.pretrained("swinv2_digits")`): the digits recipe
-# of tutorial 10 with V2's blocks, 98.3% right on the test digits. Here is its first shifted
+# of tutorial 10 with V2's blocks (its test accuracy is printed below). Here is its first shifted
 # block's `cpb_mlp`, evaluated on the 7×7 offsets of its 4×4 window. Untrained, the network's
 # output is near 0 and every bias near 16·sigmoid(0) = 8: no preference. Trained, each head
 # spans nearly the whole range (0, 16), high on one side of the query and low on the other:
@@ -245,6 +250,10 @@ show(plot_table_resize(v1_table, M_NEW), "11_table_resize.png")
 
 # %%
 v2_digits = minswin.pretrained("swinv2_digits")
+digits = load_dataset("digits", img_size=16, split_seed=0)     # tutorial 10's split
+v2_digits.eval()
+v2_acc = float((v2_digits.forward(digits.test.x).argmax(1) == digits.test.y).mean())
+print(f"swinv2_digits: test accuracy {v2_acc:.1%} on {len(digits.test.y)} digits")
 learned = attention_cpb_table(v2_digits.layers[0].blocks[1].attn)      # (49, 3)
 untrained = attention_cpb_table(minswin.create_model("swinv2_digits", num_classes=10)
                                 .layers[0].blocks[1].attn)              # (49, 3)
@@ -288,6 +297,7 @@ assert fit_rms < 0.2
 assert err_v2 < 1.0 < 3.0 < err_v1                         # V2 keeps the old offsets; v1 moves
 assert (learned.max(0) - learned.min(0) > 8).all()         # trained: each head prefers a side
 assert (untrained.max(0) - untrained.min(0) < 1).all()     # untrained: all near 8
+assert v2_acc > 0.95
 v2_init = minswin.create_model("swinv2_digits", num_classes=10)
 h = np.random.default_rng(2).standard_normal((1, 8, 8, 48)).astype(np.float32)
 assert np.array_equal(v2_init.layers[0].blocks[0].forward(h), h)   # official init: identity

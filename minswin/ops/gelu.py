@@ -3,7 +3,8 @@
     out = x * Phi(x),  Phi(x) = (1 + erf(x / sqrt(2))) / 2          (the normal CDF)
     d out / dx = Phi(x) + x * phi(x),  phi(x) = exp(-x^2 / 2) / sqrt(2 pi)
 
-The tanh approximation moves Swin-T's logits by about 1e-4 (SPEC 8), so it is not used.
+The tanh approximation is close to this GELU but not equal, so it would move the logits away
+from every reference (docs/semantics.md, section 4); it is not used.
 erf is the library's own, exact to round-off (scipy.special / cupyx.scipy.special).
 """
 import math

@@ -227,7 +227,7 @@ def cached_attention_mask(H, W, window, shift, xp=None, dtype=np.float32):
 # ---------------------------------------------------------------------------- which window/shift
 
 def official_window_shift(resolution, window, shift):
-    """The official shrink rule (SPEC 5), applied when a block is built for its resolution.
+    """The official shrink rule (docs/semantics.md, section 3), applied when a block is built for its resolution.
 
     If min(H, W) <= M the window becomes min(H, W) and the shift 0: the window already sees
     the whole map, so there is nothing to shift. One scalar for both axes, `<=` as official.
@@ -239,7 +239,7 @@ def official_window_shift(resolution, window, shift):
 
 
 def forward_window_shift(H, W, window, shift):
-    """Padded size and per-axis shift a block uses on an (H, W) map (SPEC "decides" item 4).
+    """Padded size and per-axis shift a block uses on an (H, W) map (docs/semantics.md, section 3).
 
     The map is padded bottom/right to multiples of M; on an axis the window already covers
     (M >= padded size) the shift is 0, as torchvision does.

@@ -1,5 +1,6 @@
 """The cost argument for windows: global MSA against window MSA, per stage and for the
-explainer's example, from `minswin.flops` (multiply-accumulates, as the paper counts).
+pixels-as-tokens example of the explainer (the Chinese article on Swin this project grew from),
+from `minswin.flops` (multiply-accumulates, as the paper counts).
 
 MSA = 4hwC^2 + 2(hw)^2 C grows with the square of the number of tokens; W-MSA =
 4hwC^2 + 2M^2 hwC grows linearly. The bars are the two formulas at each stage's real map.
@@ -24,7 +25,7 @@ def attention_costs(model):
 def plot_attention_cost(model, example=(224, 224, 3, 7), name=None):
     """Bars of MSA vs W-MSA MACs for one attention layer of each stage, on a linear scale in
     GMACs (so that the small bars look as small as they are, not cut off by a log axis), and
-    the explainer's example (h, w, C, M) with the saving written out. axes[0].containers hold
+    the explainer's pixels-as-tokens example (h, w, C, M) with the saving written out. axes[0].containers hold
     the two bar series in stage order, in MACs."""
     rows = attention_costs(model)
     fig = new_figure(13, 5.4)
@@ -60,7 +61,8 @@ def plot_attention_cost(model, example=(224, 224, 3, 7), name=None):
     for k, v in enumerate((m, wm)):
         ax2.text(k, v * 1.15, f"{v:,}\n= {v / 1e9:.3f} G", ha="center", va="bottom",
                  fontsize=8)
-    ax2.set_title(f"the explainer's example: h=w={h}, C={C}, M={M}\nW-MSA saves "
+    ax2.set_title(f"pixels as tokens (the explainer's example)\nh=w={h}, C={C}, M={M}: "
+                  f"W-MSA saves\n"
                   f"{flops.msa_saving(h, w, C, M):,} MACs ({m / wm:.0f}x fewer)", fontsize=10)
     suptitle(fig, "Why windows: global attention grows with (hw)^2, window attention with hw "
                   "(`minswin.flops`)", fontsize=12)
