@@ -66,7 +66,7 @@ def test_4x4_window_example_from_explainer():
     assert len(set(lab)) == 4
     # token 0 may attend to exactly the tokens of its own region (a 2x2 block of 4)
     assert (~m[0]).sum() == 4
-    # the window holding the two regions "5 and 3" of the explainer: 2 regions, 8 tokens each
+    # window 1 holds regions 1 and 2 (region_labels): 8 tokens each
     lab1 = window_labels(8, 8, 4, 2)[1]
     assert sorted(np.bincount(lab1)[np.bincount(lab1) > 0]) == [8, 8]
 
@@ -106,7 +106,7 @@ def test_mask_equals_spec_construction(H, W, M, S):
 
 @pytest.mark.parametrize("H,M", [(56, 7), (28, 7), (14, 7), (96, 12), (64, 8)])
 def test_two_bands_per_axis_give_the_same_mask(H, M):
-    """SPEC 4 / issues #174, #194: with maps divisible by M, 4 regions would do."""
+    """microsoft/Swin-Transformer#174, #194: with maps divisible by M, 4 regions would do."""
     s = M // 2
     lab = np.zeros((H, H), int)
     for i, hs in enumerate((slice(0, -s), slice(-s, None))):

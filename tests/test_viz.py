@@ -35,7 +35,7 @@ def test_window_ids_match_a_literal_roll():
     r, c = np.meshgrid(np.arange(8), np.arange(8), indexing="ij")
     expect = ((r - 2) % 8 // 4) * 2 + (c - 2) % 8 // 4
     assert np.array_equal(ids, expect)
-    # the window made of the four corners is one window (the explainer's 8 6 2 0)
+    # the window made of the four corners is one window (regions 4 5 7 8 of region_labels)
     assert ids[0, 0] == ids[0, 7] == ids[7, 0] == ids[7, 7] == 3
 
 

@@ -25,8 +25,8 @@ def attention_costs(model):
 def plot_attention_cost(model, example=(224, 224, 3, 7), name=None):
     """Bars of MSA vs W-MSA MACs for one attention layer of each stage, on a linear scale in
     GMACs (so that the small bars look as small as they are, not cut off by a log axis), and
-    the explainer's pixels-as-tokens example (h, w, C, M) with the saving written out. axes[0].containers hold
-    the two bar series in stage order, in MACs."""
+    the explainer's pixels-as-tokens example (h, w, C, M) with the saving written out.
+    axes[0].containers hold the two bar series in stage order, in MACs."""
     rows = attention_costs(model)
     fig = new_figure(13, 5.4)
     ax, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2.2, 1]})
