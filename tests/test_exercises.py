@@ -538,3 +538,8 @@ def test_the_hint_levels_lead_to_the_formula(tmp_path):
         out[flags] = p.stdout.split("hint: ")[-1]
     assert "mean(dxhat)" not in out[()] and "mean(dxhat)" not in out[("--hint", "2")]
     assert "mean(dxhat)" in out[("--reveal",)] and "--reveal" in out[("--reveal",)]
+    p = subprocess.run([sys.executable, "-m", "minswin", "exercise", "check",
+                        "layernorm_backward", str(f), "--hint", "3"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 2 and p.stdout == "" and len(p.stderr.strip().splitlines()) == 1
+    assert "--hint: expected 1" in p.stderr and "--reveal" in p.stderr, p.stderr

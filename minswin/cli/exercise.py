@@ -31,7 +31,7 @@ def add_parser(sub):
     c.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                    help="time limit for running your file (default: 30; every exercise "
                         "grades in about a second)")
-    c.add_argument("--hint", type=int, default=1, choices=(1, 2), metavar="LEVEL",
+    c.add_argument("--hint", default="1", metavar="LEVEL",
                    help="how much the hint says: 1 a question (default), 2 the term")
     c.add_argument("--reveal", action="store_true",
                    help="show the formula of the mistake in the hint (the answer)")
@@ -72,5 +72,8 @@ def run(args):
     if not os.path.isfile(args.file):
         raise CliError(f"no such file {args.file!r} (start one with `minswin exercise start "
                        f"{ex.name}`)")
-    level = 3 if args.reveal else args.hint
+    if args.hint not in ("1", "2"):
+        raise CliError(f"--hint: expected 1 (a question) or 2 (the term; the formula is "
+                       f"--reveal), got {args.hint!r}")
+    level = 3 if args.reveal else int(args.hint)
     return grade_file(ex, args.file, timeout=timeout, hint=level).exit_code
