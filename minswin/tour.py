@@ -122,7 +122,7 @@ def _print_tables(p, model, name, x, trace, logits, stages):
     p(f"\n== 5. global MSA vs window W-MSA with pixels as tokens (not a Swin setting): "
       f"h=w={h}, C={C}, M={M} ==")
     p("  the worked example of the explainer, the Chinese article on Swin this project grew "
-      "from;\n  Swin-T's own attention cost per stage is section 4 above")
+      "from;\n  Swin-T's own cost per stage is section 4 above")
     p(f"  MSA   4hwC^2 + 2(hw)^2 C  = {msa:>18,}")
     p(f"  W-MSA 4hwC^2 + 2M^2 hwC   = {wmsa:>18,}")
     p(f"  saving 2(hw)^2 C - 2M^2 hwC = {saving:>16,}")
