@@ -1,6 +1,7 @@
 """Model configurations: the official Swin v1 and V2 variants and small teaching models.
 
-Fields follow the official `SwinTransformer.__init__` argument names, so that a config reads like the official one.
+Fields follow the official `SwinTransformer.__init__` argument names, so that a config reads
+like the official one.
 """
 from dataclasses import asdict, dataclass, fields, replace
 
@@ -78,7 +79,8 @@ class SwinConfig:
 @dataclass(frozen=True)
 class SwinV2Config(SwinConfig):
     """Swin V2: the v1 fields plus the window each stage was pre-trained with (0 = none), which
-    sets the normalisation of the continuous position bias's coordinates (docs/semantics.md, section 6)."""
+    sets the normalisation of the continuous position bias's coordinates (docs/semantics.md,
+    section 6)."""
     pretrained_window_sizes: tuple = None    # None: 0 for every stage
 
     version = 2                              # a class attribute, not a field

@@ -33,8 +33,9 @@ def wmsa_flops(h, w, C, M):
 
 
 def msa_saving(h, w, C, M):
-    """MSA - W-MSA = 2(hw)^2 C - 2 M^2 hwC (15,091,034,112 at h = w = 224, C = 3, M = 7: the pixels-as-tokens
-    example of the explainer, the Chinese article this project grew from; see the README)."""
+    """MSA - W-MSA = 2(hw)^2 C - 2 M^2 hwC (15,091,034,112 at h = w = 224, C = 3, M = 7: the
+    pixels-as-tokens example of the explainer, the Chinese article this project grew from; see
+    the README)."""
     return msa_flops(h, w, C) - wmsa_flops(h, w, C, M)
 
 
@@ -84,7 +85,8 @@ def model_flops_breakdown(config, img_size=None):
         if i < c.num_layers - 1:
             merge = merging_flops_v2 if c.version == 2 else merging_flops
             parts[f"layers.{i}.downsample"] = merge(r, r, dim)
-    # the official tail: final norm counted over g*g / 2^L tokens (docs/semantics.md, section 5), then the head
+    # the official tail: final norm counted over g*g / 2^L tokens (docs/semantics.md, section 5),
+    # then the head
     parts["norm"] = c.num_features * g * g // 2 ** c.num_layers
     parts["head"] = c.num_features * c.num_classes
     return {k: int(round(v)) for k, v in parts.items()}

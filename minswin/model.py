@@ -151,7 +151,8 @@ class BasicLayer(Module):
 
 
 class SwinTransformer(Module):
-    """The whole network; parameter names are the official checkpoint's (docs/semantics.md, section 1)."""
+    """The whole network; parameter names are the official checkpoint's (docs/semantics.md,
+    section 1)."""
 
     def __init__(self, config, seed=0, dtype="float32"):
         super().__init__()

@@ -65,7 +65,8 @@ QUOTED = {
 # "stage 4", "issue microsoft/Swin-Transformer#38"), digits inside identifiers (float64, V2,
 # x0, 2M) and web addresses.
 _URL = re.compile(r"https?://\S+|\]\([^)]*\)")
-_NAMES = re.compile(r"(?m)^#+ +\d+\.|\b(?:[Tt]utorials?|[Ss]ections?|[Ss]tages?|[Ss]teps?|[Ff]igures?|"
+_NAMES = re.compile(r"(?m)^#+ +\d+\.|"
+                    r"\b(?:[Tt]utorials?|[Ss]ections?|[Ss]tages?|[Ss]teps?|[Ff]igures?|"
                     r"[Qq]uestions?|[Ee]xercises?|[Pp]arts?|[Ll]evels?)\s+\d+"
                     r"(?:\s*(?:,|and|or|to|-|–)\s*\d+)*|[\w./-]*#\d+(?:\s*,\s*#\d+)*")
 _TIMES = re.compile(r"(\d)\s*[x×]\s*(?=\d)")         # 7×7, 4x4x3: three numbers

@@ -154,8 +154,8 @@ print(report)
 # %% [markdown]
 # ## Questions
 #
-# * **Patch merging vs a conv (microsoft/Swin-Transformer#256, #330).** The Linear is a 2×2 stride-2 conv, but
-#   the per-cell LayerNorm before it is not: shown above.
+# * **Patch merging vs a conv (microsoft/Swin-Transformer#256, #330).** The Linear is a 2×2
+#   stride-2 conv, but the per-cell LayerNorm before it is not: shown above.
 # * **Why is x1 the bottom-left token?** That is the official slicing (`x[:, 1::2, 0::2]`);
 #   timm's reshape gives the same channel order, so their weights are interchangeable.
 # * **Sizes not divisible by 2 (or 32)?** Zero-pad bottom/right, as above.

@@ -152,9 +152,9 @@ agree = max(np.abs(p100 - pinf).max(), np.abs(p100 - pbool).max())
 print(f"largest difference between the three: {agree:.0e}")
 
 # %% [markdown]
-# All three agree to the difference printed above, the size of e^−100 or less. −100 is finite, so even a row whose keys were all masked
-# would not produce NaN (it would become uniform); with these labels that never happens,
-# since every token sees at least itself.
+# All three agree to the difference printed above, the size of e^−100 or less. −100 is finite,
+# so even a row whose keys were all masked would not produce NaN (it would become uniform); with
+# these labels that never happens, since every token sees at least itself.
 #
 # ## Proof: masked shifted attention = attention inside each region
 #

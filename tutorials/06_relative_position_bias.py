@@ -73,9 +73,10 @@ show(plot_index_walkthrough(window=2), "06_index_walkthrough.png")
 #
 # ## Why multiply by 2M − 1, not 2M − 2?
 #
-# After the shift, dc takes 2M − 1 values (0..2M−2). For the base-(2M−1) reading to be
-# unique the row digit must step by 2M − 1. Stepping by 2M − 2 (asked in microsoft/Swin-Transformer#367) makes the last
-# column digit of one row collide with the first of the next:
+# After the shift, dc takes 2M − 1 values (0..2M−2). For the base-(2M−1) reading to be unique
+# the row digit must step by 2M − 1. Stepping by 2M − 2 (asked in
+# microsoft/Swin-Transformer#367) makes the last column digit of one row collide with the first
+# of the next:
 
 # %%
 def offsets_by_index(M, multiplier):
@@ -178,9 +179,11 @@ print(report)
 #
 # ## Questions
 #
-# * **Why ×(2M − 1) (microsoft/Swin-Transformer#75, #367)?** It turns the 2-D offset into a unique 1-D index
-#   (base 2M − 1 digits); 2M − 2 makes different offsets share a row, shown above.
-# * **Why (2M − 1)² rows (microsoft/Swin-Transformer#139)?** That is the number of distinct offsets; all are used.
+# * **Why ×(2M − 1) (microsoft/Swin-Transformer#75, #367)?** It turns the 2-D offset into a
+#   unique 1-D index (base 2M − 1 digits); 2M − 2 makes different offsets share a row, shown
+#   above.
+# * **Why (2M − 1)² rows (microsoft/Swin-Transformer#139)?** That is the number of distinct
+#   offsets; all are used.
 # * **Is the index learned?** No, it is a constant of M; only the table is learned. A
 #   checkpoint's `relative_position_index` buffer is checked against minswin's and dropped.
 # * **Windows of another size (Swin-B at 384 px uses M = 12)?** The table is interpolated to

@@ -11,10 +11,10 @@
 # # 8. The whole model: sizes, costs, checkpoints, any input size
 #
 # Swin-T, -S, -B and -L differ only in the width C, the depth of stage 3 and the number of
-# heads. Here we count their parameters (by formula, checked against built models), read
-# their cost from `model.flops()`, save and reload a checkpoint, and run a model on an image
-# of another size than the one it was built for. `MINSWIN_SMALL=1` skips the slow parts (building more models,
-# a full-size forward pass).
+# heads. Here we count their parameters (by formula, checked against built models), read their
+# cost from `model.flops()`, save and reload a checkpoint, and run a model on an image of
+# another size than the one it was built for. `MINSWIN_SMALL=1` skips the slow parts (building
+# more models, a full-size forward pass).
 
 # %%
 import os

@@ -50,12 +50,12 @@ SMALL = os.environ.get("MINSWIN_SMALL") == "1"
 # %% [markdown]
 # ## The data
 #
-# Each digit is an 8×8 grid of grey levels from 0 to 16. We scale the levels to [0, 1],
-# upsample bilinearly to 16×16 (the model's `img_size`), copy the grey channel three times
-# (the model takes RGB), and split the images, class by class, into train, validation and
-# test sets with a fixed seed (their sizes and shares are printed below). The mean and standard deviation used to normalise come from
-# the training images only: the test set must not leak into training, even through one
-# number.
+# Each digit is an 8×8 grid of grey levels from 0 to 16. We scale the levels to [0, 1], upsample
+# bilinearly to 16×16 (the model's `img_size`), copy the grey channel three times (the model
+# takes RGB), and split the images, class by class, into train, validation and test sets with a
+# fixed seed (their sizes and shares are printed below). The mean and standard deviation used to
+# normalise come from the training images only: the test set must not leak into training, even
+# through one number.
 
 # %%
 ds = load_dataset("digits", img_size=16, split_seed=0)

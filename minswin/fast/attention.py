@@ -33,8 +33,8 @@ def add_bias_and_mask(scores, bm, start):
     """scores (b, nH, N, N), of windows start..start+b-1, += their rows of `bm` (in place).
 
     bm is bias_and_mask (nW, nH, N, N). Window i of the batch uses row i % nW: windows are
-    batch-major (docs/semantics.md, section 1). Blocks from `window_blocks` are whole images or lie inside one
-    image, so their rows are one broadcast or one slice.
+    batch-major (docs/semantics.md, section 1). Blocks from `window_blocks` are whole images or
+    lie inside one image, so their rows are one broadcast or one slice.
     """
     nW, b = bm.shape[0], scores.shape[0]
     if nW == 1:

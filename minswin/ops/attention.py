@@ -11,8 +11,8 @@ nH heads, d = C / nH head width, nW windows per image.
 merge_heads puts the heads side by side, (B_, nH, N, d) -> (B_, N, nH*d), channel h*d + lane;
 split_heads is its inverse for each of q, k, v. The order is the official one: scale on q
 before the product, then the relative position bias, then the -100 shift mask, then softmax
-(docs/semantics.md, section 2). Windows are batch-major (section 1): window i of the batch is window i % nW of its
-image, so it gets mask[i % nW].
+(docs/semantics.md, section 2). Windows are batch-major (section 1): window i of the batch is
+window i % nW of its image, so it gets mask[i % nW].
 """
 from typing import NamedTuple
 

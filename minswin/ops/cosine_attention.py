@@ -10,9 +10,9 @@ nH heads, d = C / nH head width, nW windows per image.
     a = softmax(s)                                         (B_, nH, N, N)
     out = merge_heads(a @ v) @ Wproj.T + bproj             (B_, N, C)
 
-What changes from v1 (docs/semantics.md, section 6): the scores are cosines in [-1, 1] times a learned
-temperature, not dot products times d^-0.5, so one large activation can no longer push a
-softmax to one-hot; there is no d^-0.5; `logit_scale` is clamped at log 100 before the exp,
+What changes from v1 (docs/semantics.md, section 6): the scores are cosines in [-1, 1] times a
+learned temperature, not dot products times d^-0.5, so one large activation can no longer
+push a softmax to one-hot; there is no d^-0.5; `logit_scale` is clamped at log 100 before the exp,
 so above the clamp it gets no gradient at all; the bias comes from the continuous position
 bias network (ops/continuous_bias.py), bounded in (0, 16). Bias, mask and softmax as in v1.
 """

@@ -10,7 +10,7 @@ from typing import NamedTuple
 from ..backend import get_xp
 from ..checks import check_array, check_shape
 
-EPS = 1e-5   # nn.LayerNorm's default, used by every Swin implementation (docs/semantics.md, section 4)
+EPS = 1e-5   # nn.LayerNorm's default, used by every Swin implementation (docs/semantics.md, 4)
 
 
 class LayerNormCache(NamedTuple):

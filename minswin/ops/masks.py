@@ -227,7 +227,8 @@ def cached_attention_mask(H, W, window, shift, xp=None, dtype=np.float32):
 # ---------------------------------------------------------------------------- which window/shift
 
 def official_window_shift(resolution, window, shift):
-    """The official shrink rule (docs/semantics.md, section 3), applied when a block is built for its resolution.
+    """The official shrink rule (docs/semantics.md, section 3), applied when a block is built for
+    its resolution.
 
     If min(H, W) <= M the window becomes min(H, W) and the shift 0: the window already sees
     the whole map, so there is nothing to shift. One scalar for both axes, `<=` as official.
