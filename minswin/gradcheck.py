@@ -197,7 +197,7 @@ def check_op(forward, backward, inputs, *, static=None, wrt=None, dout=None, see
 
     if directional:
         pairs = directional_check(f, {n: arrays[n] for n in names}, grads, dout, h, seed + 1)
-        rows = _directional_rows(pairs, arrays, tol)
+        rows = _directional_rows(pairs, arrays, grads, tol)
     else:
         rows = []
         for n in names:
@@ -235,14 +235,24 @@ def check_module(module, x, *, seed=0, h=1e-6, tol=TOL_MODEL, wrt=None, title=No
             raise ValueError(f"wrt: expected 'x' or parameter names of the module, got {unknown}")
         arrays = {k: arrays[k] for k in wrt}
     pairs = directional_check(lambda: module.forward(x), arrays, grads, dout, h, seed + 1)
-    return GradReport(title or type(module).__name__, _directional_rows(pairs, arrays, tol))
+    return GradReport(title or type(module).__name__,
+                      _directional_rows(pairs, arrays, grads, tol))
 
 
-def _directional_rows(pairs, arrays, tol):
-    """One GradRow per input from directional_check's {name: (numeric, analytic)}."""
+def _directional_rows(pairs, arrays, grads, tol):
+    """One GradRow per input from directional_check's {name: (numeric, analytic)}.
+
+    The error is |numeric - analytic| over the size the derivative along u should have. For a
+    standard-normal u, g.u is typically about |g| (its standard deviation is exactly |g|), but
+    a random u can be nearly orthogonal to g: then g.u is tiny, the central difference's
+    rounding (about eps*|L|/h) is all that is left, and dividing by |g.u| alone would call a
+    right backward wrong. So the denominator is the larger of |numeric| + |analytic| and |g|.
+    A wrong backward still shows: it moves g.u by about |g_wrong - g|, a large part of |g|.
+    """
     rows = []
     for n, (num, ana) in pairs.items():
-        err = abs(num - ana) / max(abs(num) + abs(ana), _TINY)
+        scale = float(np.sqrt(np.sum(to_numpy(grads[n]).astype(np.float64) ** 2)))
+        err = abs(num - ana) / max(abs(num) + abs(ana), scale, _TINY)
         rows.append(GradRow(n, tuple(arrays[n].shape), err, abs(num - ana), tol,
                             verdict(err, tol)))
     return rows

@@ -158,3 +158,31 @@ def test_droppath_scales_kept_samples_by_one_over_keep():
     np.testing.assert_array_equal(droppath_backward(np.ones_like(x), cache), out)
     same, _ = droppath_forward(x, p, False, np.random.default_rng(5))
     assert same is x                                       # identity in eval
+
+
+def test_directional_check_survives_a_direction_nearly_orthogonal_to_the_gradient():
+    """A random direction u can be nearly orthogonal to the gradient g: then g.u is tiny and the
+    central difference's rounding is all that is left of it. The error is measured against |g|,
+    the size g.u has for a typical u, so a right backward passes along such a u, and a wrong one
+    (the gradient with one element lost) still fails along it."""
+    from minswin.gradcheck import check_op as check
+    g = np.array([1.0, -2.0, 3.0, 0.5])                    # |g| ~ 3.8
+
+    def forward(x):
+        return (x * g).sum(keepdims=True) + 1e3, None      # dL/dx = g for any dout = 1
+
+    def right(dout, cache):
+        return dout * g
+
+    def wrong(dout, cache):
+        return dout * g * np.array([1.0, 1.0, 0.0, 1.0])   # loses the third element
+
+    x = np.array([0.3, -0.1, 0.2, 0.7])
+    for backward, passes in ((right, True), (wrong, False)):
+        report = check(forward, backward, dict(x=x.copy()), directional=True)
+        assert report.passed is passes, str(report)
+    # along u = (2, 1, 0, 1e-7), g.u = 5e-8: a right backward whose central difference is
+    # off by a rounding of 2e-10 (eps * |L| / h at |L| ~ 1e3) is still ok (it was 2e-3, WRONG)
+    from minswin.gradcheck import _directional_rows
+    rows = _directional_rows({"x": (5e-8 + 2e-10, 5e-8)}, {"x": x}, {"x": g}, 1e-7)
+    assert rows[0].verdict == "ok", rows
