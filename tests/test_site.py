@@ -15,6 +15,7 @@ which is missing; `.ci/run` installs Chromium where it can.
 """
 import os
 import pathlib
+import re
 import shutil
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -166,11 +167,12 @@ def test_site_has_its_pages(site):
     for name in ("minswin.attention_mask", "minswin.ops.masks.region_labels",
                  "minswin.viz.plot_window_mask"):
         assert f'id="{name}"' in api, name
-    for text in ("http://", "https://"):
-        # no script, style or font from elsewhere (links in text may name a web page)
-        for tag in ("<script src=\"" + text, "<link rel=\"stylesheet\" href=\"" + text,
-                    "@import url(" + text):
-            assert all(tag not in p.read_text() for p in site.rglob("*.html")), tag
+    # no script, style, image or font from elsewhere (a link in the text may name a web page)
+    from_elsewhere = re.compile(r"<(script|link|img|source)\b[^>]*\b(src|href)=[\"']?"
+                                r"(https?:)?//|@import\s+url\(\s*[\"']?(https?:)?//", re.I)
+    for path in [*site.rglob("*.html"), *site.rglob("*.css"), *site.rglob("*.js")]:
+        found = from_elsewhere.search(path.read_text(encoding="utf-8"))
+        assert not found, f"{path}: {found and found.group(0)}"
 
 
 @pytest.fixture(scope="module")

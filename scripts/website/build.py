@@ -193,10 +193,14 @@ def _entry(qualname, obj, level="###"):
         return (f"{level} {qualname}\n\n```python\n{qualname}: {type(obj).__name__}\n"
                 f"# {value[:300]}\n```\n")
     doc = inspect.getdoc(obj)
-    if inspect.isclass(obj) and doc and doc.startswith(obj.__name__ + "("):
-        doc = None                                         # a dataclass's generated one
+    generated = inspect.isclass(obj) and doc and doc.startswith(obj.__name__ + "(")
     text = f"{level} {qualname}\n\n```python\n{head} {qualname}{sig}\n```\n\n"
-    text += ("```text\n" + doc + "\n```\n") if doc else "*(no docstring)*\n"
+    if generated:                      # a dataclass's or NamedTuple's: the signature says it
+        pass
+    elif doc:
+        text += "```text\n" + doc + "\n```\n"
+    else:
+        text += "*(no docstring)*\n"
     if inspect.isclass(obj):
         for name, member in vars(obj).items():
             if name.startswith("_") or not callable(member) and not isinstance(member,
