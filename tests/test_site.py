@@ -369,3 +369,8 @@ def test_explorer_screenshots(site, browser, width):
     assert os.path.getsize(path) > 10_000
     assert overflow <= width and wide <= width, f"wider than the screen: {overflow}, {wide}"
     assert not problems + more, problems + more
+    if width < 500:                                        # every page fits a phone's width
+        for rel in site_pages(site):
+            landing.goto((site / rel).as_uri())
+            wide = landing.evaluate("() => document.scrollingElement.scrollWidth")
+            assert wide <= width, f"{rel} is {wide} px wide on a {width} px screen"
