@@ -1,13 +1,13 @@
 """Build minswin's static website into site/: `make site`.
 
-    python scripts/make_site.py [--out DIR] [TUTORIAL ...]
+    python scripts/make_site.py [--out DIR] [--fresh] [TUTORIAL ...]
 
 The tutorials are the executed notebooks: tutorials/NN_topic.ipynb where `make notebooks`
-wrote it and it is newer than its script, otherwise the tutorial is executed first (as `make
-notebooks` does, a minute or two for all of them). Pages: a landing page, one per tutorial, the
-exercises, the API (from docstrings) and the window-and-mask explorer (its numbers computed by
-minswin now). The site works offline: open site/index.html in a browser. See
-scripts/website/build.py.
+wrote it and it is newer than its script, otherwise (or with --fresh) the tutorial is executed
+first, as `make notebooks` does (a few minutes for all of them). Pages: a landing page, one
+per tutorial, the exercises, the API (from docstrings) and the window-and-mask explorer (its
+numbers computed by minswin now). The site works offline: open site/index.html in a
+browser. See scripts/website/build.py.
 """
 import argparse
 import os
@@ -21,6 +21,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="make_site.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=os.path.join(ROOT, "site"),
                    help="the folder of the site (default: site/ in the repository)")
+    p.add_argument("--fresh", action="store_true",
+                   help="execute every tutorial again, even where its notebook is up to date "
+                        "(after a change to minswin itself)")
     p.add_argument("tutorials", nargs="*", metavar="TUTORIAL",
                    help="tutorial scripts to include (default: every tutorials/NN_*.py)")
     args = p.parse_args(argv)
@@ -45,7 +48,7 @@ def main(argv=None):
         print(f"make_site.py: {err}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    notebooks = [(s, executed_notebook(s)) for s in scripts]
+    notebooks = [(s, executed_notebook(s, fresh=args.fresh)) for s in scripts]
     build_site(args.out, notebooks)
     files, size = site_size(args.out)
     print(f"minswin: site in {os.path.relpath(args.out)}: {files} files, {size / 1e6:.1f} MB, "

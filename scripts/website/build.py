@@ -42,18 +42,19 @@ def tutorial_scripts(root=ROOT):
     return sorted(glob.glob(os.path.join(root, "tutorials", "[0-9][0-9]_*.py")))
 
 
-def executed_notebook(script, log=print):
+def executed_notebook(script, fresh=False, log=print):
     """The executed notebook of a tutorial: tutorials/NN_topic.ipynb when it is newer than the
-    script (`make notebooks` wrote it), else executed now and written there, as make notebooks
-    does."""
+    script (`make notebooks` wrote it) and `fresh` is false, else executed now and written
+    there, as make notebooks does."""
     import jupytext
     import nbformat
     path = os.path.splitext(script)[0] + ".ipynb"
-    if os.path.isfile(path) and os.path.getmtime(path) >= os.path.getmtime(script):
+    if not fresh and os.path.isfile(path) and os.path.getmtime(path) >= os.path.getmtime(script):
         nb = nbformat.read(path, as_version=4)
         if _was_run(nb):
             return nb
-    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    if os.path.join(ROOT, "scripts") not in sys.path:
+        sys.path.insert(0, os.path.join(ROOT, "scripts"))
     from make_notebooks import run_notebook
     t0 = time.perf_counter()
     log(f"minswin: executing {os.path.relpath(script)} ...")
