@@ -48,6 +48,13 @@ bench: $(STAMP)
 notebooks: $(STAMP)
 	@$(BIN)/python scripts/make_notebooks.py
 
+# the tutorials as a static website in site/ (git-ignored; open site/index.html, no network
+# needed): tutorials, exercises, API and the window-and-mask explorer. Executes the
+# tutorials first where `make notebooks` has not (scripts/make_site.py)
+.PHONY: site
+site: $(STAMP)
+	@MPLBACKEND=Agg $(BIN)/python scripts/make_site.py
+
 torch: $(STAMP)
 	$(BIN)/python -m pip install torch --index-url https://download.pytorch.org/whl/cpu
 
