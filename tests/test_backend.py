@@ -79,36 +79,32 @@ def test_missing_cupy_names_the_wheels_to_install(fresh_detection):
         minswin.use("cupy")
 
 
-def test_no_nvidia_driver_is_said_as_such(fresh_detection):
-    """CuPy installed on a machine without a driver: driverGetVersion() is 0, and counting
-    GPUs fails with 'cudaErrorInsufficientDriver', which reads like 'upgrade the driver'."""
+def _reason_with_driver(monkeypatch, version):
+    """What the backend says where CuPy's driverGetVersion() is `version` and counting GPUs
+    fails as CuPy's does without a (new enough) driver."""
     import sys
 
     import cupy_standin
     fake = cupy_standin.build()["cupy"]
-    fresh_detection.setitem(sys.modules, "cupy", fake)
-    fresh_detection.setattr(fake.cuda.runtime, "driverGetVersion", lambda: 0)
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(fake.cuda.runtime, "driverGetVersion", lambda: version)
 
     def count():
         raise RuntimeError("cudaErrorInsufficientDriver: CUDA driver version is insufficient")
-    fresh_detection.setattr(fake.cuda.runtime, "getDeviceCount", count)
-    reason = backend.cupy_unavailable_reason()
+    monkeypatch.setattr(fake.cuda.runtime, "getDeviceCount", count)
+    return backend.cupy_unavailable_reason()
+
+
+def test_no_nvidia_driver_is_said_as_such(fresh_detection):
+    """CuPy installed on a machine without a driver: driverGetVersion() is 0, and counting
+    GPUs fails with 'cudaErrorInsufficientDriver', which reads like 'upgrade the driver'."""
+    reason = _reason_with_driver(fresh_detection, 0)
     assert reason.startswith("there is no NVIDIA driver on this machine"), reason
     assert "insufficient" not in reason
 
 
 def test_an_old_driver_is_named_with_both_cuda_versions(fresh_detection):
-    import sys
-
-    import cupy_standin
-    fake = cupy_standin.build()["cupy"]
-    fresh_detection.setitem(sys.modules, "cupy", fake)
-    fresh_detection.setattr(fake.cuda.runtime, "driverGetVersion", lambda: 11080)
-
-    def count():
-        raise RuntimeError("cudaErrorInsufficientDriver: CUDA driver version is insufficient")
-    fresh_detection.setattr(fake.cuda.runtime, "getDeviceCount", count)
-    reason = backend.cupy_unavailable_reason()
+    reason = _reason_with_driver(fresh_detection, 11080)
     assert "cudaErrorInsufficientDriver" in reason
     assert "driver supports CUDA 11.8, this CuPy needs 12.8" in reason, reason
 

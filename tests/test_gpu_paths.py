@@ -4,8 +4,10 @@ tutorial 9, run on CuPy.
 Marked `gpu`: they run on a real GPU, or on the strict CPU stand-in with
 `MINSWIN_CUPY_STANDIN=1 pytest -m gpu`, and are skipped with the reason otherwise. The tests
 that count host<->device transfers need the stand-in's counters; on a real GPU they are
-skipped with that reason (real CuPy has no such counter).
+skipped with that reason (real CuPy has no such counter), except the "on the device" tests,
+which count on the stand-in and check on a GPU that everything returned is a device array.
 """
+import contextlib
 import os
 import subprocess
 import sys
@@ -279,6 +281,20 @@ def test_the_fast_tier_still_runs_on_cupy_when_asked(cp, tier_default):
 
 
 # ---------------------------------------------------------------------------- on the device
+# These run on a real GPU too: there they check that everything returned is on the device;
+# on the stand-in they also count the transfers (real CuPy has no such counter).
+
+NO_TRANSFERS = {"h2d": 0, "d2h": 0, "sync": 0}
+
+
+@contextlib.contextmanager
+def counted():
+    """The stand-in's transfer counts for a block; None on a real GPU (nothing counted)."""
+    if not STANDIN:
+        yield None
+        return
+    with transfers() as n:
+        yield n
 
 def off_device(result, where="result", seen=None):
     """Every host (NumPy) array inside what an op, a model or a step returned: outputs,
@@ -309,7 +325,6 @@ def _twin_cases():
     return sorted(TWINS)
 
 
-@COUNTS
 @pytest.mark.parametrize("tier_name", ["plain", "fast"])
 @pytest.mark.parametrize("case", _twin_cases())
 def test_every_tier_op_on_cupy_stays_on_the_device(cp, case, tier_name):
@@ -326,18 +341,17 @@ def test_every_tier_op_on_cupy_stays_on_the_device(cp, case, tier_name):
               for k, v in static.items()}
     forward, backward = _ops(getattr(tiers, tier_name.upper()), op)
     for _ in range(2):                             # the first call fills the caches
-        with transfers() as n:
+        with counted() as n:
             if backward is None:
                 out, grads = forward(**inputs), ()
             else:
                 out, cache = forward(**inputs, **static)
                 grads = _grads(backward(cp.ones_like(out), cache))
-    assert n == {"h2d": 0, "d2h": 0, "sync": 0}, (case, n)
+    assert n in (None, NO_TRANSFERS), (case, n)
     assert isinstance(out, cp.ndarray)
     assert off_device((out, grads) if backward is None else (out, cache, grads)) == []
 
 
-@COUNTS
 @pytest.mark.parametrize("case", ["relative_bias", "droppath_train", "to_windows_shift_pad",
                                   "patch_embed_padded", "v2 cpb_M3_pretrained_2",
                                   "v2 qkv_bias", "v2 normalize", "v2 patch_merging_v2_odd"])
@@ -354,14 +368,13 @@ def test_the_ops_outside_the_tiers_stay_on_the_device(cp, case):
     static = {k: to_backend(v, cp) if isinstance(v, np.ndarray) else v
               for k, v in static.items()}
     for _ in range(2):
-        with transfers() as n:
+        with counted() as n:
             out, cache = forward(**inputs, **static)
             grads = backward(cp.ones_like(out), cache)
-    assert n == {"h2d": 0, "d2h": 0, "sync": 0}, (name, n)
+    assert n in (None, NO_TRANSFERS), (name, n)
     assert isinstance(out, cp.ndarray) and off_device((out, cache, grads)) == [], name
 
 
-@COUNTS
 @pytest.mark.parametrize("name", ["swin_micro", "swinv2_digits"])
 @pytest.mark.parametrize("fast", [False, True])
 def test_a_model_on_cupy_returns_device_arrays_and_copies_nothing(cp, name, fast):
@@ -376,32 +389,31 @@ def test_a_model_on_cupy_returns_device_arrays_and_copies_nothing(cp, name, fast
         x = to_backend(np.random.default_rng(0).standard_normal((2, S, S, 3))
                        .astype(np.float32), cp)
         for _ in range(2):
-            with transfers() as n:
+            with counted() as n:
                 model.zero_grad()
                 logits = model.forward(x)
                 dx = model.backward(cp.ones_like(logits))
                 opt.step(model.grads)
-        assert n == {"h2d": 0, "d2h": 0, "sync": 0}, n
+        assert n in (None, NO_TRANSFERS), n
         assert isinstance(logits, cp.ndarray) and isinstance(dx, cp.ndarray)
         assert off_device((model.params, model.grads, opt)) == []
-        with transfers() as n:
+        with counted() as n:
             y = model.eval().forward(x)
-        assert n == {"h2d": 0, "d2h": 0, "sync": 0} and isinstance(y, cp.ndarray), n
+        assert n in (None, NO_TRANSFERS) and isinstance(y, cp.ndarray), n
     finally:
         minswin.use_fast(previous)
 
 
-@COUNTS
 @pytest.mark.parametrize("fast", [False, True])
 def test_a_training_step_on_either_tier_leaves_everything_on_the_device(cp, fast):
     from minswin.training import train_step
     previous = minswin.use_fast(fast)
     try:
         model, opt, x, y = _step(cp)
-        with transfers() as n:
+        with counted() as n:
             loss, correct = train_step(model, opt, x, y, lr=1e-3, label_smoothing=0.1,
                                        clip_grad=1.0)
-        assert n["d2h"] == 1 and n["h2d"] == 0, n  # the loss and the count, together
+        assert n is None or (n["d2h"] == 1 and n["h2d"] == 0), n   # loss and count together
         assert isinstance(loss, float) and isinstance(correct, int)
         assert off_device((model.params, model.grads, opt)) == []
     finally:
