@@ -35,10 +35,12 @@ test: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/python -m pytest -q
 	MINSWIN_CUPY_STANDIN=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q -m gpu
 
-# on a machine with a GPU and CuPy (pip install -e ".[gpu-cuda12]"): one check, results in
-# $(OUT) or ./gpu-check; without a GPU it says so and exits 0
-gpu-check: $(STAMP)
-	MPLBACKEND=Agg $(BIN)/python scripts/gpu_check.py
+# on a machine with a GPU: one check (scripts/gpu_check.py), results in $(OUT) or ./gpu-check.
+# It runs with $(PYTHON) as it is (no venv is made, nothing downloaded), which needs CuPy, a
+# CUDA torch, pytest and scikit-learn (pip install -e ".[gpu-cuda12]" brings all but torch);
+# another: make gpu-check PYTHON=path/to/python. Without a GPU it says so and exits 0
+gpu-check:
+	MPLBACKEND=Agg $(PYTHON) scripts/gpu_check.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_swin.py

@@ -20,18 +20,24 @@ _default = None      # name of the default backend, resolved on first use
 _cupy = None         # the cupy module once imported successfully
 
 
-_INSTALL = ("install the CuPy wheel for your CUDA: pip install 'minswin[gpu-cuda12]' "
-            "(CUDA 12) or 'minswin[gpu-cuda13]' (CUDA 13)")
+# works from a clone of minswin (the extras also bring what `make gpu-check` needs); the
+# second form works anywhere: the CuPy wheel alone, with the CUDA libraries from PyPI ([ctk])
+_INSTALL = ("install the CuPy wheel for your CUDA driver: in a clone of minswin, "
+            "pip install -e \".[gpu-cuda12]\" (CUDA 12; \".[gpu-cuda13]\" for CUDA 13), or "
+            "pip install \"cupy-cuda12x[ctk]\"")
+_INSTALL_CURAND = ("pip install \"cupy-cuda12x[ctk]\" brings it (or pip install "
+                   "nvidia-curand-cu12; cupy-cuda13x and nvidia-curand-cu13 for CUDA 13)")
 _cupy_error = None   # why CuPy cannot be used here, once found out
 
 
 def _import_cupy():
     """Import CuPy and prove that it can compute here; a clear error otherwise.
 
-    Counting devices is not enough: a machine with a driver but without NVRTC or cuBLAS
-    counts its GPU and then fails at the first kernel. So a tiny elementwise kernel, a
-    reduction and a matmul run once, and their results are checked; the first failure is kept
-    and repeated (with CuPy's own message) on every later request.
+    Counting devices is not enough: a machine with a driver but without NVRTC, cuBLAS or
+    cuRAND counts its GPU and then fails at the first kernel (or the first DropPath). So a
+    tiny elementwise kernel, a reduction, a matmul and a cuRAND draw run once, and their
+    results are checked; the first failure is kept and repeated (with CuPy's own message) on
+    every later request.
     """
     global _cupy, _cupy_error
     if _cupy is not None:
@@ -53,9 +59,17 @@ def _cupy_problem():
         return f"CuPy is not installed ({err}); {_INSTALL}, or use backend 'numpy'"
     except Exception as err:          # a broken install fails in many ways
         return f"CuPy does not import: {type(err).__name__}: {err}"
+    rt = cupy.cuda.runtime
+    try:
+        driver = rt.driverGetVersion()        # 0 where no NVIDIA driver is installed
+    except Exception:
+        driver = None
+    if driver == 0:
+        return ("there is no NVIDIA driver on this machine (cupy.cuda.runtime."
+                "driverGetVersion() is 0): CuPy is installed but has no GPU to run on")
     step = "counting GPUs (cupy.cuda.runtime.getDeviceCount)"
     try:
-        n = cupy.cuda.runtime.getDeviceCount()
+        n = rt.getDeviceCount()
         if n < 1:
             return "CuPy finds 0 GPUs"
         step = "a first kernel ((arange * 2 + 1).sum(), compiled by NVRTC)"
@@ -63,12 +77,43 @@ def _cupy_problem():
         step = "a first matmul (cuBLAS)"
         prod = cupy.asnumpy(cupy.matmul(cupy.ones((2, 3), dtype=cupy.float32),
                                         cupy.ones((3, 2), dtype=cupy.float32)))   # all 3
-    except Exception as err:          # no driver, no NVRTC, no cuBLAS, out of memory, ...
-        return f"CuPy cannot compute on this machine: {step} failed with " \
-               f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err) else ''}"
+    except Exception as err:          # an old driver, no NVRTC, no cuBLAS, out of memory, ...
+        return f"CuPy cannot compute on this machine: {step} failed with {_first_line(err)}" \
+               + _driver_hint(rt, driver)
     if total != 16.0 or not np.all(prod == 3.0):
         return f"CuPy computes wrong numbers here: (arange(4) * 2 + 1).sum() = {total} " \
                f"(expected 16), ones((2, 3)) @ ones((3, 2)) = {prod.tolist()} (expected 3s)"
+    try:                              # DropPath's masks (random_uniform) come from cuRAND
+        curand = cupy.cuda.curand     # CuPy loads libcurand here
+    except Exception as err:
+        return f"CuPy without cuRAND: {_first_line(err)}; {_INSTALL_CURAND}"
+    try:
+        draw = cupy.asnumpy(cupy.random.RandomState(
+            seed=0, method=curand.CURAND_RNG_PSEUDO_PHILOX4_32_10).random_sample(4))
+    except Exception as err:
+        return f"CuPy cannot compute on this machine: a first cuRAND draw failed with " \
+               f"{_first_line(err)}"
+    if not np.all((draw >= 0) & (draw < 1)):
+        return f"CuPy computes wrong numbers here: cuRAND's uniform draws {draw.tolist()} " \
+               "are not in [0, 1)"
+    return ""
+
+
+def _first_line(err):
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def _driver_hint(rt, driver):
+    """Where the driver is older than the CUDA runtime CuPy was built for, say so."""
+    try:
+        runtime = rt.runtimeGetVersion()
+    except Exception:
+        return ""
+    if driver and runtime and driver < runtime:
+        return (f" (the NVIDIA driver supports CUDA {driver // 1000}.{driver % 1000 // 10}, "
+                f"this CuPy needs {runtime // 1000}.{runtime % 1000 // 10}: update the driver, "
+                f"or install the CuPy for CUDA {driver // 1000})")
     return ""
 
 

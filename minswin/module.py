@@ -3,7 +3,8 @@
 `params` and `grads` are flat dicts whose keys are the official state-dict names relative to
 the module ("qkv.weight" in an attention module, "layers.0.blocks.1.attn.qkv.weight" in the
 model). A parent's dicts hold the very same array objects as its children's, so writing
-`model.params[k][...] = v` or `p -= lr * g` changes the layer that uses it.
+`model.params[k][...] = v` (v on the same backend: CuPy refuses a NumPy v there) or
+`p -= lr * g` changes the layer that uses it.
 
 Gradients accumulate (`+=`) like PyTorch's: call `zero_grad()` before each backward.
 A module keeps the cache of its last forward in `self.cache`; its backward uses only that.
@@ -28,7 +29,9 @@ class LiveArrays(dict):
     def _refuse(self, *args, **kwargs):
         raise TypeError(f"{self.what}: the entries are the live arrays the layers compute with, "
                         f"so they cannot be replaced, added or removed; write into them "
-                        f"instead: {self.what}[name][...] = value (or load_state_dict)")
+                        f"instead: {self.what}[name][...] = value, with value on the "
+                        f"array's backend (CuPy takes no NumPy array there: "
+                        f"minswin.to_backend(value, 'cupy')), or load_state_dict")
 
     def __setitem__(self, name, value):
         if name in self and value is dict.__getitem__(self, name):

@@ -16,12 +16,22 @@ What it checks, more strictly than NumPy would:
   ``_METHODS``; tests/test_cupy_standin.py checks every name and keyword against an installed
   ``cupy``), ``cupyx.scipy.special.erf``, ``cupyx.scatter_add`` and
   ``cupyx.allow_synchronize``;
+* assignment of a host array into a device array (``d[...] = h``) is refused, with CuPy's
+  own ValueError ("non-scalar numpy.ndarray cannot be used for fill"): write
+  ``d[...] = cupy.asarray(h)`` or ``d.set(h)``;
+* ``ufunc.at`` only for the ufuncs CuPy scatters (``add``, ``subtract``, ``maximum``,
+  ``minimum``), ``ufunc.reduce`` only for ``add`` and ``multiply`` (NotImplementedError
+  otherwise, as CuPy's); ``flags`` has only CuPy's ``c_contiguous``, ``f_contiguous`` and
+  ``owndata`` (no ``writeable``);
 * reductions return 0-d arrays, as CuPy's do, so ``float(x.sum())`` is a visible transfer;
-* it counts transfers: ``transfers["h2d"]`` (``cupy.asarray`` of host data, ``.set``) and
+* it counts transfers: ``transfers["h2d"]`` (``cupy.asarray`` of host data, ``.set``, a host
+  index array or list in ``d[index]`` or ``ufunc.at``, which CuPy copies to the device) and
   ``transfers["d2h"]`` (``.get()``, ``asnumpy``, ``float()``, ``int()``, ``bool()``,
   ``.item()``, ``.tolist()``, printing), and ``transfers["sync"]``
   (``Device().synchronize()``); ``count_transfers()`` measures a block of code;
-* it has two devices, so caches keyed by device can be tested (``with cupy.cuda.Device(1):``).
+* it has two devices, so caches keyed by device can be tested (``with cupy.cuda.Device(1):``);
+* ``cupy.cuda.set_allocator`` and the pool's ``malloc`` (benchmarks/bench_swin.py's peak-memory
+  tracker) and the cuRAND names DropPath uses (``cupy.cuda.curand``, ``cupy.random.RandomState``).
 
 What it cannot catch (only a real GPU can): the numerics of real kernels (cuBLAS, cuRAND,
 CuPy's own elementwise code: here NumPy computes everything), kernel compilation (NVRTC
@@ -200,6 +210,40 @@ def _inplace(op):
     return method
 
 
+class _Flags:
+    """cupy.ndarray.flags: c_contiguous, f_contiguous and owndata only (read-only), also by
+    name (``flags["C_CONTIGUOUS"]``); NumPy's writeable, aligned, ... do not exist in CuPy."""
+    __slots__ = ("c_contiguous", "f_contiguous", "owndata")
+
+    def __init__(self, np_flags):
+        self.c_contiguous = np_flags.c_contiguous
+        self.f_contiguous = np_flags.f_contiguous
+        self.owndata = np_flags.owndata
+
+    def __getitem__(self, name):
+        keys = {"C_CONTIGUOUS": "c_contiguous", "F_CONTIGUOUS": "f_contiguous",
+                "OWNDATA": "owndata"}
+        if name not in keys:
+            raise KeyError(f"{name} is not defined for cupy.ndarray.flags")
+        return getattr(self, keys[name])
+
+    def __repr__(self):
+        return "\n".join(f"  {k.upper()} : {getattr(self, k)}" for k in self.__slots__)
+
+
+def _index(key, where):
+    """An index for a stand-in array: device index arrays unwrapped; a host index array (or a
+    list, which CuPy also turns into an index array) is copied to the device, counted."""
+    if isinstance(key, tuple):
+        return tuple(_index(k, where) for k in key)
+    if isinstance(key, ndarray):
+        return key._a
+    if isinstance(key, (np.ndarray, list)):
+        _count("h2d", f"{where} with a host index array")
+        return np.asarray(_unwrap(key, where) if isinstance(key, list) else key)
+    return key
+
+
 class ndarray:
     """cupy.ndarray on the host: a NumPy array inside that leaves only through a transfer."""
     __slots__ = ("_a", "_device")
@@ -224,7 +268,7 @@ class ndarray:
     itemsize = property(lambda self: self._a.itemsize)
     nbytes = property(lambda self: self._a.nbytes)
     strides = property(lambda self: self._a.strides)
-    flags = property(lambda self: self._a.flags)
+    flags = property(lambda self: _Flags(self._a.flags))
     T = property(lambda self: ndarray._of(self._a.T))
     device = property(lambda self: _Device(self._device))
 
@@ -291,16 +335,21 @@ class ndarray:
         _count("d2h", "format(ndarray)")
         return format(self._a if self._a.ndim else self._a.item(), spec)
 
-    # indexing: device index arrays and Python indices; host arrays are refused
+    # indexing: device index arrays and Python indices; a host index array is a transfer
     def __getitem__(self, key):
-        return _wrap(self._a[_unwrap(key, "ndarray.__getitem__")])
+        return _wrap(self._a[_index(key, "ndarray.__getitem__")])
 
     def __setitem__(self, key, value):
-        if isinstance(value, np.ndarray):
-            _count("h2d", "ndarray.__setitem__")
-        else:
-            value = _unwrap(value, "ndarray.__setitem__")
-        self._a[_unwrap(key, "ndarray.__setitem__")] = value
+        # CuPy writes a non-device value with fill(), which takes scalars only
+        if isinstance(value, np.ndarray) and value.ndim:
+            raise ValueError("non-scalar numpy.ndarray cannot be used for fill (CuPy does not "
+                             "copy host arrays into device arrays by assignment: write "
+                             "d[...] = cupy.asarray(h), or d.set(h))")
+        if isinstance(value, (list, tuple)):
+            raise TypeError(f"Unsupported type {type(value)} in ndarray.__setitem__ (CuPy "
+                            "fills with scalars or device arrays only)")
+        value = _unwrap(value, "ndarray.__setitem__")
+        self._a[_index(key, "ndarray.__setitem__")] = value
 
     def __len__(self):
         return len(self._a)
@@ -385,8 +434,14 @@ ndarray.__qualname__ = "ndarray"
 
 # ---------------------------------------------------------------------------- functions
 
+# the ufuncs whose .at CuPy implements (a scatter kernel: cupy.ufunc's _scatter_op) and whose
+# .reduce it implements (as sum / prod); every other one raises NotImplementedError there
+_UFUNC_AT = ("add", "subtract", "maximum", "minimum")
+_UFUNC_REDUCE = ("add", "multiply")
+
+
 class ufunc:
-    """cupy.ufunc: out=, dtype=, casting=; .at, .reduce, .outer."""
+    """cupy.ufunc: out=, dtype=, casting=; .outer; .at and .reduce where CuPy has them."""
     _kw = ("out", "dtype", "casting")
 
     def __init__(self, name, np_ufunc=None):
@@ -404,15 +459,18 @@ class ufunc:
 
     def at(self, a, indices, b=None):
         where = f"cupy.{self.name}.at"
+        if self.name not in _UFUNC_AT:                     # CuPy's own message
+            raise NotImplementedError(f"`cupy_{self.name}.at` is not supported yet")
         calls[where] += 1
         args = () if b is None else (_unwrap(b, where),)
-        self._np.at(_unwrap(a, where), _unwrap(indices, where), *args)
+        self._np.at(_unwrap(a, where), _index(indices, where), *args)
 
     def reduce(self, array, axis=0, dtype=None, out=None, keepdims=False):
         where = f"cupy.{self.name}.reduce"
-        r = self._np.reduce(_unwrap(array, where), axis=axis, dtype=dtype,
-                            out=_unwrap(out, where), keepdims=keepdims)
-        return out if out is not None else _wrap(r)
+        if self.name not in _UFUNC_REDUCE:
+            raise NotImplementedError(f"`cupy_{self.name}.reduce` is not supported yet")
+        method = "sum" if self.name == "add" else "prod"   # as CuPy: array.sum(...)
+        return getattr(array, method)(axis=axis, dtype=dtype, out=out, keepdims=keepdims)
 
     def outer(self, A, B, **kwargs):
         _check_keywords(f"cupy.{self.name}.outer", kwargs, self._kw)
@@ -515,7 +573,7 @@ def get_array_module(*args):
 
 def _scatter_add(a, slices, value):
     """cupyx.scatter_add: a[slices] += value with repeated indices accumulated."""
-    np.add.at(_unwrap(a, "cupyx.scatter_add"), _unwrap(slices, "cupyx.scatter_add"),
+    np.add.at(_unwrap(a, "cupyx.scatter_add"), _index(slices, "cupyx.scatter_add"),
               _unwrap(value, "cupyx.scatter_add"))
 
 
@@ -543,6 +601,23 @@ class _MemoryPool:
 
     def free_all_blocks(self, stream=None):
         pass
+
+    def malloc(self, size):
+        return _MemoryPointer(size)
+
+
+class _MemoryPointer:
+    """What an allocator returns (cupy.cuda.MemoryPointer); nothing is allocated here."""
+
+    def __init__(self, size):
+        self.size = size
+        self.ptr = 0
+
+
+def _set_allocator(allocator=None):
+    """cupy.cuda.set_allocator: the stand-in keeps the allocator and calls it for nothing
+    (it has no device memory), so only that it is accepted is tested."""
+    _state["allocator"] = allocator
 
 
 _POOL = _MemoryPool()
@@ -573,6 +648,10 @@ def _runtime_module():
                                         "totalGlobalMem": 0, "major": 9, "minor": 0}
     rt.deviceSynchronize = lambda: transfers.__setitem__("sync", transfers["sync"] + 1)
     return rt
+
+
+# cuRAND's generator types that minswin names (their enum values in cuRAND)
+_CURAND = {"CURAND_RNG_PSEUDO_PHILOX4_32_10": 161, "CURAND_RNG_PSEUDO_DEFAULT": 100}
 
 
 # ---------------------------------------------------------------------------- install
@@ -606,9 +685,10 @@ def build():
     cuda.runtime = _runtime_module()
     cuda.is_available = lambda: True
     cuda.get_device_id = lambda: _state["device"]
+    cuda.set_allocator = _set_allocator
     cuda.curand = types.ModuleType("cupy.cuda.curand")
-    cuda.curand.CURAND_RNG_PSEUDO_PHILOX4_32_10 = 161     # cuRAND's enum value
-    cuda.curand.CURAND_RNG_PSEUDO_DEFAULT = 100
+    for name, value in _CURAND.items():
+        setattr(cuda.curand, name, value)
     cp.cuda = cuda
 
     rnd = types.ModuleType("cupy.random")
@@ -714,10 +794,71 @@ def check_against(real):
     for name in ("seed", "random_sample"):
         if not hasattr(real.random.RandomState, name):
             problems.append(f"cupy.random.RandomState.{name}: missing")
+    problems += _check_ufunc_methods(real) + _check_memory_and_random(real)
     import cupyx
     import cupyx.scipy.special
     for obj, name in ((cupyx, "scatter_add"), (cupyx, "allow_synchronize"),
                       (cupyx, "DeviceSynchronized"), (cupyx.scipy.special, "erf")):
         if not hasattr(obj, name):
             problems.append(f"{obj.__name__}.{name}: missing")
+    return problems
+
+
+def _check_ufunc_methods(real):
+    """ufunc.at / .reduce: CuPy refuses the ones it lacks with NotImplementedError before it
+    touches the GPU, so calling them on a dummy object tells, without a GPU, which it has."""
+    problems = []
+
+    class Dummy:
+        pass
+    for name in _UFUNCS:
+        for method, allowed in (("at", _UFUNC_AT), ("reduce", _UFUNC_REDUCE)):
+            f = getattr(getattr(real, name, None), method, None)
+            if f is None:
+                continue                                   # the name check reports it
+            try:
+                f(Dummy()) if method == "reduce" else f(Dummy(), None)
+                has = True
+            except NotImplementedError:
+                has = False
+            except Exception:                              # got past the check: it exists
+                has = True
+            if name in allowed and not has:
+                problems.append(f"cupy.{name}.{method}: not supported by CuPy")
+    return problems
+
+
+def _check_memory_and_random(real):
+    """What benchmarks/bench_swin.py (set_allocator, the pool's malloc) and DropPath
+    (minswin.backend.random_uniform: cuRAND's Philox through RandomState) use."""
+    problems = []
+    if not hasattr(real.cuda, "set_allocator"):
+        problems.append("cupy.cuda.set_allocator: missing")
+    if not hasattr(real.get_default_memory_pool(), "malloc"):
+        problems.append("cupy memory pool .malloc: missing")
+    try:
+        curand = real.cuda.curand                          # loads libcurand
+    except Exception as err:
+        problems.append(f"cupy.cuda.curand: cannot be read here ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0]}); install nvidia-curand-cu12")
+    else:
+        for name, value in _CURAND.items():
+            if getattr(curand, name, None) != value:
+                problems.append(f"cupy.cuda.curand.{name}: CuPy has "
+                                f"{getattr(curand, name, 'no such name')}, the stand-in {value}")
+    import inspect
+    for what, f, allowed in (("cupy.random.RandomState", real.random.RandomState,
+                              ("seed", "method")),
+                             ("cupy.random.RandomState.random_sample",
+                              real.random.RandomState.random_sample, ("size", "dtype"))):
+        names = set(inspect.signature(f).parameters)
+        if set(allowed) - names:
+            problems.append(f"{what}: CuPy takes no keyword {sorted(set(allowed) - names)}")
+    try:
+        from cupy._core.flags import Flags
+        missing = [n for n in _Flags.__slots__ if not hasattr(Flags, n)]
+        if missing:
+            problems.append(f"cupy.ndarray.flags: no {missing}")
+    except ImportError as err:
+        problems.append(f"cupy.ndarray.flags: its class cannot be found ({err})")
     return problems

@@ -70,14 +70,66 @@ def test_missing_cupy_names_the_wheels_to_install(fresh_detection):
     fresh_detection.setitem(sys.modules, "cupy", None)     # `import cupy` raises ImportError
     reason = backend.cupy_unavailable_reason()
     assert "CuPy is not installed" in reason
-    assert "minswin[gpu-cuda12]" in reason and "minswin[gpu-cuda13]" in reason
+    # commands that work: from a clone (pip install minswin[...] has no index to come from),
+    # or the CuPy wheel itself
+    assert 'pip install -e ".[gpu-cuda12]"' in reason and '".[gpu-cuda13]"' in reason
+    assert 'pip install "cupy-cuda12x[ctk]"' in reason and "minswin[" not in reason
     with pytest.raises(RuntimeError, match=r"backend 'cupy' was requested but CuPy is not "
                                            r"installed.*gpu-cuda12.*gpu-cuda13"):
         minswin.use("cupy")
 
 
+def _reason_with_driver(monkeypatch, version):
+    """What the backend says where CuPy's driverGetVersion() is `version` and counting GPUs
+    fails as CuPy's does without a (new enough) driver."""
+    import sys
+
+    import cupy_standin
+    fake = cupy_standin.build()["cupy"]
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(fake.cuda.runtime, "driverGetVersion", lambda: version)
+
+    def count():
+        raise RuntimeError("cudaErrorInsufficientDriver: CUDA driver version is insufficient")
+    monkeypatch.setattr(fake.cuda.runtime, "getDeviceCount", count)
+    return backend.cupy_unavailable_reason()
+
+
+def test_no_nvidia_driver_is_said_as_such(fresh_detection):
+    """CuPy installed on a machine without a driver: driverGetVersion() is 0, and counting
+    GPUs fails with 'cudaErrorInsufficientDriver', which reads like 'upgrade the driver'."""
+    reason = _reason_with_driver(fresh_detection, 0)
+    assert reason.startswith("there is no NVIDIA driver on this machine"), reason
+    assert "insufficient" not in reason
+
+
+def test_an_old_driver_is_named_with_both_cuda_versions(fresh_detection):
+    reason = _reason_with_driver(fresh_detection, 11080)
+    assert "cudaErrorInsufficientDriver" in reason
+    assert "driver supports CUDA 11.8, this CuPy needs 12.8" in reason, reason
+
+
+def test_cupy_without_curand_is_its_own_message(fresh_detection):
+    """A CuPy whose cuRAND library is missing computes kernels and matmuls, and would fail at
+    the first DropPath: it is not called available."""
+    import sys
+
+    import cupy_standin
+    fake = cupy_standin.build()["cupy"]
+    fresh_detection.setitem(sys.modules, "cupy", fake)
+    fresh_detection.delattr(fake.cuda, "curand")
+
+    def no_curand(name):                                   # as CuPy's lazy cupy.cuda module
+        raise ImportError('Failure finding "libcurand.so.11 or libcurand.so.10"')
+    fresh_detection.setattr(fake.cuda, "__getattr__", no_curand, raising=False)
+    reason = backend.cupy_unavailable_reason()
+    assert reason.startswith("CuPy without cuRAND: ImportError: Failure finding"), reason
+    assert 'pip install "cupy-cuda12x[ctk]"' in reason and not backend.cupy_available()
+
+
 @pytest.mark.parametrize("broken,step", [
-    ("matmul", "a first matmul"), ("arange", "a first kernel")])
+    ("matmul", "a first matmul"), ("arange", "a first kernel"),
+    ("random.RandomState", "a first cuRAND draw")])
 def test_a_gpu_that_cannot_compute_is_reported_with_the_real_error(fresh_detection, broken,
                                                                     step):
     """A driver that counts its GPU but has no cuBLAS/NVRTC: skipped with CuPy's own words,
@@ -90,7 +142,8 @@ def test_a_gpu_that_cannot_compute_is_reported_with_the_real_error(fresh_detecti
     def fail(*args, **kwargs):
         raise RuntimeError("CUBLAS_STATUS_NOT_INITIALIZED")
     fresh_detection.setitem(sys.modules, "cupy", fake)
-    fresh_detection.setattr(fake, broken, fail)
+    owner, _, name = broken.rpartition(".")
+    fresh_detection.setattr(getattr(fake, owner) if owner else fake, name, fail)
     reason = backend.cupy_unavailable_reason()
     assert reason is not None and not backend.cupy_available()
     assert step in reason and "RuntimeError: CUBLAS_STATUS_NOT_INITIALIZED" in reason, reason

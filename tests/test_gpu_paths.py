@@ -4,8 +4,10 @@ tutorial 9, run on CuPy.
 Marked `gpu`: they run on a real GPU, or on the strict CPU stand-in with
 `MINSWIN_CUPY_STANDIN=1 pytest -m gpu`, and are skipped with the reason otherwise. The tests
 that count host<->device transfers need the stand-in's counters; on a real GPU they are
-skipped with that reason (real CuPy has no such counter).
+skipped with that reason (real CuPy has no such counter), except the "on the device" tests,
+which count on the stand-in and check on a GPU that everything returned is a device array.
 """
+import contextlib
 import os
 import subprocess
 import sys
@@ -276,3 +278,158 @@ def test_the_fast_tier_still_runs_on_cupy_when_asked(cp, tier_default):
     (y0, dx0, g0), (y1, dx1, g1) = out[False], out[True]
     assert rel_error(y1, y0) < 1e-12 and rel_error(dx1, dx0) < 1e-12
     assert max(rel_error(g1[k], g0[k]) for k in g0) < 1e-11
+
+
+# ---------------------------------------------------------------------------- on the device
+# These run on a real GPU too: there they check that everything returned is on the device;
+# on the stand-in they also count the transfers (real CuPy has no such counter).
+
+NO_TRANSFERS = {"h2d": 0, "d2h": 0, "sync": 0}
+
+
+@contextlib.contextmanager
+def counted():
+    """The stand-in's transfer counts for a block; None on a real GPU (nothing counted)."""
+    if not STANDIN:
+        yield None
+        return
+    with transfers() as n:
+        yield n
+
+def off_device(result, where="result", seen=None):
+    """Every host (NumPy) array inside what an op, a model or a step returned: outputs,
+    gradients, and the arrays its caches keep (a host array there means a copy each way)."""
+    seen = set() if seen is None else seen
+    if id(result) in seen or result is None or isinstance(result, (str, bytes, int, float)):
+        return []
+    seen.add(id(result))
+    if isinstance(result, np.ndarray):
+        return [f"{where}: a NumPy array {result.shape}"]
+    if type(result).__module__.split(".")[0] == "cupy":
+        return []
+    if isinstance(result, dict):
+        items = result.items()
+    elif isinstance(result, (tuple, list)):
+        items = enumerate(result)
+    elif hasattr(result, "__dict__") or hasattr(type(result), "__slots__"):
+        names = list(getattr(result, "__dict__", {})) + list(getattr(type(result), "__slots__",
+                                                                     ()))
+        items = [(n, getattr(result, n, None)) for n in names]
+    else:
+        return []
+    return [p for k, v in items for p in off_device(v, f"{where}.{k}", seen)]
+
+
+def _twin_cases():
+    from test_twins import TWINS
+    return sorted(TWINS)
+
+
+@pytest.mark.parametrize("tier_name", ["plain", "fast"])
+@pytest.mark.parametrize("case", _twin_cases())
+def test_every_tier_op_on_cupy_stays_on_the_device(cp, case, tier_name):
+    """Each op of both tiers, forward and backward on CuPy (the fast tier too, which CuPy
+    runs when asked): no transfer either way, and everything it returns is a device array.
+    A host round trip anywhere inside an op fails here."""
+    from minswin import tiers
+    from test_twins import TWINS, _grads, _ops
+    op, make = TWINS[case]
+    g = np.random.default_rng(0)
+    inputs, static = make(lambda *s: g.standard_normal(s))
+    inputs = {k: to_backend(v, cp) for k, v in inputs.items()}
+    static = {k: to_backend(v, cp) if isinstance(v, np.ndarray) else v
+              for k, v in static.items()}
+    forward, backward = _ops(getattr(tiers, tier_name.upper()), op)
+    for _ in range(2):                             # the first call fills the caches
+        with counted() as n:
+            if backward is None:
+                out, grads = forward(**inputs), ()
+            else:
+                out, cache = forward(**inputs, **static)
+                grads = _grads(backward(cp.ones_like(out), cache))
+    assert n in (None, NO_TRANSFERS), (case, n)
+    assert isinstance(out, cp.ndarray)
+    assert off_device((out, grads) if backward is None else (out, cache, grads)) == []
+
+
+@pytest.mark.parametrize("case", ["relative_bias", "droppath_train", "to_windows_shift_pad",
+                                  "patch_embed_padded", "v2 cpb_M3_pretrained_2",
+                                  "v2 qkv_bias", "v2 normalize", "v2 patch_merging_v2_odd"])
+def test_the_ops_outside_the_tiers_stay_on_the_device(cp, case):
+    """The plain-only ops (and Swin V2's): the same, from the gradient checks' cases."""
+    if case.startswith("v2 "):
+        from test_v2_ops import CASES
+        name = case[3:]
+    else:
+        from test_ops_gradcheck import CASES
+        name = case
+    forward, backward, inputs, static = CASES[name](np.random.default_rng(1))
+    inputs = {k: to_backend(v, cp) for k, v in inputs.items()}
+    static = {k: to_backend(v, cp) if isinstance(v, np.ndarray) else v
+              for k, v in static.items()}
+    for _ in range(2):
+        with counted() as n:
+            out, cache = forward(**inputs, **static)
+            grads = backward(cp.ones_like(out), cache)
+    assert n in (None, NO_TRANSFERS), (name, n)
+    assert isinstance(out, cp.ndarray) and off_device((out, cache, grads)) == [], name
+
+
+@pytest.mark.parametrize("name", ["swin_micro", "swinv2_digits"])
+@pytest.mark.parametrize("fast", [False, True])
+def test_a_model_on_cupy_returns_device_arrays_and_copies_nothing(cp, name, fast):
+    """Forward, backward and an optimiser step of a whole model, on either tier: no
+    transfer, and logits, dx, every parameter, gradient and optimiser buffer on the device."""
+    from minswin.optim import create_optimizer
+    previous = minswin.use_fast(fast)
+    try:
+        model = minswin.create_model(name, num_classes=5, seed=0, drop_path_rate=0.1).train()
+        opt = create_optimizer("adamw", model.params, lr=1e-3)
+        S = model.config.img_size
+        x = to_backend(np.random.default_rng(0).standard_normal((2, S, S, 3))
+                       .astype(np.float32), cp)
+        for _ in range(2):
+            with counted() as n:
+                model.zero_grad()
+                logits = model.forward(x)
+                dx = model.backward(cp.ones_like(logits))
+                opt.step(model.grads)
+        assert n in (None, NO_TRANSFERS), n
+        assert isinstance(logits, cp.ndarray) and isinstance(dx, cp.ndarray)
+        assert off_device((model.params, model.grads, opt)) == []
+        with counted() as n:
+            y = model.eval().forward(x)
+        assert n in (None, NO_TRANSFERS) and isinstance(y, cp.ndarray), n
+    finally:
+        minswin.use_fast(previous)
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_a_training_step_on_either_tier_leaves_everything_on_the_device(cp, fast):
+    from minswin.training import train_step
+    previous = minswin.use_fast(fast)
+    try:
+        model, opt, x, y = _step(cp)
+        with counted() as n:
+            loss, correct = train_step(model, opt, x, y, lr=1e-3, label_smoothing=0.1,
+                                       clip_grad=1.0)
+        assert n is None or (n["d2h"] == 1 and n["h2d"] == 0), n   # loss and count together
+        assert isinstance(loss, float) and isinstance(correct, int)
+        assert off_device((model.params, model.grads, opt)) == []
+    finally:
+        minswin.use_fast(previous)
+
+
+def test_writing_weights_into_a_model_on_cupy_as_the_params_error_says(cp):
+    """The advice of the error for `params[k] = v`: write into the array, with v on the
+    array's backend. A NumPy v is refused there, as CuPy refuses it."""
+    model = minswin.create_model("swin_micro", num_classes=5, seed=0)
+    k = "head.weight"
+    with pytest.raises(TypeError, match=r"to_backend\(value, 'cupy'\)") as err:
+        model.params[k] = np.ones(model.params[k].shape, np.float32)
+    assert "[...] = value" in str(err.value)
+    with pytest.raises(ValueError, match="non-scalar numpy.ndarray cannot be used for fill"):
+        model.params[k][...] = np.ones(model.params[k].shape, np.float32)
+    model.params[k][...] = minswin.to_backend(np.ones(model.params[k].shape, np.float32),
+                                              "cupy")
+    assert float(model.params[k].sum()) == model.params[k].size
