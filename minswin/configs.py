@@ -158,6 +158,11 @@ CONFIGS = {
     # benchmarks/results/train_digits.md
     "swin_digits": dict(img_size=16, patch_size=2, embed_dim=48, depths=(2, 2),
                         num_heads=(3, 6), window_size=4, drop_path_rate=0.1),
+    # tutorial 12 and `minswin train --task segment`: the backbone for 32x32 digit canvases,
+    # swin_digits with a third stage (its first two start from swin_digits' weights); patch 2
+    # -> 16x16 tokens (4x4 windows, shifted), 8x8 (shifted), then 4x4 in one window
+    "swin_canvas": dict(img_size=32, patch_size=2, embed_dim=48, depths=(2, 2, 2),
+                        num_heads=(3, 6, 12), window_size=4, drop_path_rate=0.1),
     # Swin V2, official configs/swinv2/swinv2_*_patch4_window{8,16}_256.yaml (timm
     # swinv2_{tiny,small,base}_window{8,16}_256)
     "swinv2_t": dict(img_size=256, window_size=8, embed_dim=96, depths=(2, 2, 6, 2),
