@@ -85,3 +85,29 @@ def test_a_few_steps_of_the_dense_task_reduce_the_loss(tmp_path):
     losses = [e["train_loss"] for e in r["history"]["epochs"]]
     assert losses[-1] < 0.9 * losses[0], losses
     assert (tmp_path / "run" / "last.safetensors").exists()
+
+
+def test_cli_segment_run_stops_resumes_and_refuses(tmp_path, capsys):
+    """`minswin train --task segment`: stop after an epoch, resume to the end (curves and
+    history written), and the refusals: a folder that holds a run, a changed field on resume,
+    a classification flag, a classification resume of a segmentation checkpoint."""
+    from minswin.cli import main as cli_main
+    out = str(tmp_path / "seg")
+    common = ["--no-progress", "--batch-size", "8"]
+    assert cli_main(["train", "--task", "segment", "--config", "canvas_tiny", "--epochs", "2",
+                     "--stop-after", "1", "--out", out, *common]) == 0
+    assert "continue with: minswin train --task segment --resume" in capsys.readouterr().out
+    last = str(tmp_path / "seg" / "last.safetensors")
+    assert cli_main(["train", "--task", "segment", "--config", "canvas_tiny", "--out", out,
+                     *common]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert cli_main(["train", "--task", "segment", "--resume", last, "--head", "last"]) == 2
+    assert "head: cannot change when resuming" in capsys.readouterr().err
+    assert cli_main(["train", "--resume", last]) == 2
+    assert "--task segment" in capsys.readouterr().err
+    assert cli_main(["train", "--task", "segment", "--img-size", "8", "--out", out]) == 2
+    assert capsys.readouterr().err.startswith("minswin train: error: --img-size:")
+    assert cli_main(["train", "--task", "segment", "--resume", last, "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "resumed from" in text and "test mean IoU:" in text
+    assert (tmp_path / "seg" / "curves.png").exists()

@@ -63,7 +63,7 @@ SEGMENT_CONFIGS = {
     "canvas": SegmentConfig(),
     "canvas_last": SegmentConfig(head="last"),
     # seconds, for tests and the tutorial's small mode
-    "canvas_tiny": SegmentConfig(epochs=1, n_train=64, n_val=16, n_test=16, batch_size=16),
+    "canvas_tiny": SegmentConfig(epochs=1, n_train=16, n_val=8, n_test=8, batch_size=8),
 }
 RESUME_MAY_CHANGE = ("epochs",)
 META_FOR_RESUME = ("config", "classes", "mean", "std", "epoch", "batch", "step", "model_rng",
@@ -368,6 +368,15 @@ def _train(config, out, resume, stop_after, progress, plots, log, threads, overr
     return dict(test_miou=history.get("test_miou"), test_iou=test_iou, history=history,
                 model=model, config=cfg, out=out, last_path=last_path, best_path=best_path,
                 finished=finished)
+
+
+def is_segment_checkpoint(path):
+    """True for a checkpoint written by `minswin train --task segment`."""
+    try:
+        _, _, meta = read_training_checkpoint(path, need=())
+    except (OSError, ValueError):
+        return False
+    return meta.get("task") == TASK
 
 
 def segmenter_from_checkpoint(path, *, allow_nonfinite=False):
