@@ -111,3 +111,32 @@ def test_cli_segment_run_stops_resumes_and_refuses(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "resumed from" in text and "test mean IoU:" in text
     assert (tmp_path / "seg" / "curves.png").exists()
+
+
+@pytest.mark.parametrize("name", ["swin_canvas_fpn", "swin_canvas_last"])
+def test_shipped_segmenters_load_and_say_what_they_are(name):
+    from minswin.segment.pretrained import pretrained_segmenter, segmenter_info
+    info = segmenter_info(name)
+    model, meta = pretrained_segmenter(name)
+    assert info["name"] == name and meta["task"] == "segment"
+    assert model.head_kind == ("fpn" if name.endswith("fpn") else "last")
+    assert info["test_canvases"] == 300 and len(info["test_iou"]) == 11
+    assert info["command"].startswith("minswin train --task segment")
+    x = np.zeros((1, 32, 32, 3), np.float32)
+    assert model.forward(x).shape == (1, 32, 32, 11)
+
+
+@pytest.mark.slow
+def test_shipped_segmenters_give_their_recorded_iou():
+    """The README's and tutorial 12's numbers: each shipped file, evaluated again on the 300
+    held-out canvases, gives the mean and per-class IoU in its metadata."""
+    from minswin.segment.pretrained import pretrained_segmenter, segmenter_info
+    from minswin.segment.train import evaluate_segmenter, make_segment_config, segment_data
+    test = segment_data(make_segment_config("canvas", n_train=8, batch_size=8)).test
+    for name in ("swin_canvas_fpn", "swin_canvas_last"):
+        model, _ = pretrained_segmenter(name)
+        _, cm, _ = evaluate_segmenter(model, test)
+        info = segmenter_info(name)
+        assert np.nanmean(iou_per_class(cm)) == pytest.approx(info["test_miou"], abs=1e-12)
+        assert np.allclose(iou_per_class(cm), np.array(info["test_iou"], float), atol=1e-12,
+                           equal_nan=True)
