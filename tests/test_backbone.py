@@ -295,3 +295,11 @@ def test_forward_features_is_the_normed_map_before_pooling():
     assert fmap.shape == (2, 4, 4, 96)
     logits = model.forward(x)
     assert np.allclose(logits, model.head.forward(fmap.mean(axis=(1, 2))), atol=1e-12)
+
+
+def test_readme_swin_t_feature_info():
+    """README's example: Swin-T's four maps, widths and strides (timm's swin_tiny's)."""
+    model = minswin.create_model("swin_t", features_only=True, out_indices=(0, 1, 2, 3))
+    assert model.feature_info.channels() == [96, 192, 384, 768]
+    assert model.feature_info.reduction() == [4, 8, 16, 32]
+    assert model.feature_info.module_name() == [f"layers.{i}" for i in range(4)]
