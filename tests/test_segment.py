@@ -140,3 +140,27 @@ def test_shipped_segmenters_give_their_recorded_iou():
         assert np.nanmean(iou_per_class(cm)) == pytest.approx(info["test_miou"], abs=1e-12)
         assert np.allclose(iou_per_class(cm), np.array(info["test_iou"], float), atol=1e-12,
                            equal_nan=True)
+
+
+def test_upsample_exercise_right_and_wrong_answers():
+    """An independent right answer (a loop over blocks) passes; the typical wrong ones fail
+    with their hints (the catalogue's own mistakes are run by tests/test_exercises.py)."""
+    from minswin.exercises import grade
+
+    def loop(dout, cache):
+        B, h, w, C = cache.in_shape
+        f = cache.factor
+        dx = np.zeros((B, h, w, C))
+        for r in range(dout.shape[1]):
+            for c in range(dout.shape[2]):
+                dx[:, r // f, c // f] += dout[:, r, c]
+        return dx
+
+    def no_uncrop(dout, cache):
+        B, h, w, C = cache.in_shape
+        f = cache.factor
+        return dout.reshape(B, h, f, w, f, C).sum(axis=(2, 4))
+
+    assert grade("upsample_backward", loop, out=False).passed
+    r = grade("upsample_backward", no_uncrop, out=False)
+    assert r.status != "passed" and "upsample_backward" in r.text

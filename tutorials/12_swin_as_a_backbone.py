@@ -188,6 +188,11 @@ up_check = check_op(upsample_forward, upsample_backward,
 print(up_check)
 
 # %% [markdown]
+# To write this backward yourself: `minswin exercise start upsample_backward`, then
+# `minswin exercise check upsample_backward ex_upsample_backward.py` (it knows the usual
+# mistakes: a mean instead of a sum, blocks gathered with a stride, one copy only).
+
+# %% [markdown]
 # ## 4. Two heads on the same backbone
 #
 # The feature-pyramid head (`minswin/segment/head.py`) projects each stage to D channels with a
