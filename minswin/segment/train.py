@@ -5,11 +5,15 @@ same refusals (an `out` that holds a run, a resume that would change the config)
 atomic checkpoints (`last.safetensors` each epoch, `best.safetensors` on the best val mean
 IoU) with the weights, AdamW's state and the run's position, the same Ctrl-C (finish the step,
 save, say how to resume), the same stop on a NaN/Inf loss (the last good checkpoint kept), and
-history.json + curves.png. Those pieces are imported from training.py, not copied.
+history.json + curves.png. Those pieces (check_out_folder, save/read_training_checkpoint,
+_StopFlag, blas_threads, where, _kept, TrainingDiverged) are imported from training.py; the
+epoch loop around them is written out again here for pixels and IoU (one loop for both tasks
+is a follow-up, once training.py's own changes have settled).
 
 Files in `out`: last.safetensors, best.safetensors, history.json, curves.png.
 """
 import dataclasses
+import json
 import math
 import os
 import time
@@ -372,11 +376,14 @@ def _train(config, out, resume, stop_after, progress, plots, log, threads, overr
 
 def is_segment_checkpoint(path):
     """True for a checkpoint written by `minswin train --task segment`."""
+    from ..checkpoint import load_checkpoint
+    from ..training import META_KEY
     try:
-        _, _, meta = read_training_checkpoint(path, need=())
-    except (OSError, ValueError):
-        return False
-    return meta.get("task") == TASK
+        _, metadata = load_checkpoint(path, with_metadata=True)
+        meta = json.loads((metadata or {}).get(META_KEY, "{}"))
+    except (OSError, ValueError, TypeError):
+        return False                        # the classification run's checks say what is wrong
+    return isinstance(meta, dict) and meta.get("task") == TASK
 
 
 def segmenter_from_checkpoint(path, *, allow_nonfinite=False):
