@@ -8,9 +8,22 @@ from dataclasses import asdict, dataclass, fields, replace
 from .checks import check_positive_int
 
 
+def image_size(name, v):
+    """img_size as minswin keeps it: a positive int for a square image, or a tuple (H, W) of
+    two positive ints that differ (a square pair becomes its int, so that (64, 64) and 64 are
+    the same model)."""
+    if isinstance(v, (tuple, list)):
+        if len(v) != 2:
+            raise ValueError(f"{name}: expected a positive integer or a pair (H, W) of them, "
+                             f"got {v!r}")
+        H, W = (check_positive_int(f"{name}[{i}]", s) for i, s in enumerate(v))
+        return H if H == W else (H, W)
+    return check_positive_int(name, v)
+
+
 @dataclass(frozen=True)
 class SwinConfig:
-    img_size: int = 224
+    img_size: int = 224                      # or (H, W): the official and timm's non-square
     patch_size: int = 4
     in_chans: int = 3
     num_classes: int = 1000
@@ -25,7 +38,8 @@ class SwinConfig:
 
     def __post_init__(self):
         # types and ranges first, then how the fields fit together
-        for name in ("img_size", "patch_size", "in_chans", "embed_dim", "window_size"):
+        object.__setattr__(self, "img_size", image_size("img_size", self.img_size))
+        for name in ("patch_size", "in_chans", "embed_dim", "window_size"):
             check_positive_int(name, getattr(self, name))
         if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) \
                 or self.num_classes < 0:
@@ -57,6 +71,25 @@ class SwinConfig:
             if dim % h:
                 raise ValueError(f"num_heads: stage {i} has width {dim}, which {h} heads do "
                                  "not divide")
+
+    @property
+    def img_hw(self):
+        """(H, W) of the image the model is built for: img_size, as a pair."""
+        s = self.img_size
+        return (s, s) if isinstance(s, int) else s
+
+    @property
+    def img_name(self):
+        """The size as people write it: '224' for a square, '64x128' for H x W."""
+        H, W = self.img_hw
+        return f"{H}" if H == W else f"{H}x{W}"
+
+    def stage_resolutions(self):
+        """The (H, W) token map each stage is built for: ceil(img / patch), then halved (up)
+        at each merging. The official sizes divide exactly; others are padded, so they round
+        up."""
+        h, w = (-(-s // self.patch_size) for s in self.img_hw)
+        return tuple((-(-h // 2 ** i), -(-w // 2 ** i)) for i in range(self.num_layers))
 
     @property
     def num_layers(self):
@@ -127,6 +160,11 @@ CONFIGS = {
     # benchmarks/results/train_digits.md
     "swin_digits": dict(img_size=16, patch_size=2, embed_dim=48, depths=(2, 2),
                         num_heads=(3, 6), window_size=4, drop_path_rate=0.1),
+    # tutorial 12 and `minswin train --task segment`: the backbone for 32x32 digit canvases,
+    # swin_digits with a third stage (its first two start from swin_digits' weights); patch 2
+    # -> 16x16 tokens (4x4 windows, shifted), 8x8 (shifted), then 4x4 in one window
+    "swin_canvas": dict(img_size=32, patch_size=2, embed_dim=48, depths=(2, 2, 2),
+                        num_heads=(3, 6, 12), window_size=4, drop_path_rate=0.1),
     # Swin V2, official configs/swinv2/swinv2_*_patch4_window{8,16}_256.yaml (timm
     # swinv2_{tiny,small,base}_window{8,16}_256)
     "swinv2_t": dict(img_size=256, window_size=8, embed_dim=96, depths=(2, 2, 6, 2),

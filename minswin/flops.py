@@ -65,29 +65,31 @@ def merging_flops_v2(H, W, dim):
 
 
 def model_flops_breakdown(config, img_size=None):
-    """Part -> MACs for the official counting, at img_size (default: the config's)."""
+    """Part -> MACs for the official counting, at img_size (int or (H, W); default: the
+    config's)."""
     c = config
     size = c.img_size if img_size is None else img_size
     step = c.patch_size * 2 ** (c.num_layers - 1)
-    if isinstance(size, bool) or not isinstance(size, int) or size <= 0 or size % step:
+    hw = tuple(size) if isinstance(size, (tuple, list)) and len(size) == 2 else (size, size)
+    if any(isinstance(s, bool) or not isinstance(s, int) or s <= 0 or s % step for s in hw):
         # the official count assumes every stage's map divides exactly; at other sizes the
         # model pads, and the official formula would count a different network
         raise ValueError(f"img_size: expected a positive multiple of patch_size * "
-                         f"2^(stages - 1) = {step}, got {size!r}")
-    g = size // c.patch_size
-    parts = {"patch_embed": g * g * c.embed_dim * c.in_chans * c.patch_size ** 2
-             + g * g * c.embed_dim}
+                         f"2^(stages - 1) = {step} (or a pair of them), got {size!r}")
+    gh, gw = hw[0] // c.patch_size, hw[1] // c.patch_size
+    parts = {"patch_embed": gh * gw * c.embed_dim * c.in_chans * c.patch_size ** 2
+             + gh * gw * c.embed_dim}
     for i, (depth, dim) in enumerate(zip(c.depths, c.stage_dims)):
-        r = g // 2 ** i
-        window, _ = official_window_shift((r, r), c.window_size, 0)
-        parts[f"layers.{i}.blocks"] = depth * block_flops(r, r, dim, c.num_heads[i], window,
+        h, w = gh // 2 ** i, gw // 2 ** i
+        window, _ = official_window_shift((h, w), c.window_size, 0)
+        parts[f"layers.{i}.blocks"] = depth * block_flops(h, w, dim, c.num_heads[i], window,
                                                           c.mlp_ratio)
         if i < c.num_layers - 1:
             merge = merging_flops_v2 if c.version == 2 else merging_flops
-            parts[f"layers.{i}.downsample"] = merge(r, r, dim)
-    # the official tail: final norm counted over g*g / 2^L tokens (docs/semantics.md, section 5),
-    # then the head
-    parts["norm"] = c.num_features * g * g // 2 ** c.num_layers
+            parts[f"layers.{i}.downsample"] = merge(h, w, dim)
+    # the official tail: final norm counted over gh*gw / 2^L tokens (docs/semantics.md,
+    # section 5), then the head
+    parts["norm"] = c.num_features * gh * gw // 2 ** c.num_layers
     parts["head"] = c.num_features * c.num_classes
     return {k: int(round(v)) for k, v in parts.items()}
 

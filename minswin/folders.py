@@ -57,6 +57,15 @@ class Format(NamedTuple):
 
 # ---------------------------------------------------------------------------- transformers
 
+def _image_size(name, v):
+    """An int or a pair (H, W): transformers' image_size and timm's img_size may be either."""
+    if isinstance(v, (list, tuple)):
+        if len(v) != 2:
+            raise ValueError(f"config.json: {name}: expected an int or a pair (H, W), got {v!r}")
+        return tuple(v)
+    return v
+
+
 def _square(name, v):
     """An int, or a pair of equal ints: minswin's sizes are square."""
     if isinstance(v, (list, tuple)):
@@ -100,7 +109,7 @@ def _transformers(cfg, state, version=1):
         v2["pretrained_window_sizes"] = None if not any(pretrained) else \
             tuple(pretrained[:len(depths)])               # its default is 4 zeros at any depth
     config = (SwinV2Config if version == 2 else SwinConfig)(
-        img_size=_square("image_size", cfg.get("image_size", 224)),
+        img_size=_image_size("image_size", cfg.get("image_size", 224)),
         patch_size=_square("patch_size", cfg.get("patch_size", 4)),
         in_chans=cfg.get("num_channels", 3), num_classes=num_classes,
         embed_dim=cfg.get("embed_dim", 96), depths=tuple(cfg.get("depths", (2, 2, 6, 2))),
@@ -173,7 +182,8 @@ def _timm(cfg, state):
         raise ValueError(f"config.json: model_args {unknown} are timm options minswin does not "
                          "have")
     for k, v in args.items():
-        fields_[k] = _square(k, v) if k in ("img_size", "window_size", "patch_size") else \
+        fields_[k] = _image_size(k, v) if k == "img_size" else \
+            _square(k, v) if k in ("window_size", "patch_size") else \
             tuple(v) if isinstance(v, list) else v
     num_classes = cfg.get("num_classes", fields_.get("num_classes", 1000))
     fields_["num_classes"] = num_classes
@@ -224,7 +234,7 @@ def describe(name, config):
     c = config
     head = f"{c.num_classes} classes" if c.num_classes else \
         f"headless, {c.num_features} features"
-    return f"{name}, {c.img_size}, window {c.window_size}, {head}"
+    return f"{name}, {c.img_name}, window {c.window_size}, {head}"
 
 
 # ---------------------------------------------------------------------------- reading a folder

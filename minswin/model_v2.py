@@ -95,10 +95,10 @@ class SwinTransformerV2(SwinTransformer):
     forward, backward, state_dict, load_state_dict and the rest are v1's (checkpoint.py hands
     a V2 model's state to checkpoint_v2.py: torchvision's qkv.bias, the V2 buffers)."""
 
-    def make_layer(self, i, dim, resolution, depth, drop_paths, dtype):
+    def make_layer(self, i, dim, resolution, depth, drop_paths, dtype, downsample):
         """Stage i of V2 blocks, with the stage's pretrained window (SwinTransformer.__init__
         calls this for each stage; everything else is built as in v1)."""
         c = self.config
         return BasicLayerV2(dim, resolution, depth, c.num_heads[i], c.window_size, c.mlp_ratio,
-                            drop_paths, i < c.num_layers - 1, c.pretrained_windows[i], self.rng,
+                            drop_paths, downsample, c.pretrained_windows[i], self.rng,
                             dtype)

@@ -157,6 +157,24 @@ def hf_forward(folder, x, head=True, version=1, model=None):
     return (out.logits if head else out.pooler_output).numpy()
 
 
+def test_transformers_non_square_image_size_equals_transformers(tmp_path, capsys):
+    """transformers' image_size may be a pair (64, 128): at the built size transformers, like
+    the official model, switches the shift off on the 4x8 stage where min(H, W) = M = 4;
+    minswin reads the pair and does the same (float64, equal to round-off)."""
+    config_class, classifier, _ = hf_classes(1)
+    cfg = config_class(**dict(SMALL, image_size=[64, 128], window_size=4, depths=[2, 2, 2],
+                              num_heads=[2, 4, 8]), id2label=dict(enumerate(LABELS)))
+    net = classifier(cfg)
+    randomise_torch(net)
+    folder = tmp_path / "hf_pair"
+    net.save_pretrained(folder)
+    model = minswin.from_pretrained(folder, dtype="float64")
+    assert capsys.readouterr().out.startswith("transformers Swin v1, 64x128, window 4")
+    assert model.config.img_size == (64, 128) and model.layers[2].blocks[1].shift_size == 0
+    x = images((64, 128))
+    assert_close(model.forward(x), hf_forward(folder, x), "float64")
+
+
 @pytest.mark.parametrize("names", ["hub", "new"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_transformers_classifier_equals_transformers(tmp_path, capsys, names, dtype):
@@ -281,7 +299,8 @@ def test_transformers_hub_index_buffers_are_checked_and_dropped(tmp_path):
 @pytest.mark.parametrize("what, edit, match", [
     ("absolute position embeddings", {"use_absolute_embeddings": True},
      r"use_absolute_embeddings is True; minswin's Swin supports only False"),
-    ("a non-square image", {"image_size": [224, 192]}, r"image_size: minswin needs a square"),
+    ("an image size of three numbers", {"image_size": [224, 192, 3]},
+     r"image_size: expected an int or a pair"),
     ("SimMIM", {"architectures": ["SwinForMaskedImageModeling"]},
      r"not SwinForMaskedImageModeling"),
     ("V2 absolute position embeddings", {"model_type": "swinv2",

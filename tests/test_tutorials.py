@@ -35,6 +35,7 @@ FIGURES = {
     "09_numpy_and_cupy.py": 1,
     "10_train_a_small_swin.py": 4,
     "11_from_swin_to_swin_v2.py": 4,
+    "12_swin_as_a_backbone.py": 3,
 }
 
 

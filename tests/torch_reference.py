@@ -222,10 +222,11 @@ class SwinTransformer(nn.Module):
                  depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), window_size=7, mlp_ratio=4.0):
         super().__init__()
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
-        grid = img_size // patch_size
+        H, W = (img_size, img_size) if isinstance(img_size, int) else img_size
+        gh, gw = H // patch_size, W // patch_size           # official: (H, W) pairs divide
         L = len(depths)
         self.layers = nn.ModuleList([
-            BasicLayer(embed_dim * 2 ** i, (grid // 2 ** i, grid // 2 ** i), depths[i],
+            BasicLayer(embed_dim * 2 ** i, (gh // 2 ** i, gw // 2 ** i), depths[i],
                        num_heads[i], window_size, mlp_ratio, i < L - 1)
             for i in range(L)])
         self.norm = nn.LayerNorm(embed_dim * 2 ** (L - 1), eps=1e-5)

@@ -128,6 +128,10 @@ show(plot_hierarchy(model, trace, photo, "Swin-T"), "01_hierarchy.png")
 #   classifier refuses it. minswin, like torchvision and the detection backbone, pads: the
 #   image to a multiple of 4, each block's map to a multiple of M, odd maps before merging.
 #   Tutorial 8 runs the model on an image whose sides are not multiples of 32.
+# * **What is the pyramid for?** Dense tasks. `create_model(name, features_only=True)` returns
+#   the map of every stage (timm's names: `out_indices`, `feature_info`) and its backward takes
+#   a gradient for each; tutorial 12 trains a feature-pyramid head on them to segment digit
+#   canvases pixel by pixel, and measures the pyramid against the last stage alone.
 # * **Is the stem a convolution or a linear layer?** Both: tutorial 2.
 # * **Why 9 regions when a shifted map could be cut into 4?** Tutorial 5.
 

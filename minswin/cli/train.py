@@ -4,6 +4,7 @@
     minswin train --epochs 5 --lr 1e-3 --out runs/try
     minswin train --epochs 30 --stop-after 10      # 10 of 30 epochs, then:
     minswin train --resume runs/digits/last.safetensors
+    minswin train --task segment                   # digit canvases, pixel by pixel (tutorial 12)
 """
 import argparse
 
@@ -18,6 +19,7 @@ def _ints(text):
 
 
 def add_parser(sub):
+    from ..segment.train import SEGMENT_CONFIGS
     from ..training import TRAIN_CONFIGS
     p = sub.add_parser(
         "train", help="train a small Swin from scratch on the digits or your own images",
@@ -25,8 +27,16 @@ def add_parser(sub):
                     "options: the 'digits' config (scikit-learn's 8x8 digits, no download). "
                     "Ends by printing 'test accuracy: NN.N%'. Writes last/best checkpoints "
                     "(.safetensors, with the optimiser state), history.json and curves.png.")
-    p.add_argument("--config", default=None, choices=sorted(TRAIN_CONFIGS),
-                   help="training config by name (default: digits)")
+    p.add_argument("--task", default="classify", choices=("classify", "segment"),
+                   help="classify images (default), or segment digit canvases pixel by pixel "
+                        "with a Swin backbone and a feature-pyramid head (tutorial 12)")
+    p.add_argument("--config", default=None,
+                   choices=sorted(TRAIN_CONFIGS) + sorted(SEGMENT_CONFIGS),
+                   help="training config by name (default: digits; with --task segment: "
+                        f"canvas, one of {', '.join(sorted(SEGMENT_CONFIGS))})")
+    p.add_argument("--head", default=None, choices=("fpn", "last"),
+                   help="--task segment: the pyramid head on every stage (fpn, default) or a "
+                        "head on the last stage only")
     p.add_argument("--data", default=None,
                    help="'digits', a folder with one sub-folder of images per class, or an "
                         ".npz with x (N,H,W,3) and y (N,)")
@@ -87,6 +97,19 @@ def run(args):
 
     from . import CliError
     from ..training import TrainingFailed, train
+    if args.task == "segment":
+        from ..segment.cli import run_segment
+        return run_segment(args, CliError)
+    if args.head is not None:
+        raise CliError("--head: only with --task segment")
+    if args.resume and os.path.exists(args.resume):
+        from ..segment.train import is_segment_checkpoint
+        if is_segment_checkpoint(args.resume):
+            raise CliError(f"--resume: {args.resume!r} is a segmentation run; continue it "
+                           "with --task segment")
+    from ..segment.train import SEGMENT_CONFIGS
+    if args.config in SEGMENT_CONFIGS:
+        raise CliError(f"--config: {args.config!r} is a --task segment config")
     if args.resume and args.config:
         raise CliError("--config: not allowed with --resume (the config comes from the "
                        "checkpoint)")

@@ -574,9 +574,10 @@ SHIFT = Exercise(
 
 
 from .catalog_v2 import V2_EXERCISES  # noqa: E402  (it builds on Case, Exercise, Mistake)
+from .catalog_dense import DENSE_EXERCISES  # noqa: E402  (tutorial 12's upsampling)
 
 EXERCISES = {e.name: e for e in (LAYERNORM, SOFTMAX, GELU, ATTENTION, RELBIAS, MERGING, SHIFT,
-                                 *V2_EXERCISES)}
+                                 *V2_EXERCISES, *DENSE_EXERCISES)}
 
 
 def get_exercise(name):

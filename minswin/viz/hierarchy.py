@@ -16,7 +16,7 @@ def stage_summary(model, trace):
     shape after its patch merging or None) read from the trace of `model.trace(x)`
     and the blocks."""
     shapes = dict(trace)
-    img = model.config.img_size
+    img = model.config.img_hw[0]                          # (H, W) of the built size
     out = []
     for i, layer in enumerate(model.layers):
         last = f"layers.{i}.blocks.{len(layer.blocks) - 1}"
@@ -58,7 +58,7 @@ def plot_hierarchy(model, trace, image=None, name=None):
         ax.imshow(np.clip(host_image(image), 0, 1), extent=(x, x + img_side, 0, img_side),
                   zorder=1)
     ax.add_patch(Rectangle((x, 0), img_side, img_side, fill=False, lw=1.2))
-    ax.text(x + img_side / 2, -0.35, f"input image\n{c.img_size}x{c.img_size}x{c.in_chans}",
+    ax.text(x + img_side / 2, -0.35, f"input image\n{c.img_hw[0]}x{c.img_hw[1]}x{c.in_chans}",
             ha="center", va="top", fontsize=10)
     pe = shapes.get("patch_embed")
     prev_right = x + img_side
