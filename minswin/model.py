@@ -20,6 +20,7 @@ from .backend import get_xp, rng as make_rng
 from .checks import check_array, check_seed, check_shape
 from .configs import get_config
 from .layers import LayerNorm, Linear, Mlp, PatchEmbed, PatchMerging, WindowAttention
+from .memory import check_model_fits
 from .module import Module
 from .ops.droppath import droppath_backward, droppath_forward
 from .ops.masks import cached_attention_mask, forward_window_shift, official_window_shift
@@ -158,6 +159,7 @@ class SwinTransformer(Module):
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
+        check_model_fits(config, dtype)          # refused in one line, before allocating
         self.config, self.dtype = config, dtype
         self.rng = make_rng(check_seed("seed", seed))   # initial weights, then DropPath
         c = config

@@ -42,8 +42,10 @@ from .backend import get_xp, to_backend, to_numpy
 from .checkpoint import nonfinite_problems, load_checkpoint, save_checkpoint
 from .checks import check_positive_int, check_seed
 from .data import batch_slices, epoch_order, load_dataset, train_batch
+from .grad_mode import no_grad
 from .loss import (accuracy_count, check_labels, cross_entropy_backward,
                    cross_entropy_forward)
+from .memory import check_batch_fits, check_model_fits, largest_batch
 from .optim import clip_grad_norm, cosine_lr, create_optimizer
 
 META_KEY = "minswin.train"          # checkpoint metadata key holding the training state (JSON)
@@ -210,6 +212,16 @@ def rescale_init(model):
             p *= (1.0 / math.sqrt(p.shape[1])) / 0.02        # (Cout, Cin): fan_in = Cin
 
 
+def check_training_fits(cfg, num_classes):
+    """Refuse, in one line before anything is allocated, a run whose weights, optimiser state
+    and training batch would not fit in memory (minswin/memory.py)."""
+    from .configs import get_config
+    config = get_config(cfg.model, **{**cfg.model_overrides, "num_classes": num_classes})
+    check_model_fits(config, cfg.dtype, what="--model")
+    return check_batch_fits(config, cfg.batch_size, cfg.dtype, mode="train",
+                            optimizer_slots=2 if cfg.optimizer == "adamw" else 1)
+
+
 def build_model(cfg, num_classes):
     """The model a config describes (weights drawn from `cfg.seed`, then `cfg.init`)."""
     from .model import create_model
@@ -278,15 +290,38 @@ def train_step(model, optimizer, x, y, *, lr, label_smoothing, clip_grad, loss_f
     return loss, int(correct)
 
 
-def evaluate_split(model, split, batch_size=256):
-    """(mean loss, accuracy, predictions) of `model` in eval mode on a data split."""
+EVAL_BATCH = 256            # images per forward when evaluating, unless fewer fit
+
+
+def eval_batch_size(model, batch_size=None, flag="--batch-size"):
+    """The evaluation batch: `batch_size` when given (refused in one line naming `flag` when
+    its no-grad forward would not fit in memory), else EVAL_BATCH or the largest that fits."""
+    if batch_size is not None:
+        check_batch_fits(model.config, batch_size, model.dtype, mode="no_grad",
+                         optimizer_slots=0, flag=flag, size_flag="img_size")
+        return batch_size
+    fits, _ = largest_batch(model.config, model.dtype, mode="no_grad")
+    if fits == 0:                                   # refused, with the estimate
+        check_batch_fits(model.config, 1, model.dtype, mode="no_grad", optimizer_slots=0,
+                         flag=flag, size_flag="img_size")
+    return max(1, min(EVAL_BATCH, fits))
+
+
+def evaluate_split(model, split, batch_size=None):
+    """(mean loss, accuracy, predictions) of `model` in eval mode on a data split, under
+    minswin.no_grad() (no caches kept), `batch_size` images at a time (default: 256 or the
+    largest batch that fits in memory, `eval_batch_size`)."""
     model.eval()
     xp = model.xp
+    if batch_size is not None:                      # no batch is larger than the split
+        batch_size = max(1, min(batch_size, len(split.y)))
+    batch_size = eval_batch_size(model, batch_size)
     total, correct, preds = 0.0, 0, []
     for start, stop in batch_slices(len(split.y), batch_size):
         x = to_backend(split.x[start:stop].astype(model.dtype), xp)  # (b, H, W, 3)
         y = to_backend(split.y[start:stop], xp)                       # (b,)
-        logits = model.forward(x)                                     # (b, K)
+        with no_grad():
+            logits = model.forward(x)                                 # (b, K), no caches
         loss, _ = cross_entropy_forward(logits, y)
         total += float(to_numpy(loss)) * (stop - start)
         pred = to_numpy(logits.argmax(axis=-1))
@@ -391,6 +426,9 @@ def plot_history(history, path):
     ax2.plot(ep, [100 * e["train_acc"] for e in history["epochs"]], "o-", label="train")
     ax2.plot(ep, [100 * e["val_acc"] for e in history["epochs"]], "s-", label="val")
     ax2.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    from matplotlib.ticker import MaxNLocator
+    for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # whole epochs, no 1.5
     eps = history.get("config", {}).get("label_smoothing", 0.0)
     if eps:                                                 # the train loss's lower bound
         floor = _smoothed_loss_floor(eps, history.get("model_config", {}).get("num_classes", 10))
@@ -617,7 +655,10 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threa
     std = np.asarray(meta_in["std"], np.float32) if ckpt else None
 
     from .configs import get_config
-    img_size = get_config(cfg.model, **cfg.model_overrides).img_size
+    model_config = get_config(cfg.model, **cfg.model_overrides)
+    img_size = model_config.img_size
+    # refused here, before the data are resized and anything is allocated, not killed later
+    check_training_fits(cfg, model_config.num_classes)
     ds = load_data(cfg, img_size, mean, std)
     check_splits(ds, cfg)
     K = len(ds.classes)

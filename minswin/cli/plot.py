@@ -6,8 +6,6 @@ cannot be written) is one line on stderr and exit status 2, never a traceback.
 """
 import argparse
 import os
-import sys
-import types
 
 FIGURES = {
     "windows": "regular windows (block l) beside shifted windows (block l+1)",
@@ -61,19 +59,12 @@ examples:
 """
 
 
-def _one_line_error(self, message):
-    """argparse's error, as one line on stderr (no usage block), exit status 2."""
-    print(f"minswin plot: error: {message} (see minswin plot --help)", file=sys.stderr)
-    sys.exit(2)
-
-
 def add_parser(sub):
     desc = "Draw one figure of Swin's machinery from arrays minswin computes.\n\nfigures:\n" + \
         "\n".join(f"  {k:<18}{v}" for k, v in FIGURES.items())
     p = sub.add_parser("plot", help="draw one figure (mask, shift, index, bias, ...)",
                        description=desc, epilog=EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.error = types.MethodType(_one_line_error, p)
     p.add_argument("figure", metavar="FIGURE", choices=sorted(FIGURES),
                    help="which figure: " + ", ".join(FIGURES))
     p.add_argument("-o", "--output", metavar="FILE", default=None,
@@ -117,7 +108,9 @@ def add_parser(sub):
     p.add_argument("--image", action="store_true",
                    help="windows/shift: draw a real photo under the tokens")
     p.add_argument("--dpi", type=int, default=130, help="resolution of PNG output (130)")
-    p.set_defaults(func=run)
+    # the library's parameter names -> this command's options, for its error messages
+    p.set_defaults(func=run, param_flags={"heads": "head", "head": "head", "name": "model",
+                                          "path": "checkpoint"})
     return p
 
 
