@@ -222,6 +222,26 @@ def check_training_fits(cfg, num_classes):
                             optimizer_slots=2 if cfg.optimizer == "adamw" else 1)
 
 
+DIGITS_SIDE = 8            # scikit-learn's digits are 8x8
+
+
+def upsampling_warning(cfg, model_config):
+    """One line when the digits would be blown up far beyond what they hold (`--model swin_t`
+    resizes each 8x8 digit to 224x224): what a step costs against the default model's."""
+    if cfg.data != "digits" or model_config.img_size <= 4 * DIGITS_SIDE:
+        return None
+    from .configs import get_config
+    from .flops import model_flops
+    default = TrainConfig()
+    ratio = model_flops(model_config) / model_flops(get_config(default.model))
+    return (f"warning: --model {cfg.model} resizes the {DIGITS_SIDE}x{DIGITS_SIDE} digits to "
+            f"{model_config.img_size}x{model_config.img_size} "
+            f"({model_config.img_size ** 2 // DIGITS_SIDE ** 2} times the pixels), so each "
+            f"image costs {ratio:,.0f} times the FLOPs of the "
+            f"default {default.model} and learns nothing more from the same 64 pixels; "
+            f"expect minutes per step on a CPU")
+
+
 def build_model(cfg, num_classes):
     """The model a config describes (weights drawn from `cfg.seed`, then `cfg.init`)."""
     from .model import create_model
@@ -239,14 +259,28 @@ def build_optimizer(cfg, model):
     return create_optimizer("adamw", model.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def lr_at(cfg, step, steps_per_epoch):
-    """The learning rate of update `step` (0-based): warm-up then cosine, counted in steps.
+# the warm-up never takes more than this share of a run's steps: `--epochs 1` with the
+# default 2 warm-up epochs would otherwise warm up for the whole run and never reach --lr
+MAX_WARMUP_FRACTION = 0.2
+# the warm-up starts at this fraction of the peak, not at 0, so the first step learns: the
+# official recipe's WARMUP_LR / BASE_LR (5e-7 / 5e-4, both scaled alike with the batch)
+WARMUP_START = 1e-3
 
-    A warm-up longer than the run is cut to the run (then the whole run warms up)."""
+
+def warmup_steps(cfg, steps_per_epoch):
+    """Steps of linear warm-up: cfg.warmup_epochs, at most MAX_WARMUP_FRACTION of the run."""
     total = cfg.epochs * steps_per_epoch
-    warmup = min(int(round(cfg.warmup_epochs * steps_per_epoch)), total)
-    return cosine_lr(step, base_lr=cfg.lr, total_steps=total, warmup_steps=warmup,
-                     min_lr=min(cfg.min_lr, cfg.lr))
+    return min(int(round(cfg.warmup_epochs * steps_per_epoch)),
+               int(MAX_WARMUP_FRACTION * total))
+
+
+def lr_at(cfg, step, steps_per_epoch):
+    """The learning rate of update `step` (0-based): warm-up from WARMUP_START * lr, then
+    cosine, counted in steps (the warm-up is at most MAX_WARMUP_FRACTION of the run)."""
+    total = cfg.epochs * steps_per_epoch
+    return cosine_lr(step, base_lr=cfg.lr, total_steps=total,
+                     warmup_steps=warmup_steps(cfg, steps_per_epoch),
+                     warmup_lr=WARMUP_START * cfg.lr, min_lr=min(cfg.min_lr, cfg.lr))
 
 
 def load_data(cfg, img_size, mean=None, std=None):
@@ -659,6 +693,9 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threa
     img_size = model_config.img_size
     # refused here, before the data are resized and anything is allocated, not killed later
     check_training_fits(cfg, model_config.num_classes)
+    warning = upsampling_warning(cfg, model_config)
+    if warning:
+        log(warning)
     ds = load_data(cfg, img_size, mean, std)
     check_splits(ds, cfg)
     K = len(ds.classes)
@@ -726,8 +763,8 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threa
 
     log(f"training {cfg.model} ({model.num_params():,} parameters, {cfg.dtype}) on "
         f"{cfg.data}: {len(ds.train.y)} train / {len(ds.val.y)} val / {len(ds.test.y)} test "
-        f"images of {img_size}x{img_size}, {K} classes; {cfg.epochs} epochs of "
-        f"{steps_per_epoch} steps, batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g}")
+        f"images of {img_size}x{img_size}, {K} classes; {plural(cfg.epochs, 'epoch')} of "
+        f"{plural(steps_per_epoch, 'step')}, batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g}")
 
     end_epoch = cfg.epochs if stop_after is None else min(cfg.epochs,
                                                           run["epoch"] + int(stop_after))
@@ -831,16 +868,23 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threa
     if finished:
         # resumed into a new folder, a best epoch from before the resume has its checkpoint in
         # the old folder: say so rather than print a test accuracy of nan
-        best_test = (f"test acc {100 * best_test_acc:.1f}%" if tested
+        best_test = (f"the best checkpoint ({os.path.basename(best_path)}) has test acc "
+                     f"{100 * best_test_acc:.1f}%" if tested
                      else f"its checkpoint is not in {out}, so it was not tested")
-        log(f"best val epoch {run['best_epoch']} (val acc {100 * run['best'][0]:.1f}%, "
+        log(f"best val epoch {run['best_epoch']} (val acc {100 * run['best'][0]:.1f}%; "
             f"{best_test}); training time {run['time_s']:.1f}s; files in {out}")
-        log(f"test accuracy: {100 * test_acc:.1f}%")
+        log(f"the final weights ({os.path.basename(last_path)}, epoch {run['epoch']}): "
+            f"test accuracy: {100 * test_acc:.1f}%")
     else:
         log(f"stopped {where(run, cfg.epochs)}; continue with: "
             f"minswin train --resume {last_path}")
     return TrainResult(test_acc, test_loss, history, out, best_path, last_path, model, cfg,
                        finished)
+
+
+def plural(n, word):
+    """plural(1, 'epoch') -> '1 epoch', plural(2, 'epoch') -> '2 epochs'."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 class blas_threads:
