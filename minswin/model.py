@@ -73,6 +73,7 @@ class SwinTransformerBlock(Module):
         tokens, win_cache = to_windows_forward(h, M, shift)   # (B*nW, N, C) pad, roll, split
         mask = cached_attention_mask(Hp, Wp, M, shift, get_xp(h), h.dtype)  # (nW, N, N) or None
         a = self.attn.forward(tokens, mask)                # (B*nW, N, C)
+        self.windows = (Hp // M) * (Wp // M)               # per image, for attention_weights
         return from_windows(a, win_cache), win_cache       # (B, H, W, C) merge, roll back, crop
 
     def attend_in_windows_backward(self, dy, win_cache):
@@ -104,10 +105,7 @@ class SwinTransformerBlock(Module):
 
     def attention_weights(self):
         """The last forward's attention probabilities as (B, nW, nH, N, N)."""
-        if self.cache is None:
-            raise RuntimeError("attention_weights: run a forward pass first")
-        (Hp, Wp), M = self.cache[0].padded_hw, self.window_size
-        return self.attn.attention_weights((Hp // M) * (Wp // M))
+        return self.attn.attention_weights(getattr(self, "windows", 1))
 
 
 class BasicLayer(Module):

@@ -298,13 +298,16 @@ def _figure(args):
         key, _ = _pick_block(model, args)
         table = model.params[f"{key}.attn.relative_position_bias_table"]
         return viz.plot_relative_position_bias(table, heads=heads, name=f"{key} of {name}")
+    from ..grad_mode import no_grad
     if f == "hierarchy":
-        _, trace = model.trace(x)                          # (1, classes), shapes
+        with no_grad():                                    # no backward: no caches
+            _, trace = model.trace(x)                      # (1, classes), shapes
         return viz.plot_hierarchy(model, trace, img, name + image_note)
     name += image_note
     key, blk = _pick_block(model, args)                    # checked before the slow forward
     check_heads(heads, blk.num_heads, 1)                   # viz's own check, made early
-    _, trace = model.trace(x)                              # (1, classes), shapes
+    with no_grad(keep_attention=True):                     # the probabilities, no caches
+        _, trace = model.trace(x)                          # (1, classes), shapes
     H, W = dict(trace)[key][1:3]
     M = blk.window_size
     (Hp, Wp), shift = blk.window_shift_for(H, W)
