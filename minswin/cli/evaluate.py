@@ -20,7 +20,8 @@ def add_parser(sub):
                    help="which split of the recorded data (default: test)")
     p.add_argument("--data", default=None,
                    help="evaluate on other data: 'digits', a class-folder tree or an .npz "
-                        "(with the checkpoint's classes and normalisation)")
+                        "(with the checkpoint's classes and normalisation) (default: the data recorded "
+                        "in the checkpoint)")
     p.add_argument("-o", "--out", default=None,
                    help="PNG for the confusion matrix (default: confusion_<split>.png next to "
                         "the checkpoint; for the shipped model in ./minswin-figures/)")

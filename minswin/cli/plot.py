@@ -77,7 +77,7 @@ def add_parser(sub):
                         "stage-masks, 2 for index-walk)")
     p.add_argument("--shift", type=int, default=None, help="shift S (default M // 2)")
     p.add_argument("--window-id", type=int, default=None,
-                   help="which window (mask: 1, the explainer's; attention: a central one)")
+                   help="which window (default: mask 1, the explainer's; attention a central one)")
     p.add_argument("--head", type=int, default=None,
                    help="one attention head (default: the first few)")
     p.add_argument("--stage", type=int, default=1, help="stage 1..4 for bias/attention "
@@ -95,7 +95,8 @@ def add_parser(sub):
                    help="log-coords: a larger window to mark (default none); table-resize: "
                         "the window to resize to (default 12)")
     p.add_argument("--checkpoint", metavar="PATH", default=None,
-                   help="load weights (.safetensors/.npz) for bias/attention/hierarchy")
+                   help="load weights (.safetensors/.npz) for bias/attention/hierarchy (default: "
+                        "none, see --model)")
     p.add_argument("--allow-nonfinite", action="store_true",
                    help="with --checkpoint: load weights that hold NaN or inf (to inspect a "
                         "broken run)")
@@ -107,7 +108,7 @@ def add_parser(sub):
                         "image of its test split (default 0 for the shipped model)")
     p.add_argument("--image", action="store_true",
                    help="windows/shift: draw a real photo under the tokens")
-    p.add_argument("--dpi", type=int, default=130, help="resolution of PNG output (130)")
+    p.add_argument("--dpi", type=int, default=130, help="resolution of PNG output, dots per inch")
     # the library's parameter names -> this command's options, for its error messages
     p.set_defaults(func=run, param_flags={"heads": "head", "head": "head", "name": "model",
                                           "path": "checkpoint"})

@@ -100,10 +100,11 @@ def add_parser(sub):
                    help="output folder (default: runs/<config>); a folder that holds another "
                         "run is refused, never overwritten")
     r.add_argument("--resume", default=None, metavar="CHECKPOINT",
-                   help="continue from a last.safetensors (only --epochs may change)")
+                   help="continue from a last.safetensors (only --epochs may change) (default: "
+                        "a new run)")
     r.add_argument("--stop-after", type=int, default=None, metavar="N",
                    help="stop after N epochs of this call (the schedule still follows "
-                        "--epochs); continue later with --resume")
+                        "--epochs); continue later with --resume (default: run to the end)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--threads", type=int, default=None,
                    help="BLAS threads while training (default: 1; small matrices run "
