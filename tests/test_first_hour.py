@@ -244,6 +244,24 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
 
 # ---------------------------------------------------------------------------- memory
 
+@pytest.fixture
+def capped():
+    """An address-space limit 3 GiB above what this process maps now, for the test's length:
+    were a refusal to regress, the allocation fails with a MemoryError here instead of
+    taking the shared machine's memory."""
+    resource = pytest.importorskip("resource")
+    from minswin.memory import _vm_size
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = _vm_size() + 3 * 1024 ** 3
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
 def test_parameter_count_is_the_model_s_own():
     for name in ("swin_t", "swin_micro", "swin_digits"):
         assert sum(parameter_counts(minswin.get_config(name)).values()) == \
@@ -274,7 +292,7 @@ def test_activation_estimate_is_near_the_measured_peak(mode):
     assert 0.6 < peak / est < 1.6, (peak, est)
 
 
-def test_models_bigger_than_the_machine_are_refused_before_allocating(tmp_path, monkeypatch):
+def test_models_bigger_than_the_machine_are_refused_before_allocating(capped, tmp_path, monkeypatch):
     monkeypatch.setenv("MINSWIN_MEMORY", "4G")
     tracemalloc.start()
     with pytest.raises(ValueError, match=r"depths \[1000, 1000, 1000, 1000\].*parameters.*"
@@ -297,7 +315,7 @@ def test_models_bigger_than_the_machine_are_refused_before_allocating(tmp_path, 
         minswin.from_pretrained(str(folder), verbose=False)
 
 
-def test_a_checkpoint_asking_for_a_huge_model_is_refused_in_one_line(tmp_path, capsys,
+def test_a_checkpoint_asking_for_a_huge_model_is_refused_in_one_line(capped, tmp_path, capsys,
                                                                      monkeypatch):
     pytest.importorskip("sklearn")
     from minswin.checkpoint import load_checkpoint, save_checkpoint
@@ -316,7 +334,7 @@ def test_a_checkpoint_asking_for_a_huge_model_is_refused_in_one_line(tmp_path, c
     assert "MemoryError" not in err
 
 
-def test_train_refuses_what_cannot_fit_before_writing_anything(tmp_path, capsys,
+def test_train_refuses_what_cannot_fit_before_writing_anything(capped, tmp_path, capsys,
                                                                monkeypatch):
     pytest.importorskip("sklearn")
     out = tmp_path / "run"
