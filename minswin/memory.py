@@ -247,3 +247,25 @@ def check_batch_fits(config, batch, dtype="float32", mode="train", optimizer_slo
         f"{flag} {batch}: {what} would need about {gib(need)} ({gib(est.per_image_bytes)} "
         f"per image, {gib(est.weights_bytes)} of weights); this machine has "
         f"{gib(est.available)} available: expected {flag} {fits} or less")
+
+
+# a forward inside minswin.no_grad() runs a large batch in pieces whose activations stay under
+# this: a bounded peak (Swin-T: pieces of 9 images; benchmarks/bench_inference.py), the same
+# maths (each image is computed on its own; the BLAS may add in another order for another
+# batch size, so the logits agree to float round-off, not bit for bit)
+PIECE_BYTES = 256 * 1024 ** 2
+
+
+def no_grad_pieces(config, batch, dtype):
+    """[(start, stop), ...] pieces of the batch for a forward inside no_grad(), or None to
+    run it whole: with caches (they must hold the whole batch for its backward), with
+    keep_attention (the pictures read the whole batch's weights), or when it is small."""
+    from .grad_mode import is_grad_enabled, keeps_attention
+    if is_grad_enabled() or keeps_attention() or batch <= 1:
+        return None
+    import numpy as np
+    per_image = activation_floats(config, "no_grad") * np.dtype(dtype).itemsize
+    piece = max(1, int(PIECE_BYTES // max(per_image, 1)))
+    if batch <= piece:
+        return None
+    return [(i, min(i + piece, batch)) for i in range(0, batch, piece)]

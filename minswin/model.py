@@ -14,13 +14,16 @@ Window and shift (SPEC "What minswin decides" 3-4):
   covers the shift is 0 (torchvision/det). At the model's own img_size this is the official
   model; at other sizes it is torchvision's.
 """
+import contextlib
+
 import numpy as np
 
 from .backend import get_xp, rng as make_rng
 from .checks import check_array, check_seed, check_shape
 from .configs import get_config
+from .grad_mode import is_grad_enabled, no_grad
 from .layers import LayerNorm, Linear, Mlp, PatchEmbed, PatchMerging, WindowAttention
-from .memory import check_model_fits
+from .memory import check_model_fits, no_grad_pieces
 from .module import Module
 from .ops.droppath import droppath_backward, droppath_forward
 from .ops.masks import cached_attention_mask, forward_window_shift, official_window_shift
@@ -196,6 +199,9 @@ class SwinTransformer(Module):
         if x.dtype != self.dtype:
             raise TypeError(f"x: expected dtype {self.dtype} like the model's weights, got "
                             f"{x.dtype}; convert with x.astype('{self.dtype}')")
+        pieces = no_grad_pieces(self.config, x.shape[0], self.dtype)   # no_grad: a large
+        if pieces:                                         # batch in pieces, bounded memory
+            return self.xp.concatenate([self.forward(x[a:b]) for a, b in pieces])
         x = self.patch_embed.forward(x)                    # (B, H/4, W/4, C)
         for layer in self.layers:
             x = layer.forward(x)                           # half the map, twice the width
@@ -231,7 +237,10 @@ class SwinTransformer(Module):
         for name, module in watched:
             module.forward = recorded(name, module.forward)    # shadows the method
         try:
-            logits = self.forward(x)
+            with contextlib.ExitStack() as whole:          # one pass, not no_grad's pieces
+                if not is_grad_enabled():
+                    whole.enter_context(no_grad(keep_attention=True))
+                logits = self.forward(x)
         finally:
             for _, module in watched:
                 del module.forward                         # the class's method again

@@ -126,6 +126,30 @@ def test_no_grad_forward_allocates_far_less():
     assert peaks["no_grad"] < 0.5 * peaks["caches"], peaks
 
 
+def test_no_grad_runs_a_large_batch_in_pieces(monkeypatch):
+    import minswin.memory as memory
+    model = minswin.create_model("swin_micro", num_classes=4).eval()
+    x = np.random.default_rng(0).standard_normal((10, 32, 32, 3)).astype("f4")
+    ref = model.forward(x)
+    per_image = activation_floats(model.config, "no_grad") * 4
+    monkeypatch.setattr(memory, "PIECE_BYTES", 3 * per_image)   # pieces of 3 images
+    assert memory.no_grad_pieces(model.config, 10, "float32") is None     # caches: whole
+    calls = []
+    real = type(model.patch_embed).forward
+    monkeypatch.setattr(type(model.patch_embed), "forward",
+                        lambda self, x: calls.append(len(x)) or real(self, x))
+    with minswin.no_grad():
+        assert memory.no_grad_pieces(model.config, 10, "float32") == \
+            [(0, 3), (3, 6), (6, 9), (9, 10)]
+        out = model.forward(x)
+    assert calls == [3, 3, 3, 1]
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
+    calls.clear()
+    with minswin.no_grad(keep_attention=True):             # the pictures need one batch
+        model.forward(x)
+    assert calls == [10]
+
+
 def test_evaluation_runs_without_caches(monkeypatch):
     pytest.importorskip("sklearn")
     from minswin.training import evaluate_split, load_data, make_config
