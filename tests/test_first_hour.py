@@ -433,6 +433,26 @@ def test_every_shipped_model_is_a_name(name, capsys, tmp_path, monkeypatch):
     info = minswin.pretrained_info(name)
     assert f"the shipped {name} model" in out
     assert f"accuracy: {100 * info['test_accuracy']:.1f}%" in out
+    # `--model NAME` draws the shipped model's trained weights where they mean something
+    rc, out, err = run_main(["plot", "attention" if name == "swin_digits" else "cpb",
+                             "--model", name, "-o", "a.png"], capsys)
+    assert rc == 0, err
+    assert os.path.isfile("a.png")
+
+
+def test_plot_model_name_means_the_trained_weights(monkeypatch, capsys, tmp_path):
+    import minswin.viz as viz
+    seen = {}
+    monkeypatch.setattr(viz, "plot_relative_position_bias",
+                        lambda table, **kw: seen.update(kw=kw, table=table) or
+                        __import__("matplotlib.figure").figure.Figure())
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = run_main(["plot", "bias", "--model", "swin_digits", "-o", "b.png"], capsys)
+    assert rc == 0, err
+    trained = minswin.pretrained("swin_digits")
+    np.testing.assert_array_equal(
+        seen["table"], trained.params["layers.0.blocks.1.attn.relative_position_bias_table"])
+    assert "trained" in seen["kw"]["name"]
 
 
 # ---------------------------------------------------------------------------- short runs

@@ -87,7 +87,9 @@ def main(argv=None):
     tune_cpu_process()                 # reuse freed memory: see minswin/runtime.py
     name = f"minswin {args.command}"
     try:
-        return args.func(args) or 0
+        rc = args.func(args) or 0
+        sys.stdout.flush()                 # a closed pipe is found here, not at exit
+        return rc
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         return 130

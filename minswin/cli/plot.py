@@ -88,9 +88,10 @@ def add_parser(sub):
                    help="query token in the window for attention (default: the centre)")
     p.add_argument("--model", default=None,
                    help="model config for model figures, random weights unless --checkpoint "
-                        "(default: bias/attention the trained swin_digits that ships with "
-                        "minswin, cpb the trained swinv2_digits, else swin_t; see "
-                        "minswin.configs)")
+                        "or a shipped model's name (swin_digits, swinv2_digits: its trained "
+                        "weights for bias/attention/cpb) (default: bias/attention the trained "
+                        "swin_digits that ships with minswin, cpb the trained swinv2_digits, "
+                        "else swin_t; see minswin.configs)")
     p.add_argument("--new-window", type=int, default=None,
                    help="log-coords: a larger window to mark (default none); table-resize: "
                         "the window to resize to (default 12)")
@@ -171,8 +172,11 @@ def _load_model(args):
         raise CliError("--checkpoint: expected a file name, got ''")
     if args.checkpoint and args.random_weights:
         raise CliError("--random-weights: cannot be combined with --checkpoint")
+    from ..weights import PRETRAINED
     shipped_name = SHIPPED_FOR.get(args.figure)           # None: no learned meaning drawn
-    shipped = (shipped_name is not None and args.model is None
+    if shipped_name is not None and args.model in PRETRAINED:
+        shipped_name = args.model                          # a shipped model by its name
+    shipped = (shipped_name is not None and args.model in (None, shipped_name)
                and not args.checkpoint and not args.random_weights)
     if shipped:
         from ..weights import pretrained_path
