@@ -95,6 +95,13 @@ def main(argv=None):
         return 130
     except BrokenPipeError:                # `minswin evaluate | head -2`: the reader left
         return _closed_pipe()
+    except MemoryError as err:             # past the estimates (minswin/memory.py): say so
+        if debug:
+            traceback.print_exc()
+        print(f"{name}: error: out of memory ({_message(err)}); the estimate said it would "
+              "fit, so other programs may be using the memory: try a smaller --batch-size "
+              "or model", file=sys.stderr)
+        return 1
     except Exception as err:
         if debug:
             traceback.print_exc()
