@@ -495,3 +495,14 @@ def test_plurals_and_whole_epochs_and_one_path_per_figure(tmp_path, monkeypatch)
     path = show(fig, "x.png")
     assert isinstance(path, str) and os.path.isfile(path)
     assert hasattr(path, "_ipython_display_")              # a notebook does not echo it
+
+
+def test_running_out_of_memory_past_the_estimate_is_one_line(monkeypatch, capsys):
+    import minswin.cli.tour as tour_cli
+
+    def boom(args):
+        raise MemoryError("Unable to allocate 3.00 GiB for an array")
+    monkeypatch.setattr(tour_cli, "run", boom)
+    rc, _, err = run_main(["tour"], capsys)
+    assert rc == 1 and len(err.splitlines()) == 1, err
+    assert "out of memory (Unable to allocate 3.00 GiB" in err and "bug" not in err
