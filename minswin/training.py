@@ -868,11 +868,11 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threa
     if finished:
         # resumed into a new folder, a best epoch from before the resume has its checkpoint in
         # the old folder: say so rather than print a test accuracy of nan
-        best_test = (f"the best checkpoint ({os.path.basename(best_path)}) has test acc "
+        best_test = (f"{os.path.basename(best_path)}, test accuracy "
                      f"{100 * best_test_acc:.1f}%" if tested
                      else f"its checkpoint is not in {out}, so it was not tested")
-        log(f"best val epoch {run['best_epoch']} (val acc {100 * run['best'][0]:.1f}%; "
-            f"{best_test}); training time {run['time_s']:.1f}s; files in {out}")
+        log(f"best val epoch {run['best_epoch']} (val acc {100 * run['best'][0]:.1f}%): "
+            f"{best_test}; training time {run['time_s']:.1f}s; files in {out}")
         log(f"the final weights ({os.path.basename(last_path)}, epoch {run['epoch']}): "
             f"test accuracy: {100 * test_acc:.1f}%")
     else:
