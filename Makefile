@@ -1,37 +1,56 @@
 # Two commands do everything on a fresh machine with Python >= 3.10 and make:
 #   make tour   set up .venv and run the tour (shapes, costs, figures)
-#   make test   set up .venv and run the test suite
+#   make test   set up .venv and run the test suite (adds pytest and the oracles)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.minswin-installed
+# three stamps, three installs: each target installs only what it needs
+#   runtime   minswin with numpy, scipy, matplotlib, safetensors, tqdm and scikit-learn (the
+#             digits): the tour, the CLI, the tutorials as scripts
+#   notebooks the runtime + jupytext, nbclient and ipykernel (make notebooks)
+#   test      the notebooks install + pytest and the test oracles: a CPU torch, timm,
+#             transformers (make test, make bench)
+STAMP      := $(VENV)/.minswin-runtime
+STAMP_NB   := $(VENV)/.minswin-notebooks
+STAMP_TEST := $(VENV)/.minswin-test
 
 .PHONY: tour test bench notebooks torch clean gpu-check
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || { echo "minswin: creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
-	@$(BIN)/python -m pip install -q --upgrade pip
+	@# setuptools' UserWarning about editable installs is the same for everyone: not shown
+	@echo "minswin: installing minswin and what the tour needs into $(VENV)"
+	@PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip install -q -e ".[data]"
+	@touch $(STAMP)
+
+$(STAMP_NB): $(STAMP)
+	@echo "minswin: adding jupytext, nbclient and ipykernel (the notebooks) to $(VENV)"
+	@PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip install -q -e ".[notebooks]"
+	@touch $(STAMP_NB)
+
+$(STAMP_TEST): $(STAMP_NB)
 	@# torch is a test oracle only (never a dependency of minswin): the CPU build is installed
 	@# where the machine offers it, otherwise the oracle tests are skipped with a reason
 	@if $(BIN)/python -m pip install -q "torch==2.13.0+cpu" 2>/dev/null; then \
-	  echo "minswin: CPU torch installed (the PyTorch oracle tests will run)"; \
+	  echo "minswin: CPU torch installed"; \
 	else \
-	  echo "minswin: no CPU torch here; PyTorch oracle tests will be skipped (make torch)"; \
+	  echo "minswin: no CPU torch here (make torch installs one)"; \
 	fi
 	@# the test extra's oracles (timm, which brings torchvision, and transformers) need torch:
 	@# the one installed above is pinned, so that they do not replace it with a CUDA build
-	@# (setuptools' UserWarning about editable installs is the same for everyone: not shown)
-	@echo "minswin: installing minswin and its test tools into $(VENV)"
+	@echo "minswin: installing pytest and the test oracles into $(VENV)"
 	@PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip install -q -e ".[test]" \
 	  $$($(BIN)/python -c \
 	  "import torch; print('torch==' + torch.__version__)" 2>/dev/null)
-	@touch $(STAMP)
+	@# what will run and what will be skipped, from what really imports
+	@$(BIN)/python scripts/oracle_report.py
+	@touch $(STAMP_TEST)
 
 tour: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/minswin tour
 
 # the suite, then every CuPy test again on the strict CPU stand-in for CuPy (tests/cupy_standin.py)
-test: $(STAMP)
+test: $(STAMP_TEST)
 	MPLBACKEND=Agg $(BIN)/python -m pytest -q
 	MINSWIN_CUPY_STANDIN=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q -m gpu
 
@@ -42,12 +61,12 @@ test: $(STAMP)
 gpu-check:
 	MPLBACKEND=Agg $(PYTHON) scripts/gpu_check.py
 
-bench: $(STAMP)
+bench: $(STAMP_TEST)
 	$(BIN)/python benchmarks/bench_swin.py
 
 # executed notebooks, outputs and figures included, next to the scripts (git-ignored):
 # open tutorials/NN_*.ipynb in VS Code, or with `pip install jupyterlab; jupyter lab tutorials/`
-notebooks: $(STAMP)
+notebooks: $(STAMP_NB)
 	@$(BIN)/python scripts/make_notebooks.py
 
 # the tutorials as a static website in site/ (git-ignored; open site/index.html, no network

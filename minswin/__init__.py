@@ -28,6 +28,7 @@ _EXPORTS = {
     "resize_relative_bias_table": "ops.resize",
     "window_partition": "ops.window", "window_reverse": "ops.window",
     "use_fast": "tiers",
+    "no_grad": "grad_mode", "is_grad_enabled": "grad_mode",
     "num_threads": "fast.parallel", "set_num_threads": "fast.parallel",
     "train": "training",
     "from_pretrained": "folders", "save_pretrained": "folders",

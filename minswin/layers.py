@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from .backend import get_xp
+from .grad_mode import keeps_attention
 from .module import Module
 from .ops.masks import cached_relative_position_index
 from .ops.relative_bias import relative_bias_backward, relative_bias_forward
@@ -123,6 +124,7 @@ class WindowAttention(Module):
             tokens, p["qkv.weight"], p["qkv.bias"], p["proj.weight"], p["proj.bias"],
             bias, mask, self.num_heads)
         self.cache = (attn_cache, bias_cache)
+        self.keep_attention(attn_cache)
         return out
 
     def backward(self, dout):
@@ -137,12 +139,21 @@ class WindowAttention(Module):
                         relative_bias_backward(dbias, bias_cache))
         return dx
 
+    def keep_attention(self, attn_cache):
+        """Keep the forward's probabilities (B*nW, nH, N, N) for attention_weights(): the very
+        array of the cache, or inside no_grad() only with keep_attention=True."""
+        self.attention = attn_cache.attn.out if keeps_attention() else None
+
     def attention_weights(self, num_windows):
         """The last forward's attention probabilities as (B, nW, nH, N, N), nW = num_windows
         per image (the forward sees only B*nW windows; the block knows nW)."""
-        if self.cache is None:
+        a = getattr(self, "attention", None)               # (B*nW, nH, N, N)
+        if a is None and self._cache is not None:          # a forward inside no_grad()
+            raise RuntimeError("attention_weights: the last forward ran inside "
+                               "minswin.no_grad(), which keeps no attention weights; use "
+                               "minswin.no_grad(keep_attention=True)")
+        if a is None:
             raise RuntimeError("attention_weights: run a forward pass first")
-        a = self.cache[0].attn.out                         # (B*nW, nH, N, N)
         if a.shape[0] % num_windows:
             raise ValueError(f"num_windows: expected a divisor of the {a.shape[0]} windows "
                              f"of the last forward, got {num_windows}")

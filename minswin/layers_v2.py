@@ -76,6 +76,7 @@ class WindowAttentionV2(Module):
             tokens, p["qkv.weight"], p["q_bias"], p["v_bias"], p["logit_scale"],
             p["proj.weight"], p["proj.bias"], bias, mask, self.num_heads)
         self.cache = (attn_cache, bias_cache)
+        self.keep_attention(attn_cache)
         return out
 
     def backward(self, dout):
@@ -91,6 +92,7 @@ class WindowAttentionV2(Module):
         return dx
 
     # the last forward's probabilities as (B, nW, nH, N, N): v1's, from the same cache field
+    keep_attention = WindowAttention.keep_attention
     attention_weights = WindowAttention.attention_weights
 
 

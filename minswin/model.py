@@ -14,12 +14,16 @@ Window and shift (docs/semantics.md, section 3):
   covers the shift is 0 (torchvision/det). At the model's own img_size this is the official
   model; at other sizes it is torchvision's.
 """
+import contextlib
+
 import numpy as np
 
 from .backend import get_xp, rng as make_rng
 from .checks import check_array, check_seed, check_shape
 from .configs import get_config
+from .grad_mode import is_grad_enabled, no_grad
 from .layers import LayerNorm, Linear, Mlp, PatchEmbed, PatchMerging, WindowAttention
+from .memory import check_model_fits, no_grad_pieces
 from .module import Module
 from .ops.droppath import droppath_backward, droppath_forward
 from .ops.masks import cached_attention_mask, forward_window_shift, official_window_shift
@@ -72,6 +76,7 @@ class SwinTransformerBlock(Module):
         tokens, win_cache = to_windows_forward(h, M, shift)   # (B*nW, N, C) pad, roll, split
         mask = cached_attention_mask(Hp, Wp, M, shift, get_xp(h), h.dtype)  # (nW, N, N) or None
         a = self.attn.forward(tokens, mask)                # (B*nW, N, C)
+        self.windows = (Hp // M) * (Wp // M)               # per image, for attention_weights
         return from_windows(a, win_cache), win_cache       # (B, H, W, C) merge, roll back, crop
 
     def attend_in_windows_backward(self, dy, win_cache):
@@ -103,10 +108,7 @@ class SwinTransformerBlock(Module):
 
     def attention_weights(self):
         """The last forward's attention probabilities as (B, nW, nH, N, N)."""
-        if self.cache is None:
-            raise RuntimeError("attention_weights: run a forward pass first")
-        (Hp, Wp), M = self.cache[0].padded_hw, self.window_size
-        return self.attn.attention_weights((Hp // M) * (Wp // M))
+        return self.attn.attention_weights(getattr(self, "windows", 1))
 
 
 class BasicLayer(Module):
@@ -171,6 +173,7 @@ class SwinTransformer(Module):
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
+        check_model_fits(config, dtype)          # refused in one line, before allocating
         self.config, self.dtype = config, dtype
         # features_only (timm's name): a backbone that returns the map of each stage in
         # out_indices; the stages after the last one asked for, the final norm and the head
@@ -231,6 +234,10 @@ class SwinTransformer(Module):
         H_i = ceil(H / (patch * 2^i)) (see `feature_info`)."""
         if self.features_only:
             return self.forward_pyramid(x)
+        self.check_input(x)
+        pieces = no_grad_pieces(self.config, x.shape[0], self.dtype)   # no_grad: a large
+        if pieces:                                         # batch in pieces, bounded memory
+            return self.xp.concatenate([self.forward(x[a:b]) for a, b in pieces])
         x = self.forward_features(x)                       # (B, h, w, 8C)
         self.cache = x.shape
         pooled = x.mean(axis=(1, 2))                       # (B, 8C)
@@ -327,7 +334,10 @@ class SwinTransformer(Module):
         for name, module in watched:
             module.forward = recorded(name, module.forward)    # shadows the method
         try:
-            logits = self.forward(x)
+            with contextlib.ExitStack() as whole:          # one pass, not no_grad's pieces
+                if not is_grad_enabled():
+                    whole.enter_context(no_grad(keep_attention=True))
+                logits = self.forward(x)
         finally:
             for _, module in watched:
                 del module.forward                         # the class's method again

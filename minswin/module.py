@@ -8,10 +8,13 @@ model). A parent's dicts hold the very same array objects as its children's, so 
 
 Gradients accumulate (`+=`) like PyTorch's: call `zero_grad()` before each backward.
 A module keeps the cache of its last forward in `self.cache`; its backward uses only that.
+Inside `minswin.no_grad()` a cache is dropped as it is set (minswin/grad_mode.py): reading it
+then is a RuntimeError that says why, so a backward after such a forward is a named error.
 """
 import numpy as np
 
 from .backend import default_xp, to_backend
+from .grad_mode import NO_CACHE, is_grad_enabled
 
 
 class LiveArrays(dict):
@@ -59,6 +62,23 @@ class Module:
         self.children = {}
         self.training = False
         self.cache = None
+
+    # -------------------------------------------------------------- the cache
+    @property
+    def cache(self):
+        """What the last forward kept for the backward (None before any forward)."""
+        cache = self._cache
+        if cache is NO_CACHE:
+            raise RuntimeError(
+                f"{type(self).__name__}: its last forward ran inside minswin.no_grad(), which "
+                "keeps nothing for a backward; backward() and attention_weights() need a "
+                "forward outside no_grad() (model.eval() alone keeps the caches)")
+        return cache
+
+    @cache.setter
+    def cache(self, value):
+        # the one place that decides whether a forward keeps what its backward needs
+        self._cache = value if value is None or is_grad_enabled() else NO_CACHE
 
     # -------------------------------------------------------------- building
     def param(self, name, value):

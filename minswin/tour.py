@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 
 from .backend import default_xp, to_backend
+from .grad_mode import no_grad
 from .model import create_model
 from .ops.masks import attention_mask
 from .ops.patch_embed import patchify
@@ -141,7 +142,8 @@ def _trained_digits():
     mean, std = np.asarray(meta["mean"], np.float32), np.asarray(meta["std"], np.float32)
     ds = load_data(make_config(meta["config"]), model.config.img_size, mean, std)
     x = ds.test.x[:1].astype(model.dtype)                  # (1, 16, 16, 3)
-    model.forward(x)                                       # keeps the attention weights
+    with no_grad(keep_attention=True):                     # the attention weights, no caches
+        model.forward(x)
     img = x[0] * std + mean
     img = (img - img.min()) / max(float(img.max() - img.min()), 1e-12)
     return model, img, f"swin_digits, trained (shipped), test digit {int(ds.test.y[0])}"
@@ -277,7 +279,8 @@ def run_tour(out=DEFAULT_OUT, model_name="swin_t", progress=True, file=None, dpi
         img = viz.sample_image(c.img_size)                 # (S, S, 3) in [0, 1], a photo
         x = to_backend(viz.normalise(img)[None], default_xp())   # (1, S, S, 3)
         bar.set_description(f"forward pass of {name}")
-        logits, trace = model.trace(x)                     # (1, num_classes), shapes
+        with no_grad(keep_attention=True):                 # no backward comes: no caches,
+            logits, trace = model.trace(x)                 # only the attention weights
         bar.update()
     stages = viz.stage_summary(model, trace)
     n, total, by_stage, saving = _print_tables(p, model, name, x, trace, logits, stages)

@@ -42,8 +42,10 @@ from .backend import get_xp, to_backend, to_numpy
 from .checkpoint import nonfinite_problems, load_checkpoint, save_checkpoint
 from .checks import check_positive_int, check_seed
 from .data import batch_slices, epoch_order, load_dataset, train_batch
+from .grad_mode import no_grad
 from .loss import (accuracy_count, check_labels, cross_entropy_backward,
                    cross_entropy_forward)
+from .memory import check_batch_fits, check_model_fits, largest_batch
 from .optim import clip_grad_norm, cosine_lr, create_optimizer
 
 META_KEY = "minswin.train"          # checkpoint metadata key holding the training state (JSON)
@@ -210,6 +212,36 @@ def rescale_init(model):
             p *= (1.0 / math.sqrt(p.shape[1])) / 0.02        # (Cout, Cin): fan_in = Cin
 
 
+def check_training_fits(cfg, num_classes):
+    """Refuse, in one line before anything is allocated, a run whose weights, optimiser state
+    and training batch would not fit in memory (minswin/memory.py)."""
+    from .configs import get_config
+    config = get_config(cfg.model, **{**cfg.model_overrides, "num_classes": num_classes})
+    check_model_fits(config, cfg.dtype, what="--model")
+    return check_batch_fits(config, cfg.batch_size, cfg.dtype, mode="train",
+                            optimizer_slots=2 if cfg.optimizer == "adamw" else 1)
+
+
+DIGITS_SIDE = 8            # scikit-learn's digits are 8x8
+
+
+def upsampling_warning(cfg, model_config):
+    """One line when the digits would be blown up far beyond what they hold (`--model swin_t`
+    resizes each 8x8 digit to 224x224): what a step costs against the default model's."""
+    if cfg.data != "digits" or model_config.img_size <= 4 * DIGITS_SIDE:
+        return None
+    from .configs import get_config
+    from .flops import model_flops
+    default = TrainConfig()
+    ratio = model_flops(model_config) / model_flops(get_config(default.model))
+    return (f"warning: --model {cfg.model} resizes the {DIGITS_SIDE}x{DIGITS_SIDE} digits to "
+            f"{model_config.img_size}x{model_config.img_size} "
+            f"({model_config.img_size ** 2 // DIGITS_SIDE ** 2} times the pixels), so each "
+            f"image costs {ratio:,.0f} times the FLOPs of the "
+            f"default {default.model} and learns nothing more from the same 64 pixels; "
+            f"expect minutes per step on a CPU")
+
+
 def build_model(cfg, num_classes):
     """The model a config describes (weights drawn from `cfg.seed`, then `cfg.init`)."""
     from .model import create_model
@@ -227,14 +259,28 @@ def build_optimizer(cfg, model):
     return create_optimizer("adamw", model.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def lr_at(cfg, step, steps_per_epoch):
-    """The learning rate of update `step` (0-based): warm-up then cosine, counted in steps.
+# the warm-up never takes more than this share of a run's steps: `--epochs 1` with the
+# default 2 warm-up epochs would otherwise warm up for the whole run and never reach --lr
+MAX_WARMUP_FRACTION = 0.2
+# the warm-up starts at this fraction of the peak, not at 0, so the first step learns: the
+# official recipe's WARMUP_LR / BASE_LR (5e-7 / 5e-4, both scaled alike with the batch)
+WARMUP_START = 1e-3
 
-    A warm-up longer than the run is cut to the run (then the whole run warms up)."""
+
+def warmup_steps(cfg, steps_per_epoch):
+    """Steps of linear warm-up: cfg.warmup_epochs, at most MAX_WARMUP_FRACTION of the run."""
     total = cfg.epochs * steps_per_epoch
-    warmup = min(int(round(cfg.warmup_epochs * steps_per_epoch)), total)
-    return cosine_lr(step, base_lr=cfg.lr, total_steps=total, warmup_steps=warmup,
-                     min_lr=min(cfg.min_lr, cfg.lr))
+    return min(int(round(cfg.warmup_epochs * steps_per_epoch)),
+               int(MAX_WARMUP_FRACTION * total))
+
+
+def lr_at(cfg, step, steps_per_epoch):
+    """The learning rate of update `step` (0-based): warm-up from WARMUP_START * lr, then
+    cosine, counted in steps (the warm-up is at most MAX_WARMUP_FRACTION of the run)."""
+    total = cfg.epochs * steps_per_epoch
+    return cosine_lr(step, base_lr=cfg.lr, total_steps=total,
+                     warmup_steps=warmup_steps(cfg, steps_per_epoch),
+                     warmup_lr=WARMUP_START * cfg.lr, min_lr=min(cfg.min_lr, cfg.lr))
 
 
 def load_data(cfg, img_size, mean=None, std=None):
@@ -278,15 +324,38 @@ def train_step(model, optimizer, x, y, *, lr, label_smoothing, clip_grad, loss_f
     return loss, int(correct)
 
 
-def evaluate_split(model, split, batch_size=256):
-    """(mean loss, accuracy, predictions) of `model` in eval mode on a data split."""
+EVAL_BATCH = 256            # images per forward when evaluating, unless fewer fit
+
+
+def eval_batch_size(model, batch_size=None, flag="--batch-size"):
+    """The evaluation batch: `batch_size` when given (refused in one line naming `flag` when
+    its no-grad forward would not fit in memory), else EVAL_BATCH or the largest that fits."""
+    if batch_size is not None:
+        check_batch_fits(model.config, batch_size, model.dtype, mode="no_grad",
+                         optimizer_slots=0, flag=flag, size_flag="img_size")
+        return batch_size
+    fits, _ = largest_batch(model.config, model.dtype, mode="no_grad")
+    if fits == 0:                                   # refused, with the estimate
+        check_batch_fits(model.config, 1, model.dtype, mode="no_grad", optimizer_slots=0,
+                         flag=flag, size_flag="img_size")
+    return max(1, min(EVAL_BATCH, fits))
+
+
+def evaluate_split(model, split, batch_size=None):
+    """(mean loss, accuracy, predictions) of `model` in eval mode on a data split, under
+    minswin.no_grad() (no caches kept), `batch_size` images at a time (default: 256 or the
+    largest batch that fits in memory, `eval_batch_size`)."""
     model.eval()
     xp = model.xp
+    if batch_size is not None:                      # no batch is larger than the split
+        batch_size = max(1, min(batch_size, len(split.y)))
+    batch_size = eval_batch_size(model, batch_size)
     total, correct, preds = 0.0, 0, []
     for start, stop in batch_slices(len(split.y), batch_size):
         x = to_backend(split.x[start:stop].astype(model.dtype), xp)  # (b, H, W, 3)
         y = to_backend(split.y[start:stop], xp)                       # (b,)
-        logits = model.forward(x)                                     # (b, K)
+        with no_grad():
+            logits = model.forward(x)                                 # (b, K), no caches
         loss, _ = cross_entropy_forward(logits, y)
         total += float(to_numpy(loss)) * (stop - start)
         pred = to_numpy(logits.argmax(axis=-1))
@@ -391,6 +460,9 @@ def plot_history(history, path):
     ax2.plot(ep, [100 * e["train_acc"] for e in history["epochs"]], "o-", label="train")
     ax2.plot(ep, [100 * e["val_acc"] for e in history["epochs"]], "s-", label="val")
     ax2.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    from matplotlib.ticker import MaxNLocator
+    for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # whole epochs, no 1.5
     eps = history.get("config", {}).get("label_smoothing", 0.0)
     if eps:                                                 # the train loss's lower bound
         floor = _smoothed_loss_floor(eps, history.get("model_config", {}).get("num_classes", 10))
@@ -617,7 +689,13 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threa
     std = np.asarray(meta_in["std"], np.float32) if ckpt else None
 
     from .configs import get_config
-    img_size = get_config(cfg.model, **cfg.model_overrides).img_size
+    model_config = get_config(cfg.model, **cfg.model_overrides)
+    img_size = model_config.img_size
+    # refused here, before the data are resized and anything is allocated, not killed later
+    check_training_fits(cfg, model_config.num_classes)
+    warning = upsampling_warning(cfg, model_config)
+    if warning:
+        log(warning)
     ds = load_data(cfg, img_size, mean, std)
     check_splits(ds, cfg)
     K = len(ds.classes)
@@ -685,8 +763,8 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threa
 
     log(f"training {cfg.model} ({model.num_params():,} parameters, {cfg.dtype}) on "
         f"{cfg.data}: {len(ds.train.y)} train / {len(ds.val.y)} val / {len(ds.test.y)} test "
-        f"images of {img_size}x{img_size}, {K} classes; {cfg.epochs} epochs of "
-        f"{steps_per_epoch} steps, batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g}")
+        f"images of {img_size}x{img_size}, {K} classes; {plural(cfg.epochs, 'epoch')} of "
+        f"{plural(steps_per_epoch, 'step')}, batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g}")
 
     end_epoch = cfg.epochs if stop_after is None else min(cfg.epochs,
                                                           run["epoch"] + int(stop_after))
@@ -790,16 +868,23 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threa
     if finished:
         # resumed into a new folder, a best epoch from before the resume has its checkpoint in
         # the old folder: say so rather than print a test accuracy of nan
-        best_test = (f"test acc {100 * best_test_acc:.1f}%" if tested
+        best_test = (f"{os.path.basename(best_path)}, test accuracy "
+                     f"{100 * best_test_acc:.1f}%" if tested
                      else f"its checkpoint is not in {out}, so it was not tested")
-        log(f"best val epoch {run['best_epoch']} (val acc {100 * run['best'][0]:.1f}%, "
-            f"{best_test}); training time {run['time_s']:.1f}s; files in {out}")
-        log(f"test accuracy: {100 * test_acc:.1f}%")
+        log(f"best val epoch {run['best_epoch']} (val acc {100 * run['best'][0]:.1f}%): "
+            f"{best_test}; training time {run['time_s']:.1f}s; files in {out}")
+        log(f"the final weights ({os.path.basename(last_path)}, epoch {run['epoch']}): "
+            f"test accuracy: {100 * test_acc:.1f}%")
     else:
         log(f"stopped {where(run, cfg.epochs)}; continue with: "
             f"minswin train --resume {last_path}")
     return TrainResult(test_acc, test_loss, history, out, best_path, last_path, model, cfg,
                        finished)
+
+
+def plural(n, word):
+    """plural(1, 'epoch') -> '1 epoch', plural(2, 'epoch') -> '2 epochs'."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 class blas_threads:

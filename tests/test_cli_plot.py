@@ -99,26 +99,26 @@ def test_bias_figure_shows_the_loaded_table(tmp_path, monkeypatch, capsys):
 # The messages of bad map and head options are viz's own (test_viz checks them at that layer);
 # here they must reach the user as one line that names the argument.
 @pytest.mark.parametrize("argv,words", [
-    (["mask", "--window", "3"], "size: expected a multiple of window=3, got 8 (use 9"),
+    (["mask", "--window", "3"], "--size (not given): expected a multiple of window=3, got 8 (use 9"),
     (["mask", "--shift", "4"], "0 <= shift < window=4"),
     (["mask", "--shift", "0"], "no mask"),
     (["mask", "--size", "-8"], "positive"),
-    (["mask", "--window-id", "4"], "window_id: expected 0 <= window_id < 4"),
+    (["mask", "--window-id", "4"], "--window-id: expected 0 <= window_id < 4"),
     (["stage-masks", "--size", "50"], "size: expected a multiple of window=7, got 50"),
     (["shift", "--size", "0", "--image"], "size: expected a positive integer, got 0"),
     (["windows", "--image", "--window", "5"], "window: expected a window that divides"),
     (["index", "--window", "0"], "positive"),
     (["mask", "--dpi", "0"], "--dpi: expected a positive integer, got 0"),
-    (["nosuchfigure"], "invalid choice"),
-    (["mask", "--size", "eight"], "invalid int"),
+    (["nosuchfigure"], "FIGURE: expected one of attention,"),
+    (["mask", "--size", "eight"], "--size: expected an integer, got 'eight'"),
     (["mask", "-o", "/nonexistent-dir/m.png"], "does not exist"),
     (["mask", "-o", "mask.txt"], ".png"),
     (["shift-gif", "-o", "s.png"], ".gif"),
     (["bias", "--model", "swin_micro", "--stage", "3"], "--stage"),
-    (["bias", "--model", "swin_micro", "--head", "9"], "heads: expected 0 <= head < 3, got 9"),
+    (["bias", "--model", "swin_micro", "--head", "9"], "--head: expected 0 <= head < 3, got 9"),
     (["attention", "--model", "swin_micro", "--query", "16"], "query: expected 0 <= query < 16"),
     (["attention-weights", "--model", "swin_micro", "--window-id", "4"],
-     "window_id: expected 0 <= window_id < 4"),
+     "--window-id: expected 0 <= window_id < 4"),
     (["bias", "--model", "nosuchmodel"], "swin_t"),
     (["attention", "--checkpoint", "/nonexistent.safetensors"], "no such checkpoint"),
     (["attention", "--model", "swin_micro", "--image-index", "0"], "minswin train"),
@@ -143,7 +143,7 @@ def test_a_bad_head_fails_before_the_forward_pass(tmp_path, monkeypatch, capsys,
     monkeypatch.setattr(SwinTransformer, "forward", no_forward)
     monkeypatch.chdir(tmp_path)
     rc, out, err = run_cli(capsys, "plot", figure, "--model", "swin_micro", "--head", "3")
-    assert rc == 2 and "heads: expected 0 <= head < 3, got 3" in err, err
+    assert rc == 2 and "--head: expected 0 <= head < 3, got 3" in err, err
 
 
 def test_unwritable_folder(tmp_path, capsys):

@@ -65,7 +65,10 @@ def test_prints_test_accuracy_and_epoch_lines(tmp_path):
     lines = []
     T.train("digits_tiny", out=str(tmp_path / "p"), progress=False, plots=False,
             log=lines.append, epochs=1)
-    assert lines[-1].startswith("test accuracy: ") and lines[-1].endswith("%")
+    assert lines[-1].startswith("the final weights (last.safetensors, epoch 1): test accuracy: ")
+    assert lines[-1].endswith("%")
+    assert lines[-2].startswith("best val epoch ") and \
+        "): best.safetensors, test accuracy " in lines[-2], lines[-2]
     assert any(s.startswith("epoch   1/1") for s in lines)
 
 

@@ -64,13 +64,16 @@ for i, depth in enumerate(cfg.depths):
 #
 # `model.trace(x)` runs the forward and returns `(name, output shape)` for every module.
 # Images are channels-last, `(B, H, W, 3)`; between modules a feature map is `(B, H, W, C)`.
+# No backward follows, so the forward runs inside `minswin.no_grad()`: it keeps none of the
+# caches a backward would read (as `torch.no_grad()` does in PyTorch).
 
 # %%
 size = 64 if SMALL else 224
 model = minswin.create_model("swin_t")                     # float32, random weights
 photo = sample_image(size)                                 # (size, size, 3) in [0, 1]
 x = normalise(photo)[None].astype(np.float32)              # (1, size, size, 3)
-logits, trace = model.trace(x)
+with minswin.no_grad():
+    logits, trace = model.trace(x)
 print(f"{'module':<22} output shape (B, H, W, C)")
 for name, shape in trace:
     print(f"{name:<22} {shape}")

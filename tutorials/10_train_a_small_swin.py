@@ -193,8 +193,9 @@ for epoch in range(EPOCHS):
         losses.append(float(loss))
         step += 1
     model.eval()                                           # DropPath off
-    val_logits = np.concatenate([model.forward(ds.val.x[i:j])
-                                 for i, j in batch_slices(len(ds.val.y), 256)])
+    with minswin.no_grad():                                # no backward: keep no caches
+        val_logits = np.concatenate([model.forward(ds.val.x[i:j])
+                                     for i, j in batch_slices(len(ds.val.y), 256)])
     val_acc = float((val_logits.argmax(1) == ds.val.y).mean())
     epoch_rows.append((epoch + 1, float(np.mean(losses[-steps_per_epoch:])), val_acc))
     print(f"epoch {epoch + 1}: mean train loss {epoch_rows[-1][1]:.3f}, val accuracy "
@@ -224,9 +225,10 @@ show(fig, "10_curves.png")
 # the shipped model below; benchmarks/results/train_digits.md has a run).
 
 # %%
-model.eval()
-test_logits = np.concatenate([model.forward(ds.test.x[i:j])
-                              for i, j in batch_slices(len(ds.test.y), 256)])
+model.eval()                                               # DropPath off
+with minswin.no_grad():                                    # no backward: keep no caches
+    test_logits = np.concatenate([model.forward(ds.test.x[i:j])
+                                  for i, j in batch_slices(len(ds.test.y), 256)])
 pred = test_logits.argmax(1)
 test_acc = float((pred == ds.test.y).mean())
 cm = np.zeros((10, 10), dtype=int)
@@ -238,12 +240,15 @@ print(cm)
 # %% [markdown]
 # ## What does a trained window attend to?
 #
-# After a forward pass each attention layer keeps its probabilities,
-# `attention_weights()` with shape (B, nW, nH, N, N). Below, one query token of the shifted
-# block in stage 1 and where its heads look inside its 4×4 window.
+# A forward pass keeps every cache its backward would need, the attention probabilities among
+# them. Evaluating above ran inside `minswin.no_grad()`, which keeps nothing (`model.eval()`
+# only turns DropPath off); `minswin.no_grad(keep_attention=True)` keeps the probabilities
+# alone: `attention_weights()`, shape (B, nW, nH, N, N). Below, one query token of the
+# shifted block in stage 1 and where its heads look inside its 4×4 window.
 
 # %%
-model.forward(ds.test.x[:1])
+with minswin.no_grad(keep_attention=True):
+    model.forward(ds.test.x[:1])
 attn = model.layers[0].blocks[1].attention_weights()   # (B, nW, nH, N, N)
 print("attention weights:", attn.shape, "rows sum to", float(attn[0, 0, 0, 0].sum()))
 img = (ds.test.x[0] * ds.std + ds.mean).clip(0, 1)        # back to [0, 1] for display
@@ -264,13 +269,15 @@ show(plot_query_attention(img, attn, (8, 8), window=4, shift=2, window_id=0, que
 
 # %%
 trained, meta = model_from_checkpoint(pretrained_path("swin_digits"))
-trained.eval()
-shipped_logits = np.concatenate([trained.forward(ds.test.x[i:j])
-                                 for i, j in batch_slices(len(ds.test.y), 256)])
+trained.eval()                                             # DropPath off
+with minswin.no_grad():                                    # no backward: keep no caches
+    shipped_logits = np.concatenate([trained.forward(ds.test.x[i:j])
+                                     for i, j in batch_slices(len(ds.test.y), 256)])
 shipped_acc = float((shipped_logits.argmax(1) == ds.test.y).mean())
 print(f"shipped swin_digits: {meta['epoch']} epochs, width {trained.config.embed_dim}, "
       f"test accuracy {shipped_acc:.1%}")
-trained.forward(ds.test.x[:1])
+with minswin.no_grad(keep_attention=True):                 # only the attention, for the picture
+    trained.forward(ds.test.x[:1])
 attn_trained = trained.layers[0].blocks[1].attention_weights()      # (1, nW, 3, N, N)
 peaks_trained = attn_trained[0, 0, :, 5].max(axis=-1)
 print("query 5, largest weight per head: " + ", ".join(f"{p:.2f}" for p in peaks_trained))

@@ -4,8 +4,14 @@ Each sub-command module exposes `add_parser(subparsers)` (which registers its pa
 `func`) so that this file stays a short table of contents.
 
 Errors are one line on stderr, never a traceback: bad input exits with 2 (`minswin CMD:
-error: ...`), a run that started and failed with 1, Ctrl-C with 130. `--debug` (anywhere on
-the line) or MINSWIN_DEBUG=1 shows the traceback as well.
+error: ...`), a run that started and failed with 1, Ctrl-C with 130, a closed pipe (`minswin
+evaluate | head -2`) quietly with 141 (128 + SIGPIPE, as a shell tool killed by it).
+`--debug` (anywhere on the line) or MINSWIN_DEBUG=1 shows the traceback as well.
+
+Every parser is a `parser.Parser` (argparse's errors in one line, defaults in --help); a
+message from the library that names a Python parameter is rewritten to name the flag as the
+user typed it (`parser.name_the_flag`; a command maps its parameter names to its options
+with `set_defaults(param_flags={...})`).
 """
 import argparse
 import os
@@ -18,6 +24,7 @@ BLAS_TIMEOUT_IN_TIME = prefer_sleeping_blas_threads()   # before the commands im
                                                         # see minswin/runtime.py
 
 from . import evaluate, exercise, plot, tour, train  # noqa: E402
+from .parser import Parser, name_the_flag  # noqa: E402
 
 COMMANDS = (tour, plot, train, evaluate, exercise)
 
@@ -27,12 +34,11 @@ class CliError(Exception):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="minswin",
         description="The Swin Transformer in NumPy/CuPy, every backward by hand.",
         epilog="Examples:\n  minswin tour\n  minswin plot mask -o mask.png\n"
                "  minswin train\n  minswin exercise list",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of an error (also: MINSWIN_DEBUG=1); may "
@@ -58,24 +64,51 @@ def _message(err):
     return str(err) or type(err).__name__
 
 
+def _closed_pipe():
+    """The reader of stdout has gone: say nothing more. stdout goes to /dev/null so the
+    interpreter's final flush cannot raise again ("Exception ignored ... BrokenPipeError")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 141
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("MINSWIN_DEBUG", "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)     # bad options: one line, exit 2 (parser.Parser)
+    except BrokenPipeError:                # --help into a closed pipe
+        return _closed_pipe()
     tune_cpu_process()                 # reuse freed memory: see minswin/runtime.py
     name = f"minswin {args.command}"
     try:
-        return args.func(args) or 0
+        rc = args.func(args) or 0
+        sys.stdout.flush()                 # a closed pipe is found here, not at exit
+        return rc
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:                # `minswin evaluate | head -2`: the reader left
+        return _closed_pipe()
+    except MemoryError as err:             # past the estimates (minswin/memory.py): say so
+        if debug:
+            traceback.print_exc()
+        print(f"{name}: error: out of memory ({_message(err)}); the estimate said it would "
+              "fit, so other programs may be using the memory: try a smaller --batch-size "
+              "or model", file=sys.stderr)
+        return 1
     except Exception as err:
         if debug:
             traceback.print_exc()
         if isinstance(err, BAD_INPUT):
-            print(f"{name}: error: {_message(err)}", file=sys.stderr)
+            message = name_the_flag(_message(err), parser, argv,
+                                    getattr(args, "param_flags", None))
+            print(f"{name}: error: {' '.join(message.split())}", file=sys.stderr)
             return 2
         print(f"{name}: error: unexpected {type(err).__name__}: {_message(err)} (a bug in "
               "minswin; run again with --debug for the traceback and report it)",

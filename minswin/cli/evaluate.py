@@ -13,18 +13,21 @@ def add_parser(sub):
                     "`minswin train`, then print the accuracy and the confusion matrix and "
                     "write the matrix as a PNG. With no checkpoint: the trained swin_digits "
                     "model that ships with minswin (minswin.pretrained).")
-    p.add_argument("checkpoint", nargs="?", default=None,
-                   help="a .safetensors file written by `minswin train` (default: the shipped "
-                        "swin_digits weights)")
+    p.add_argument("checkpoint", nargs="?", default=None, metavar="CHECKPOINT",
+                   help="a .safetensors file written by `minswin train`, or the name of a "
+                        "shipped model: swin_digits, swinv2_digits (default: swin_digits)")
     p.add_argument("--split", default="test", choices=("train", "val", "test"),
                    help="which split of the recorded data (default: test)")
     p.add_argument("--data", default=None,
                    help="evaluate on other data: 'digits', a class-folder tree or an .npz "
-                        "(with the checkpoint's classes and normalisation)")
+                        "(with the checkpoint's classes and normalisation) (default: the data recorded "
+                        "in the checkpoint)")
     p.add_argument("-o", "--out", default=None,
                    help="PNG for the confusion matrix (default: confusion_<split>.png next to "
                         "the checkpoint; for the shipped model in ./minswin-figures/)")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="images per forward pass (default: 256, or fewer where 256 would not "
+                        "fit in the memory available)")
     p.add_argument("--allow-nonfinite", action="store_true",
                    help="load weights that hold NaN or inf (to inspect a broken run); the "
                         "command still exits with 1 when the loss is not finite")
@@ -41,11 +44,15 @@ def run(args):
     from ..training import (config_from_meta, confusion_matrix, evaluate_split,
                             format_confusion, load_data, make_config, model_from_checkpoint,
                             plot_confusion)
-    from ..weights import pretrained_path
-    shipped = args.checkpoint is None
-    checkpoint = pretrained_path("swin_digits") if shipped else args.checkpoint
+    from ..weights import PRETRAINED, pretrained_path
+    # a shipped model's name, unless a file of that name is here (a path wins, as it always did)
+    shipped = args.checkpoint is None or (args.checkpoint in PRETRAINED
+                                          and not os.path.exists(args.checkpoint))
+    shipped_name = (args.checkpoint or "swin_digits") if shipped else None
+    checkpoint = pretrained_path(shipped_name) if shipped else args.checkpoint
     if not os.path.exists(checkpoint):
-        raise CliError(f"CHECKPOINT: no such file {checkpoint!r}")
+        raise CliError(f"CHECKPOINT: expected a checkpoint file or one of the shipped models "
+                       f"{', '.join(PRETRAINED)}, got {checkpoint!r} (no such file)")
     if os.path.isdir(checkpoint):
         raise CliError(f"CHECKPOINT: {checkpoint!r} is a folder; expected a .safetensors file "
                        "written by `minswin train`")
@@ -59,7 +66,7 @@ def run(args):
             why = str(err).split(": ", 1)[-1]              # "X is a file, not a directory", ...
             raise CliError(f"--out: expected a file in an existing folder, got {args.out!r} "
                            f"({why})") from None
-    if args.batch_size <= 0:
+    if args.batch_size is not None and args.batch_size <= 0:
         raise CliError(f"--batch-size: expected a positive integer, got {args.batch_size}")
     model, meta = model_from_checkpoint(checkpoint, allow_nonfinite=args.allow_nonfinite)
     cfg = make_config(config_from_meta(meta, checkpoint), data=args.data, limit=0)
@@ -80,7 +87,7 @@ def run(args):
                        "expected at least one")
     loss, acc, pred = evaluate_split(model, split, args.batch_size)
     cm = confusion_matrix(split.y, pred, len(classes))
-    what = "the shipped swin_digits model" if shipped else checkpoint
+    what = f"the shipped {shipped_name} model" if shipped else checkpoint
     print(f"{what}: {meta.get('kind', '?')} checkpoint, epoch {meta['epoch']}, "
           f"{cfg.model} on {cfg.data} ({args.split} split, {len(split.y)} images)")
     print(f"loss {loss:.4f}")

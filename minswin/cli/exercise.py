@@ -23,11 +23,12 @@ def add_parser(sub):
     act.required = True
     act.add_parser("list", help="the exercises and the function each one asks for")
     s = act.add_parser("start", help="copy an exercise's skeleton into a directory")
-    s.add_argument("name", help="exercise name (see `minswin exercise list`)")
-    s.add_argument("dir", nargs="?", default=".", help="where to put it (default: here)")
+    s.add_argument("name", metavar="NAME", help="exercise name (see `minswin exercise list`)")
+    s.add_argument("dir", nargs="?", default=".", metavar="DIR",
+                   help="where to put it (default: here)")
     c = act.add_parser("check", help="grade your file; exit code 0 only if all checks pass")
-    c.add_argument("name", help="exercise name")
-    c.add_argument("file", help="your ex_<name>.py")
+    c.add_argument("name", metavar="NAME", help="exercise name")
+    c.add_argument("file", metavar="FILE", help="your ex_<name>.py")
     c.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                    help="time limit for running your file (default: 30; every exercise "
                         "grades in about a second)")
@@ -69,9 +70,11 @@ def run(args):
     except ValueError:
         raise CliError(f"--timeout: expected a number of seconds > 0, got {args.timeout:g}") \
             from None
+    if os.path.isdir(args.file):
+        raise CliError(f"FILE: expected your ex_{ex.name}.py, got the folder {args.file!r}")
     if not os.path.isfile(args.file):
-        raise CliError(f"no such file {args.file!r} (start one with `minswin exercise start "
-                       f"{ex.name}`)")
+        raise CliError(f"FILE: no such file {args.file!r} (start one with `minswin exercise "
+                       f"start {ex.name}`)")
     if args.hint not in ("1", "2"):
         raise CliError(f"--hint: expected 1 (a question) or 2 (the term; the formula is "
                        f"--reveal), got {args.hint!r}")

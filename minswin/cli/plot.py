@@ -6,8 +6,6 @@ cannot be written) is one line on stderr and exit status 2, never a traceback.
 """
 import argparse
 import os
-import sys
-import types
 
 FIGURES = {
     "windows": "regular windows (block l) beside shifted windows (block l+1)",
@@ -63,19 +61,12 @@ examples:
 """
 
 
-def _one_line_error(self, message):
-    """argparse's error, as one line on stderr (no usage block), exit status 2."""
-    print(f"minswin plot: error: {message} (see minswin plot --help)", file=sys.stderr)
-    sys.exit(2)
-
-
 def add_parser(sub):
     desc = "Draw one figure of Swin's machinery from arrays minswin computes.\n\nfigures:\n" + \
         "\n".join(f"  {k:<18}{v}" for k, v in FIGURES.items())
     p = sub.add_parser("plot", help="draw one figure (mask, shift, index, bias, ...)",
                        description=desc, epilog=EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.error = types.MethodType(_one_line_error, p)
     p.add_argument("figure", metavar="FIGURE", choices=sorted(FIGURES),
                    help="which figure: " + ", ".join(FIGURES))
     p.add_argument("-o", "--output", metavar="FILE", default=None,
@@ -88,8 +79,8 @@ def add_parser(sub):
                         "stage-masks, 2 for index-walk)")
     p.add_argument("--shift", type=int, default=None, help="shift S (default M // 2)")
     p.add_argument("--window-id", type=int, default=None,
-                   help="which window (mask: 1, a window of two regions; attention: a central "
-                        "one)")
+                   help="which window (default: mask 1, a window of two regions; attention a "
+                        "central one)")
     p.add_argument("--head", type=int, default=None,
                    help="one attention head (default: the first few)")
     p.add_argument("--stage", type=int, default=1, help="stage 1..4 for bias/attention "
@@ -100,14 +91,16 @@ def add_parser(sub):
                    help="query token in the window for attention (default: the centre)")
     p.add_argument("--model", default=None,
                    help="model config for model figures, random weights unless --checkpoint "
-                        "(default: bias/attention the trained swin_digits that ships with "
-                        "minswin, cpb the trained swinv2_digits, else swin_t; see "
-                        "minswin.configs)")
+                        "or a shipped model's name (swin_digits, swinv2_digits: its trained "
+                        "weights for bias/attention/cpb) (default: bias/attention the trained "
+                        "swin_digits that ships with minswin, cpb the trained swinv2_digits, "
+                        "else swin_t; see minswin.configs)")
     p.add_argument("--new-window", type=int, default=None,
                    help="log-coords: a larger window to mark (default none); table-resize: "
                         "the window to resize to (default 12)")
     p.add_argument("--checkpoint", metavar="PATH", default=None,
-                   help="load weights (.safetensors/.npz) for bias/attention/hierarchy")
+                   help="load weights (.safetensors/.npz) for bias/attention/hierarchy (default: "
+                        "none, see --model)")
     p.add_argument("--allow-nonfinite", action="store_true",
                    help="with --checkpoint: load weights that hold NaN or inf (to inspect a "
                         "broken run)")
@@ -119,8 +112,10 @@ def add_parser(sub):
                         "image of its test split (default 0 for the shipped model)")
     p.add_argument("--image", action="store_true",
                    help="windows/shift: draw a real photo under the tokens")
-    p.add_argument("--dpi", type=int, default=130, help="resolution of PNG output (130)")
-    p.set_defaults(func=run)
+    p.add_argument("--dpi", type=int, default=130, help="resolution of PNG output, dots per inch")
+    # the library's parameter names -> this command's options, for its error messages
+    p.set_defaults(func=run, param_flags={"heads": "head", "head": "head", "name": "model",
+                                          "path": "checkpoint"})
     return p
 
 
@@ -180,8 +175,11 @@ def _load_model(args):
         raise CliError("--checkpoint: expected a file name, got ''")
     if args.checkpoint and args.random_weights:
         raise CliError("--random-weights: cannot be combined with --checkpoint")
+    from ..weights import PRETRAINED
     shipped_name = SHIPPED_FOR.get(args.figure)           # None: no learned meaning drawn
-    shipped = (shipped_name is not None and args.model is None
+    if shipped_name is not None and args.model in PRETRAINED:
+        shipped_name = args.model                          # a shipped model by its name
+    shipped = (shipped_name is not None and args.model in (None, shipped_name)
                and not args.checkpoint and not args.random_weights)
     if shipped:
         from ..weights import pretrained_path
@@ -313,13 +311,16 @@ def _figure(args):
         key, _ = _pick_block(model, args)
         table = model.params[f"{key}.attn.relative_position_bias_table"]
         return viz.plot_relative_position_bias(table, heads=heads, name=f"{key} of {name}")
+    from ..grad_mode import no_grad
     if f == "hierarchy":
-        _, trace = model.trace(x)                          # (1, classes), shapes
+        with no_grad():                                    # no backward: no caches
+            _, trace = model.trace(x)                      # (1, classes), shapes
         return viz.plot_hierarchy(model, trace, img, name + image_note)
     name += image_note
     key, blk = _pick_block(model, args)                    # checked before the slow forward
     check_heads(heads, blk.num_heads, 1)                   # viz's own check, made early
-    _, trace = model.trace(x)                              # (1, classes), shapes
+    with no_grad(keep_attention=True):                     # the probabilities, no caches
+        _, trace = model.trace(x)                          # (1, classes), shapes
     H, W = dict(trace)[key][1:3]
     M = blk.window_size
     (Hp, Wp), shift = blk.window_shift_for(H, W)

@@ -18,7 +18,15 @@ def _ints(text):
             f"expected comma-separated integers such as 2,2, got {text!r}") from None
 
 
+def _show(value):
+    """A default as typed on the command line: (2, 2) -> 2,2."""
+    if isinstance(value, (tuple, list)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
 def add_parser(sub):
+    from ..configs import get_config
     from ..segment.train import SEGMENT_CONFIGS
     from ..training import TRAIN_CONFIGS
     p = sub.add_parser(
@@ -39,45 +47,74 @@ def add_parser(sub):
                         "head on the last stage only")
     p.add_argument("--data", default=None,
                    help="'digits', a folder with one sub-folder of images per class, or an "
-                        ".npz with x (N,H,W,3) and y (N,)")
-    g = p.add_argument_group("model")
-    g.add_argument("--model", default=None, help="model config name, e.g. swin_digits, "
-                                                 "swinv2_digits, swin_micro (see "
-                                                 "minswin.CONFIGS)")
-    g.add_argument("--img-size", type=int, default=None)
-    g.add_argument("--patch-size", type=int, default=None)
-    g.add_argument("--embed-dim", type=int, default=None)
-    g.add_argument("--depths", type=_ints, default=None, help="blocks per stage, e.g. 2,2")
-    g.add_argument("--num-heads", type=_ints, default=None, help="heads per stage, e.g. 2,4")
-    g.add_argument("--window-size", type=int, default=None)
-    g.add_argument("--drop-path-rate", type=float, default=None)
-    g.add_argument("--dtype", default=None, choices=("float32", "float64"))
+                        ".npz with x (N,H,W,3) and y (N,) (default: the config's; digits: "
+                        "digits)")
+    d = TRAIN_CONFIGS["digits"]                            # the defaults --help shows
+    m = get_config(d.model)
+
+    def of_config(value):
+        return f"(default: the config's; digits: {_show(value)})"
+    g = p.add_argument_group("model (default: the config's model, with its fields)")
+    g.add_argument("--model", default=None,
+                   help="model config name, e.g. swin_digits, swinv2_digits, swin_micro (see "
+                        f"minswin.CONFIGS) {of_config(d.model)}")
+    g.add_argument("--img-size", type=int, default=None,
+                   help=f"side of the square input images in pixels {of_config(m.img_size)}")
+    g.add_argument("--patch-size", type=int, default=None,
+                   help=f"side of the patches the image is cut into {of_config(m.patch_size)}")
+    g.add_argument("--embed-dim", type=int, default=None,
+                   help=f"width C of stage 1 (doubles each stage) {of_config(m.embed_dim)}")
+    g.add_argument("--depths", type=_ints, default=None,
+                   help=f"blocks per stage, e.g. 2,2 {of_config(m.depths)}")
+    g.add_argument("--num-heads", type=_ints, default=None,
+                   help=f"attention heads per stage, e.g. 2,4 {of_config(m.num_heads)}")
+    g.add_argument("--window-size", type=int, default=None,
+                   help=f"window side M in tokens {of_config(m.window_size)}")
+    g.add_argument("--drop-path-rate", type=float, default=None,
+                   help=f"stochastic depth of the last block {of_config(m.drop_path_rate)}")
+    g.add_argument("--dtype", default=None, choices=("float32", "float64"),
+                   help=f"floating-point type of weights and images {of_config(d.dtype)}")
     g.add_argument("--init", default=None, choices=("lecun", "official"),
-                   help="block linears: std 1/sqrt(fan_in) (default) or the official .02")
+                   help="block linears: std 1/sqrt(fan_in) or the official .02 "
+                        f"{of_config(d.init)}")
     o = p.add_argument_group("optimisation")
-    o.add_argument("--epochs", type=int, default=None)
-    o.add_argument("--batch-size", type=int, default=None)
-    o.add_argument("--optimizer", default=None, choices=("adamw", "sgd"))
-    o.add_argument("--lr", type=float, default=None, help="peak learning rate")
-    o.add_argument("--weight-decay", type=float, default=None)
-    o.add_argument("--warmup-epochs", type=float, default=None)
-    o.add_argument("--min-lr", type=float, default=None)
-    o.add_argument("--label-smoothing", type=float, default=None)
-    o.add_argument("--clip-grad", type=float, default=None, help="max gradient norm, 0 = off")
+    o.add_argument("--epochs", type=int, default=None,
+                   help=f"passes over the training images {of_config(d.epochs)}")
+    o.add_argument("--batch-size", type=int, default=None,
+                   help=f"images per step {of_config(d.batch_size)}")
+    o.add_argument("--optimizer", default=None, choices=("adamw", "sgd"),
+                   help=f"the update rule {of_config(d.optimizer)}")
+    o.add_argument("--lr", type=float, default=None,
+                   help=f"peak learning rate {of_config(d.lr)}")
+    o.add_argument("--weight-decay", type=float, default=None,
+                   help=f"decoupled weight decay {of_config(d.weight_decay)}")
+    o.add_argument("--warmup-epochs", type=float, default=None,
+                   help="epochs of linear warm-up before the cosine decay, at most a "
+                        f"fraction of the run {of_config(d.warmup_epochs)}")
+    o.add_argument("--min-lr", type=float, default=None,
+                   help=f"learning rate at the end of the cosine {of_config(d.min_lr)}")
+    o.add_argument("--label-smoothing", type=float, default=None,
+                   help=f"weight moved from the target to the other classes "
+                        f"{of_config(d.label_smoothing)}")
+    o.add_argument("--clip-grad", type=float, default=None,
+                   help=f"max gradient norm, 0 = off {of_config(d.clip_grad)}")
     o.add_argument("--max-shift", type=int, default=None,
-                   help="random shift augmentation in pixels, 0 = off")
-    o.add_argument("--seed", type=int, default=None)
+                   help=f"random shift augmentation in pixels, 0 = off {of_config(d.max_shift)}")
+    o.add_argument("--seed", type=int, default=None,
+                   help=f"seed of the initial weights, order and shifts {of_config(d.seed)}")
     o.add_argument("--limit", type=int, default=None,
-                   help="use only the first N training images (quick checks)")
+                   help="use only the first N training images, for quick checks (default: "
+                        "all; digits_tiny: 256)")
     r = p.add_argument_group("run")
     r.add_argument("--out", default=None,
                    help="output folder (default: runs/<config>); a folder that holds another "
                         "run is refused, never overwritten")
     r.add_argument("--resume", default=None, metavar="CHECKPOINT",
-                   help="continue from a last.safetensors (only --epochs may change)")
+                   help="continue from a last.safetensors (only --epochs may change) (default: "
+                        "a new run)")
     r.add_argument("--stop-after", type=int, default=None, metavar="N",
                    help="stop after N epochs of this call (the schedule still follows "
-                        "--epochs); continue later with --resume")
+                        "--epochs); continue later with --resume (default: run to the end)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--threads", type=int, default=None,
                    help="BLAS threads while training (default: 1; small matrices run "

@@ -46,4 +46,12 @@ def show(fig, name, dpi=100):
     if in_notebook():
         from IPython.display import Image, display
         display(Image(data=png, format="png"))
-    return path
+    return FigurePath(path)
+
+
+class FigurePath(str):
+    """The path `show` returns: a plain str, which a notebook does not echo as the cell's
+    value (the line printed above already says where the file went)."""
+
+    def _ipython_display_(self):
+        pass

@@ -63,8 +63,11 @@ def pretrained_info(name="swin_digits"):
 
 
 def pretrained(name="swin_digits"):
-    """The shipped model `name` with its trained weights, in eval mode (no DropPath)."""
+    """The shipped model `name` with its trained weights, in eval mode (no DropPath);
+    `model.labels` is its list of class names ('0' .. '9' for the digits), as
+    `minswin.from_pretrained` sets it."""
     from ..training import model_from_checkpoint
-    model, _ = model_from_checkpoint(pretrained_path(name))
+    model, meta = model_from_checkpoint(pretrained_path(name))
+    model.labels = [str(c) for c in meta["classes"]]
     model.eval()
     return model
