@@ -13,6 +13,7 @@ BIN    := $(VENV)/bin
 STAMP      := $(VENV)/.minswin-runtime
 STAMP_NB   := $(VENV)/.minswin-notebooks
 STAMP_TEST := $(VENV)/.minswin-test
+STAMP_SITE := $(VENV)/.minswin-site
 
 .PHONY: tour test bench notebooks torch clean gpu-check
 
@@ -27,6 +28,11 @@ $(STAMP_NB): $(STAMP)
 	@echo "minswin: adding jupytext, nbclient and ipykernel (the notebooks) to $(VENV)"
 	@PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip install -q -e ".[notebooks]"
 	@touch $(STAMP_NB)
+
+$(STAMP_SITE): $(STAMP_NB)
+	@echo "minswin: adding nbconvert (the website) to $(VENV)"
+	@PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip install -q -e ".[site]"
+	@touch $(STAMP_SITE)
 
 $(STAMP_TEST): $(STAMP_NB)
 	@# torch is a test oracle only (never a dependency of minswin): the CPU build is installed
@@ -73,11 +79,11 @@ notebooks: $(STAMP_NB)
 # needed): tutorials, exercises, API and the window-and-mask explorer. Executes the
 # tutorials first where `make notebooks` has not (scripts/make_site.py)
 .PHONY: site
-site: $(STAMP)
+site: $(STAMP_SITE)
 	@MPLBACKEND=Agg $(BIN)/python scripts/make_site.py
 
 torch: $(STAMP)
 	$(BIN)/python -m pip install torch --index-url https://download.pytorch.org/whl/cpu
 
 clean:
-	rm -rf $(VENV) minswin-figures .pytest_cache gpu-check
+	rm -rf $(VENV) minswin-figures .pytest_cache gpu-check site test-artifacts
