@@ -114,13 +114,11 @@ class Stage(NamedTuple):
 def stages(config):
     """The shape of each stage's map, as SwinTransformer builds it (sizes round up)."""
     c = config
-    grid = -(-c.img_size // c.patch_size)
     out = []
-    for i, (depth, dim) in enumerate(zip(c.depths, c.stage_dims)):
-        side = -(-grid // 2 ** i)
-        M = min(c.window_size, side)                      # a map smaller than M: one window
-        padded = -(-side // M) * M
-        out.append(Stage(side * side, padded * padded, dim, c.num_heads[i], depth, M * M))
+    for i, (h, w) in enumerate(c.stage_resolutions()):
+        M = min(c.window_size, h, w)                      # a map smaller than M: one window
+        padded = (-(-h // M) * M) * (-(-w // M) * M)
+        out.append(Stage(h * w, padded, c.stage_dims[i], c.num_heads[i], c.depths[i], M * M))
     return out
 
 
@@ -160,7 +158,8 @@ def activation_floats(config, mode):
         return 0
     if mode == "no_grad":                 # + the image and its patches, alive meanwhile
         c = config
-        return max(u["no_grad"] for u in per_block) + 2 * c.img_size ** 2 * c.in_chans
+        H, W = c.img_hw
+        return max(u["no_grad"] for u in per_block) + 2 * H * W * c.in_chans
     caches = sum(u["caches"] for u in per_block)
     if mode == "caches":
         return caches
@@ -240,7 +239,7 @@ def check_batch_fits(config, batch, dtype="float32", mode="train", optimizer_slo
         return est
     if fits == 0:
         raise ValueError(
-            f"{size_flag} {config.img_size}: {what} needs about {gib(est.per_image_bytes)} "
+            f"{size_flag} {config.img_name}: {what} needs about {gib(est.per_image_bytes)} "
             f"of activations per image besides {gib(est.weights_bytes)} of weights; this "
             f"machine has {gib(est.available)} available: expected a smaller image or model")
     raise ValueError(

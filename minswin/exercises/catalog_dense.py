@@ -4,7 +4,7 @@ pyramid climbs with it). Same form as catalog.py's: cases, a generic hint, typic
 import numpy as np
 
 from ..ops.upsample import upsample_backward, upsample_forward
-from .catalog import Case, Exercise, Mistake, edited
+from .catalog import Case, Exercise, Hint, Mistake, edited
 
 
 def _rng():
@@ -36,19 +36,32 @@ UPSAMPLE = Exercise(
     summary="dx of upsampling by f (each cell copied into an f x f block, then cropped)",
     forward=upsample_forward, reference=upsample_backward,
     grads=("dx",), make_cases=_up_cases,
-    hints={"dx": "x[b, i, j] was copied to every cell of the f x f block (i*f.., j*f..), so "
-                 "its gradient is the SUM of dout over that block; cells the crop dropped "
-                 "have gradient 0 (pad dout back to (h*f, w*f) first)"},
+    hints={"dx": Hint(
+        ask="The forward copies each coarse cell into a block of the fine map and then crops "
+            "it. How many cells of dout did x[b, i, j] reach, and what happened to the cells "
+            "the crop dropped?",
+        term="every copy passes on its cell's gradient, so x[b, i, j] collects all the "
+             "gradients of its f x f block; cropped cells had no output, so theirs is zero",
+        formula="pad dout with zeros back to (h*f, w*f), then "
+                "dx = full.reshape(B, h, f, w, f, C).sum(axis=(2, 4))")},
     mistakes=(
-        Mistake("mean over the block", _up_mean,
-                "the block's gradients are averaged: each copy passes on the whole gradient "
-                "of its cell, so they add up (sum, not mean)"),
-        Mistake("blocks gathered with a stride", _up_strided,
-                "reshape (B, f, h, f, w, C) groups cells f apart, not the f x f blocks: "
-                "reshape to (B, h, f, w, f, C) and sum over axes 2 and 4"),
-        Mistake("one copy only", _up_one_cell,
-                "dout[:, ::f, ::f] keeps the gradient of one copy per cell; every copy "
-                "counts: sum dout over each f x f block"),
+        Mistake("mean over the block", _up_mean, Hint(
+            ask="Each coarse cell was copied f*f times. Does each copy pass on all of its "
+                "gradient, or a share of it?",
+            term="the copies' gradients add up: the block's gradients are combined by a sum, "
+                 "not averaged",
+            formula="dx = full.reshape(B, h, f, w, f, C).sum(axis=(2, 4)), not .mean")),
+        Mistake("blocks gathered with a stride", _up_strided, Hint(
+            ask="Which cells of the fine map are the copies of one coarse cell: f neighbours "
+                "in a row, or cells f apart?",
+            term="the reshape must keep each f x f block together: the factor axis comes "
+                 "after h (and after w), not before",
+            formula="full.reshape(B, h, f, w, f, C).sum(axis=(2, 4))")),
+        Mistake("one copy only", _up_one_cell, Hint(
+            ask="The forward line repeats each cell f times down and across. Did every copy "
+                "send its gradient back, or only one of them?",
+            term="all f x f copies count, not the top-left one: collect the whole block",
+            formula="pad dout to (h*f, w*f), then sum it over each f x f block")),
     ),
 )
 
