@@ -25,6 +25,7 @@ from ..backend import get_xp, to_backend, to_numpy
 from ..checkpoint import nonfinite_problems
 from ..checks import check_positive_int
 from ..data import batch_slices, epoch_order
+from ..grad_mode import no_grad
 from ..optim import clip_grad_norm, cosine_lr, create_optimizer
 from ..training import (OPT_PREFIX, TrainingDiverged, TrainingFailed, _kept, _progress,
                         _restore_rng, _rng_state_to_json, _StopFlag, _write_json, blas_threads,
@@ -159,7 +160,8 @@ def evaluate_segmenter(model, split, batch_size=64):
     for start, stop in batch_slices(len(split.y), batch_size):
         x = to_backend(split.x[start:stop].astype(model.dtype), xp)
         y = to_backend(split.y[start:stop], xp)
-        logits = model.forward(x)
+        with no_grad():                                    # no backward: keep no caches
+            logits = model.forward(x)
         loss, _ = pixel_cross_entropy(logits, y)
         total += float(to_numpy(loss)) * (stop - start)
         pred = to_numpy(logits.argmax(axis=-1))
