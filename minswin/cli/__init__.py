@@ -18,8 +18,10 @@ BLAS_TIMEOUT_IN_TIME = prefer_sleeping_blas_threads()   # before the commands im
                                                         # see minswin/runtime.py
 
 from . import evaluate, exercise, plot, tour, train  # noqa: E402
+from . import tune  # noqa: E402
 
 COMMANDS = (tour, plot, train, evaluate, exercise)
+COMMANDS += (tune,)
 
 
 class CliError(Exception):
