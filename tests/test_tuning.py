@@ -107,6 +107,9 @@ def test_every_candidate_matches_the_plain_linear_and_attention(product, candida
                     np.testing.assert_allclose(g, h, rtol=1e-13, atol=1e-13)
         got, cache = tiers.FAST.window_attention_forward(**att)
         want, plain_cache = tiers.PLAIN.window_attention_forward(**att)
+        columns = tuning._forced.get("attention_kv") == "columns"
+        assert cache.k.swapaxes(-1, -2).flags.c_contiguous == columns   # the layout used
+        assert cache.v.swapaxes(-1, -2).flags.c_contiguous == columns
         np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
         d = r(*want.shape)
         for cached in (cache, plain_cache):                # either tier's cache
@@ -142,6 +145,7 @@ def test_off_means_defaults_nothing_timed_and_no_file(tmp_path, monkeypatch):
     monkeypatch.setenv(tuning.CACHE_ENV, str(tmp_path))
     monkeypatch.setattr(tuning, "_choices", None)
     monkeypatch.setenv(tuning.ENV, "0")
+    monkeypatch.setattr(tuning, "busy", lambda: False)     # a quiet machine, whatever it is
     fake_times(monkeypatch)                                # any timing fails the test
     for product in tuning.DEFAULTS:
         assert tuning.pick(product, (8192, 96, 384), np.float32,
@@ -250,9 +254,13 @@ def test_choices_are_kept_in_the_machines_file_and_read_back(tuned, monkeypatch)
     assert choose() == "w.T"                               # forgotten: timed again
 
 
-@pytest.mark.parametrize("content", ["{not json", json.dumps({"machine": {"cpu": "other"},
-                                                             "choices": {}}),
-                                     json.dumps({"machine": None, "choices": [1]})])
+KEY = "linear_forward|float32|1024x96x384"
+
+
+@pytest.mark.parametrize("content", [
+    "{not json",
+    json.dumps({"machine": {"cpu": "other"}, "choices": {KEY: {"choice": "copy w.T"}}}),
+    json.dumps({"machine": None, "choices": [1]})])
 def test_a_broken_file_or_another_machines_is_ignored_and_replaced(tuned, monkeypatch,
                                                                    content):
     path = tuning.cache_path()
