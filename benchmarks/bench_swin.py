@@ -445,6 +445,14 @@ def tuning_state(tuning):
             f"({tuning.cache_path()})")
 
 
+def machine_slug(meta):
+    """'amd-epyc-family-26-model-2-haswell' from the processor and NumPy's BLAS kernel."""
+    import re
+    text = f"{meta.get('cpu', '')} {meta.get('numpy_blas', '').split('(')[-1].split()[0]}"
+    text = re.sub(r"authenticamd|genuineintel|stepping \d+", "", text.lower())
+    return re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:80] or "unknown"
+
+
 def cpu_model():
     """The CPU's name from /proc/cpuinfo (platform.processor() is empty on most Linuxes)."""
     try:
@@ -538,6 +546,9 @@ def main():
         json.dump({"meta": meta, "rows": rows}, f, indent=1)
     md = markdown(meta, rows)
     with open(os.path.join(args.out, "latest.md"), "w") as f:
+        f.write(md + "\n")
+    # and one file per processor and BLAS kernel, so that machines' figures sit side by side
+    with open(os.path.join(args.out, f"cpu-{machine_slug(meta)}.md"), "w") as f:
         f.write(md + "\n")
     print(md)
 
