@@ -115,6 +115,15 @@ on_measured = None            # called with (key, record) after each new measure
 measure_when_busy = False     # time new classes even on a busy machine (`minswin tune`)
 
 
+def _fresh_lock_after_fork():
+    global _lock
+    _lock = threading.RLock()    # a forked child has none of the parent's lock holders
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_lock_after_fork)
+
+
 # ---------------------------------------------------------------------------- switches
 
 def enabled():
@@ -212,7 +221,8 @@ def cpu_model():
 
 
 def fingerprint():
-    """What the choices depend on: the processor, NumPy, its BLAS and kernel, the threads."""
+    """What the choices depend on: the processor, NumPy, its BLAS and kernel, the threads
+    (as they are when the fast tier first asks, once per process)."""
     global _fingerprint
     if _fingerprint is None:
         from .parallel import num_threads
@@ -454,8 +464,19 @@ def summary():
              f"NumPy {fp['numpy']}, BLAS {fp['blas']} {fp['version']} (kernel {fp['kernel']}, "
              f"{fp['threads']} threads); row blocks on {fp['row_threads']} threads",
              f"cache: {cache_path()}"]
+    if not choices():
+        lines.append("  nothing timed yet: `minswin tune` times Swin-T's and swin_digits' "
+                     "products now, or the fast tier does as it meets them")
+    busy_loads = [rec.get("load") for rec in choices().values()
+                  if (rec.get("load") or 0) > 2 * usable_cores()]
+    if busy_loads:
+        lines.append(f"  note: {len(busy_loads)} classes were timed at a load average over "
+                     f"twice the {usable_cores()} cores (up to {max(busy_loads)}): their "
+                     "choices may be noise; `minswin tune --retune` on a quiet machine")
     for key, rec in sorted(choices().items()):
-        times = ", ".join(f"{k} {1e3 * v:.2f} ms" for k, v in rec["seconds"].items())
+        names = [str(c) for c in candidates(key.split("|", 1)[0])]   # the table's order
+        times = ", ".join(f"{k} {1e3 * rec['seconds'][k]:.2f} ms" for k in names
+                          if k in rec["seconds"])
         lines.append(f"  {key:<40} -> {rec['choice']:<16} ({times})")
     return lines
 
