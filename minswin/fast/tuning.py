@@ -8,7 +8,8 @@ processor and on which kernels the BLAS picked for it, not on the maths, and by 
 * Intel Xeon with AVX-512 (OpenBLAS SkylakeX kernels), 2 threads, float32, the first MLP
   layer of Swin-T's stage 1 (25088 x 96 times 96 x 384): `x @ w.T` 50 GFLOP/s, the copied
   `w.T` 134. At the qkv shape (96 -> 288) the first form wins instead.
-* AMD EPYC, Zen 5 (OpenBLAS Haswell kernels), the same threads, the same shapes (best of 7,
+* AMD EPYC, Zen 5 (OpenBLAS's Haswell kernels, as OPENBLAS_CORETYPE=Haswell in that
+  machine's environment asked), the same threads, the same shapes (best of 7,
   load average 0.7, 2026-12-08): the backward product dW = dout.T @ x ran at 89 GFLOP/s for
   qkv and 178 as (x.T @ dout).T; for fc1 the two were level, and for the stage-2 MLP the
   first form won.
