@@ -36,7 +36,8 @@ matrix product; they differ by float round-off at most, and only in the order th
 The candidates, each with the reason it is in the table:
 
 linear_forward   out (T, Cout) = x (T, Cin) @ w.T, w stored (Cout, Cin)
-    "w.T"        the transposed view: no copy. The faster form at qkv on both machines above.
+    "w.T"        the transposed view: no copy. The faster form at qkv on the Xeon above (level
+                 with the copy there on the AMD machine: 82 against 86 GFLOP/s).
     "copy w.T"   w.T copied to C order first (Cin x Cout floats, small beside x): 2.7x faster
                  at Swin-T's fc1 on the Xeon above.
 linear_dx        dx (T, Cin) = dout (T, Cout) @ w
@@ -52,12 +53,17 @@ attention_kv     how attention stores k and v of each window, (nH, N, d) each: t
     "rows"       C order, (N, d): q @ k^T passes k transposed.
     "columns"    stored (d, N) and read through a transposed view: q @ k^T is then a plain
                  product and ds @ k the transposed one. The same two flags for v's products.
+                 On the AMD machine the two measured level (0.51 against 0.52 ms a block,
+                 under load); kept because these 49 x 32 products run OpenBLAS's small-matrix
+                 paths, which differ by kernel and transpose flag. No machine where it wins
+                 has been measured yet.
 row_block        elements per block of the row-block kernels (GELU, LayerNorm, softmax, the
                  attention's blocks of windows; minswin.fast.parallel)
     262144       1 MiB of float32, the default: on the AMD machine GELU of (25088, 384) took
                  28 ms, against 47 ms with 64K blocks and 39 ms with 1M.
-    65536, 1048576   the best size follows the cache sizes (L2 per core), which differ between
-                 processors; timed on the fast GELU of 4M float32 values.
+    65536, 1048576   slower on the AMD machine (above); kept because the best size follows the
+                 cache sizes (L2 per core), which differ between processors. Timed on the
+                 fast GELU of 4M float32 values.
 
 Only products of 20 MFLOP or more are timed; smaller ones take the default (a few microseconds
 of difference, less than the noise of timing them). On CuPy nothing is timed: the default runs.
