@@ -67,8 +67,14 @@ test: $(STAMP_TEST)
 gpu-check:
 	MPLBACKEND=Agg $(PYTHON) scripts/gpu_check.py
 
+# on any machine, one command: time the fast tier's layouts here (minswin tune), then minswin
+# (tuned, untuned, plain) vs PyTorch, Swin-T's GEMMs alone, and the per-op profile; each
+# prints the processor and NumPy's BLAS kernel (results in benchmarks/results/)
 bench: $(STAMP_TEST)
-	$(BIN)/python benchmarks/bench_swin.py
+	$(BIN)/minswin tune
+	$(BIN)/python benchmarks/bench_swin.py --tiers fast,untuned,plain
+	$(BIN)/python benchmarks/bench_gemm.py
+	$(BIN)/python benchmarks/profile_swin.py
 
 # executed notebooks, outputs and figures included, next to the scripts (git-ignored):
 # open tutorials/NN_*.ipynb in VS Code, or with `pip install jupyterlab; jupyter lab tutorials/`

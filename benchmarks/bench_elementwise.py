@@ -2,7 +2,7 @@
 
     python benchmarks/bench_elementwise.py
 
-Each row times one in-place float32 ufunc over a block of BLOCK_ELEMENTS values (the block
+Each row times one in-place float32 ufunc over a block of block_elements() values (the block
 size the fast tier uses, minswin.fast.parallel), on one core, and reports nanoseconds per
 element. Then the fast tier's GELU, forward and backward (minswin.fast.gelu), is timed on
 stage 1's hidden activation, (8 * 56 * 56, 384), on one core and on two, and scaled to every
@@ -37,7 +37,7 @@ def main():
     from minswin.configs import get_config
     from minswin.fast import parallel
     from minswin.fast.gelu import gelu_backward, gelu_forward
-    n = parallel.BLOCK_ELEMENTS
+    n = parallel.block_elements()
     rng = np.random.default_rng(0)
     a = rng.standard_normal(n, dtype=np.float32)
     b = rng.standard_normal(n, dtype=np.float32)

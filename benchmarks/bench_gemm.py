@@ -8,7 +8,9 @@ patch-merging reductions, the head) runs its three products on random float32 da
 
     forward  out = x @ w.T       backward  dx = dout @ w,   dw = dout.T @ x
 
-each timed alone, NumPy and PyTorch alternating, median of the rounds, then summed with the
+each timed alone, in three ways alternating: NumPy as written above, NumPy in the layout the
+fast tier chose for the shape on this machine (minswin/fast/tuning.py: `minswin tune` first,
+on a quiet machine), and PyTorch, median of the rounds, then summed with the
 number of layers of that shape (the attention's small per-window products, q @ k^T and
 a @ v, are not in it: they belong to the attention op). The total is the GEMM part of one
 training step in each framework. With `results/latest.json` from bench_swin.py at the same
@@ -65,7 +67,10 @@ def gemm_times(tokens, c_in, c_out, rounds, torch):
     x = rng.standard_normal((tokens, c_in), dtype=np.float32)
     w = rng.standard_normal((c_out, c_in), dtype=np.float32)
     d = rng.standard_normal((tokens, c_out), dtype=np.float32)
-    calls = {"numpy": (lambda: x @ w.T, lambda: d @ w, lambda: d.T @ x)}
+    from minswin.fast.tuning import product
+    calls = {"numpy": (lambda: x @ w.T, lambda: d @ w, lambda: d.T @ x),
+             "tuned": (lambda: product("linear_forward", x, w),
+                       lambda: product("linear_dx", d, w), lambda: product("linear_dw", d, x))}
     if torch is not None:
         tx, tw, td = (torch.from_numpy(a) for a in (x, w, d))
         calls["torch"] = (lambda: tx @ tw.T, lambda: td @ tw, lambda: td.T @ tx)
@@ -96,9 +101,15 @@ def main():
     except ImportError:
         torch = None
 
-    total = {"numpy": [0.0] * 3, "torch": [0.0] * 3}
-    lines = ["| stage | layer | tokens | C_in -> C_out | count | NumPy fwd, dx, dw GFLOP/s | "
-             "torch fwd, dx, dw GFLOP/s |", "|---|---|---|---|---|---|---|"]
+    from minswin.fast import tuning
+    blas = tuning.blas_info()
+    total = {"numpy": [0.0] * 3, "tuned": [0.0] * 3, "torch": [0.0] * 3}
+    lines = [f"Processor: {tuning.cpu_model()}; NumPy's BLAS: {blas['blas']} {blas['version']} "
+             f"({blas['kernel']} kernels); tuning: {tuning.cache_path() if tuning.enabled() else 'off'}"
+             f"; load average {os.getloadavg()[0]:.1f}; {time.strftime('%Y-%m-%d %H:%M')}", "",
+             "| stage | layer | tokens | C_in -> C_out | count | NumPy fwd, dx, dw GFLOP/s | "
+             "tuned layouts fwd, dx, dw GFLOP/s | torch fwd, dx, dw GFLOP/s |",
+             "|---|---|---|---|---|---|---|---|"]
     for stage, name, tokens, c_in, c_out, count in swin_t_linears(args.batch):
         t = gemm_times(tokens, c_in, c_out, args.rounds, torch)
         flop = 2 * tokens * c_in * c_out
@@ -106,7 +117,7 @@ def main():
         for k, v in t.items():
             total[k] = [a + count * s for a, s in zip(total[k], v)]
         lines.append(f"| {stage} | {name} | {tokens} | {c_in} -> {c_out} | {count} | "
-                     f"{rates['numpy']} | {rates.get('torch', '-')} |")
+                     f"{rates['numpy']} | {rates['tuned']} | {rates.get('torch', '-')} |")
         print(lines[-1], flush=True)
 
     if torch is None:
@@ -117,11 +128,12 @@ def main():
         return f"{seconds(framework):.3f}" if framework in total else "-"
     lines += ["", f"Swin-T batch {args.batch}, {args.threads} threads: the GEMMs of one training "
               "step (forward + dx + dw, seconds)", "",
-              "| | NumPy (minswin) | torch |", "|---|---|---|",
+              "| | NumPy as written | NumPy, tuned layouts (minswin) | torch |",
+              "|---|---|---|---|",
               "| forward GEMMs | " + " | ".join(cell(k, lambda k: total[k][0])
-                                               for k in ("numpy", "torch")) + " |",
-              "| forward + backward GEMMs | " + " | ".join(cell(k, step.get)
-                                                          for k in ("numpy", "torch")) + " |"]
+                                               for k in ("numpy", "tuned", "torch")) + " |",
+              "| forward + backward GEMMs | " + " | ".join(
+                  cell(k, step.get) for k in ("numpy", "tuned", "torch")) + " |"]
     latest = os.path.join(args.out, "latest.json")
     rest = None
     if os.path.exists(latest):
@@ -130,11 +142,11 @@ def main():
                     if r["case"] == "swin_t" and r["batch"] == args.batch]
         if runs and runs[0].get("torch_fwd_bwd_s") and "torch" in step:
             r = runs[0]
-            rest = {"numpy": r["minswin_fwd_bwd_s"] - step["numpy"],
+            rest = {"numpy": r["minswin_fwd_bwd_s"] - step["tuned"],
                     "torch": r["torch_fwd_bwd_s"] - step["torch"]}
-            lines += [f"| the step, from results/latest.json | {r['minswin_fwd_bwd_s']:.3f} | "
+            lines += [f"| the step, from results/latest.json | | {r['minswin_fwd_bwd_s']:.3f} | "
                       f"{r['torch_fwd_bwd_s']:.3f} |",
-                      f"| the rest of the step (not GEMMs) | {rest['numpy']:.3f} | "
+                      f"| the rest of the step (not GEMMs) | | {rest['numpy']:.3f} | "
                       f"{rest['torch']:.3f} |"]
     md = "\n".join(lines)
     os.makedirs(args.out, exist_ok=True)

@@ -8,17 +8,21 @@
 
 Both of minswin's tiers are timed (minswin.use_fast): the fast tier, which the layers run by
 default on NumPy, and the plain tier (minswin/ops), whose ratios tell a learner what the fast
-kernels buy. `--tiers fast` times the fast tier alone. The cases: Swin-T at 224 (forward, and
+kernels buy. `--tiers fast` times the fast tier alone; `--tiers fast,untuned` times it with
+its GEMM layouts and block sizes as timed on this machine (minswin/fast/tuning.py; run
+`minswin tune` first on a quiet machine) and with its table's defaults, in the same rounds.
+The processor, NumPy's BLAS and its kernel (threadpoolctl), and the load average are printed
+with the figures. The cases: Swin-T at 224 (forward, and
 forward+backward); its stage-1 shifted block; and the learner-sized workload, one training
 step of `swin_digits` at batch 64 as `minswin train` runs it (forward, label-smoothed
 cross-entropy, backward, gradient clipping, AdamW), against the same step in PyTorch
 (tests/torch_reference.py built from the same config, torch's AdamW).
 
 Timing: both frameworks are loaded in one process and measured in alternating rounds (so a
-noisy neighbour hurts both alike); each figure is the median of the rounds, the ratio is
-minswin / torch (below 1 means minswin is faster). Each timed call starts after a 0.25 s pause
-(see `timed`). Peak memory: each (framework, case) runs
-again in a fresh subprocess that reports its peak RSS (ru_maxrss), so one framework's
+noisy neighbour hurts both alike; minswin's tiers take turns at coming first after PyTorch);
+each figure is the median of the rounds, the ratio is minswin / torch (below 1 means minswin
+is faster). Each timed call starts after a 0.25 s pause (see `timed`). Peak memory: each
+(framework, case) runs again in a fresh subprocess that reports its peak RSS (ru_maxrss), so one framework's
 allocations cannot hide in the other's.
 
 The PyTorch reference is timm's Swin-T when timm is importable, else the plain PyTorch Swin
@@ -320,8 +324,12 @@ def run(args):
         torch.set_num_threads(args.threads)
     rows, ref_name = [], {}
     cases = args.case or (QUICK_CASES if args.quick else ALL_CASES)
-    tiers = {"fast": True, "plain": False}
-    tiers = {t: tiers[t] for t in args.tiers}
+    tiers = list(args.tiers)
+    load_before = load_average()
+    from minswin.fast import tuning
+    blas = tuning.blas_info()
+    print(f"processor: {tuning.cpu_model()}; NumPy's BLAS: {blas['blas']} {blas['version']} "
+          f"({blas['kernel']} kernels); load average {load_before}", flush=True)
     peak = gemm_gflops(args.backend)
     from minswin.configs import get_config
     from minswin.flops import model_flops
@@ -332,25 +340,28 @@ def run(args):
         if have_torch:
             t_fwd, t_fb, t_sync, ref_name[case] = torch_case(case, batch, args.backend)
         # warm-up all, then alternate: each tier of minswin, then torch, in every round
-        for fast in tiers.values():
-            minswin.use_fast(fast)
+        for tier in tiers:
+            use_tier(tier)
             m_fb()
         if t_fb:
             t_fb()
         res = {k: [] for k in ("t_fwd", "t_fb", *(f"{t}_{k}" for t in tiers
                                                    for k in ("fwd", "fb")))}
-        for _ in range(args.rounds):
-            for tier, fast in tiers.items():
-                minswin.use_fast(fast)
+        for r in range(args.rounds):
+            # minswin's tiers in turn first: the call right after PyTorch's runs slower (on the
+            # digits step at load 3-4: 0.59 s first, 0.38 s second, whichever tier it was)
+            order = tiers[r % len(tiers):] + tiers[:r % len(tiers)]
+            for tier in order:
+                use_tier(tier)
                 res[f"{tier}_fwd"].append(timed(m_fwd, m_sync))
             if t_fwd:
                 res["t_fwd"].append(timed(t_fwd, t_sync))
-            for tier, fast in tiers.items():
-                minswin.use_fast(fast)
+            for tier in order:
+                use_tier(tier)
                 res[f"{tier}_fb"].append(timed(m_fb, m_sync))
             if t_fb:
                 res["t_fb"].append(timed(t_fb, t_sync))
-        minswin.use_fast(None)
+        use_tier(None)
         med = {k: statistics.median(v) if v else None for k, v in res.items()}
         first = next(iter(tiers))
         row = {"case": case, "batch": batch, "torch_fwd_s": med["t_fwd"],
@@ -378,6 +389,12 @@ def run(args):
         print(json.dumps(row), flush=True)
         del m_fwd, m_fb, t_fwd, t_fb
     meta = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {cpu_model()}",
+            "cpu": tuning.cpu_model(),
+            "numpy_blas": f"{blas['blas']} {blas['version']} ({blas['kernel']} kernels, "
+                          f"{blas['threads']} threads)",
+            "torch_blas": torch_blas() if have_torch else None,
+            "tuning": tuning_state(tuning),
+            "load_average": [load_before, load_average()],
             "threads": args.threads, "backend": args.backend, "rounds": args.rounds,
             "numpy": np.__version__, "torch": (__import__("torch").__version__
                                                if have_torch else None),
@@ -385,6 +402,58 @@ def run(args):
             "process_tuning": "off" if args.no_tune else "on (minswin.runtime)",
             "date": time.strftime("%Y-%m-%d %H:%M")}
     return meta, rows
+
+
+# the tiers of minswin timed: (use_fast, tuning of the fast tier's GEMM layouts and blocks)
+TIERS = {"fast": (True, None),          # as the layers run by default: tuned (MINSWIN_TUNE)
+         "untuned": (True, False),      # the fast tier with its table's defaults, untimed
+         "plain": (False, None)}        # minswin/ops
+
+
+def use_tier(tier):
+    """Run minswin's layers on `tier` (a key of TIERS; None: back to the defaults)."""
+    import minswin
+    from minswin.fast import tuning
+    fast, tuned = (None, None) if tier is None else TIERS[tier]
+    minswin.use_fast(fast)
+    tuning.set_enabled(tuned)
+
+
+def load_average():
+    """The 1-minute load average (other programs sharing the cores), or None."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
+
+
+def torch_blas():
+    """The BLAS PyTorch computes with on the CPU, from its build configuration."""
+    import torch
+    config = torch.__config__.show()
+    found = [name for name in ("MKL", "OpenBLAS", "BLIS", "Accelerate") if
+             f"BLAS_INFO={name.lower()}" in config.replace(" ", "").lower()
+             or f"USE_{name.upper()}=ON" in config.replace(" ", "")]
+    return found[0] if found else "unknown"
+
+
+def tuning_state(tuning):
+    """How the fast tier's layouts were chosen in this run: the cache and what it holds."""
+    if not tuning.enabled():
+        return "off (MINSWIN_TUNE=0): the table's defaults"
+    chosen = tuning.choices()
+    other = sum(1 for key, rec in chosen.items()
+                if rec["choice"] != tuning.DEFAULTS[key.split("|")[0]])
+    return (f"on: {len(chosen)} product classes timed, {other} not the default "
+            f"({tuning.cache_path()})")
+
+
+def machine_slug(meta):
+    """'amd-epyc-family-26-model-2-haswell' from the processor and NumPy's BLAS kernel."""
+    import re
+    text = f"{meta.get('cpu', '')} {meta.get('numpy_blas', '').split('(')[-1].split()[0]}"
+    text = re.sub(r"authenticamd|genuineintel|stepping \d+", "", text.lower())
+    return re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:80] or "unknown"
 
 
 def cpu_model():
@@ -406,7 +475,11 @@ def fmt(v, spec):
 def markdown(meta, rows):
     tiers = meta.get("tiers", ["fast"])
     refs = "; ".join(f"{case}: {name}" for case, name in meta["reference"].items())
-    lines = [f"Machine: {meta['machine']}; threads {meta['threads']}; backend {meta['backend']};"
+    lines = [f"Processor: {meta.get('cpu', meta['machine'])}; NumPy's BLAS: "
+             f"{meta.get('numpy_blas')}; torch's BLAS: {meta.get('torch_blas')}; "
+             f"fast tier's tuning: {meta.get('tuning')}; load average "
+             f"{' -> '.join(str(v) for v in meta.get('load_average', []))} (start -> end).", "",
+             f"Machine: {meta['machine']}; threads {meta['threads']}; backend {meta['backend']};"
              f" numpy {meta['numpy']}; torch {meta['torch']} ({refs}); "
              f"float32 GEMM {meta['gemm_float32_gflops']:.0f} GFLOP/s; "
              f"median of {meta['rounds']} alternating rounds; process tuning "
@@ -445,7 +518,9 @@ def main():
     p.add_argument("--case", type=parse_case, action="append",
                    help="swin_t:B, block:B or digits:B (repeatable); overrides --quick")
     p.add_argument("--tiers", type=lambda t: t.split(","), default=["fast", "plain"],
-                   help="minswin tiers to time, comma-separated: fast,plain (default both)")
+                   help="minswin tiers to time, comma-separated, of fast (tuned, as by "
+                        "default), untuned (the fast tier with MINSWIN_TUNE=0) and plain "
+                        "(default: fast,plain)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-RSS subprocesses")
     p.add_argument("--backend", default="numpy", choices=("numpy", "cupy"))
     p.add_argument("--out", default=os.path.join(HERE, "results"))
@@ -455,8 +530,9 @@ def main():
                    help="skip minswin.runtime.tune_cpu_process() (applied to both frameworks)")
     args = p.parse_args()
     if (not args.tiers or len(set(args.tiers)) != len(args.tiers)
-            or any(t not in ("fast", "plain") for t in args.tiers)):
-        p.error(f"--tiers: expected fast, plain or fast,plain, got {','.join(args.tiers)!r}")
+            or any(t not in TIERS for t in args.tiers)):
+        p.error(f"--tiers: expected a comma-separated list of {', '.join(TIERS)}, got "
+                f"{','.join(args.tiers)!r}")
     set_threads(args.threads)
     sys.path.insert(0, ROOT)
     if args.no_tune:
@@ -473,6 +549,9 @@ def main():
         json.dump({"meta": meta, "rows": rows}, f, indent=1)
     md = markdown(meta, rows)
     with open(os.path.join(args.out, "latest.md"), "w") as f:
+        f.write(md + "\n")
+    # and one file per processor and BLAS kernel, so that machines' figures sit side by side
+    with open(os.path.join(args.out, f"cpu-{machine_slug(meta)}.md"), "w") as f:
         f.write(md + "\n")
     print(md)
 

@@ -104,8 +104,12 @@ def main():
         model.backward(d)
 
     step()                                                 # warm-up: caches, first touches
+    from minswin.fast import tuning
+    blas = tuning.blas_info()
     print(f"{args.model} batch {args.batch}, {args.threads} threads, float32, "
-          f"{'plain' if args.plain else 'fast'} tier")
+          f"{'plain' if args.plain else 'fast'} tier; processor {tuning.cpu_model()}; NumPy's "
+          f"BLAS {blas['blas']} {blas['version']} ({blas['kernel']} kernels); tuning "
+          f"{'on' if tuning.enabled() else 'off'}; load average {os.getloadavg()[0]:.1f}")
     for title, fn in (("forward", lambda: model.forward(x)), ("forward + backward", step)):
         seen.clear()
         t = time.perf_counter()

@@ -11,6 +11,10 @@ import numpy as np
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# the fast tier's GEMM layouts and block sizes take their defaults: nothing is timed, no tuning
+# file is read or written, here or in the subprocesses the tests start (tests/test_tuning.py
+# turns it on where it tests it)
+os.environ["MINSWIN_TUNE"] = "0"
 STANDIN = os.environ.get("MINSWIN_CUPY_STANDIN", "") not in ("", "0")
 
 if STANDIN:

@@ -23,10 +23,10 @@ from ..runtime import prefer_sleeping_blas_threads, tune_cpu_process
 BLAS_TIMEOUT_IN_TIME = prefer_sleeping_blas_threads()   # before the commands import NumPy:
                                                         # see minswin/runtime.py
 
-from . import evaluate, exercise, plot, tour, train  # noqa: E402
+from . import evaluate, exercise, plot, tour, train, tune  # noqa: E402
 from .parser import Parser, name_the_flag  # noqa: E402
 
-COMMANDS = (tour, plot, train, evaluate, exercise)
+COMMANDS = (tour, plot, train, evaluate, exercise, tune)
 
 
 class CliError(Exception):

@@ -7,6 +7,9 @@ makes them faster changes no maths:
 * row and column sums as BLAS products with a column of ones (rows.py);
 * in place: each step writes over the previous one's buffer instead of a new array;
 * for float32 GELU, an erf that costs one exp (gelu.py).
+* each matrix product handed to the BLAS in the operand layout, and the blocks cut to the
+  size, that were timed fastest on this machine: the best ones differ between processors
+  (tuning.py; `minswin tune`, MINSWIN_TUNE=0 for the table's defaults).
 
 Read minswin.ops first: that is the maths. `minswin.use_fast` chooses the tier the layers run
 (minswin/tiers.py); by default this one on NumPy, the plain one on CuPy.

@@ -2,6 +2,9 @@
 softmax, a @ v) on cache-sized blocks of windows on every core (minswin.fast.parallel),
 written in place into preallocated outputs.
 
+k and v are stored in the layout timed fastest on this machine for the products that read
+them (minswin.fast.tuning, `attention_kv`): C order, or as transposed views of (d, N) arrays.
+
 The bias and the mask are added as one precomputed sum, `bias_and_mask`: masked entries get
 about -100 either way, and softmax sends them to exp(-100) ~ 4e-44.
 """
@@ -11,6 +14,7 @@ from ..ops.softmax import SoftmaxCache
 from .linear import linear_backward, linear_forward
 from .parallel import block_rows, for_row_blocks
 from .softmax import softmax_backward_into, softmax_into
+from .tuning import kv_layout, stored
 
 
 def bias_and_mask(bias, mask, nH, N, dtype, xp):
@@ -20,7 +24,7 @@ def bias_and_mask(bias, mask, nH, N, dtype, xp):
 
 
 def window_blocks(B_, nW, per_window):
-    """Windows per block: about BLOCK_ELEMENTS scores, and aligned so that a block is either
+    """Windows per block: about block_elements() scores, and aligned so that a block is either
     whole images (a multiple of nW) or a divisor of nW inside one image; then the block's rows
     of `bias_and_mask` are one broadcast or one slice."""
     b = block_rows(per_window)
@@ -63,9 +67,12 @@ def window_attention_forward(x, qkv_weight, qkv_bias, proj_weight, proj_bias,
     qkv, qkv_cache = linear_forward(x, qkv_weight, qkv_bias)   # (B_, N, 3C)
     q_in, k_in, v_in = split_heads(qkv, nH)                # (B_, nH, N, d) each, views
     bm = bias_and_mask(bias, mask, nH, N, x.dtype, xp)     # (nW or 1, nH, N, N)
-    # outputs the kernel fills: contiguous q, k, v (faster matmuls, and qkv can be freed),
-    # the probabilities, and merge_heads(a @ v)
-    q, k, v = (xp.empty((B_, nH, N, hd), x.dtype) for _ in range(3))
+    block = window_blocks(B_, bm.shape[0], nH * N * N)   # windows per block
+    # outputs the kernel fills: q, k, v of their own (faster matmuls, and qkv can be freed;
+    # k and v in the layout timed fastest here), the probabilities, and merge_heads(a @ v)
+    layout = kv_layout(block, nH, N, hd, x.dtype, xp)      # "rows" or "columns"
+    q = xp.empty((B_, nH, N, hd), x.dtype)
+    k, v = (stored(layout, (B_, nH, N, hd), x.dtype, xp) for _ in range(2))
     a = xp.empty((B_, nH, N, N), x.dtype)
     merged = xp.empty((B_, N, nH, hd), x.dtype)
 
@@ -78,7 +85,7 @@ def window_attention_forward(x, qkv_weight, qkv_bias, proj_weight, proj_bias,
         add_bias_and_mask(scores, bm, start)               # + bias (+ mask)
         probs = softmax_into(scores, out=scores)           # a, in place over the scores
         merged[start:stop] = xp.matmul(probs, vb).transpose(0, 2, 1, 3)   # (b, N, nH, d)
-    for_row_blocks(kernel, B_, window_blocks(B_, bm.shape[0], nH * N * N), xp)
+    for_row_blocks(kernel, B_, block, xp)
     out, proj_cache = linear_forward(merged.reshape(B_, N, C), proj_weight, proj_bias)
     return out, AttentionCache(qkv_cache, q, k, v, SoftmaxCache(a), proj_cache, scale)
 

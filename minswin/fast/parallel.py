@@ -8,9 +8,11 @@ and call a *kernel* on each block:
     kernel(start, stop)   # does the op's plain maths on rows[start:stop], writes its outputs
 
 Two things make this fast, and neither changes the maths:
-* a block is small (about 256K elements, 1 MiB of float32), so the dozen passes a kernel
-  makes over it stay in the cache instead of going out to memory each time, yet big enough
-  that NumPy's cost per call (about a microsecond) is small next to the work;
+* a block is small (`block_elements()`, about 256K elements or 1 MiB of float32), so the
+  dozen passes a kernel makes over it stay in the cache instead of going out to memory each
+  time, yet big enough that NumPy's cost per call (about a microsecond) is small next to the
+  work. The best size follows the processor's caches, so it is timed on the machine
+  (minswin.fast.tuning);
 * the blocks are shared among `num_threads()` threads. NumPy releases the GIL inside every
   ufunc and matmul loop, so the threads really run at once.
 
@@ -18,14 +20,14 @@ Each block's result depends only on its rows, so the output is the same whatever
 of threads. On CuPy a GPU kernel already uses the whole device: the kernel is called once on
 all rows.
 """
+import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-BLOCK_ELEMENTS = 262144  # elements per block. Measured on 2 cores, GELU of (25088, 384):
-                         # 16K 90 ms, 64K 47, 256K 28, 1M 39, 4M 56 (LayerNorm alike)
+BLOCK_ELEMENTS = None     # elements per block; None: chosen by timing (block_elements())
 
 _threads = None          # the thread count once resolved
 _pool = None             # (threads, ThreadPoolExecutor of threads - 1 helpers): the caller is one
@@ -87,9 +89,30 @@ def _threads_and_helpers():
         return _pool
 
 
+def block_elements():
+    """Elements per block: those of `block_elements_set` in this thread, else BLOCK_ELEMENTS
+    if set, else the size timed fastest on this machine (minswin.fast.tuning)."""
+    size = getattr(_local, "block_elements", None) or BLOCK_ELEMENTS
+    if size is None:
+        from .tuning import block_elements as timed_block_elements
+        size = timed_block_elements()
+    return size
+
+
+@contextlib.contextmanager
+def block_elements_set(size):
+    """Blocks of `size` elements for the calls this thread makes inside the `with`."""
+    before = getattr(_local, "block_elements", None)
+    _local.block_elements = size
+    try:
+        yield
+    finally:
+        _local.block_elements = before
+
+
 def block_rows(row_elements):
-    """Rows per block so that a block holds about BLOCK_ELEMENTS elements (at least 1 row)."""
-    return max(1, BLOCK_ELEMENTS // max(1, row_elements))
+    """Rows per block so that a block holds about block_elements() elements (at least 1)."""
+    return max(1, block_elements() // max(1, row_elements))
 
 
 def for_row_blocks(kernel, rows, block, xp=np):
