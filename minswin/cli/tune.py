@@ -10,13 +10,10 @@ The fast tier times each new product class the first time it meets it anyway
 (minswin/fast/tuning.py); this runs one training step of each model so that it happens at
 once, and prints every choice with the times behind it.
 """
-import math
 import os
 import re
 
 DEFAULT_MODELS = ("swin_digits:64", "swin_t:8")
-BYTES_PER_ACTIVATION = 160   # a float32 training step keeps about 40 values per token and
-                             # channel of each block (measured: Swin-T, batch 8, 1.4 GB peak)
 
 
 def add_parser(sub):
@@ -30,7 +27,8 @@ def add_parser(sub):
     p.add_argument("--model", action="append", metavar="NAME[:BATCH]",
                    help="a model config (swin_t, swin_digits, ...) and batch size "
                         f"(default: {' and '.join(DEFAULT_MODELS)}); repeatable")
-    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"),
+                   help="floating-point type the products are timed in (default: float32)")
     what = p.add_mutually_exclusive_group()
     what.add_argument("--show", action="store_true", help="print the choices made so far")
     what.add_argument("--retune", action="store_true",
@@ -50,31 +48,13 @@ def parse_model(text):
     return m.group(1), int(m.group(2) or 8)
 
 
-def step_bytes(config, batch, dtype):
-    """About the peak memory of one training step (see BYTES_PER_ACTIVATION)."""
-    side = config.img_size // config.patch_size
-    values = sum((side // 2 ** i) ** 2 * dim * depth
-                 for i, (dim, depth) in enumerate(zip(config.stage_dims, config.depths)))
-    return batch * values * BYTES_PER_ACTIVATION * (2 if dtype == "float64" else 1)
-
-
-def available_bytes():
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return math.inf
-
-
 def run(args):
     import numpy as np
 
     from .. import tiers
     from ..configs import get_config
     from ..fast import tuning
+    from ..memory import gib, largest_batch
     from ..model import create_model
     if args.forget:
         print(f"deleted {tuning.forget()}" if os.path.exists(tuning.cache_path())
@@ -86,12 +66,13 @@ def run(args):
     if not tuning.enabled():
         raise ValueError(f"{tuning.ENV}=0 turns tuning off: unset it (or set it to 1) to tune")
     models = [parse_model(t) for t in (args.model or DEFAULT_MODELS)]
-    for name, batch in models:
-        need, have = step_bytes(get_config(name), batch, args.dtype), available_bytes()
-        if need > have:
-            raise ValueError(f"--model: {name}:{batch} needs about {need / 2 ** 30:.1f} GiB "
-                             f"for a training step, and {have / 2 ** 30:.1f} GiB are free; "
-                             "give a smaller batch")
+    for name, batch in models:                           # minswin/memory.py's estimate
+        fits, est = largest_batch(get_config(name), args.dtype, mode="train")
+        if fits < batch:
+            need = est.weights_bytes + batch * est.per_image_bytes
+            raise ValueError(f"--model: {name}:{batch} needs about {gib(need)} for a training "
+                             f"step and this machine has {gib(est.available)} available: "
+                             f"expected a batch of {fits} or less")
     if args.retune:
         print(f"forgot the choices in {tuning.forget()}")
     if tuning.busy():
@@ -108,7 +89,7 @@ def run(args):
             model = create_model(name, num_classes=10, dtype=args.dtype).train()
             c = model.config
             x = np.random.default_rng(0).standard_normal(
-                (batch, c.img_size, c.img_size, c.in_chans)).astype(args.dtype)
+                (batch, *c.img_hw, c.in_chans)).astype(args.dtype)
             tuning.block_elements()
             out = model.forward(x)
             model.backward(np.ones_like(out))
