@@ -11,6 +11,7 @@ terabytes. `read_npz` reads each member's header first and refuses, with the mem
 
 Memory is taken only for bytes that are really in the file.
 """
+import io
 import math
 import os
 import zipfile
@@ -47,7 +48,7 @@ def _read_member(zf, info, key, text_ok, budget, file_size):
     with zf.open(info) as f:
         shape, fortran, dtype = _header(f, key)
         if dtype.hasobject:
-            raise BadNpz(f"member {key!r} holds object arrays, which would need unpickling; "
+            raise BadNpz(f"member {key!r} holds object arrays, which only pickle can read; "
                          "minswin refuses them. Save plain numeric arrays")
         if dtype.kind not in NUMERIC_KINDS and not (text_ok and dtype.kind == "U"):
             raise BadNpz(f"member {key!r} has dtype {dtype}; expected numbers (bool, int, "
@@ -75,15 +76,19 @@ def _read_member(zf, info, key, text_ok, budget, file_size):
     return array.reshape(shape), nbytes
 
 
-def read_npz(path, *, max_bytes=None, text_ok=()):
-    """{name: array} of every member of the .npz at `path` (see the module docstring).
+def read_npz(source, *, max_bytes=None, text_ok=()):
+    """{name: array} of every member of an .npz (see the module docstring): `source` is its
+    path, or its bytes already read.
 
     max_bytes: the most array bytes read in all (None: what the file holds bounds it).
     text_ok: member names allowed to be unicode strings. Raises BadNpz (a ValueError) for a
     member that is not a numeric array, zipfile.BadZipFile for a file that is not a zip."""
-    file_size = os.path.getsize(path)
+    if isinstance(source, (bytes, bytearray)):
+        file_size, source = len(source), io.BytesIO(source)
+    else:
+        file_size = os.path.getsize(source)
     out, budget = {}, max_bytes
-    with zipfile.ZipFile(path) as zf:
+    with zipfile.ZipFile(source) as zf:
         for info in zf.infolist():
             name = info.filename
             key = name[:-4] if name.endswith(".npy") else name

@@ -26,6 +26,9 @@ def add_parser(sub):
     c.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                    help="time limit for running your file (default: 30; every exercise "
                         "grades in about a second)")
+    c.add_argument("--memory", default=None, metavar="SIZE",
+                   help="memory your file may use, e.g. 512M or 2G (default: a quarter of "
+                        "this machine's memory)")
     p.set_defaults(func=run)
 
 
@@ -60,7 +63,26 @@ def run(args):
     except ValueError:
         raise CliError(f"--timeout: expected a number of seconds > 0, got {args.timeout:g}") \
             from None
+    memory = None if args.memory is None else parse_size("--memory", args.memory)
     if not os.path.isfile(args.file):
         raise CliError(f"no such file {args.file!r} (start one with `minswin exercise start "
                        f"{ex.name}`)")
-    return grade_file(ex, args.file, timeout=timeout).exit_code
+    return grade_file(ex, args.file, timeout=timeout, memory=memory).exit_code
+
+
+_UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(flag, text):
+    """'512M', '2G', '1.5GiB', '1000000' -> bytes (K, M, G, T are powers of 1024)."""
+    import math
+    import re
+
+    from . import CliError
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][0-9]+)?)\s*([KMGT]?)(?:i?B)?\s*", text,
+                     re.IGNORECASE)
+    value = float(m.group(1)) * _UNITS[m.group(2).upper()] if m else float("nan")
+    if not math.isfinite(value) or value < 1 or value >= 2 ** 63:
+        raise CliError(f"{flag}: expected a size such as 512M or 2G (at least 1 byte, less "
+                       f"than 8 EiB), got {text!r}")
+    return int(value)

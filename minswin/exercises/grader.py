@@ -27,8 +27,12 @@ import importlib.util
 import inspect
 import itertools
 import os
+import re
+import shutil
+import stat
 import sys
 import tempfile
+import time
 import traceback
 from typing import NamedTuple
 
@@ -37,7 +41,7 @@ import numpy as np
 from ..gradcheck import TOL_BUG, check_op, rel_error, verdict
 from .catalog import get_exercise
 from .child import (MAX_OUTPUT, Foreign, LoadError, Raised, Returned, Unreadable,
-                    read_results, run_child, signal_name)
+                    default_memory, read_results, run_child, signal_name)
 
 _counter = itertools.count()
 
@@ -320,6 +324,9 @@ def _judge(ex, cases, outcomes, *, source=None, printed=""):
                 why = (f"{ex.function} raised {outcome.type_name} on case '{case.label}'"
                        f": {outcome.message}. Read the traceback above; every array in the "
                        f"cache is described in the skeleton's docstring")
+                if outcome.type_name == "MemoryError":
+                    why += (". The file runs with a memory limit (minswin exercise check "
+                            "--memory); every exercise needs a few megabytes")
             hint = hint or why                             # the first failure keeps the hint
             break
         grads, problem = _as_grads(outcome.value, ex, case)
@@ -361,7 +368,21 @@ def _judge(ex, cases, outcomes, *, source=None, printed=""):
     return status, rows, hint, tb, "\n".join(lines)
 
 
+# characters that steer a terminal instead of showing something: C0 controls but newline and
+# tab (ESC starts the sequences that hide, move or recolour text, CR overwrites a line), DEL,
+# C1 controls, and the invisible Unicode format characters that reorder or hide text
+_STEERING = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e"
+                       "\u2060-\u2069\ufeff]")
+
+
+def escape_controls(text):
+    """`text` with every terminal-steering character shown as its escape (ESC as \\x1b), so
+    nothing the learner's code prints can hide or rewrite the grader's lines."""
+    return _STEERING.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 def _result(ex, status, rows, hint, tb, text, out):
+    hint, tb, text = escape_controls(hint), escape_controls(tb), escape_controls(text)
     if out is not False:
         print(text, file=out or sys.stdout)
     return GradeResult(ex.name, status, rows, hint, tb, text)
@@ -408,20 +429,55 @@ def check_timeout(timeout):
     return float(timeout)
 
 
-def grade_file(exercise, path, *, out=None, timeout=DEFAULT_TIMEOUT):
+def check_memory(memory):
+    """A memory limit in bytes: an integer > 0 (None: child.default_memory())."""
+    if memory is None:
+        return default_memory()
+    if isinstance(memory, bool) or not isinstance(memory, int) or memory <= 0:
+        raise ValueError(f"memory: expected a number of bytes > 0, got {memory!r}")
+    return memory
+
+
+def _remove_work(work):
+    """Remove the grader's work folder, whatever the learner's code made of it (a file, a
+    link, read-only folders): never follows a link out of it."""
+    try:
+        info = os.lstat(work)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(info.st_mode):
+        os.unlink(work)
+        return
+
+    def writable_then_retry(func, p, exc_info):
+        try:
+            os.chmod(os.path.dirname(p), 0o700)
+            func(p)
+        except OSError:
+            pass
+    os.chmod(work, 0o700)
+    shutil.rmtree(work, onerror=writable_then_retry)
+
+
+def grade_file(exercise, path, *, out=None, timeout=DEFAULT_TIMEOUT, memory=None):
     """Grade the backward in the file `path` and return the GradeResult.
 
-    The file runs in a child process (see the module docstring), for at most `timeout`
-    seconds. Never raises for the learner's mistakes; a missing file is a FileNotFoundError.
+    The file runs in a child process (see the module docstring): for at most `timeout`
+    seconds in all, reading its results included, and with at most `memory` bytes of
+    address space for the learner's code (default: a quarter of the machine's memory).
+    Never raises for the learner's mistakes; a missing file is a FileNotFoundError.
     """
     ex = get_exercise(exercise)
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"file: no such file {path!r}")
     timeout = check_timeout(timeout)
+    memory = check_memory(memory)
     cases = _cases(ex)
-    with tempfile.TemporaryDirectory(prefix="minswin-grade-") as work:
-        child = run_child(ex, os.path.abspath(path), work, timeout)
+    start = time.monotonic()
+    work = tempfile.mkdtemp(prefix="minswin-grade-")
+    try:
+        child = run_child(ex, os.path.abspath(path), work, timeout, memory)
         printed = child.printed
         if child.flooded:
             return _failure(ex, path, "too much output",
@@ -429,10 +485,7 @@ def grade_file(exercise, path, *, out=None, timeout=DEFAULT_TIMEOUT):
                             "was stopped", "print less (a shape, a norm) while you debug",
                             printed=printed, out=out)
         if child.timed_out:
-            return _failure(ex, path, "timed out", f"FAILED: timed out after {timeout:g} s",
-                            "every exercise grades in about a second; look for a loop that "
-                            "never ends (or give more time with --timeout)",
-                            printed=printed, out=out)
+            return _timed_out(ex, path, timeout, printed, out)
         if child.returncode < 0:
             return _failure(ex, path, "crashed",
                             f"FAILED: the process running your code was killed by "
@@ -447,12 +500,19 @@ def grade_file(exercise, path, *, out=None, timeout=DEFAULT_TIMEOUT):
                             "FAILED: the results of your code could not be read",
                             f"{err}; the grader reads only the arrays your function returns",
                             printed=printed, out=out)
+        if time.monotonic() - start > timeout:             # reading counts against the limit
+            return _timed_out(ex, path, timeout, printed, out)
         if found is None:
             return _failure(ex, path, "exited",
                             f"FAILED: your code ended the process (exit code "
                             f"{child.returncode}) before the grader had its results",
                             "do not call sys.exit, os._exit or quit(): return the gradients",
                             printed=printed, out=out)
+    finally:
+        try:
+            _remove_work(work)
+        except OSError:                                    # a leftover in /tmp, no more
+            pass
     if isinstance(found, LoadError):
         verdict_line = ("ERROR: could not import your file" if found.status == "error"
                         else "NO FUNCTION to check")
@@ -462,6 +522,12 @@ def grade_file(exercise, path, *, out=None, timeout=DEFAULT_TIMEOUT):
         return _failure(ex, path, found.status, verdict_line, hint, printed=printed,
                         tb=found.tb, out=out)
     return _result(ex, *_judge(ex, cases, found, source=path, printed=printed), out)
+
+
+def _timed_out(ex, path, timeout, printed, out):
+    return _failure(ex, path, "timed out", f"FAILED: timed out after {timeout:g} s",
+                    "every exercise grades in about a second; look for a loop that never "
+                    "ends (or give more time with --timeout)", printed=printed, out=out)
 
 
 def check_file(exercise, path):
