@@ -17,6 +17,7 @@ import zipfile
 import numpy as np
 
 from .atomic import write_atomically
+from .checks import escape_name
 from .backend import to_backend, to_numpy
 from .npz import BadNpz, read_npz
 from .ops.masks import attention_mask, relative_position_index
@@ -52,8 +53,8 @@ def save_checkpoint(path, state, metadata=None):
     try:
         write_atomically(path, write)
     except (OSError, SafetensorError) as err:     # disk full, no permission (safetensors
-        raise OSError(f"path: could not write {path!r} ({type(err).__name__}: {err}); "   # wraps
-                      "any earlier file there is unchanged") from None    # I/O errors in its own type)
+        raise OSError(f"path: could not write {path!r} ({type(err).__name__}: {err}); "
+                      "any earlier file there is unchanged") from None   # wraps I/O errors)
 
 
 def load_checkpoint(path, with_metadata=False):
@@ -308,8 +309,8 @@ class LoadReport(dict):
                  f"{len(self['buffers'])} buffer(s) checked and dropped"]
         for what in ("missing", "unexpected"):
             keys = self[what]
-            shown = keys if all_keys or len(keys) <= 8 else keys[:8] + [f"... {len(keys) - 8} "
-                                                                        "more"]
+            shown = [escape_name(k) for k in keys] if all_keys or len(keys) <= 8 else \
+                [escape_name(k) for k in keys[:8]] + [f"... {len(keys) - 8} more"]
             lines.append(f"{what}: {len(keys)}" + (": " + ", ".join(shown) if keys else ""))
         return "\n".join(lines)
 
@@ -341,10 +342,11 @@ def load_state_dict(model, state, strict=True, fmt=None, allow_nonfinite=False,
     fmt = detect_format(state) if fmt is None else fmt
     state = resize_window_tables(model, to_official_keys(state, fmt), resize_windows)
     if not any(key in model.params for key in state):
+        found = ", ".join(escape_name(k) for k in list(state)[:3]) or "none"
         raise ValueError(
             f"state: none of its {len(state)} tensor(s) matches a parameter of the model "
-            f"(names read as {fmt}: {', '.join(list(state)[:3]) or 'none'}, ...; the model "
-            f"expects {', '.join(list(model.params)[:3])}, ...); the model is unchanged")
+            f"(names read as {fmt}: {found}, ...; the model expects "
+            f"{', '.join(list(model.params)[:3])}, ...); the model is unchanged")
     problems = []
     if model.config.version == 2:                          # Swin V2's own names and buffers
         from .checkpoint_v2 import v2_state_to_official

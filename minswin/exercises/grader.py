@@ -27,7 +27,6 @@ import importlib.util
 import inspect
 import itertools
 import os
-import re
 import shutil
 import stat
 import sys
@@ -38,6 +37,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..checks import escape_controls
 from ..gradcheck import TOL_BUG, check_op, rel_error, verdict
 from .catalog import get_exercise
 from .child import (MAX_OUTPUT, Foreign, LoadError, Raised, Returned, Unreadable,
@@ -366,19 +366,6 @@ def _judge(ex, cases, outcomes, *, source=None, printed=""):
     if hint:
         lines.append("hint: " + hint)
     return status, rows, hint, tb, "\n".join(lines)
-
-
-# characters that steer a terminal instead of showing something: C0 controls but newline and
-# tab (ESC starts the sequences that hide, move or recolour text, CR overwrites a line), DEL,
-# C1 controls, and the invisible Unicode format characters that reorder or hide text
-_STEERING = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e"
-                       "\u2060-\u2069\ufeff]")
-
-
-def escape_controls(text):
-    """`text` with every terminal-steering character shown as its escape (ESC as \\x1b), so
-    nothing the learner's code prints can hide or rewrite the grader's lines."""
-    return _STEERING.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def _result(ex, status, rows, hint, tb, text, out):
