@@ -223,3 +223,159 @@ def test_grader_ends_in_time_and_takes_nothing_on_trust(tmp_path, name, flags, c
     if name == "setsid_grandchildren":
         assert len(pids) == 2 and not alive, (pids, alive)
         assert seconds < 9, seconds          # no 10 s wait for a pipe a survivor held open
+
+
+# ---------------------------------------------------------------------------- training runs
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """run2: two epochs, stopped after one and resumed in place, with an epoch-1 snapshot
+    copied into it (epoch1.safetensors); run3: a copy of run2 whose last.safetensors is that
+    older snapshot; checkpoints whose run state is malformed."""
+    root = tmp_path_factory.mktemp("runs")
+    run2 = root / "run2"
+    first = train("digits_tiny", out=str(run2), epochs=2, limit=64, stop_after=1, **QUIET)
+    shutil.copy(first.last_path, run2 / "epoch1.safetensors")
+    train(resume=first.last_path, out=str(run2), **QUIET)
+    shutil.copytree(run2, root / "run3")
+    shutil.copy(run2 / "epoch1.safetensors", root / "run3" / "last.safetensors")
+    state, meta = load_checkpoint(str(run2 / "epoch1.safetensors"), with_metadata=True)
+    info = json.loads(meta[META_KEY])
+    for name, change in [("badbest", {"best": "oops"}), ("badsums", {"sums": [1, "x", 3]}),
+                         ("badhistory", {"history": []}), ("nanbest", {"best": [1.0, None]})]:
+        save_checkpoint(str(root / f"{name}.safetensors"), state,
+                        {META_KEY: json.dumps({**info, **change})})
+    return {"root": str(root), "run2": str(run2), "run3": str(root / "run3"),
+            **{n: str(root / f"{n}.safetensors")
+               for n in ("badbest", "badsums", "badhistory", "nanbest")}}
+
+
+# (id, argv with {names} from `runs` and {cwd}, exit code, words)
+RUN_ROWS = [
+    # a resume never overwrites newer work of its own run
+    ("resume-an-older-snapshot-in-its-run", ["train", "--resume", "{run2}/epoch1.safetensors",
+                                             "--no-progress"], 2,
+     ["not the latest checkpoint", "overwrite newer files", "--out {run2}-from-epoch1"]),
+    ("resume-an-older-snapshot-out-its-run", ["train", "--resume", "{run2}/epoch1.safetensors",
+                                              "--out", "{run2}", "--no-progress"], 2,
+     ["not the latest checkpoint", "overwrite newer files", "--out {run2}-from-epoch1"]),
+    ("resume-a-last-older-than-the-run", ["train", "--resume", "{run3}/last.safetensors",
+                                          "--no-progress"], 2,
+     ["not the latest checkpoint", "overwrite newer files", "the checkpoint"]),
+    # refused after the folder was made, once: now refused before
+    ("train-label-smoothing-2", ["train", *TINY_RUN, "--label-smoothing", "2", "--out",
+                                 "{cwd}/r"], 2, ["label_smoothing", "[0, 1)", "2.0"]),
+    ("train-label-smoothing-1", ["train", *TINY_RUN, "--label-smoothing", "1", "--out",
+                                 "{cwd}/r"], 2, ["label_smoothing", "[0, 1)", "1.0"]),
+    ("train-max-shift-30000", ["train", *TINY_RUN, "--max-shift", "30000", "--out", "{cwd}/r"],
+     2, ["max_shift", "[0, 16)", "30000"]),
+    ("train-fast-2", ["train", *TINY_RUN, "--out", "{cwd}/r"], 2, ["MINSWIN_FAST", "'2'"]),
+    ("resume-best-malformed", ["train", "--resume", "{badbest}", "--out", "{cwd}/r"], 2,
+     ["cannot be continued", "best", "oops"]),
+    ("resume-best-not-finite", ["train", "--resume", "{nanbest}", "--out", "{cwd}/r"], 2,
+     ["cannot be continued", "best"]),
+    ("resume-sums-malformed", ["train", "--resume", "{badsums}", "--out", "{cwd}/r"], 2,
+     ["cannot be continued", "sums"]),
+    ("resume-history-malformed", ["train", "--resume", "{badhistory}", "--out", "{cwd}/r"], 2,
+     ["cannot be continued", "history"]),
+    ("resume-best-malformed-deep-out", ["train", "--resume", "{badbest}", "--out",
+                                        "{cwd}/a/b/c"], 2, ["cannot be continued", "best"]),
+]
+RUN_ENV = {"train-fast-2": {"MINSWIN_FAST": "2"}}
+
+
+@pytest.mark.parametrize("row", [r[0] for r in RUN_ROWS])
+def test_runs_lose_nothing_and_leave_nothing(runs, tmp_path, monkeypatch, capsys, row):
+    argv, code, words = next(r[1:] for r in RUN_ROWS if r[0] == row)
+    monkeypatch.chdir(tmp_path)
+    for k, v in RUN_ENV.get(row, {}).items():
+        monkeypatch.setenv(k, v)
+    argv = [a.format(cwd=str(tmp_path), **runs) for a in argv]
+    words = [w.format(cwd=str(tmp_path), **runs) for w in words]
+    before = snapshot(runs["root"], str(tmp_path))
+    rc, text = run_cli(capsys, argv)
+    assert rc == code, text
+    for w in words:
+        assert w in text, (w, text)
+    assert "Traceback" not in text and "unexpected" not in text, text
+    assert len([line for line in text.splitlines() if "error:" in line]) == 1, text
+    assert snapshot(runs["root"], str(tmp_path)) == before       # no file, no folder
+
+
+def test_a_folder_in_use_is_refused_before_anything_is_written(tmp_path, capsys):
+    from minswin.atomic import owned_folder
+    out = tmp_path / "busy"
+    with owned_folder(str(out)):                       # as a running `minswin train` holds it
+        before = snapshot(str(tmp_path))
+        rc, text = run_cli(capsys, ["train", *TINY_RUN, "--out", str(out)])
+        assert snapshot(str(tmp_path)) == before
+    assert rc == 2 and "in use by another minswin run" in text and "--out" in text, text
+    assert not out.exists()                            # the holder made it, wrote nothing
+
+
+def test_two_runs_started_together_cannot_share_a_folder(tmp_path):
+    out = str(tmp_path / "shared")
+    procs = [subprocess.Popen([sys.executable, "-m", "minswin", "train", *TINY_RUN, "--seed",
+                               str(seed), "--out", out], env=_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+             for seed in (1, 2)]
+    try:
+        results = [p.communicate(timeout=300) for p in procs]
+    finally:
+        for p in procs:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    codes = sorted(p.returncode for p in procs)
+    assert codes == [0, 2], results
+    refused = results[[p.returncode for p in procs].index(2)][1]
+    assert ("in use by another minswin run" in refused or "already holds a run" in refused), \
+        refused
+    seeds = {json.loads(load_checkpoint(os.path.join(out, f), with_metadata=True)[1][META_KEY])
+             ["config"]["seed"] for f in ("last.safetensors", "best.safetensors")}
+    assert len(seeds) == 1, seeds                      # one run's files, never a mix
+
+
+def test_two_ctrl_c_during_a_checkpoint_save_leave_it_whole(tmp_path, monkeypatch):
+    """The first Ctrl-C asks the loop to stop; the second comes while last.safetensors is
+    being written: the save finishes, then the run stops, and the checkpoint resumes."""
+    import safetensors.numpy
+
+    from minswin.loss import cross_entropy_forward
+    real_save = safetensors.numpy.save_file
+
+    def save_then_ctrl_c(*args, **kw):
+        real_save(*args, **kw)
+        signal.raise_signal(signal.SIGINT)             # the second press, mid-save
+
+    def first_press(logits, labels, eps):
+        signal.raise_signal(signal.SIGINT)
+        return cross_entropy_forward(logits, labels, eps)
+
+    monkeypatch.setattr(safetensors.numpy, "save_file", save_then_ctrl_c)
+    out = tmp_path / "r"
+    with pytest.raises(KeyboardInterrupt):
+        train("digits_tiny", out=str(out), limit=64, loss_fn=first_press, **QUIET)
+    assert sorted(os.listdir(out)) == ["last.safetensors"], os.listdir(out)
+    monkeypatch.setattr(safetensors.numpy, "save_file", real_save)
+    r = train(resume=str(out / "last.safetensors"), out=str(out), **QUIET)
+    assert r.finished
+
+
+def test_a_diverged_run_exits_1_and_history_is_strict_json(tmp_path, capsys):
+    out = tmp_path / "r"
+    rc, text = run_cli(capsys, ["train", *TINY_RUN, "--lr", "1e30", "--out", str(out)])
+    assert rc == 1, text
+    assert "diverged" in text and "*best" not in text and "test accuracy" not in text, text
+    with open(out / "history.json") as f:
+        history = json.load(f, parse_constant=lambda c: pytest.fail(f"{c} in history.json"))
+    assert history["diverged"] is True
+    assert not (out / "best.safetensors").exists()
+
+
+def test_a_warmup_longer_than_any_run_is_the_whole_run():
+    from minswin.training import lr_at, make_config
+    cfg = make_config("digits_tiny", warmup_epochs=1e308, epochs=2)
+    lrs = [lr_at(cfg, s, 10) for s in range(20)]       # no OverflowError: all warm-up
+    assert lrs == sorted(lrs) and lrs[-1] <= cfg.lr
