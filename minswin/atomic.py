@@ -171,7 +171,8 @@ class owned_folder:
             self._release()
             raise FolderInUse(
                 f"{self.what}: {self.path!r} is in use by another minswin run (it holds the "
-                "folder's lock until it ends); wait for it, or give another --out folder") from None
+                "folder's lock until it ends); wait for it, or give another --out "
+                "folder") from None
         return self
 
     def _release(self):

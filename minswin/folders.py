@@ -302,7 +302,8 @@ def _folder_weights(folder):
             continue
         if name.endswith(".index.json"):                   # sharded: weight_map key -> file
             return _sharded_weights(folder, path), name, {}
-        return (*load_checkpoint(path, with_metadata=True), name)
+        state, meta = load_checkpoint(path, with_metadata=True)
+        return state, name, meta
     pickled = [n for n in PICKLED_WEIGHTS if os.path.isfile(os.path.join(folder, n))]
     if pickled:
         raise ValueError(

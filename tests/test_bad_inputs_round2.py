@@ -379,3 +379,270 @@ def test_a_warmup_longer_than_any_run_is_the_whole_run():
     cfg = make_config("digits_tiny", warmup_epochs=1e308, epochs=2)
     lrs = [lr_at(cfg, s, 10) for s in range(20)]       # no OverflowError: all warm-up
     assert lrs == sorted(lrs) and lrs[-1] <= cfg.lr
+
+
+# ---------------------------------------------------------------------------- weights
+
+def _tiny(seed=0):
+    from minswin.model import create_model
+    return create_model("swin_digits", num_classes=3, embed_dim=8, depths=(2, 1),
+                        num_heads=(2, 2), seed=seed)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """A minswin weights folder (save_pretrained) and a weights file outside it."""
+    from minswin import save_pretrained
+    model = _tiny()
+    save_pretrained(model, str(tmp_path / "m"), labels=["a", "b", "c"])
+    os.makedirs(tmp_path / "elsewhere")
+    shutil.copy(tmp_path / "m" / "model.safetensors", tmp_path / "elsewhere" / "x.safetensors")
+    return tmp_path / "m"
+
+
+def _shard(folder, weight_map=None, index=None, move=True):
+    """Turn folder's model.safetensors into a sharded folder with the given index."""
+    state = load_checkpoint(str(folder / "model.safetensors"))
+    if move:
+        os.replace(folder / "model.safetensors", folder / "shard-1.safetensors")
+    if index is None:
+        index = {"metadata": {}, "weight_map": weight_map if weight_map is not None
+                 else {k: "shard-1.safetensors" for k in state}}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    return state
+
+
+def _index_names(where):
+    def edit(folder):
+        state = load_checkpoint(str(folder / "model.safetensors"))
+        target = {"parent": "../elsewhere/x.safetensors",
+                  "absolute": str(folder.parent / "elsewhere" / "x.safetensors"),
+                  "down-and-out": "sub/../../elsewhere/x.safetensors",
+                  "link-out": "link.safetensors"}[where]
+        if where == "link-out":
+            os.symlink(folder.parent / "elsewhere" / "x.safetensors", folder / target)
+        _shard(folder, {k: target for k in state}, move=False)
+        os.remove(folder / "model.safetensors")
+    return edit
+
+
+def _index(index):
+    return lambda folder: _shard(folder, index=index)
+
+
+def _map_value(folder):
+    state = load_checkpoint(str(folder / "model.safetensors"))
+    _shard(folder, {**{k: "shard-1.safetensors" for k in state}, "head.bias": 7})
+
+
+def _shard_holds_unmapped(folder):
+    state = load_checkpoint(str(folder / "model.safetensors"))
+    _shard(folder, {k: "shard-1.safetensors" for k in state if k != "head.bias"})
+
+
+def _map_names_missing(folder):
+    state = load_checkpoint(str(folder / "model.safetensors"))
+    _shard(folder, {**{k: "shard-1.safetensors" for k in state}, "extra.weight":
+                    "shard-1.safetensors"})
+
+
+def _config_edit(**changes):
+    def edit(folder):
+        cfg = json.loads((folder / "config.json").read_text())
+        cfg.update(changes)
+        (folder / "config.json").write_text(json.dumps(cfg))
+    return edit
+
+
+def _config_of_another_model(folder):
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["config"]["drop_path_rate"] = 0.3
+    (folder / "config.json").write_text(json.dumps(cfg))
+
+
+# (id, edit of a good folder, words of the ValueError from_pretrained raises)
+FOLDER_ROWS = [
+    ("shard-in-the-parent", _index_names("parent"), ["not a file in the folder",
+                                                     "../elsewhere/x.safetensors"]),
+    ("shard-absolute", _index_names("absolute"), ["not a file in the folder", "elsewhere"]),
+    ("shard-down-and-out", _index_names("down-and-out"), ["not a file in the folder"]),
+    ("shard-a-link-out", _index_names("link-out"), ["not a file in the folder",
+                                                    "link.safetensors"]),
+    ("index-a-list", _index([1, 2]), ["expected an object", "list"]),
+    ("index-metadata-a-string", _index({"metadata": "x", "weight_map": {"a": "b"}}),
+     ["metadata: expected an object", "str"]),
+    ("index-weight-map-a-list", _index({"weight_map": ["shard-1.safetensors"]}),
+     ["weight_map: expected an object"]),
+    ("index-weight-map-value-an-int", _map_value, ["weight_map['head.bias']",
+                                                   "expected a file name", "int 7"]),
+    ("shard-holds-an-unmapped-tensor", _shard_holds_unmapped, ["'head.bias'",
+                                                               "does not name"]),
+    ("index-names-a-missing-tensor", _map_names_missing, ["'extra.weight'",
+                                                          "does not hold it"]),
+    ("labels-a-string", _config_edit(labels="abc"), ["labels", "list of class names",
+                                                     "'abc'"]),
+    ("labels-numbers", _config_edit(labels=[1, 2, 3]), ["labels", "list of class names"]),
+    ("config-a-list", _config_edit(config=[1]), ["config", "expected an object"]),
+    ("config-and-weights-disagree", _config_of_another_model, ["describe different models"]),
+]
+
+
+@pytest.mark.parametrize("edit, words", [r[1:] for r in FOLDER_ROWS],
+                         ids=[r[0] for r in FOLDER_ROWS])
+def test_weights_folders_are_checked_and_stay_inside(folder, edit, words):
+    from minswin import from_pretrained
+    edit(folder)
+    before = snapshot(str(folder.parent))
+    with pytest.raises(ValueError) as e:
+        from_pretrained(str(folder), verbose=False)
+    for w in words:
+        assert w in str(e.value), (w, str(e.value))
+    assert "\n" not in str(e.value)
+    assert snapshot(str(folder.parent)) == before
+
+
+# (id, id2label of a transformers config with a 3-class head, words)
+ID2LABEL_ROWS = [
+    ("gaps", {"0": "a", "7": "b", "9": "c"}, ["id2label", "\"0\" .. \"2\"", "'7'"]),
+    ("negative", {"-1": "a"}, ["id2label", "'-1'"]),
+    ("padded", {"00": "a", "1": "b", "2": "c"}, ["id2label", "'00'"]),
+    ("a-string", "cat", ["id2label", "expected an object", "'cat'"]),
+    ("a-list", ["a", "b", "c"], ["id2label", "expected an object", "list"]),
+    ("an-int", 5, ["id2label", "expected an object", "int 5"]),
+    ("names-not-strings", {"0": 1, "1": 2, "2": 3}, ["id2label", "list of class names"]),
+]
+
+
+@pytest.mark.parametrize("id2label, words", [r[1:] for r in ID2LABEL_ROWS],
+                         ids=[r[0] for r in ID2LABEL_ROWS])
+def test_id2label_must_be_the_class_indices(id2label, words):
+    from minswin.folders import _transformers
+    cfg = {"model_type": "swin", "image_size": 16, "patch_size": 2, "embed_dim": 8,
+           "depths": [2, 1], "num_heads": [2, 2], "window_size": 4, "id2label": id2label}
+    with pytest.raises(ValueError) as e:
+        _transformers(cfg, {"classifier.weight": np.zeros((3, 16), np.float32)})
+    for w in words:
+        assert w in str(e.value), (w, str(e.value))
+
+
+def test_save_pretrained_replaces_both_files_or_neither(tmp_path, monkeypatch):
+    from minswin import folders, save_pretrained
+    out = tmp_path / "m"
+    save_pretrained(_tiny(seed=0), str(out))
+    # config.json cannot be replaced (it is a folder now): the weights must not be either
+    os.remove(out / "config.json")
+    os.mkdir(out / "config.json")
+    before = snapshot(str(tmp_path))
+    with pytest.raises(OSError):
+        save_pretrained(_tiny(seed=1), str(out))
+    assert snapshot(str(tmp_path)) == before
+    # Ctrl-C after the weights were written: the old pair stays, no temporary is left
+    os.rmdir(out / "config.json")
+    save_pretrained(_tiny(seed=0), str(out))
+    before = snapshot(str(tmp_path))
+    real = folders.save_checkpoint
+
+    def then_ctrl_c(*args, **kw):
+        real(*args, **kw)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(folders, "save_checkpoint", then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        save_pretrained(_tiny(seed=1), str(out))
+    assert snapshot(str(tmp_path)) == before
+
+
+# ---------------------------------------------------------------------------- weight files
+
+def _npz_with(member, data):
+    def make(path):
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("head.weight.npy", _npy(np.ones((3, 16), np.float32)))
+            z.writestr(member, data)
+    return make
+
+
+def _npy(array=None, header=None):
+    import io
+    buf = io.BytesIO()
+    if header is None:
+        np.lib.format.write_array(buf, array, allow_pickle=False)
+    else:
+        np.lib.format.write_array_header_1_0(buf, header)
+        buf.write(b"\0" * 32)
+    return buf.getvalue()
+
+
+def _safetensors(dtype, raw, shape):
+    def make(path):
+        header = json.dumps({"w": {"dtype": dtype, "shape": shape,
+                                   "data_offsets": [0, len(raw)]}}).encode()
+        header += b" " * (-len(header) % 8)
+        with open(path, "wb") as f:
+            f.write(len(header).to_bytes(8, "little") + header + raw)
+    return make
+
+
+# (id, file name, writer, words of the ValueError load_checkpoint raises)
+FILE_ROWS = [
+    ("npz-empty-member", "w.npz", _npz_with("head.bias.npy", b""),
+     ["'head.bias'", "not a NumPy array"]),
+    ("npz-text-member", "w.npz", _npz_with("notes.txt", b"hello\n"),
+     ["'notes.txt'", "not a NumPy array"]),
+    ("npz-object-member", "w.npz",
+     _npz_with("head.bias.npy", _npy(header={"descr": "|O", "fortran_order": False,
+                                             "shape": (3,)})), ["'head.bias'", "pickle"]),
+    ("npz-huge-header", "w.npz",
+     _npz_with("head.bias.npy", _npy(header={"descr": "<f8", "fortran_order": False,
+                                             "shape": (10 ** 6, 10 ** 6)})),
+     ["'head.bias'", "(1000000, 1000000)", "8,000,000,000,000 bytes", "holds 32 bytes"]),
+    ("npz-structured-member", "w.npz", _npz_with("head.bias.npy", _npy(np.zeros(
+        3, dtype=[("a", "f4"), ("b", "i4")]))), ["'head.bias'", "expected numbers"]),
+    ("safetensors-float8", "w.safetensors", _safetensors("F8_E4M3", b"\0" * 4, [4]),
+     ["'w'", "F8_E4M3", "does not read"]),
+    ("npz-metadata-not-strings", "w.npz",
+     _npz_with("__metadata__.npy", _npy(np.array(json.dumps({"a": 1})))),
+     ["__metadata__", "JSON object of strings"]),
+]
+
+
+@pytest.mark.parametrize("name, make, words", [r[1:] for r in FILE_ROWS],
+                         ids=[r[0] for r in FILE_ROWS])
+def test_weight_files_hold_arrays_or_are_refused(tmp_path, name, make, words):
+    path = str(tmp_path / name)
+    make(path)
+    before = snapshot(str(tmp_path))
+    with pytest.raises(ValueError) as e:
+        load_checkpoint(path)
+    for w in words:
+        assert w in str(e.value), (w, str(e.value))
+    assert snapshot(str(tmp_path)) == before
+
+
+def test_bfloat16_safetensors_load_widened_exactly(tmp_path):
+    values = np.array([1.5, -2.0, 3.140625, 0.0, -0.0, np.inf, 1e-40, 3.0e38], np.float32)
+    bits = (values.view(np.uint32) >> 16).astype("<u2")   # these are exact in bfloat16
+    _safetensors("BF16", bits.tobytes(), [2, 4])(str(tmp_path / "w.safetensors"))
+    got = load_checkpoint(str(tmp_path / "w.safetensors"))["w"]
+    assert got.dtype == np.float32 and got.shape == (2, 4)
+    assert np.array_equal(got.ravel().view(np.uint32),
+                          bits.astype(np.uint32) << 16)   # bit for bit
+    torch = pytest.importorskip("torch")
+    ref = torch.from_numpy(bits.view(np.int16).copy()).view(torch.bfloat16).float().numpy()
+    assert np.array_equal(got.ravel(), ref)
+
+
+def test_key_names_in_messages_are_escaped():
+    model = _tiny()
+    before = model_state(model)
+    evil = "x\nwrote attention.png\x1b[8m\u202e"
+    state = {**{k: np.array(v) for k, v in model.state_dict().items()}, evil: np.ones(2)}
+    with pytest.raises(ValueError) as e:
+        model.load_state_dict(state)
+    report = model.load_state_dict(state, strict=False)
+    for text in (str(e.value), report.summary(all_keys=True)):
+        assert "\nwrote attention.png" not in text and "\x1b" not in text, text
+        assert "\u202e" not in text and "x\\nwrote attention.png\\x1b[8m\\u202e" in text, text
+    with pytest.raises(ValueError) as e:
+        model.load_state_dict({evil: np.ones(2)}, strict=False)
+    assert "\nwrote" not in str(e.value) and "\\nwrote" in str(e.value)
+    assert_same_state(before, model_state(model))
