@@ -95,6 +95,23 @@ def write_atomically(path, write):
     return path
 
 
+def create_atomically(path, write):
+    """Like write_atomically, but never replaces a file: the whole new file appears at `path`
+    only if nothing is there (a hard link made from the temporary, which fails if `path`
+    exists), else FileExistsError and nothing changes."""
+    path = os.fspath(path)
+    tmp = temporary_name(path)
+    try:
+        with signals_held():
+            write(tmp)
+            _normal_permissions(tmp)
+            _flush_to_disk(tmp)
+            os.link(tmp, path)
+    finally:
+        _remove(tmp)
+    return path
+
+
 def replace_together(writers):
     """{path: write(tmp_path)} -> every path replaced, or none of them.
 

@@ -448,7 +448,7 @@ def plot_confusion(cm, classes, path, title="confusion matrix"):
            xlabel="predicted", ylabel="true", title=title)
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
 
 
 def format_confusion(cm, classes):
