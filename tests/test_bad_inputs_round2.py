@@ -646,3 +646,25 @@ def test_key_names_in_messages_are_escaped():
         model.load_state_dict({evil: np.ones(2)}, strict=False)
     assert "\nwrote" not in str(e.value) and "\\nwrote" in str(e.value)
     assert_same_state(before, model_state(model))
+
+
+# ---------------------------------------------------------------------------- grader options
+
+@pytest.mark.parametrize("memory", ["0", "abc", "-5G", "1e30", "nan", "12X"])
+def test_memory_flag_is_a_size(tmp_path, monkeypatch, capsys, memory):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ex.py").write_text("def gelu_backward(dout, cache):\n    return dout\n")
+    before = snapshot(str(tmp_path))
+    rc, text = run_cli(capsys, ["exercise", "check", "gelu_backward", "ex.py",
+                                f"--memory={memory}"])
+    assert rc == 2 and "--memory: expected a size such as 512M or 2G" in text, text
+    assert repr(memory) in text and len(text.strip().splitlines()) == 1, text
+    assert snapshot(str(tmp_path)) == before
+
+
+def test_grade_file_memory_is_checked(tmp_path):
+    from minswin.exercises import grade_file
+    (tmp_path / "ex.py").write_text("def gelu_backward(dout, cache):\n    return dout\n")
+    for bad in (0, -1, 1.5, "1G", True):
+        with pytest.raises(ValueError, match="memory: expected a number of bytes > 0"):
+            grade_file("gelu_backward", str(tmp_path / "ex.py"), memory=bad)

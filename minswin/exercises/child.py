@@ -69,6 +69,8 @@ class Foreign:
 
 _CHILD = ("import sys; from minswin.exercises.child import child_main; "
           "sys.exit(child_main(sys.argv[1:]))")
+OUT_OF_MEMORY = 86         # the child's exit code when the memory limit stopped it outside
+                           # the learner's backward (importing, writing the results)
 
 
 # ---------------------------------------------------------------------------- the parent: running
@@ -210,6 +212,13 @@ def child_main(argv):
     """In the child process: import the learner's file, call its backward on every case,
     write grads.npz (plain arrays) and status.json into the folder argv[3] (argv[2]: the
     memory limit in bytes). Compares nothing."""
+    try:
+        return _child_main(argv)
+    except MemoryError:
+        os._exit(OUT_OF_MEMORY)
+
+
+def _child_main(argv):
     from .grader import call_learner, load_function      # the child's own copy of them
     name, path, memory, work = argv
     _limit_memory(int(memory))

@@ -40,8 +40,8 @@ import numpy as np
 from ..checks import escape_controls
 from ..gradcheck import TOL_BUG, check_op, rel_error, verdict
 from .catalog import get_exercise
-from .child import (MAX_OUTPUT, Foreign, LoadError, Raised, Returned, Unreadable,
-                    default_memory, read_results, run_child, signal_name)
+from .child import (MAX_OUTPUT, OUT_OF_MEMORY, Foreign, LoadError, Raised, Returned,
+                    Unreadable, default_memory, read_results, run_child, signal_name)
 
 _counter = itertools.count()
 
@@ -61,7 +61,7 @@ class GradeResult(NamedTuple):
     exercise: str
     status: str            # passed / failed / error / not implemented / no function;
                            # grade_file also: timed out / crashed / exited / too much output /
-                           # unreadable (the child's results had the wrong form)
+                           # out of memory / unreadable (the child's results had the wrong form)
     rows: list
     hint: str              # "" when passed
     traceback: str         # the learner's traceback, "" when nothing raised
@@ -473,12 +473,18 @@ def grade_file(exercise, path, *, out=None, timeout=DEFAULT_TIMEOUT, memory=None
                             printed=printed, out=out)
         if child.timed_out:
             return _timed_out(ex, path, timeout, printed, out)
+        limit = (f"it ran with a memory limit of {memory / 2 ** 20:,.0f} MB (--memory); "
+                 "every exercise needs far less, beside Python and NumPy's own")
+        if child.returncode == OUT_OF_MEMORY:
+            return _failure(ex, path, "out of memory",
+                            "FAILED: the process running your code ran out of memory", limit,
+                            printed=printed, out=out)
         if child.returncode < 0:
             return _failure(ex, path, "crashed",
                             f"FAILED: the process running your code was killed by "
                             f"{signal_name(-child.returncode)}",
                             "a crash in native code (ctypes, a C extension, a signal sent to "
-                            "itself); the lines above, if any, show where",
+                            f"itself); the lines above, if any, show where ({limit})",
                             printed=printed, out=out)
         try:
             found = read_results(cases, work) if child.returncode == 0 else None
@@ -493,7 +499,8 @@ def grade_file(exercise, path, *, out=None, timeout=DEFAULT_TIMEOUT, memory=None
             return _failure(ex, path, "exited",
                             f"FAILED: your code ended the process (exit code "
                             f"{child.returncode}) before the grader had its results",
-                            "do not call sys.exit, os._exit or quit(): return the gradients",
+                            "do not call sys.exit, os._exit or quit(): return the gradients "
+                            f"({limit})",
                             printed=printed, out=out)
     finally:
         try:
