@@ -17,7 +17,11 @@ planned number of epochs; to continue a finished run for longer, the schedule ch
 is a new run, not a resume.
 
 A run never destroys another: `out` must be a new or empty folder, or the folder of the run
-being resumed (anything else is refused with a message naming --resume and --out).
+being resumed (anything else is refused with a message naming --resume and --out), and a resume
+there must start from that run's latest checkpoint (an older one is refused with the command
+that resumes into a new folder). The folder is made only after every check has passed, and is
+locked for the run (minswin.atomic.owned_folder): a second run on it is refused, and a run that
+writes nothing leaves no folder. Every file is written whole or not at all.
 
 Files written to `out`:
     last.safetensors     after every epoch (and on Ctrl-C): weights, `optimizer.*`, metadata

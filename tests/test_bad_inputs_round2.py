@@ -280,8 +280,10 @@ RUN_ROWS = [
      ["cannot be continued", "history"]),
     ("resume-best-malformed-deep-out", ["train", "--resume", "{badbest}", "--out",
                                         "{cwd}/a/b/c"], 2, ["cannot be continued", "best"]),
+    ("tour-fast-2", ["tour", "--out", "{cwd}/t/a", "--no-progress"], 2,
+     ["MINSWIN_FAST", "'2'"]),
 ]
-RUN_ENV = {"train-fast-2": {"MINSWIN_FAST": "2"}}
+RUN_ENV = {"train-fast-2": {"MINSWIN_FAST": "2"}, "tour-fast-2": {"MINSWIN_FAST": "2"}}
 
 
 @pytest.mark.parametrize("row", [r[0] for r in RUN_ROWS])
