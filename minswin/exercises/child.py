@@ -8,9 +8,13 @@ file runs in a child process, which imports it, calls its backward on every case
     status.json   how each call went: returned (a description of the value) or raised (the
                   exception's type, message and traceback as text), or why the import failed
 
-into a fresh temporary folder. The parent reads those two files and nothing else; a child
-that ends without them, is killed by a signal, runs out of time or prints more than
-MAX_OUTPUT bytes is reported as such. Every comparison and verdict is made in the parent
+into a fresh temporary folder. The parent reads those two files and nothing else, and only
+as regular files of bounded size (a FIFO, a device or a link there is refused, not waited on),
+with every array's header checked before any memory is taken (minswin.npz); a child that ends
+without them, is killed by a signal, runs out of time or prints more than MAX_OUTPUT bytes is
+reported as such. The child's address space is limited (RLIMIT_AS, soft and hard, set before
+the learner's file is imported), and the child and all it started are killed at the end
+(process_tree.kill_tree). Every comparison and verdict is made in the parent
 (grader.py). This is isolation, not a sandbox: the learner's code can still read and write
 files like any program the learner runs.
 """

@@ -18,8 +18,11 @@ A result passes only when every gradient of every case passes both comparisons.
 Isolation. `grade_file` (and so `minswin exercise check`) runs the learner's file in a child
 process with a time limit (see `child.py`): the child only calls the backward and hands back
 its arrays. Every comparison, verdict and exit code is computed here, in the grader's own
-process, so `os._exit`, `sys.exit`, patching the grader, endless loops, floods of output and
-crashes in native code each end as a FAILED line and exit code 1. The child is not a sandbox:
+process, so `os._exit`, `sys.exit`, patching the grader, endless loops, floods of output,
+crashes in native code and forged result files each end as a FAILED line and exit code 1. The
+child gets a memory limit (`memory`), every process it starts is ended with it (also one in a
+session of its own: process_tree.py), its results are read only from regular files of bounded
+size within the time limit, and everything shown has terminal escape sequences escaped. The child is not a sandbox:
 it can still read and write files like any program you run. `grade(exercise, fn)` grades a
 function that already lives in your process (a notebook) and runs it there.
 """
