@@ -456,7 +456,10 @@ def plot_confusion(cm, classes, path, title="confusion matrix"):
 
 
 def format_confusion(cm, classes):
-    """The confusion matrix as a text table (rows true, columns predicted)."""
+    """The confusion matrix as a text table (rows true, columns predicted); class names with
+    newlines or terminal escapes are shown escaped."""
+    from .checks import escape_name
+    classes = [escape_name(c) for c in classes]
     w = max(4, max(len(str(c)) for c in classes) + 1, len(str(cm.max())) + 1)
     head = "true\\pred".ljust(10) + "".join(str(c).rjust(w) for c in classes)
     rows = [str(c).ljust(10) + "".join(str(v).rjust(w) for v in row)
