@@ -81,35 +81,47 @@ def write_atomically(path, write):
     """Call write(tmp_path) to write the file, then rename it to `path` (see the module
     docstring). Any exception (KeyboardInterrupt included) removes the temporary file and
     propagates; `path` is then unchanged."""
-    path = os.fspath(path)
-    tmp = temporary_name(path)
-    try:
-        with signals_held():
-            write(tmp)
-            _normal_permissions(tmp)
-            _flush_to_disk(tmp)
-            os.replace(tmp, path)
-    except BaseException:
-        _remove(tmp)
-        raise
-    return path
+    return _place(path, write, os.replace)
 
 
 def create_atomically(path, write):
     """Like write_atomically, but never replaces a file: the whole new file appears at `path`
     only if nothing is there (a hard link made from the temporary, which fails if `path`
     exists), else FileExistsError and nothing changes."""
+    return _place(path, write, os.link)
+
+
+def _write_whole(tmp, write):
+    """write(tmp), then normal permissions and the bytes on disk: a file ready to be named."""
+    write(tmp)
+    _normal_permissions(tmp)
+    _flush_to_disk(tmp)
+
+
+def _place(path, write, name):
+    """Write the file under a temporary name, then name(tmp, path) (os.replace or os.link)
+    with signals held; the temporary name never outlives the call."""
     path = os.fspath(path)
     tmp = temporary_name(path)
     try:
         with signals_held():
-            write(tmp)
-            _normal_permissions(tmp)
-            _flush_to_disk(tmp)
-            os.link(tmp, path)
+            _write_whole(tmp, write)
+            name(tmp, path)
     finally:
-        _remove(tmp)
+        _remove(tmp)                                       # after os.replace: already gone
     return path
+
+
+def _keep_copy(path, copy):
+    """The old bytes of `path` under the name `copy`: a hard link, or a copy where the file
+    system has no hard links."""
+    try:
+        os.link(path, copy)
+    except OSError:
+        if os.path.isdir(path) or not os.path.isfile(path):
+            raise
+        import shutil
+        shutil.copy2(path, copy)
 
 
 def replace_together(writers):
@@ -123,14 +135,12 @@ def replace_together(writers):
         with signals_held():
             for path, write in writers.items():
                 tmps[path] = temporary_name(path)
-                write(tmps[path])
-                _normal_permissions(tmps[path])
-                _flush_to_disk(tmps[path])
+                _write_whole(tmps[path], write)
             try:
                 for path in writers:
                     if os.path.lexists(path):
                         kept[path] = temporary_name(path)
-                        os.link(path, kept[path])          # the old bytes, by a second name
+                        _keep_copy(path, kept[path])
                     os.replace(tmps.pop(path), path)
                     done.append(path)
             except BaseException:
