@@ -13,10 +13,13 @@ signals held; if a rename fails, the ones already renamed are put back.
 `owned_folder` makes a training run the only owner of its output folder: an exclusive
 `flock` on the folder, held until the run ends and released by the kernel if the process
 dies, so a second run on the same folder is refused before it writes anything. The folder is
-created only here, and removed again if the run ends without writing anything into it.
+created only here, and removed again if the run ends without writing anything into it. Only a
+process killed outright (SIGKILL, power loss) can leave a temporary behind; the next run that
+takes the folder removes those whose writer is gone.
 """
 import contextlib
 import os
+import re
 import signal
 import threading
 
@@ -155,6 +158,28 @@ def replace_together(writers):
             _remove(tmp)
 
 
+def remove_stale_temporaries(folder):
+    """Remove the temporaries (temporary_name) in `folder` whose writer is gone: a process
+    killed outright (SIGKILL, power loss) cannot clean up after itself. Returns their names."""
+    stale = []
+    for name in os.listdir(folder):
+        m = re.fullmatch(r"\.(.+)\.(\d+)-[0-9a-f]{8}\.tmp(\.\w+)?", name)
+        if m and not _running(int(m.group(2))):
+            _remove(os.path.join(folder, name))
+            stale.append(name)
+    return stale
+
+
+def _running(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:                                # someone else's: leave it
+        return True
+    return True
+
+
 # ---------------------------------------------------------------------------- one run, one folder
 
 class FolderInUse(OSError):
@@ -200,6 +225,7 @@ class owned_folder:
                 f"{self.what}: {self.path!r} is in use by another minswin run (it holds the "
                 "folder's lock until it ends); wait for it, or give another --out "
                 "folder") from None
+        remove_stale_temporaries(self.path)
         return self
 
     def _release(self):

@@ -670,3 +670,18 @@ def test_grade_file_memory_is_checked(tmp_path):
     for bad in (0, -1, 1.5, "1G", True):
         with pytest.raises(ValueError, match="memory: expected a number of bytes > 0"):
             grade_file("gelu_backward", str(tmp_path / "ex.py"), memory=bad)
+
+
+def test_a_run_clears_what_a_killed_writer_left_under_a_temporary_name(tmp_path):
+    from minswin.atomic import owned_folder, temporary_name
+    out = tmp_path / "r"
+    out.mkdir()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    stale = os.path.basename(temporary_name(str(out / "last.safetensors"))).replace(
+        f".{os.getpid()}-", f".{gone}-")
+    live = os.path.basename(temporary_name(str(out / "best.safetensors")))   # this process
+    for name in (stale, live, "notes.txt"):
+        (out / name).write_text("x")
+    with owned_folder(str(out)):
+        assert sorted(os.listdir(out)) == sorted([live, "notes.txt"])

@@ -198,8 +198,12 @@ def _describe(value, arrays, key, top=True):
 
 def _limit_memory(extra):
     """Let this process's address space grow by at most `extra` bytes from here on (soft and
-    hard limit: the learner's code cannot raise it again)."""
-    import resource
+    hard limit: the learner's code cannot raise it again). Without the resource module
+    (Windows) nothing is limited."""
+    try:
+        import resource
+    except ImportError:                                    # pragma: no cover - not POSIX
+        return
     try:
         with open("/proc/self/statm") as f:
             now = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
