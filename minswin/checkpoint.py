@@ -69,6 +69,8 @@ def load_checkpoint(path, with_metadata=False):
         raise ValueError(f"path: expected a .safetensors or .npz file, got {path!r}")
     if not os.path.exists(path):
         raise FileNotFoundError(f"path: no such checkpoint file {path!r}")
+    if not os.path.isfile(path):                   # a FIFO or a device could block for ever
+        raise ValueError(f"path: {path!r} is not a regular file")
     read = _read_safetensors if path.endswith(".safetensors") else _read_npz
     state, meta = read(path)
     return (state, meta) if with_metadata else state

@@ -608,8 +608,11 @@ def _newer_work(out, resume, meta):
     if best is not None and isinstance(best.get("step"), int) and best["step"] > meta["step"]:
         return (f"best.safetensors is from step {best['step']}, the checkpoint from step "
                 f"{meta['step']}")
+    history = os.path.join(out, "history.json")
     try:
-        with open(os.path.join(out, "history.json"), encoding="utf-8") as f:
+        if not os.path.isfile(history) or os.path.getsize(history) > 1 << 30:
+            raise ValueError("not a history.json minswin wrote")   # (a FIFO would block)
+        with open(history, encoding="utf-8") as f:
             epochs = len(json.load(f).get("epochs", []))
     except (OSError, ValueError, AttributeError, TypeError, RecursionError):
         epochs = 0
