@@ -248,8 +248,9 @@ def runs(tmp_path_factory):
                         {META_KEY: json.dumps({**info, **change})})
     fifos = tmp_path_factory.mktemp("fifos")             # apart: snapshot() would block
     os.mkfifo(fifos / "fifo.safetensors")
+    os.mkfifo(fifos / "images.npz")
     return {"root": str(root), "run2": str(run2), "run3": str(root / "run3"),
-            "fifo": str(fifos / "fifo.safetensors"),
+            "fifo": str(fifos / "fifo.safetensors"), "fifo_npz": str(fifos / "images.npz"),
             **{n: str(root / f"{n}.safetensors")
                for n in ("badbest", "badsums", "badhistory", "nanbest")}}
 
@@ -314,6 +315,7 @@ FIFO_ROWS = [
     ("resume", ["train", "--resume", "{fifo}", "--out", "{cwd}/r"]),
     ("evaluate", ["evaluate", "{fifo}", "-o", "{cwd}/cm.png"]),
     ("plot", ["plot", "attention", "--checkpoint", "{fifo}", "-o", "{cwd}/a.png"]),
+    ("train-data", ["train", *TINY_RUN, "--data", "{fifo_npz}", "--out", "{cwd}/r"]),
 ]
 
 
@@ -322,7 +324,8 @@ def test_a_checkpoint_that_is_a_fifo_is_refused_not_waited_on(runs, tmp_path, ar
     argv = [a.format(cwd=str(tmp_path), **runs) for a in argv]
     before = snapshot(str(tmp_path))
     rc, text, _ = run_guarded(argv, str(tmp_path), timeout=60)
-    assert rc == 2 and "not a regular file" in text and "fifo.safetensors" in text, text
+    fifo = next(a for a in argv if a in (runs["fifo"], runs["fifo_npz"]))
+    assert rc == 2 and "not a regular file" in text and os.path.basename(fifo) in text, text
     assert snapshot(str(tmp_path)) == before
 
 
