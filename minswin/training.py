@@ -719,8 +719,9 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threa
 
     from .configs import get_config
     img_size = get_config(cfg.model, **cfg.model_overrides).img_size
-    if cfg.max_shift >= img_size:
-        raise ValueError(f"max_shift: expected an integer in [0, {img_size}) (a shift by the "
+    side = min(np.ravel(img_size))                 # the shorter side, were it (H, W)
+    if cfg.max_shift >= side:
+        raise ValueError(f"max_shift: expected an integer in [0, {side}) (a shift by the "
                          f"image size or more leaves only fill), got {cfg.max_shift}")
     ds = load_data(cfg, img_size, mean, std)
     check_splits(ds, cfg)
