@@ -63,6 +63,15 @@ def run_guarded(argv, cwd, timeout=120, memory=GRADER_MEMORY):
 
 # ---------------------------------------------------------------------------- the grader
 
+# the start of a learner file that writes a status.json claiming one returned array
+FORGED_STATUS = """
+        import json, os, sys
+        def gelu_backward(dout, cache):
+            work = sys.argv[-1]
+            with open(os.path.join(work, "status.json"), "w") as f:
+                json.dump({"load": {"status": "ok"}, "outcomes": [
+                    {"kind": "returned", "value": {"array": "case0"}}]}, f)"""
+
 # learner files: each forges, blocks or escapes in one way; PIDFILE is where a file that
 # starts processes writes their ids
 LEARNERS = {
@@ -73,23 +82,12 @@ LEARNERS = {
             os.mkfifo(os.path.join(sys.argv[-1], "status.json"))
             os._exit(0)
         """,
-    "fifo_grads": """
-        import json, os, sys
-        def gelu_backward(dout, cache):
-            work = sys.argv[-1]
-            with open(os.path.join(work, "status.json"), "w") as f:
-                json.dump({"load": {"status": "ok"}, "outcomes": [
-                    {"kind": "returned", "value": {"array": "case0"}}]}, f)
+    # a status that says "returned an array", beside grads.npz made into something else
+    "fifo_grads": FORGED_STATUS + """
             os.mkfifo(os.path.join(work, "grads.npz"))
             os._exit(0)
         """,
-    "grads_link_to_dev_zero": """
-        import json, os, sys
-        def gelu_backward(dout, cache):
-            work = sys.argv[-1]
-            with open(os.path.join(work, "status.json"), "w") as f:
-                json.dump({"load": {"status": "ok"}, "outcomes": [
-                    {"kind": "returned", "value": {"array": "case0"}}]}, f)
+    "grads_link_to_dev_zero": FORGED_STATUS + """
             os.symlink("/dev/zero", os.path.join(work, "grads.npz"))
             os._exit(0)
         """,
