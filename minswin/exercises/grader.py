@@ -462,7 +462,7 @@ def grade_file(exercise, path, *, out=None, timeout=DEFAULT_TIMEOUT, memory=None
     if not os.path.isfile(path):
         raise FileNotFoundError(f"file: no such file {path!r}")
     timeout = check_timeout(timeout)
-    memory = check_memory(memory)
+    chosen, memory = memory is not None, check_memory(memory)
     cases = _cases(ex)
     start = time.monotonic()
     work = tempfile.mkdtemp(prefix="minswin-grade-")
@@ -478,6 +478,7 @@ def grade_file(exercise, path, *, out=None, timeout=DEFAULT_TIMEOUT, memory=None
             return _timed_out(ex, path, timeout, printed, out)
         limit = (f"it ran with a memory limit of {memory / 2 ** 20:,.0f} MB (--memory); "
                  "every exercise needs far less, beside Python and NumPy's own")
+        note = f" ({limit})" if chosen else ""           # a limit set low may be the cause
         if child.returncode == OUT_OF_MEMORY:
             return _failure(ex, path, "out of memory",
                             "FAILED: the process running your code ran out of memory", limit,
@@ -487,7 +488,7 @@ def grade_file(exercise, path, *, out=None, timeout=DEFAULT_TIMEOUT, memory=None
                             f"FAILED: the process running your code was killed by "
                             f"{signal_name(-child.returncode)}",
                             "a crash in native code (ctypes, a C extension, a signal sent to "
-                            f"itself); the lines above, if any, show where ({limit})",
+                            f"itself); the lines above, if any, show where{note}",
                             printed=printed, out=out)
         try:
             found = read_results(cases, work) if child.returncode == 0 else None
@@ -502,8 +503,8 @@ def grade_file(exercise, path, *, out=None, timeout=DEFAULT_TIMEOUT, memory=None
             return _failure(ex, path, "exited",
                             f"FAILED: your code ended the process (exit code "
                             f"{child.returncode}) before the grader had its results",
-                            "do not call sys.exit, os._exit or quit(): return the gradients "
-                            f"({limit})",
+                            "do not call sys.exit, os._exit or quit(): return the gradients"
+                            + note,
                             printed=printed, out=out)
     finally:
         try:
