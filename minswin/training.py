@@ -825,8 +825,9 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threa
                     kept = _kept(written["last"], resume)
                     raise TrainingDiverged(
                         f"loss is {loss_value} at epoch {e + 1}, batch {b + 1}, step "
-                        f"{run['step'] + 1} (lr {lr:.3g}); training stopped and {kept}. Try a "
-                        f"smaller lr (--lr) or gradient clipping (--clip-grad)")
+                        f"{run['step'] + 1} (lr {lr:.3g}): the run has diverged; training "
+                        f"stopped and {kept}. Try a smaller lr (--lr) or gradient clipping "
+                        f"(--clip-grad)")
                 n = int(y.shape[0])
                 run["sums"][0] += loss_value * n
                 run["sums"][1] += correct
