@@ -16,7 +16,10 @@ import zipfile
 
 import numpy as np
 
+from .atomic import write_atomically
+from .checks import escape_name
 from .backend import to_backend, to_numpy
+from .npz import BadNpz, read_npz
 from .ops.masks import attention_mask, relative_position_index
 
 _META_KEY = "__metadata__"
@@ -39,28 +42,19 @@ def save_checkpoint(path, state, metadata=None):
     metadata = {str(k): str(v) for k, v in (metadata or {}).items()}
     if ext == ".npz" and _META_KEY in arrays:
         raise ValueError(f"state: the key {_META_KEY!r} is reserved")
-    tmp = path + ".tmp" + ext                              # same extension: same writer
     from safetensors import SafetensorError
-    try:
+
+    def write(tmp):
         if ext == ".safetensors":
             from safetensors.numpy import save_file
             save_file(arrays, tmp, metadata=metadata or None)
         else:
             np.savez(tmp, **arrays, **{_META_KEY: np.array(json.dumps(metadata))})
-        _normal_permissions(tmp)
-        os.replace(tmp, path)
+    try:
+        write_atomically(path, write)
     except (OSError, SafetensorError) as err:     # disk full, no permission (safetensors
-        if os.path.exists(tmp):                   # wraps I/O errors in its own type)
-            os.remove(tmp)
         raise OSError(f"path: could not write {path!r} ({type(err).__name__}: {err}); "
-                      "any earlier file there is unchanged") from None
-
-
-def _normal_permissions(path):
-    """rw for the owner, r for others as the umask allows (safetensors writes 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
+                      "any earlier file there is unchanged") from None   # wraps I/O errors)
 
 
 def load_checkpoint(path, with_metadata=False):
@@ -75,9 +69,17 @@ def load_checkpoint(path, with_metadata=False):
         raise ValueError(f"path: expected a .safetensors or .npz file, got {path!r}")
     if not os.path.exists(path):
         raise FileNotFoundError(f"path: no such checkpoint file {path!r}")
+    if not os.path.isfile(path):                   # a FIFO or a device could block for ever
+        raise ValueError(f"path: {path!r} is not a regular file")
     read = _read_safetensors if path.endswith(".safetensors") else _read_npz
     state, meta = read(path)
     return (state, meta) if with_metadata else state
+
+
+# the safetensors dtypes NumPy has, and bfloat16, which it lacks: read here and widened to
+# float32 exactly (a bfloat16 is the top 16 bits of the float32 of the same value)
+_SAFETENSORS_NUMPY = {"BOOL", "U8", "I8", "U16", "I16", "U32", "I32", "U64", "I64", "F16",
+                      "F32", "F64"}
 
 
 def _read_safetensors(path):
@@ -85,30 +87,53 @@ def _read_safetensors(path):
     try:
         with safe_open(path, framework="numpy") as f:
             meta = dict(f.metadata() or {})
-            state = {k: f.get_tensor(k) for k in f.keys()}
+            keys = list(f.keys())
+            dtypes = {k: f.get_slice(k).get_dtype() for k in keys}
+            other = {k: d for k, d in dtypes.items() if d not in _SAFETENSORS_NUMPY | {"BF16"}}
+            if other:
+                k = next(iter(other))
+                raise ValueError(f"tensor {k!r} has dtype {other[k]}, which minswin does not "
+                                 "read (it reads BF16, F16, F32, F64 and integers)"
+                                 + (f"; {len(other) - 1} more like it" if len(other) > 1
+                                    else ""))
+            state = {k: f.get_tensor(k) for k in keys if dtypes[k] != "BF16"}
     except Exception as err:   # safetensors raises its own error types for corrupt files
         raise ValueError(f"path: {path!r} is not a readable safetensors file ({err})") from None
+    bf16 = [k for k in keys if dtypes[k] == "BF16"]
+    if bf16:
+        state.update(_read_bfloat16(path, bf16))
+        state = {k: state[k] for k in keys}                # the file's order
     return state, meta
+
+
+def _read_bfloat16(path, keys):
+    """{key: float32 array} for the BF16 tensors of a safetensors file (already validated by
+    safe_open): the raw 16 bits, shifted into the top half of a float32."""
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+        out = {}
+        for k in keys:
+            start, stop = header[k]["data_offsets"]
+            f.seek(8 + n + start)
+            raw = np.frombuffer(f.read(stop - start), dtype="<u2")
+            out[k] = (raw.astype(np.uint32) << 16).view(np.float32).reshape(header[k]["shape"])
+    return out
 
 
 def _read_npz(path):
     if not zipfile.is_zipfile(path):
         raise ValueError(f"path: {path!r} is not a readable .npz checkpoint (not a zip archive)")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            state, meta = {}, {}
-            for k in f.files:
-                if k == _META_KEY:
-                    meta = json.loads(str(f[k]))
-                else:
-                    state[k] = f[k]
-    except ValueError as err:
-        if "pickle" in str(err).lower() or "object" in str(err).lower():
-            raise ValueError(f"path: {path!r} holds object arrays, which would need unpickling;"
-                             " minswin refuses them. Save plain numeric arrays") from None
+        state = read_npz(path, text_ok=(_META_KEY,))
+        meta = json.loads(str(state.pop(_META_KEY))) if _META_KEY in state else {}
+    except BadNpz as err:
+        raise ValueError(f"path: {path!r}: {err}") from None
+    except (ValueError, zipfile.BadZipFile, OSError, EOFError) as err:
         raise ValueError(f"path: {path!r} is not a readable .npz checkpoint ({err})") from None
-    except (zipfile.BadZipFile, OSError, EOFError) as err:
-        raise ValueError(f"path: {path!r} is not a readable .npz checkpoint ({err})") from None
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise ValueError(f"path: {path!r}: its {_META_KEY!r} member is not a JSON object of "
+                         "strings (what save_checkpoint writes)")
     return state, meta
 
 
@@ -286,8 +311,8 @@ class LoadReport(dict):
                  f"{len(self['buffers'])} buffer(s) checked and dropped"]
         for what in ("missing", "unexpected"):
             keys = self[what]
-            shown = keys if all_keys or len(keys) <= 8 else keys[:8] + [f"... {len(keys) - 8} "
-                                                                        "more"]
+            shown = [escape_name(k) for k in keys] if all_keys or len(keys) <= 8 else \
+                [escape_name(k) for k in keys[:8]] + [f"... {len(keys) - 8} more"]
             lines.append(f"{what}: {len(keys)}" + (": " + ", ".join(shown) if keys else ""))
         return "\n".join(lines)
 
@@ -319,10 +344,11 @@ def load_state_dict(model, state, strict=True, fmt=None, allow_nonfinite=False,
     fmt = detect_format(state) if fmt is None else fmt
     state = resize_window_tables(model, to_official_keys(state, fmt), resize_windows)
     if not any(key in model.params for key in state):
+        found = ", ".join(escape_name(k) for k in list(state)[:3]) or "none"
         raise ValueError(
             f"state: none of its {len(state)} tensor(s) matches a parameter of the model "
-            f"(names read as {fmt}: {', '.join(list(state)[:3]) or 'none'}, ...; the model "
-            f"expects {', '.join(list(model.params)[:3])}, ...); the model is unchanged")
+            f"(names read as {fmt}: {found}, ...; the model expects "
+            f"{', '.join(list(model.params)[:3])}, ...); the model is unchanged")
     problems = []
     if model.config.version == 2:                          # Swin V2's own names and buffers
         from .checkpoint_v2 import v2_state_to_official

@@ -108,7 +108,7 @@ def _drop_other_window_buffers(model, state, log):
                 "attn.relative_position_index": [(N, N), (N * N,)],
                 "attn_mask": [((Hp // blk.window_size) * (Wp // blk.window_size), N, N)]}
         if tuple(state[key].shape) not in fits[m.group(3)]:
-            dropped.append(f"{key} {tuple(state[key].shape)}")
+            dropped.append(f"{key!r} {tuple(state[key].shape)}")
             del state[key]
     if dropped:
         log(f"dropped {len(dropped)} buffer(s) made for another window (V2 resizes nothing: "

@@ -2,6 +2,8 @@
 
 Ops call these at the top of a forward pass; they cost a few attribute reads.
 """
+import re
+
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -51,3 +53,23 @@ def check_seed(name, v):
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
         raise ValueError(f"{name}: expected an integer >= 0, got {v!r}")
     return int(v)
+
+
+# characters that steer a terminal instead of showing something: C0 controls but newline and
+# tab (ESC starts the sequences that hide, move or recolour text; CR overwrites a line), DEL,
+# the C1 controls, and the invisible Unicode format characters that reorder or hide text
+_STEERING = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e"
+                       "\u2060-\u2069\ufeff]")
+
+
+def escape_controls(text):
+    """`text` with every terminal-steering character shown as its escape (ESC as \\x1b), so
+    what a file or a learner's code holds can neither hide nor rewrite the lines around it.
+    Newlines and tabs stay."""
+    return _STEERING.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def escape_name(name):
+    """A key or file name for a message, on one line: newlines and every steering character
+    escaped as in a Python string literal, without the quotes."""
+    return repr(str(name))[1:-1]

@@ -126,6 +126,9 @@ def load_image_folder(root, size):
         for fname in sorted(os.listdir(folder)):
             if not fname.lower().endswith(IMAGE_SUFFIXES):
                 continue
+            if not os.path.isfile(os.path.join(folder, fname)):   # a FIFO would block
+                raise ValueError(f"data: {os.path.join(folder, fname)!r} is not a regular "
+                                 "file")
             with Image.open(os.path.join(folder, fname)) as im:
                 im = im.convert("RGB").resize((size, size), Image.BILINEAR)
                 xs.append(np.asarray(im, dtype=np.float32) / 255.0)  # (size, size, 3)
@@ -140,12 +143,21 @@ def load_image_folder(root, size):
 
 def load_npz_images(path, size):
     """An .npz with `x` (N, H, W, 3) and `y` (N,) -> images in [0, 1] resized, labels, classes."""
-    with np.load(path, allow_pickle=False) as f:
-        if "x" not in f or "y" not in f:
-            raise ValueError(f"data: expected arrays 'x' and 'y' in {path!r}, got "
-                             f"{sorted(f.files)}")
-        x, y = f["x"], f["y"]
-        classes = tuple(str(c) for c in f["classes"]) if "classes" in f else None
+    import zipfile
+
+    from .npz import BadNpz, read_npz
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"data: no such file {path!r}")
+    if not os.path.isfile(path):                           # a FIFO would block
+        raise ValueError(f"data: {path!r} is not a regular file")
+    try:                                                   # members checked before reading
+        f = read_npz(path, text_ok=("classes",))
+    except (BadNpz, zipfile.BadZipFile) as err:
+        raise ValueError(f"data: {path!r} is not a readable .npz of images ({err})") from None
+    if "x" not in f or "y" not in f:
+        raise ValueError(f"data: expected arrays 'x' and 'y' in {path!r}, got {sorted(f)}")
+    x, y = f["x"], f["y"]
+    classes = tuple(str(c) for c in f["classes"]) if "classes" in f else None
     if x.ndim != 4 or x.shape[-1] != 3:
         raise ValueError(f"data: expected x of shape (N, H, W, 3) in {path!r}, got "
                          f"{tuple(x.shape)}")

@@ -35,6 +35,7 @@ import re
 from dataclasses import fields
 from typing import Callable, NamedTuple
 
+from .atomic import replace_together
 from .checkpoint import load_checkpoint, load_state_dict, save_checkpoint
 from .configs import SwinConfig, SwinV2Config
 
@@ -96,10 +97,7 @@ def _transformers(cfg, state, version=1):
                              "classifiers and base models (Swin[v2]ForImageClassification, "
                              "Swin[v2]Model), not " + bad)
     has_head = any(k.startswith("classifier.") for k in state)
-    labels = None
-    if has_head:
-        id2label = cfg.get("id2label") or {}
-        labels = [id2label[k] for k in sorted(id2label, key=int)] or None
+    labels = _id2label(cfg.get("id2label")) if has_head else None
     num_classes = (len(labels) if labels else state["classifier.weight"].shape[0]) \
         if has_head else 0
     v2 = {}
@@ -169,7 +167,10 @@ def _timm_defaults(arch):
 def _timm(cfg, state):
     """timm's config.json (architecture + model_args + pretrained_cfg) -> (SwinConfig, labels)."""
     config_class, fields_ = _timm_defaults(_timm_architecture(cfg))
-    args = dict(cfg.get("model_args") or {})
+    args = cfg.get("model_args") or {}
+    if not isinstance(args, dict):
+        raise ValueError(f"config.json: model_args: expected an object, got {_shown(args)}")
+    args = dict(args)
     _refuse(args, [("global_pool", "avg", "avg"), ("qkv_bias", True, True),
                    ("always_partition", False, False), ("head_dim", None, None)],
             "config.json model_args")
@@ -187,22 +188,67 @@ def _timm(cfg, state):
             tuple(v) if isinstance(v, list) else v
     num_classes = cfg.get("num_classes", fields_.get("num_classes", 1000))
     fields_["num_classes"] = num_classes
-    labels = (cfg.get("pretrained_cfg") or {}).get("label_names") if num_classes else None
+    pretrained = cfg.get("pretrained_cfg") or {}
+    if not isinstance(pretrained, dict):
+        raise ValueError(f"config.json: pretrained_cfg: expected an object, got "
+                         f"{_shown(pretrained)}")
+    labels = _check_label_list("config.json: pretrained_cfg.label_names",
+                               pretrained.get("label_names")) if num_classes else None
     return config_class(**fields_), labels
 
 
 # ---------------------------------------------------------------------------- minswin
 
-def _minswin(cfg, state):
-    c = dict(cfg.get("config") or {})
+def _minswin(cfg, state, where="config.json"):
+    c = cfg.get("config") or {}
+    if not isinstance(c, dict):
+        raise ValueError(f"{where}: config: expected an object of SwinConfig fields, got "
+                         f"{_shown(c)}")
+    c = dict(c)
     config_class = SwinV2Config if "pretrained_window_sizes" in c else SwinConfig
     known = {f.name for f in fields(config_class)}
     bad = sorted(set(c) - known)
     if bad:
-        raise ValueError(f"config.json: config has fields {bad} that {config_class.__name__} "
+        raise ValueError(f"{where}: config has fields {bad} that {config_class.__name__} "
                          "does not know")
     c = {k: tuple(v) if isinstance(v, list) else v for k, v in c.items()}
-    return config_class(**c), cfg.get("labels")
+    return config_class(**c), _check_label_list(f"{where}: labels", cfg.get("labels"))
+
+
+# ---------------------------------------------------------------------------- labels
+
+def _shown(value, width=60):
+    """A value for a message: its type and a short, escaped repr."""
+    text = repr(value)
+    return f"{type(value).__name__} {text[:width] + '...' if len(text) > width else text}"
+
+
+def _check_label_list(where, labels):
+    """None, or the class names as a list of strings (a string or a list of numbers is not
+    one: "abc" would be three classes)."""
+    if labels is None:
+        return None
+    if not isinstance(labels, (list, tuple)) or not all(isinstance(n, str) for n in labels):
+        raise ValueError(f"{where}: expected a list of class names (strings), got "
+                         f"{_shown(labels)}")
+    return list(labels)
+
+
+def _id2label(id2label):
+    """transformers' {"0": name, "1": name, ...} -> [name, ...]; the keys must be exactly the
+    class indices 0..n-1 (as JSON writes them) and the names strings. None when absent."""
+    if not id2label:
+        return None
+    where = "config.json: id2label"
+    if not isinstance(id2label, dict):
+        raise ValueError(f"{where}: expected an object {{\"0\": name, \"1\": name, ...}}, got "
+                         f"{_shown(id2label)}")
+    want = [str(i) for i in range(len(id2label))]
+    if set(id2label) != set(want):
+        odd = sorted(set(id2label) - set(want))[:3]
+        raise ValueError(f"{where}: expected the keys \"0\" .. \"{len(want) - 1}\", one per "
+                         f"class, got {', '.join(map(repr, odd))} among them")
+    return _check_label_list(where, [id2label[k] for k in want])
 
 
 # ---------------------------------------------------------------------------- the table
@@ -239,27 +285,35 @@ def describe(name, config):
 
 # ---------------------------------------------------------------------------- reading a folder
 
+MAX_JSON_BYTES = 64 << 20       # a config or an index is kilobytes; more is not one
+
+
 def _read_json(path):
+    """A config.json or index: a regular file of at most MAX_JSON_BYTES, valid JSON."""
+    if not os.path.isfile(path):
+        raise ValueError(f"path: {path!r} is not a regular file")
+    if os.path.getsize(path) > MAX_JSON_BYTES:
+        raise ValueError(f"path: {path!r} is {os.path.getsize(path):,} bytes, more than a "
+                         f"config or index ever is ({MAX_JSON_BYTES:,})")
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"path: {path!r} is not valid JSON ({err})") from None
+    except (ValueError, RecursionError) as err:      # JSON, UTF-8, nesting too deep
+        raise ValueError(f"path: {path!r} is not valid JSON ({type(err).__name__}: "
+                         f"{str(err)[:200]})") from None
 
 
 def _folder_weights(folder):
-    """{name: array} from the folder's safetensors file(s); pickles are refused by name."""
+    """({name: array}, file name, metadata) from the folder's safetensors file(s); pickles are
+    refused by name."""
     for name in SAFE_WEIGHTS:
         path = os.path.join(folder, name)
         if not os.path.isfile(path):
             continue
         if name.endswith(".index.json"):                   # sharded: weight_map key -> file
-            shards = sorted(set(_read_json(path).get("weight_map", {}).values()))
-            state = {}
-            for shard in shards:
-                state.update(load_checkpoint(os.path.join(folder, shard)))
-            return state, name
-        return load_checkpoint(path), name
+            return _sharded_weights(folder, path), name, {}
+        state, meta = load_checkpoint(path, with_metadata=True)
+        return state, name, meta
     pickled = [n for n in PICKLED_WEIGHTS if os.path.isfile(os.path.join(folder, n))]
     if pickled:
         raise ValueError(
@@ -268,6 +322,48 @@ def _folder_weights(folder):
             f"scripts/convert_torch_checkpoint.py {os.path.join(folder, pickled[0])} "
             f"{os.path.join(folder, 'model.safetensors')}")
     raise FileNotFoundError(f"path: {folder!r} has a config.json but no model.safetensors")
+
+
+def _sharded_weights(folder, index_path):
+    """{name: array} from the shards a model.safetensors.index.json names. The index must be
+    {"weight_map": {tensor: shard file}, "metadata": {...}}; every shard a file inside the
+    folder; every tensor in the shard the index says, and nowhere else."""
+    index = _read_json(index_path)
+    where = f"{index_path}"
+    if not isinstance(index, dict):
+        raise ValueError(f"{where}: expected an object with a \"weight_map\", got "
+                         f"{_shown(index)}")
+    if not isinstance(index.get("metadata", {}), dict):
+        raise ValueError(f"{where}: metadata: expected an object, got "
+                         f"{_shown(index['metadata'])}")
+    weight_map = index.get("weight_map")
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise ValueError(f"{where}: weight_map: expected an object {{tensor name: shard file}}, "
+                         f"got {_shown(weight_map)}")
+    for key, shard in weight_map.items():
+        if not isinstance(shard, str):
+            raise ValueError(f"{where}: weight_map[{key!r}]: expected a file name, got "
+                             f"{_shown(shard)}")
+    root = os.path.realpath(folder)
+    state = {}
+    for shard in sorted(set(weight_map.values())):
+        real = os.path.realpath(os.path.join(folder, shard))
+        if os.path.isabs(shard) or os.path.dirname(real) != root:
+            raise ValueError(f"{where}: weight_map names {shard!r}, which is not a file in the "
+                             f"folder {folder!r}; a sharded index may name only files inside "
+                             "its own folder")
+        for key, value in load_checkpoint(real).items():
+            if weight_map.get(key) != shard:
+                raise ValueError(f"{where}: {shard!r} holds {key!r}, which weight_map "
+                                 + (f"places in {weight_map[key]!r}" if key in weight_map
+                                    else "does not name"))
+            state[key] = value
+    missing = [k for k in weight_map if k not in state]
+    if missing:
+        raise ValueError(f"{where}: weight_map places {missing[0]!r} in "
+                         f"{weight_map[missing[0]]!r}, which does not hold it"
+                         + (f" ({len(missing) - 1} more like it)" if len(missing) > 1 else ""))
+    return state
 
 
 def _build(config, dtype):
@@ -283,13 +379,25 @@ def _load(model, state, keys, allow_nonfinite=False):
     return load_state_dict(model, state, strict=True, fmt=keys, allow_nonfinite=allow_nonfinite)
 
 
+def _meta_json(meta, key, path):
+    """The JSON value stored under `key` in a file's metadata (None when absent)."""
+    if key not in meta:
+        return None
+    try:
+        return json.loads(meta[key])
+    except (ValueError, RecursionError):
+        raise ValueError(f"path: {path!r}: its metadata {key!r} is not valid JSON") from None
+
+
 def _from_file(path, dtype, allow_nonfinite=False):
     """A `.safetensors`/`.npz` written by minswin: the config is in the file's metadata."""
     from .training import META_KEY, model_from_checkpoint
     state, meta = load_checkpoint(path, with_metadata=True)
     if CONFIG_META_KEY in meta:
-        config = _minswin({"config": json.loads(meta[CONFIG_META_KEY])}, state)[0]
-        labels = json.loads(meta[LABELS_META_KEY]) if LABELS_META_KEY in meta else None
+        where = f"{path}: metadata"
+        config, labels = _minswin({"config": _meta_json(meta, CONFIG_META_KEY, path),
+                                   "labels": _meta_json(meta, LABELS_META_KEY, path)},
+                                  state, where)
         model = _build(config, dtype)
         _load(model, state, "official", allow_nonfinite)
         return model, labels, "minswin file"
@@ -300,7 +408,8 @@ def _from_file(path, dtype, allow_nonfinite=False):
             converted.load_state_dict(model.state_dict(), strict=True,
                                       allow_nonfinite=allow_nonfinite)
             model = converted
-        return model, train_meta.get("classes"), "minswin training checkpoint"
+        return model, _check_label_list(f"{path}: metadata classes", train_meta.get("classes")), \
+            "minswin training checkpoint"
     raise ValueError(
         f"path: {path!r} holds weights but no config (no {CONFIG_META_KEY!r} or {META_KEY!r} "
         "metadata), so the architecture is unknown: build the model with create_model(...) "
@@ -336,8 +445,14 @@ def from_pretrained(path, dtype="float32", verbose=True, allow_nonfinite=False):
             raise ValueError(f"path: {config_path!r} holds {type(cfg).__name__}, expected an "
                              "object")
         fmt = recognise(cfg)
-        state, weights = _folder_weights(path)
+        state, weights, meta = _folder_weights(path)
         config, labels = fmt.read(cfg, state)
+        if fmt.name == "minswin" and CONFIG_META_KEY in meta:
+            own = _minswin({"config": _meta_json(meta, CONFIG_META_KEY, path)}, state)[0]
+            if own != config:
+                raise ValueError(f"path: {path!r}: config.json and {weights} describe different "
+                                 "models (written by different saves?); minswin does not "
+                                 "guess which is right")
         model = _build(config, dtype)
         _load(model, state, fmt.keys, allow_nonfinite)
         name = fmt.name
@@ -365,11 +480,20 @@ def save_pretrained(model, folder, labels=None):
         raise ValueError(f"labels: expected {model.config.num_classes} names (one per class), "
                          f"got {len(labels)}")
     config = model.config.as_dict()
-    os.makedirs(folder, exist_ok=True)
+    labels = _check_label_list("labels", labels)
     meta = {CONFIG_META_KEY: json.dumps(config)}
     if labels is not None:
-        meta[LABELS_META_KEY] = json.dumps(list(labels))
-    save_checkpoint(os.path.join(folder, "model.safetensors"), model.state_dict(), meta)
-    with open(os.path.join(folder, "config.json"), "w", encoding="utf-8") as f:
-        json.dump({"model_type": "minswin", "config": config,
-                   "labels": list(labels) if labels is not None else None}, f, indent=2)
+        meta[LABELS_META_KEY] = json.dumps(labels)
+    state = model.state_dict()
+    text = json.dumps({"model_type": "minswin", "config": config, "labels": labels}, indent=2)
+
+    def write_weights(tmp):
+        save_checkpoint(tmp, state, meta)
+
+    def write_config(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+    os.makedirs(folder, exist_ok=True)
+    # both or neither: a config.json beside weights of another model would load wrongly
+    replace_together({os.path.join(folder, "model.safetensors"): write_weights,
+                      os.path.join(folder, "config.json"): write_config})

@@ -256,13 +256,20 @@ def run_tour(out=DEFAULT_OUT, model_name="swin_t", progress=True, file=None, dpi
     """Run the tour; print to `file` (default stdout); write figures into `out`.
 
     Returns a TourResult. progress: show tqdm bars (on stderr) for the slow steps; workers:
-    processes drawing the figures (default: up to 2, one per core).
+    processes drawing the figures (default: up to 2, one per core). `out` is made here and
+    held for the tour (a second tour into it is refused); if the tour stops before writing
+    anything, the folder it made goes again.
     """
+    from .atomic import owned_folder
+    out = os.path.abspath(os.fspath(out))
+    with owned_folder(out, "out"):
+        return _run_tour(out, model_name, progress, file, dpi, workers)
+
+
+def _run_tour(out, model_name, progress, file, dpi, workers):
     from tqdm import tqdm
     file = file or sys.stdout
     t0 = time.perf_counter()
-    out = os.path.abspath(os.fspath(out))
-    os.makedirs(out, exist_ok=True)
     if not os.access(out, os.W_OK):
         raise OSError(f"cannot write into {out}: permission denied")
 

@@ -17,7 +17,11 @@ planned number of epochs; to continue a finished run for longer, the schedule ch
 is a new run, not a resume.
 
 A run never destroys another: `out` must be a new or empty folder, or the folder of the run
-being resumed (anything else is refused with a message naming --resume and --out).
+being resumed (anything else is refused with a message naming --resume and --out), and a resume
+there must start from that run's latest checkpoint (an older one is refused with the command
+that resumes into a new folder). The folder is made only after every check has passed, and is
+locked for the run (minswin.atomic.owned_folder): a second run on it is refused, and a run that
+writes nothing leaves no folder. Every file is written whole or not at all.
 
 Files written to `out`:
     last.safetensors     after every epoch (and on Ctrl-C): weights, `optimizer.*`, metadata
@@ -27,6 +31,7 @@ Files written to `out`:
     history.json         per-epoch metrics, the loss of every step, the config, test results
     curves.png           loss and accuracy per epoch (matplotlib, Agg)
 """
+import contextlib
 import dataclasses
 import json
 import math
@@ -38,6 +43,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .atomic import owned_folder, write_atomically
 from .backend import get_xp, to_backend, to_numpy
 from .checkpoint import nonfinite_problems, load_checkpoint, save_checkpoint
 from .checks import check_positive_int, check_seed
@@ -174,6 +180,8 @@ def _check_config(c):
             raise ValueError(f"{name}: expected a finite number >= 0, got {v!r}")
     if c.lr == 0:
         raise ValueError("lr: expected a learning rate > 0, got 0")
+    if c.label_smoothing >= 1:
+        raise ValueError(f"label_smoothing: expected a value in [0, 1), got {c.label_smoothing!r}")
     from .configs import CONFIGS
     if c.model not in CONFIGS:
         raise ValueError(f"model: expected one of {sorted(CONFIGS)}, got {c.model!r}")
@@ -270,8 +278,8 @@ WARMUP_START = 1e-3
 def warmup_steps(cfg, steps_per_epoch):
     """Steps of linear warm-up: cfg.warmup_epochs, at most MAX_WARMUP_FRACTION of the run."""
     total = cfg.epochs * steps_per_epoch
-    return min(int(round(cfg.warmup_epochs * steps_per_epoch)),
-               int(MAX_WARMUP_FRACTION * total))
+    warmup = int(round(min(cfg.warmup_epochs * steps_per_epoch, total)))   # floats: 1e308
+    return min(warmup, int(MAX_WARMUP_FRACTION * total))                   # epochs is the run
 
 
 def lr_at(cfg, step, steps_per_epoch):
@@ -477,7 +485,7 @@ def plot_history(history, path):
         fig.text(0.5, 0.01, textwrap.fill(note, 150), ha="center", va="bottom", fontsize=9,
                  color="dimgrey")
     fig.tight_layout(rect=(0, 0.1 if note else 0, 1, 1))
-    fig.savefig(path, dpi=100)
+    write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
 
 
 def _train_val_note(history):
@@ -515,11 +523,14 @@ def plot_confusion(cm, classes, path, title="confusion matrix"):
            xlabel="predicted", ylabel="true", title=title)
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
 
 
 def format_confusion(cm, classes):
-    """The confusion matrix as a text table (rows true, columns predicted)."""
+    """The confusion matrix as a text table (rows true, columns predicted); class names with
+    newlines or terminal escapes are shown escaped."""
+    from .checks import escape_name
+    classes = [escape_name(c) for c in classes]
     w = max(4, max(len(str(c)) for c in classes) + 1, len(str(cm.max())) + 1)
     head = "true\\pred".ljust(10) + "".join(str(c).rjust(w) for c in classes)
     rows = [str(c).ljust(10) + "".join(str(v).rjust(w) for v in row)
@@ -527,28 +538,43 @@ def format_confusion(cm, classes):
     return "\n".join([head] + rows)
 
 
+def json_safe(obj):
+    """obj with every NaN or infinite float replaced by None: strict JSON has no NaN, and
+    `null` says "no number" to every parser."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def _write_json(path, obj):
-    """Write JSON under a temporary name, then rename (a failed write leaves no half file)."""
-    tmp = path + ".tmp"
+    """Write strict JSON (NaN -> null) atomically: the file is whole or unchanged."""
+    text = json.dumps(json_safe(obj), indent=1, allow_nan=False)
+
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
     try:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=1)
-        os.replace(tmp, path)
+        write_atomically(path, write)
     except OSError as err:
-        if os.path.isfile(tmp):
-            os.remove(tmp)
         raise OSError(f"path: could not write {path!r} ({err.strerror or err})") from None
 
 
 # ---------------------------------------------------------------------------- Ctrl-C
 
 class _StopFlag:
-    """SIGINT sets a flag the loop reads between steps, so a checkpoint is never written in
-    the middle of an update; a second Ctrl-C interrupts at once."""
+    """SIGINT (Ctrl-C) or SIGTERM sets a flag the loop reads between steps, so a checkpoint is
+    never written in the middle of an update; a second one interrupts at once, except during a
+    save, which holds signals until its file is whole (minswin.atomic)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.requested = False
-        self._old = None
+        self._old = {}
 
     def _handler(self, signum, frame):
         if self.requested:
@@ -557,14 +583,15 @@ class _StopFlag:
 
     def __enter__(self):
         try:
-            self._old = signal.signal(signal.SIGINT, self._handler)
-        except ValueError:          # not the main thread: Ctrl-C cannot be caught here
-            self._old = None
+            for sig in self.SIGNALS:
+                self._old[sig] = signal.signal(sig, self._handler)
+        except ValueError:          # not the main thread: signals cannot be caught here
+            pass
         return self
 
     def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
         return False
 
 
@@ -607,29 +634,75 @@ def train(config="digits", *, out="runs/digits", resume=None, stop_after=None, p
     """
     if stop_after is not None:
         check_positive_int("stop_after", stop_after)
-    with blas_threads(threads):
+    with blas_threads(threads), contextlib.ExitStack() as held:
         return _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threads,
-                      overrides)
+                      overrides, held.enter_context)
 
 
 RUN_FILES = ("last.safetensors", "best.safetensors", "history.json", "curves.png")
 
 
-def check_out_folder(out, resume=None):
-    """Refuse an `out` that holds a run, unless it is the folder of the run being resumed:
-    a run never overwrites another one's checkpoints or history."""
+def check_out_folder(out, resume=None, resume_meta=None):
+    """Refuse an `out` that holds a run, unless it is the folder of the run being resumed and
+    `resume` is that run's latest checkpoint: a run never overwrites another one's files, and
+    a resume never overwrites newer files of its own run (resume_meta: the checkpoint's
+    metadata, to compare with what the folder holds)."""
     if os.path.exists(out) and not os.path.isdir(out):
         raise ValueError(f"out: expected a folder for the run's files, got the file {out!r}")
     held = [f for f in RUN_FILES if os.path.exists(os.path.join(out, f))]
     if not held:
         return
-    if resume is not None and os.path.abspath(os.path.dirname(os.path.abspath(resume))) \
-            == os.path.abspath(out):
-        return                                      # continuing the run that lives there
-    raise FileExistsError(
-        f"out: {out!r} already holds a run ({', '.join(held)}), which is never overwritten; "
-        f"continue it with --resume {os.path.join(out, 'last.safetensors')} or give a new "
-        f"--out folder")
+    if resume is None or os.path.realpath(os.path.dirname(os.path.abspath(resume))) \
+            != os.path.realpath(out):
+        raise FileExistsError(
+            f"out: {out!r} already holds a run ({', '.join(held)}), which is never "
+            f"overwritten; continue it with --resume {os.path.join(out, 'last.safetensors')} "
+            f"or give a new --out folder")
+    newer = _newer_work(out, resume, resume_meta)
+    if newer:
+        stem = os.path.splitext(os.path.basename(resume))[0]
+        fresh = os.path.normpath(out) + f"-from-{stem}"
+        raise FileExistsError(
+            f"resume: {resume!r} is not the latest checkpoint of the run in {out!r} ({newer}); "
+            "resuming there would overwrite newer files, which is never done. Resume into a "
+            f"new folder: minswin train --resume {resume} --out {fresh}")
+
+
+def _newer_work(out, resume, meta):
+    """Why the run in `out` holds work newer than the checkpoint `resume`, or ""."""
+    last = os.path.join(out, "last.safetensors")
+    if not (os.path.exists(last) and os.path.samefile(resume, last)):
+        return f"that is {last}"
+    if meta is None or not all(isinstance(meta.get(k), int) for k in ("step", "epoch")):
+        return ""                                  # (a malformed position is refused later)
+    best = _recorded(os.path.join(out, "best.safetensors"))
+    if best is not None and isinstance(best.get("step"), int) and best["step"] > meta["step"]:
+        return (f"best.safetensors is from step {best['step']}, the checkpoint from step "
+                f"{meta['step']}")
+    history = os.path.join(out, "history.json")
+    try:
+        if not os.path.isfile(history) or os.path.getsize(history) > 1 << 30:
+            raise ValueError("not a history.json minswin wrote")   # (a FIFO would block)
+        with open(history, encoding="utf-8") as f:
+            epochs = len(json.load(f).get("epochs", []))
+    except (OSError, ValueError, AttributeError, TypeError, RecursionError):
+        epochs = 0
+    if epochs > meta["epoch"]:
+        return f"history.json records {epochs} epochs, the checkpoint {meta['epoch']}"
+    return ""
+
+
+def _recorded(path):
+    """The training metadata of a checkpoint (its header only), or None."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        from safetensors import safe_open
+        with safe_open(path, framework="numpy") as f:
+            meta = json.loads((f.metadata() or {}).get(META_KEY, "null"))
+    except Exception:
+        return None
+    return meta if isinstance(meta, dict) else None
 
 
 def where(run, epochs):
@@ -651,6 +724,31 @@ def _check_position(meta, steps_per_epoch):
         raise ValueError(f"the metadata's epoch {meta['epoch']}, batch {meta['batch']}, step "
                          f"{meta['step']} do not fit epochs of {steps_per_epoch} steps (has "
                          "the data changed?)")
+
+
+def _check_run_state(meta):
+    """The rest of the run's state a checkpoint records must have the types the loop uses."""
+    def number(v):
+        return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+    checks = {
+        "best": meta["best"] is None or (isinstance(meta["best"], list)
+                                          and len(meta["best"]) == 2
+                                          and all(map(number, meta["best"]))),
+        "best_epoch": meta["best_epoch"] is None or (isinstance(meta["best_epoch"], int)
+                                                      and not isinstance(meta["best_epoch"],
+                                                                         bool)),
+        "sums": isinstance(meta["sums"], list) and len(meta["sums"]) == 3
+        and all(map(number, meta["sums"])),
+        "history": isinstance(meta["history"], dict)
+        and isinstance(meta["history"].get("epochs"), list)
+        and isinstance(meta["history"].get("step_loss"), list),
+        "time_s": number(meta["time_s"]),
+        "model_rng": isinstance(meta["model_rng"], dict),
+    }
+    for name, ok in checks.items():
+        if not ok:
+            raise ValueError(f"{name}: the metadata holds {str(meta[name])[:80]!r}, not what "
+                             "minswin train writes there")
 
 
 def _kept(last, resume):
@@ -680,17 +778,23 @@ def check_splits(ds, cfg):
                          f"of {cfg.data!r}, got {cfg.batch_size}")
 
 
-def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threads, overrides):
+def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threads, overrides,
+           hold):
     t_start = time.perf_counter()
     check_out_folder(out, resume)
     cfg, ckpt = _resolve(config, resume, overrides)
     meta_in = ckpt[2] if ckpt else None
+    check_out_folder(out, resume, meta_in)
     mean = np.asarray(meta_in["mean"], np.float32) if ckpt else None
     std = np.asarray(meta_in["std"], np.float32) if ckpt else None
 
     from .configs import get_config
     model_config = get_config(cfg.model, **cfg.model_overrides)
     img_size = model_config.img_size
+    side = min(np.ravel(img_size))                 # the shorter side, were it (H, W)
+    if cfg.max_shift >= side:
+        raise ValueError(f"max_shift: expected an integer in [0, {side}) (a shift by the "
+                         f"image size or more leaves only fill), got {cfg.max_shift}")
     # refused here, before the data are resized and anything is allocated, not killed later
     check_training_fits(cfg, model_config.num_classes)
     warning = upsampling_warning(cfg, model_config)
@@ -704,6 +808,8 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threa
     model = build_model(cfg, K)
     optimizer = build_optimizer(cfg, model)
     xp = model.xp
+    from .tiers import fast_enabled
+    fast_enabled(xp)                               # MINSWIN_FAST read now, not at step one
     fill = -ds.mean / ds.std                       # a black pixel after normalisation (3,)
     slices = batch_slices(len(ds.train.y), cfg.batch_size)
     steps_per_epoch = len(slices)
@@ -719,6 +825,7 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threa
         model_state, opt_state, meta_in = ckpt
         try:
             _check_position(meta_in, steps_per_epoch)
+            _check_run_state(meta_in)
             # a run goes on only from finite weights and moments: no opt-out to advise here
             for what, state in (("weights are", model_state), ("optimiser state is", opt_state)):
                 problems = nonfinite_problems(state)
@@ -744,7 +851,10 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threa
                 f"--threads {old} to stay exact)")
         log(f"resumed from {resume}: {where(run, cfg.epochs)}")
 
-    os.makedirs(out, exist_ok=True)              # only now: every check above has passed
+    # only now, every check above passed: the folder is made and locked for this run (a
+    # second run on it is refused; if this one writes nothing, the folder it made goes again)
+    hold(owned_folder(out, "out"))
+    check_out_folder(out, resume, meta_in)         # again: another run may have finished there
 
     def meta(kind):
         return dict(kind=kind, config=cfg.as_dict(), model_config=model.config.as_dict(),
@@ -792,8 +902,9 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threa
                     kept = _kept(written["last"], resume)
                     raise TrainingDiverged(
                         f"loss is {loss_value} at epoch {e + 1}, batch {b + 1}, step "
-                        f"{run['step'] + 1} (lr {lr:.3g}); training stopped and {kept}. Try a "
-                        f"smaller lr (--lr) or gradient clipping (--clip-grad)")
+                        f"{run['step'] + 1} (lr {lr:.3g}): the run has diverged; training "
+                        f"stopped and {kept}. Try a smaller lr (--lr) or gradient clipping "
+                        f"(--clip-grad)")
                 n = int(y.shape[0])
                 run["sums"][0] += loss_value * n
                 run["sums"][1] += correct
@@ -819,6 +930,13 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threa
             train_loss = run["sums"][0] / max(run["sums"][2], 1)
             train_acc = run["sums"][1] / max(run["sums"][2], 1)
             val_loss, val_acc, _ = evaluate_split(model, ds.val)
+            if not math.isfinite(val_loss):
+                _write_json(os.path.join(out, "history.json"),
+                            {"config": cfg.as_dict(), **run["history"], "diverged": True})
+                raise TrainingDiverged(
+                    f"validation loss is {val_loss} after epoch {e + 1}: the run has diverged; "
+                    f"training stopped and {_kept(written['last'], resume)}. Try a smaller lr "
+                    "(--lr) or gradient clipping (--clip-grad)")
             run["time_s"] += time.perf_counter() - t_epoch
             run["history"]["epochs"].append(dict(
                 epoch=e + 1, lr=lr_at(cfg, max(run["step"] - 1, 0), steps_per_epoch),
@@ -857,6 +975,9 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threa
         history.update(test_loss=test_loss, test_acc=test_acc,
                        best_val_test_acc=best_test_acc if tested else None,
                        wall_time_s=time.perf_counter() - t_start)
+    diverged = finished and not math.isfinite(test_loss)
+    if diverged:
+        history["diverged"] = True
     try:
         _write_json(os.path.join(out, "history.json"), history)
         if plots and history["epochs"]:
@@ -865,6 +986,10 @@ def _train(config, out, resume, stop_after, progress, plots, log, loss_fn, threa
         raise TrainingFailed(
             f"{err.args[0] if err.args else err}; the run's checkpoints are in {out}"
             + (f" (test accuracy: {100 * test_acc:.1f}%)" if finished else "")) from None
+    if diverged:
+        raise TrainingDiverged(f"test loss is {test_loss} with the final weights: the run has "
+                               f"diverged; its files are in {out}. Try a smaller lr (--lr) or "
+                               "gradient clipping (--clip-grad)")
     if finished:
         # resumed into a new folder, a best epoch from before the resume has its checkpoint in
         # the old folder: say so rather than print a test accuracy of nan

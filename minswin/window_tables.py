@@ -15,6 +15,7 @@ import re
 import numpy as np
 
 from .backend import to_numpy
+from .checks import escape_name
 from .ops.resize import resize_relative_bias_table, table_window
 
 _TABLE = re.compile(r"(layers\.\d+\.blocks\.\d+)\.attn\.relative_position_bias_table$")
@@ -52,7 +53,8 @@ def resize_window_tables(model, state, resize_windows=False, log=print):
         state[key] = resize_relative_bias_table(value.astype(np.float64), M_new)
         for buf in ("attn.relative_position_index", "attn_mask"):
             state.pop(f"{m.group(1)}.{buf}", None)         # the old window's: rebuilt
-        resized.append(f"{key}: {tuple(value.shape)} -> {ours} (window {M_old} -> {M_new})")
+        resized.append(f"{escape_name(key)}: {tuple(value.shape)} -> {ours} (window {M_old} "
+                       f"-> {M_new})")
     if resized:
         log(f"resized {len(resized)} relative position bias table(s) bicubically:\n  "
             + "\n  ".join(resized))

@@ -563,12 +563,19 @@ def test_disk_full_while_training_exits_1_with_one_line(tmp_path):
     assert err[0].startswith("minswin train: path: could not write")
     assert "training stopped (after epoch 1 of 1, step 2)" in err[0]
     assert "no checkpoint had been written yet" in err[0]
-    assert not any(f.endswith(".tmp.safetensors") for f in os.listdir(tmp_path / "r"))
+    assert not (tmp_path / "r").exists()      # it wrote nothing: the folder it made is gone
 
 
-def test_history_that_cannot_be_written_is_a_training_failure(tmp_path, capsys):
+def test_history_that_cannot_be_written_is_a_training_failure(tmp_path, capsys, monkeypatch):
+    import minswin.training as training
     out = tmp_path / "r"
-    (out / "history.json.tmp").mkdir(parents=True)          # where history.json is written
+    real = training.write_atomically
+
+    def no_room_for_history(path, write):
+        if path.endswith("history.json"):
+            raise OSError(28, "No space left on device")
+        return real(path, write)
+    monkeypatch.setattr(training, "write_atomically", no_room_for_history)
     rc, text = run_cli(capsys, ["train", *TINY_RUN, "--out", str(out)])
     assert rc == 1 and "Traceback" not in text, text
     line = [s for s in text.splitlines() if s.startswith("minswin train:")]

@@ -481,7 +481,9 @@ def test_plurals_and_whole_epochs_and_one_path_per_figure(tmp_path, monkeypatch)
     from minswin.training import plot_history, plural
     assert plural(1, "epoch") == "1 epoch" and plural(2, "step") == "2 steps"
     figs = []
-    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: figs.append(self))
+    monkeypatch.setattr(Figure, "savefig",                    # writes an empty file: the
+                        lambda self, *a, **k: (figs.append(self),   # atomic save renames it
+                                               open(a[0], "wb").close()))
     plot_history({"epochs": [dict(epoch=e, train_loss=1.0, val_loss=1.0, train_acc=.5,
                                   val_acc=.5) for e in (1, 2)]}, str(tmp_path / "c.png"))
     for ax in figs[0].axes:

@@ -58,10 +58,12 @@ BAD_INPUT = (CliError, ValueError, TypeError, OSError, ImportError, RuntimeError
 
 
 def _message(err):
-    """An exception's message (a KeyError's without the quotes repr adds)."""
+    """An exception's message (a KeyError's without the quotes repr adds), with every
+    terminal-steering character escaped: what a file holds cannot rewrite the screen."""
+    from ..checks import escape_controls
     if isinstance(err, KeyError) and err.args:
-        return str(err.args[0])
-    return str(err) or type(err).__name__
+        return escape_controls(str(err.args[0]))
+    return escape_controls(str(err) or type(err).__name__)
 
 
 def _closed_pipe():

@@ -88,8 +88,10 @@ def run(args):
     loss, acc, pred = evaluate_split(model, split, args.batch_size)
     cm = confusion_matrix(split.y, pred, len(classes))
     what = f"the shipped {shipped_name} model" if shipped else checkpoint
-    print(f"{what}: {meta.get('kind', '?')} checkpoint, epoch {meta['epoch']}, "
-          f"{cfg.model} on {cfg.data} ({args.split} split, {len(split.y)} images)")
+    from ..checks import escape_name                     # the checkpoint's own words
+    print(f"{what}: {escape_name(meta.get('kind', '?'))} checkpoint, epoch "
+          f"{escape_name(meta['epoch'])}, {cfg.model} on {escape_name(cfg.data)} "
+          f"({args.split} split, {len(split.y)} images)")
     print(f"loss {loss:.4f}")
     print(f"accuracy: {100 * acc:.1f}% ({int(np.trace(cm))}/{len(split.y)})")
     print("confusion matrix (rows: true class, columns: predicted):")

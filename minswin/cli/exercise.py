@@ -36,6 +36,9 @@ def add_parser(sub):
                    help="how much the hint says: 1 a question (default), 2 the term")
     c.add_argument("--reveal", action="store_true",
                    help="show the formula of the mistake in the hint (the answer)")
+    c.add_argument("--memory", default=None, metavar="SIZE",
+                   help="memory your file may use, e.g. 512M or 2G (default: a quarter of "
+                        "this machine's memory)")
     p.set_defaults(func=run)
 
 
@@ -70,6 +73,7 @@ def run(args):
     except ValueError:
         raise CliError(f"--timeout: expected a number of seconds > 0, got {args.timeout:g}") \
             from None
+    memory = None if args.memory is None else parse_size("--memory", args.memory)
     if os.path.isdir(args.file):
         raise CliError(f"FILE: expected your ex_{ex.name}.py, got the folder {args.file!r}")
     if not os.path.isfile(args.file):
@@ -79,4 +83,22 @@ def run(args):
         raise CliError(f"--hint: expected 1 (a question) or 2 (the term; the formula is "
                        f"--reveal), got {args.hint!r}")
     level = 3 if args.reveal else int(args.hint)
-    return grade_file(ex, args.file, timeout=timeout, hint=level).exit_code
+    return grade_file(ex, args.file, timeout=timeout, hint=level, memory=memory).exit_code
+
+
+_UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(flag, text):
+    """'512M', '2G', '1.5GiB', '1000000' -> bytes (K, M, G, T are powers of 1024)."""
+    import math
+    import re
+
+    from . import CliError
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][0-9]+)?)\s*([KMGT]?)(?:i?B)?\s*", text,
+                     re.IGNORECASE)
+    value = float(m.group(1)) * _UNITS[m.group(2).upper()] if m else float("nan")
+    if not math.isfinite(value) or value < 1 or value >= 2 ** 63:
+        raise CliError(f"{flag}: expected a size such as 512M or 2G (at least 1 byte, less "
+                       f"than 8 EiB), got {text!r}")
+    return int(value)

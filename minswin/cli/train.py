@@ -165,6 +165,8 @@ def run(args):
               threads=1 if args.threads is None else args.threads, **overrides)
     except TrainingFailed as err:           # the run started: what was kept is in the message
         import sys
-        print(f"minswin train: {err}", file=sys.stderr)
+
+        from ..checks import escape_controls
+        print(f"minswin train: {escape_controls(str(err))}", file=sys.stderr)
         return 1
     return 0

@@ -28,11 +28,13 @@ def start(name, directory="."):
     ex = get_exercise(name)
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"directory: no such directory {directory!r}")
+    from ..atomic import create_atomically
     dest = os.path.join(directory, ex.skeleton)
-    if os.path.exists(dest):
+    try:                                   # whole, and only where nothing is (no race)
+        create_atomically(dest, lambda tmp: shutil.copyfile(skeleton_path(name), tmp))
+    except FileExistsError:
         raise FileExistsError(f"{dest} already exists; it is not overwritten (rename or delete "
-                              "it to start again)")
-    shutil.copyfile(skeleton_path(name), dest)
+                              "it to start again)") from None
     return dest
 
 

@@ -8,15 +8,20 @@ file runs in a child process, which imports it, calls its backward on every case
     status.json   how each call went: returned (a description of the value) or raised (the
                   exception's type, message and traceback as text), or why the import failed
 
-into a fresh temporary folder. The parent reads those two files and nothing else; a child
-that ends without them, is killed by a signal, runs out of time or prints more than
-MAX_OUTPUT bytes is reported as such. Every comparison and verdict is made in the parent
+into a fresh temporary folder. The parent reads those two files and nothing else, and only
+as regular files of bounded size (a FIFO, a device or a link there is refused, not waited on),
+with every array's header checked before any memory is taken (minswin.npz); a child that ends
+without them, is killed by a signal, runs out of time or prints more than MAX_OUTPUT bytes is
+reported as such. The child's address space is limited (RLIMIT_AS, soft and hard, set before
+the learner's file is imported), and the child and all it started are killed at the end
+(process_tree.kill_tree). Every comparison and verdict is made in the parent
 (grader.py). This is isolation, not a sandbox: the learner's code can still read and write
 files like any program the learner runs.
 """
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -25,9 +30,14 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..npz import read_npz
 from .catalog import get_exercise
+from .process_tree import children_of_self, kill_tree, set_subreaper
 
 MAX_OUTPUT = 1 << 20       # bytes the learner's code may print before it is stopped
+MAX_STATUS = 1 << 20       # bytes of status.json the grader reads
+MAX_GRADS = 64 << 20       # bytes of arrays the grader reads from grads.npz (the exercises'
+                           # gradients are a few KB)
 _SHOWN = 4000              # characters of that output shown (head and tail)
 _CUT = 8000                # characters kept of a learner's exception message or traceback
 
@@ -63,6 +73,8 @@ class Foreign:
 
 _CHILD = ("import sys; from minswin.exercises.child import child_main; "
           "sys.exit(child_main(sys.argv[1:]))")
+OUT_OF_MEMORY = 86         # the child's exit code when the memory limit stopped it outside
+                           # the learner's backward (importing, writing the results)
 
 
 # ---------------------------------------------------------------------------- the parent: running
@@ -125,27 +137,44 @@ class ChildRun(NamedTuple):
     printed: str
 
 
-def run_child(ex, path, work, timeout):
-    """Run the learner's file in a child process; what it printed and how it ended."""
+def default_memory():
+    """The learner's memory limit by default: a quarter of the machine's memory (bytes)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
+    except (ValueError, OSError, AttributeError):
+        return 4 << 30
+
+
+def run_child(ex, path, work, timeout, memory=None):
+    """Run the learner's file in a child process for at most `timeout` seconds, with at most
+    `memory` bytes of address space for the learner's code (default_memory() when None); end
+    it and everything it started (process_tree.kill_tree). What it printed, how it ended."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1",
                PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH"))
                                           if p))
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD, ex.name, path, work],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    reader = _Output(proc)
-    reader.start()
-    timed_out = False
+    memory = default_memory() if memory is None else int(memory)
+    before = children_of_self()
+    subreaper = set_subreaper(True)
     try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
+        proc = subprocess.Popen([sys.executable, "-c", _CHILD, ex.name, path,
+                                 str(memory), work],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        reader = _Output(proc)
+        reader.start()
+        timed_out = False
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        finally:
+            kill_tree(proc, before)            # also whatever the learner's code left running
+            reader.join(timeout=10)
+            proc.stdout.close()
     finally:
-        _kill_group(proc)                  # also whatever the learner's code left running
-        proc.wait()
-        reader.join(timeout=10)
-        proc.stdout.close()
+        if subreaper:
+            set_subreaper(False)
     return ChildRun(proc.returncode, timed_out, reader.flooded, reader.text())
 
 
@@ -167,11 +196,40 @@ def _describe(value, arrays, key, top=True):
     return {"other": type(value).__name__}
 
 
+def _limit_memory(extra):
+    """Let this process's address space grow by at most `extra` bytes from here on (soft and
+    hard limit: the learner's code cannot raise it again). Without the resource module
+    (Windows) nothing is limited."""
+    try:
+        import resource
+    except ImportError:                                    # pragma: no cover - not POSIX
+        return
+    try:
+        with open("/proc/self/statm") as f:
+            now = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        now = 0
+    limit = now + extra
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
 def child_main(argv):
     """In the child process: import the learner's file, call its backward on every case,
-    write grads.npz (plain arrays) and status.json into the folder argv[2]. Compares nothing."""
+    write grads.npz (plain arrays) and status.json into the folder argv[3] (argv[2]: the
+    memory limit in bytes). Compares nothing."""
+    try:
+        return _child_main(argv)
+    except MemoryError:
+        os._exit(OUT_OF_MEMORY)
+
+
+def _child_main(argv):
     from .grader import call_learner, load_function      # the child's own copy of them
-    name, path, work = argv
+    name, path, memory, work = argv
+    _limit_memory(int(memory))
     ex = get_exercise(name)
     arrays = {}
     try:
@@ -221,36 +279,71 @@ def _rebuild(desc, npz, top=True):
     raise Unreadable(f"an unknown description {sorted(desc)}")
 
 
-def read_results(cases, work):
-    """The child's outcomes (or its LoadError), read without unpickling anything; None when
-    the child wrote no status."""
-    status_path, grads_path = (os.path.join(work, n) for n in ("status.json", "grads.npz"))
-    if not os.path.isfile(status_path):
-        return None
+def _read_regular(path, limit):
+    """The bytes of `path` if it is a regular file (not a FIFO, device or link: those could
+    block the grader or stand for anything) of at most `limit` bytes; None when absent."""
     try:
-        if os.path.getsize(status_path) > MAX_OUTPUT:
-            raise Unreadable("status.json is larger than the grader ever writes")
-        with open(status_path, encoding="utf-8") as f:
-            status = json.load(f)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise Unreadable(f"{os.path.basename(path)} cannot be opened as a plain file "
+                         f"({err.strerror})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise Unreadable(f"{os.path.basename(path)} is not a regular file")
+        if info.st_size > limit:
+            raise Unreadable(f"{os.path.basename(path)} is {info.st_size:,} bytes, more than "
+                             f"the grader reads ({limit:,})")
+        chunks, size = [], 0
+        while chunk := os.read(fd, 1 << 20):
+            size += len(chunk)
+            if size > limit:
+                raise Unreadable(f"{os.path.basename(path)} grew past {limit:,} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_results(cases, work):
+    """The child's outcomes (or its LoadError), read without unpickling anything and without
+    allocating what the files announce; None when the child wrote no status."""
+    info = os.lstat(work) if os.path.lexists(work) else None
+    if info is None or not stat.S_ISDIR(info.st_mode):
+        raise Unreadable("the grader's work folder was removed or replaced (by a file or a "
+                         "link)")
+    status_path, grads_path = (os.path.join(work, n) for n in ("status.json", "grads.npz"))
+    try:
+        data = _read_regular(status_path, MAX_STATUS)
+        if data is None:
+            return None
+        status = json.loads(data)
         load = status["load"]
         if load["status"] != "ok":
             if load["status"] not in ("error", "no function"):
                 raise Unreadable(f"unknown load status {load['status']!r}")
             return LoadError(load["status"], str(load["message"]), str(load["traceback"]))
+        grads = _read_regular(grads_path, MAX_GRADS)
+        if grads is None:
+            raise Unreadable("grads.npz is missing")
+        npz = read_npz(grads, max_bytes=MAX_GRADS)
         outcomes = []
-        with np.load(grads_path, allow_pickle=False) as npz:
-            for o in status["outcomes"]:
-                if o["kind"] == "raised":
-                    outcomes.append(Raised(str(o["type"]), str(o["message"]),
-                                           str(o["traceback"]), o["not_implemented"] is True))
-                elif o["kind"] == "returned":
-                    outcomes.append(Returned(_rebuild(o["value"], npz)))
-                else:
-                    raise Unreadable(f"unknown outcome {o['kind']!r}")
+        for o in status["outcomes"]:
+            if o["kind"] == "raised":
+                outcomes.append(Raised(str(o["type"]), str(o["message"]),
+                                       str(o["traceback"]), o["not_implemented"] is True))
+            elif o["kind"] == "returned":
+                outcomes.append(Returned(_rebuild(o["value"], npz)))
+            else:
+                raise Unreadable(f"unknown outcome {o['kind']!r}")
     except Unreadable:
         raise
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as err:
-        raise Unreadable(f"{type(err).__name__}: {err}") from None
+    except RecursionError:
+        raise Unreadable("status.json is nested deeper than the grader ever writes") from None
+    except (OSError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile) as err:
+        raise Unreadable(f"{type(err).__name__}: {str(err)[:300]}") from None
     n_cases = len(cases)
     complete = len(outcomes) == n_cases or (outcomes and isinstance(outcomes[-1], Raised)
                                             and len(outcomes) <= n_cases)

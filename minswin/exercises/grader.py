@@ -21,8 +21,11 @@ A result passes only when every gradient of every case passes both comparisons.
 Isolation. `grade_file` (and so `minswin exercise check`) runs the learner's file in a child
 process with a time limit (see `child.py`): the child only calls the backward and hands back
 its arrays. Every comparison, verdict and exit code is computed here, in the grader's own
-process, so `os._exit`, `sys.exit`, patching the grader, endless loops, floods of output and
-crashes in native code each end as a FAILED line and exit code 1. The child is not a sandbox:
+process, so `os._exit`, `sys.exit`, patching the grader, endless loops, floods of output,
+crashes in native code and forged result files each end as a FAILED line and exit code 1. The
+child gets a memory limit (`memory`), every process it starts is ended with it (also one in a
+session of its own: process_tree.py), its results are read only from regular files of bounded
+size within the time limit, and everything shown has terminal escape sequences escaped. The child is not a sandbox:
 it can still read and write files like any program you run. `grade(exercise, fn)` grades a
 function that already lives in your process (a notebook) and runs it there.
 """
@@ -30,17 +33,21 @@ import importlib.util
 import inspect
 import itertools
 import os
+import shutil
+import stat
 import sys
 import tempfile
+import time
 import traceback
 from typing import NamedTuple
 
 import numpy as np
 
+from ..checks import escape_controls
 from ..gradcheck import TOL_BUG, check_op, rel_error, verdict
 from .catalog import Hint, get_exercise
-from .child import (MAX_OUTPUT, Foreign, LoadError, Raised, Returned, Unreadable,
-                    read_results, run_child, signal_name)
+from .child import (MAX_OUTPUT, OUT_OF_MEMORY, Foreign, LoadError, Raised, Returned,
+                    Unreadable, default_memory, read_results, run_child, signal_name)
 
 _counter = itertools.count()
 
@@ -60,7 +67,7 @@ class GradeResult(NamedTuple):
     exercise: str
     status: str            # passed / failed / error / not implemented / no function;
                            # grade_file also: timed out / crashed / exited / too much output /
-                           # unreadable (the child's results had the wrong form)
+                           # out of memory / unreadable (the child's results had the wrong form)
     rows: list
     hint: str              # "" when passed
     traceback: str         # the learner's traceback, "" when nothing raised
@@ -345,6 +352,9 @@ def _judge(ex, cases, outcomes, *, source=None, printed="", level=1):
                 why = (f"{ex.function} raised {outcome.type_name} on case '{case.label}'"
                        f": {outcome.message}. Read the traceback above; every array in the "
                        f"cache is described in the skeleton's docstring")
+                if outcome.type_name == "MemoryError":
+                    why += (". The file runs with a memory limit (minswin exercise check "
+                            "--memory); every exercise needs a few megabytes")
             hint = hint or why                             # the first failure keeps the hint
             break
         grads, problem = _as_grads(outcome.value, ex, case)
@@ -387,6 +397,7 @@ def _judge(ex, cases, outcomes, *, source=None, printed="", level=1):
 
 
 def _result(ex, status, rows, hint, tb, text, out):
+    hint, tb, text = escape_controls(hint), escape_controls(tb), escape_controls(text)
     if out is not False:
         print(text, file=out or sys.stdout)
     return GradeResult(ex.name, status, rows, hint, tb, text)
@@ -436,11 +447,43 @@ def check_timeout(timeout):
     return float(timeout)
 
 
-def grade_file(exercise, path, *, out=None, timeout=DEFAULT_TIMEOUT, hint=1):
+def check_memory(memory):
+    """A memory limit in bytes: an integer > 0 (None: child.default_memory())."""
+    if memory is None:
+        return default_memory()
+    if isinstance(memory, bool) or not isinstance(memory, int) or memory <= 0:
+        raise ValueError(f"memory: expected a number of bytes > 0, got {memory!r}")
+    return memory
+
+
+def _remove_work(work):
+    """Remove the grader's work folder, whatever the learner's code made of it (a file, a
+    link, read-only folders): never follows a link out of it."""
+    try:
+        info = os.lstat(work)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(info.st_mode):
+        os.unlink(work)
+        return
+
+    def writable_then_retry(func, p, exc_info):
+        try:
+            os.chmod(os.path.dirname(p), 0o700)
+            func(p)
+        except OSError:
+            pass
+    os.chmod(work, 0o700)
+    shutil.rmtree(work, onerror=writable_then_retry)
+
+
+def grade_file(exercise, path, *, out=None, timeout=DEFAULT_TIMEOUT, hint=1, memory=None):
     """Grade the backward in the file `path` and return the GradeResult.
 
-    The file runs in a child process (see the module docstring), for at most `timeout`
-    seconds. Never raises for the learner's mistakes; a missing file is a FileNotFoundError.
+    The file runs in a child process (see the module docstring): for at most `timeout`
+    seconds in all, reading its results included, and with at most `memory` bytes of
+    address space for the learner's code (default: a quarter of the machine's memory).
+    Never raises for the learner's mistakes; a missing file is a FileNotFoundError.
     hint: 1 (a question), 2 (the term) or 3 (the formula).
     """
     ex = get_exercise(exercise)
@@ -449,9 +492,12 @@ def grade_file(exercise, path, *, out=None, timeout=DEFAULT_TIMEOUT, hint=1):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"file: no such file {path!r}")
     timeout = check_timeout(timeout)
+    chosen, memory = memory is not None, check_memory(memory)
     cases = _cases(ex)
-    with tempfile.TemporaryDirectory(prefix="minswin-grade-") as work:
-        child = run_child(ex, os.path.abspath(path), work, timeout)
+    start = time.monotonic()
+    work = tempfile.mkdtemp(prefix="minswin-grade-")
+    try:
+        child = run_child(ex, os.path.abspath(path), work, timeout, memory)
         printed = child.printed
         if child.flooded:
             return _failure(ex, path, "too much output",
@@ -459,16 +505,20 @@ def grade_file(exercise, path, *, out=None, timeout=DEFAULT_TIMEOUT, hint=1):
                             "was stopped", "print less (a shape, a norm) while you debug",
                             printed=printed, out=out)
         if child.timed_out:
-            return _failure(ex, path, "timed out", f"FAILED: timed out after {timeout:g} s",
-                            "every exercise grades in about a second; look for a loop that "
-                            "never ends (or give more time with --timeout)",
+            return _timed_out(ex, path, timeout, printed, out)
+        limit = (f"it ran with a memory limit of {memory / 2 ** 20:,.0f} MB (--memory); "
+                 "every exercise needs far less, beside Python and NumPy's own")
+        note = f" ({limit})" if chosen else ""           # a limit set low may be the cause
+        if child.returncode == OUT_OF_MEMORY:
+            return _failure(ex, path, "out of memory",
+                            "FAILED: the process running your code ran out of memory", limit,
                             printed=printed, out=out)
         if child.returncode < 0:
             return _failure(ex, path, "crashed",
                             f"FAILED: the process running your code was killed by "
                             f"{signal_name(-child.returncode)}",
                             "a crash in native code (ctypes, a C extension, a signal sent to "
-                            "itself); the lines above, if any, show where",
+                            f"itself); the lines above, if any, show where{note}",
                             printed=printed, out=out)
         try:
             found = read_results(cases, work) if child.returncode == 0 else None
@@ -477,12 +527,20 @@ def grade_file(exercise, path, *, out=None, timeout=DEFAULT_TIMEOUT, hint=1):
                             "FAILED: the results of your code could not be read",
                             f"{err}; the grader reads only the arrays your function returns",
                             printed=printed, out=out)
+        if time.monotonic() - start > timeout:             # reading counts against the limit
+            return _timed_out(ex, path, timeout, printed, out)
         if found is None:
             return _failure(ex, path, "exited",
                             f"FAILED: your code ended the process (exit code "
                             f"{child.returncode}) before the grader had its results",
-                            "do not call sys.exit, os._exit or quit(): return the gradients",
+                            "do not call sys.exit, os._exit or quit(): return the gradients"
+                            + note,
                             printed=printed, out=out)
+    finally:
+        try:
+            _remove_work(work)
+        except OSError:                                    # a leftover in /tmp, no more
+            pass
     if isinstance(found, LoadError):
         verdict_line = ("ERROR: could not import your file" if found.status == "error"
                         else "NO FUNCTION to check")
@@ -493,6 +551,12 @@ def grade_file(exercise, path, *, out=None, timeout=DEFAULT_TIMEOUT, hint=1):
                         tb=found.tb, out=out)
     return _result(ex, *_judge(ex, cases, found, source=path, printed=printed, level=level),
                    out)
+
+
+def _timed_out(ex, path, timeout, printed, out):
+    return _failure(ex, path, "timed out", f"FAILED: timed out after {timeout:g} s",
+                    "every exercise grades in about a second; look for a loop that never "
+                    "ends (or give more time with --timeout)", printed=printed, out=out)
 
 
 def check_file(exercise, path):

@@ -212,5 +212,6 @@ def save_figure(fig, path, dpi=130):
     """Write a Figure to PNG, SVG or PDF, chosen by the extension. Returns the path."""
     fmt = check_format(path)
     check_writable(path)
-    fig.savefig(path, format=fmt, dpi=dpi)
+    from ..atomic import write_atomically
+    write_atomically(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi))
     return str(path)

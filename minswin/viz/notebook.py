@@ -11,6 +11,8 @@ The folder is `$MINSWIN_FIGURES`, or `./minswin-figures/tutorials` under the cur
 import io
 import os
 
+from ..atomic import write_atomically
+
 DEFAULT_FOLDER = os.path.join("minswin-figures", "tutorials")
 
 
@@ -40,8 +42,11 @@ def show(fig, name, dpi=100):
     fig.savefig(buf, format="png", dpi=dpi)
     png = buf.getvalue()
     path = os.path.join(figures_folder(), os.path.basename(name))
-    with open(path, "wb") as f:
-        f.write(png)
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            f.write(png)
+    write_atomically(path, write)
     print(f"figure {os.path.basename(name)} -> {path}")
     if in_notebook():
         from IPython.display import Image, display
