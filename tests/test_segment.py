@@ -1,5 +1,7 @@
 """The dense task: the upsampling op, the heads, the segmenter's backward, the canvases, IoU,
 and a short training run (`minswin train --task segment`'s loop) that lowers the loss."""
+import os
+
 import numpy as np
 import pytest
 from conftest import check_op_case
@@ -164,3 +166,20 @@ def test_upsample_exercise_right_and_wrong_answers():
     assert grade("upsample_backward", loop, out=False).passed
     r = grade("upsample_backward", no_uncrop, out=False)
     assert r.status != "passed" and "upsample_backward" in r.text
+
+
+def test_a_segment_run_owns_its_folder(tmp_path, capsys):
+    """As classification's: a folder another run holds is refused before anything is written,
+    and a refused run leaves no folder behind."""
+    from minswin.atomic import owned_folder
+    from minswin.cli import main as cli_main
+    out = tmp_path / "busy"
+    args = ["train", "--task", "segment", "--config", "canvas_tiny", "--epochs", "1",
+            "--no-progress", "--batch-size", "8", "--out", str(out)]
+    with owned_folder(str(out)):                       # as a running `minswin train` holds it
+        assert cli_main(args) == 2
+        assert "in use by another minswin run" in capsys.readouterr().err
+        assert os.listdir(out) == [] or all(n.startswith(".") for n in os.listdir(out))
+    assert not out.exists()
+    assert cli_main([*args[:-1], str(tmp_path / "refused"), "--lr", "-1"]) == 2
+    assert not (tmp_path / "refused").exists()

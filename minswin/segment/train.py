@@ -12,6 +12,7 @@ is a follow-up, once training.py's own changes have settled).
 
 Files in `out`: last.safetensors, best.safetensors, history.json, curves.png.
 """
+import contextlib
 import dataclasses
 import json
 import math
@@ -21,12 +22,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..atomic import owned_folder, write_atomically
 from ..backend import get_xp, to_backend, to_numpy
 from ..checkpoint import nonfinite_problems
 from ..checks import check_positive_int
 from ..data import batch_slices, epoch_order
 from ..grad_mode import no_grad
-from ..optim import clip_grad_norm, cosine_lr, create_optimizer
+from ..optim import clip_grad_norm, create_optimizer
+from ..training import lr_at as classify_lr_at
 from ..training import (OPT_PREFIX, TrainingDiverged, TrainingFailed, _kept, _progress,
                         _restore_rng, _rng_state_to_json, _StopFlag, _write_json, blas_threads,
                         check_out_folder, read_training_checkpoint, save_training_checkpoint,
@@ -185,7 +188,7 @@ def plot_segment_history(history, path):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
 
 
 def train_segmenter(config="canvas", *, out="runs/segment", resume=None, stop_after=None,
@@ -194,9 +197,9 @@ def train_segmenter(config="canvas", *, out="runs/segment", resume=None, stop_af
     history, model, paths. Safety as `minswin.training.train` (module docstring)."""
     if stop_after is not None:
         check_positive_int("stop_after", stop_after)
-    with blas_threads(threads):
+    with blas_threads(threads), contextlib.ExitStack() as held:
         return _train(config, out, resume, stop_after, progress, plots, log, threads,
-                      overrides)
+                      overrides, held.enter_context)
 
 
 def _resolve(config, resume, overrides):
@@ -222,7 +225,7 @@ def _resolve(config, resume, overrides):
     return given, (model_state, opt_state, meta)
 
 
-def _train(config, out, resume, stop_after, progress, plots, log, threads, overrides):
+def _train(config, out, resume, stop_after, progress, plots, log, threads, overrides, hold):
     t_start = time.perf_counter()
     check_out_folder(out, resume)
     cfg, ckpt = _resolve(config, resume, overrides)
@@ -234,12 +237,9 @@ def _train(config, out, resume, stop_after, progress, plots, log, threads, overr
     xp = model.xp
     slices = batch_slices(cfg.n_train, cfg.batch_size)
     spe = len(slices)
-    total = cfg.epochs * spe
-    warmup = min(int(round(cfg.warmup_epochs * spe)), total)
 
-    def lr_at(step):
-        return cosine_lr(step, base_lr=cfg.lr, total_steps=total, warmup_steps=warmup,
-                         min_lr=min(cfg.min_lr, cfg.lr))
+    def lr_at(step):                               # classification's warm-up and schedule
+        return classify_lr_at(cfg, step, spe)
 
     last_path, best_path = os.path.join(out, "last.safetensors"), \
         os.path.join(out, "best.safetensors")
@@ -265,7 +265,10 @@ def _train(config, out, resume, stop_after, progress, plots, log, threads, overr
         if os.path.abspath(resume) == os.path.abspath(last_path):
             written["last"] = last_path
         log(f"resumed from {resume}: {where(run, cfg.epochs)}")
-    os.makedirs(out, exist_ok=True)
+    # only now, every check above passed: the folder is made and locked for this run, as
+    # classification's (a second run on it is refused; a run that writes nothing removes it)
+    hold(owned_folder(out, "out"))
+    check_out_folder(out, resume, meta_in)         # again: another run may have finished there
 
     def meta(kind):
         return dict(kind=kind, task=TASK, config=cfg.as_dict(),
