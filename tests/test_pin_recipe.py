@@ -1,0 +1,213 @@
+"""The training recipe, held to the official Swin recipe and to reference libraries.
+
+* which parameters decay: the official `set_weight_decay` rule (1-d, ".bias", the skip
+  keywords; Swin V2 adds cpb_mlp and logit_scale), on real v1 and V2 models, and AdamW on
+  a tiny V2 model step by step against torch.optim.AdamW with the official two groups;
+* the learning rate: warm-up then cosine, against timm's CosineLRScheduler configured as the
+  official `build_scheduler` (warmup_prefix, steps not epochs);
+* label smoothing and gradient clipping inside `train_step`, by what they do to the loss and
+  to the weights;
+* DropPath: the rate of each block (linspace over all blocks, v1 and V2), V2's DropPath
+  applied after the post-norm (forward read back from the block's own parts), and no random
+  number drawn at rate 0 or in eval mode.
+"""
+import copy
+
+import numpy as np
+import pytest
+
+from minswin.backend import random_uniform
+from minswin.loss import cross_entropy_forward
+from minswin.model import create_model
+from minswin.ops.droppath import droppath_forward
+from minswin.optim import AdamW, SGD
+from minswin.training import TrainConfig, lr_at, train_step
+
+# the official code (config.py, optimizer.py, swin_transformer_v2.py), written out here
+OFFICIAL_SKIP = {"absolute_pos_embed"}
+OFFICIAL_SKIP_KEYWORDS_V1 = {"relative_position_bias_table"}
+OFFICIAL_SKIP_KEYWORDS_V2 = {"relative_position_bias_table", "cpb_mlp", "logit_scale"}
+
+
+def official_no_decay(name, shape, keywords):
+    return (len(shape) == 1 or name.endswith(".bias") or name in OFFICIAL_SKIP
+            or any(k in name for k in keywords))
+
+
+def tiny(name, **kw):
+    return create_model(name, num_classes=5, dtype="float64", **kw)
+
+
+# ---------------------------------------------------------------------------- weight decay
+
+@pytest.mark.parametrize("name,keywords", [("swin_micro", OFFICIAL_SKIP_KEYWORDS_V1),
+                                           ("swinv2_digits", OFFICIAL_SKIP_KEYWORDS_V2)])
+def test_the_decayed_parameters_are_the_official_ones(name, keywords):
+    model = tiny(name)
+    opt = AdamW(model.params, lr=1e-3, weight_decay=0.05)
+    want = {k: not official_no_decay(k, p.shape, keywords) for k, p in model.params.items()}
+    assert opt.decay == want
+    if name.startswith("swinv2"):
+        # the V2 keywords matter: these parameters are not 1-d and not biases
+        kw_only = [k for k, p in model.params.items()
+                   if ("cpb_mlp" in k or "logit_scale" in k) and p.ndim > 1
+                   and not k.endswith(".bias")]
+        assert kw_only and not any(opt.decay[k] for k in kw_only)
+
+
+def test_adamw_on_a_tiny_v2_model_matches_torch_with_the_official_groups():
+    torch = pytest.importorskip("torch")
+    model = tiny("swinv2_digits", embed_dim=8, depths=(1, 1), num_heads=(1, 2))
+    params = {k: v.copy() for k, v in model.params.items()}
+    names = list(params)
+    tp = {k: torch.tensor(v.copy(), requires_grad=True) for k, v in params.items()}
+    groups = [
+        {"params": [tp[k] for k in names
+                    if not official_no_decay(k, params[k].shape, OFFICIAL_SKIP_KEYWORDS_V2)]},
+        {"params": [tp[k] for k in names
+                    if official_no_decay(k, params[k].shape, OFFICIAL_SKIP_KEYWORDS_V2)],
+         "weight_decay": 0.0}]
+    ref = torch.optim.AdamW(groups, lr=0.05, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.3)
+    ours = AdamW(params, lr=0.05, weight_decay=0.3)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        grads = {k: rng.standard_normal(v.shape) for k, v in params.items()}
+        for k in names:
+            tp[k].grad = torch.tensor(grads[k])
+        ref.step()
+        ours.step(grads)
+    for k in names:
+        np.testing.assert_allclose(params[k], tp[k].detach().numpy(), rtol=1e-12, atol=1e-14,
+                                   err_msg=k)
+
+
+def test_the_recipe_defaults_are_the_official_ones():
+    """configs/swin/*.yaml and config.py: AdamW, eps 1e-8, betas (0.9, 0.999), weight decay
+    0.05, label smoothing 0.1, gradient clipping at norm 5."""
+    cfg = TrainConfig()
+    assert (cfg.optimizer, cfg.weight_decay, cfg.label_smoothing, cfg.clip_grad) == \
+        ("adamw", 0.05, 0.1, 5.0)
+    opt = AdamW({"w": np.zeros((2, 2))})
+    assert (opt.beta1, opt.beta2, opt.eps) == (0.9, 0.999, 1e-8)
+
+
+# ---------------------------------------------------------------------------- schedule
+
+@pytest.mark.parametrize("epochs,warmup,spe", [(6, 2.0, 5), (4, 0.5, 7), (3, 0.0, 4)])
+def test_warmup_and_cosine_match_timm_as_the_official_scheduler(epochs, warmup, spe):
+    torch = pytest.importorskip("torch")
+    from test_folders import oracle
+    oracle("timm")
+    from timm.scheduler import CosineLRScheduler
+    cfg = TrainConfig(epochs=epochs, warmup_epochs=warmup, lr=3e-3, min_lr=1e-5)
+    total, w = epochs * spe, int(round(warmup * spe))
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=cfg.lr)
+    sched = CosineLRScheduler(opt, t_initial=total - w, lr_min=cfg.min_lr, warmup_lr_init=0.0,
+                              warmup_t=w, cycle_limit=1, t_in_epochs=False,
+                              warmup_prefix=True)
+    for step in range(total):
+        sched.step_update(step)
+        assert lr_at(cfg, step, spe) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-12,
+                                                      abs=1e-15), step
+
+
+# ---------------------------------------------------------------------------- one step
+
+def _batch(model, n=4, seed=0):
+    rng = np.random.default_rng(seed)
+    S = model.config.img_size
+    return rng.standard_normal((n, S, S, 3)), rng.integers(0, 5, n)
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.3])
+def test_train_step_uses_the_label_smoothing_asked_for(eps):
+    model = tiny("swin_digits", embed_dim=8, depths=(1, 1), num_heads=(1, 2))
+    model.eval()                                            # no DropPath: same logits twice
+    x, y = _batch(model)
+    want = float(cross_entropy_forward(model.forward(x), y, eps)[0])
+    opt = SGD(model.params, lr=0.0, momentum=0.0)
+    loss, _ = train_step(model, opt, x, y, lr=0.0, label_smoothing=eps, clip_grad=0)
+    assert loss == pytest.approx(want, rel=1e-12)
+    other = float(cross_entropy_forward(model.forward(x), y, 0.3 - eps)[0])
+    assert abs(want - other) > 1e-3
+
+
+@pytest.mark.parametrize("clip", [0.0, 1e-3, 1e6])
+def test_train_step_clips_the_global_gradient_norm_asked_for(clip):
+    """SGD with lr 1 and no momentum moves the weights by exactly the (clipped) gradient."""
+    model = tiny("swin_digits", embed_dim=8, depths=(1, 1), num_heads=(1, 2))
+    model.eval()
+    x, y = _batch(model, seed=1)
+    before = {k: v.copy() for k, v in model.params.items()}
+    opt = SGD(model.params, lr=1.0, momentum=0.0)
+    train_step(model, opt, x, y, lr=1.0, label_smoothing=0.0, clip_grad=clip)
+    moved = np.sqrt(sum(((before[k] - v) ** 2).sum() for k, v in model.params.items()))
+    # the unclipped norm, from a fresh backward at the old weights
+    model2 = tiny("swin_digits", embed_dim=8, depths=(1, 1), num_heads=(1, 2))
+    model2.load_state_dict(before)
+    model2.eval()
+    model2.zero_grad()
+    from minswin.loss import cross_entropy_backward
+    _, cache = cross_entropy_forward(model2.forward(x), y, 0.0)
+    model2.backward(cross_entropy_backward(1.0, cache))
+    full = np.sqrt(sum((g ** 2).sum() for g in model2.grads.values()))
+    assert full > 1e-2
+    want = full if clip == 0 or clip >= full else clip
+    assert moved == pytest.approx(want, rel=1e-6)
+
+
+# ---------------------------------------------------------------------------- DropPath
+
+@pytest.mark.parametrize("name", ["swin_micro", "swinv2_digits"])
+def test_each_block_drops_at_its_official_rate(name):
+    """Official: dpr = linspace(0, drop_path_rate, sum(depths)), block by block in order."""
+    model = tiny(name, drop_path_rate=0.3, depths=(2, 3), num_heads=(2, 4))
+    rates = [blk.drop_path for layer in model.layers for blk in layer.blocks]
+    np.testing.assert_allclose(rates, np.linspace(0, 0.3, 5), rtol=0, atol=1e-15)
+
+
+def test_droppath_at_rate_0_or_in_eval_draws_no_random_number():
+    x = np.ones((4, 3))
+    for p, training in ((0.0, True), (0.5, False)):
+        rng = np.random.default_rng(0)
+        state = copy.deepcopy(rng.bit_generator.state)
+        out, _ = droppath_forward(x, p, training, rng)
+        assert rng.bit_generator.state == state, (p, training)
+        assert out is x or np.array_equal(out, x)
+
+
+@pytest.mark.parametrize("name", ["swin_micro", "swinv2_digits"])
+def test_a_model_with_drop_path_rate_0_draws_no_random_number_in_training(name):
+    model = tiny(name, depths=(1, 1), num_heads=(1, 2), embed_dim=8, drop_path_rate=0.0)
+    model.train()
+    state = copy.deepcopy(model.rng.bit_generator.state)
+    x, _ = _batch(model, n=2)
+    model.forward(x)
+    assert model.rng.bit_generator.state == state
+
+
+def test_v2_droppath_comes_after_the_post_norm():
+    """x1 = x + keep1/(1-p) * norm1(attn(x)); out = x1 + keep2/(1-p) * norm2(mlp(x1)), as the
+    official SwinTransformerBlock V2 (and timm's): the samples DropPath keeps are scaled
+    AFTER the LayerNorm, the dropped ones add nothing."""
+    p = 0.5
+    model = tiny("swinv2_digits", drop_path_rate=0.9, depths=(2, 2), num_heads=(2, 4))
+    blk = model.layers[0].blocks[1]                        # the shifted block
+    blk.drop_path = p
+    rng = np.random.default_rng(7)
+    for norm in (blk.norm1, blk.norm2):                    # V2 starts them at 0: wake them
+        norm.params["weight"][...] = 1 + 0.5 * rng.standard_normal(norm.params["weight"].shape)
+        norm.params["bias"][...] = 0.3 * rng.standard_normal(norm.params["bias"].shape)
+    B = 8
+    H, W = blk.input_resolution
+    x = rng.standard_normal((B, H, W, blk.dim))
+    blk.train()
+    twin = copy.deepcopy(blk.rng)
+    out = blk.forward(x)
+    keep1 = (random_uniform(twin, B, np) >= p).reshape(B, 1, 1, 1) / (1 - p)
+    keep2 = (random_uniform(twin, B, np) >= p).reshape(B, 1, 1, 1) / (1 - p)
+    assert 0 < keep1.sum() < B * 2 and 0 < keep2.sum() < B * 2   # some kept, some dropped
+    a, _ = blk.attend_in_windows(x)
+    x1 = x + keep1 * blk.norm1.forward(a)
+    want = x1 + keep2 * blk.norm2.forward(blk.mlp.forward(x1))
+    np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-12)
