@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.minswin-installed
 
-.PHONY: tour test bench notebooks torch clean gpu-check
+.PHONY: tour test bench notebooks torch clean gpu-check mutate
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || { echo "minswin: creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
@@ -39,6 +39,12 @@ test: $(STAMP)
 # $(OUT) or ./gpu-check; without a GPU it says so and exits 0
 gpu-check: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/python scripts/gpu_check.py
+
+# mutation testing of one area (tests/mutation/areas.toml), not part of `make test`: minutes to
+# an hour per area on 2 cores, e.g. make mutate AREA=minswin/exercises MUTATE_ARGS="--time-limit 900"
+AREA ?= minswin/exercises
+mutate: $(STAMP)
+	$(BIN)/python scripts/mutate.py $(AREA) $(MUTATE_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_swin.py
