@@ -124,10 +124,12 @@ def main(argv=None):
         if not name:
             continue
         counts[status] = counts.get(status, 0) + 1
-        if status == "survived":
-            survivors.append(name)
+        if status in ("survived", "no tests"):
+            survivors.append(f"{name}  ({status})")
+    # "no tests": no test runs the mutated function (it counts against the score, as a
+    # survivor); "not checked": the time limit came first (left out of the score)
     killed = counts.get("killed", 0) + counts.get("timeout", 0) + counts.get("segfault", 0)
-    tested = killed + counts.get("survived", 0)
+    tested = killed + counts.get("survived", 0) + counts.get("no tests", 0)
     score = f"{killed}/{tested} = {100 * killed / tested:.1f}%" if tested else "no mutant tested"
     summary = (f"mutate: {args.area}: killed {score} in {elapsed:.0f} s; "
                + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))

@@ -175,3 +175,56 @@ def test_a_float32_answer_is_refused_with_the_reason():
     ref = SOLUTIONS[NAME]
     r = grade(NAME, lambda d, c: ref(d, c).astype(np.float32), out=False)
     assert r.status == "failed" and "dtype float32" in r.hint
+
+
+# ---------------------------------------------------------------------------- the child, in process
+
+def _child(tmp_path, source):
+    from minswin.exercises import child
+    import tempfile
+    path = tmp_path / "learner.py"
+    path.write_text(source)
+    work = tempfile.mkdtemp(dir=tmp_path)
+    assert child.child_main([NAME, str(path), str(work)]) == 0
+    return child.read_results(EXERCISES[NAME].cases(), str(work))
+
+
+def test_the_child_hands_back_exactly_what_the_backward_returned(tmp_path):
+    from minswin.exercises.child import Returned
+    outcomes = _child(tmp_path, RIGHT_FILE)
+    ex = EXERCISES[NAME]
+    cases = ex.cases()
+    assert len(outcomes) == len(cases)
+    for ci, (case, o) in enumerate(zip(cases, outcomes)):
+        assert isinstance(o, Returned)
+        out, cache = ex.forward(**{k: v.copy() for k, v in case.inputs.items()}, **case.static)
+        np.testing.assert_array_equal(o.value, SOLUTIONS[NAME](grader._dout(ci, out.shape),
+                                                               cache))
+
+
+def test_the_child_reports_what_was_raised_and_stops(tmp_path):
+    from minswin.exercises.child import Raised
+    outcomes = _child(tmp_path, "def gelu_backward(dout, cache):\n"
+                                "    raise NotImplementedError('later')\n")
+    assert len(outcomes) == 1 and isinstance(outcomes[0], Raised)
+    assert outcomes[0].type_name == "NotImplementedError" and outcomes[0].not_implemented
+    assert outcomes[0].message == "later" and "raise NotImplementedError" in \
+        outcomes[0].traceback
+    outcomes = _child(tmp_path, "def gelu_backward(dout, cache):\n    return 1 / 0\n")
+    assert outcomes[0].type_name == "ZeroDivisionError" and not outcomes[0].not_implemented
+
+
+def test_the_child_describes_values_that_are_not_arrays(tmp_path):
+    from minswin.exercises.child import Foreign
+    outcomes = _child(tmp_path, "def gelu_backward(dout, cache):\n"
+                                "    return [dout, None, 'text']\n")
+    items = outcomes[0].value
+    assert isinstance(items, list) and isinstance(items[0], np.ndarray)
+    assert items[1] is None and isinstance(items[2], Foreign) and items[2].type_name == "str"
+
+
+def test_the_child_reports_a_file_without_the_function(tmp_path):
+    from minswin.exercises.child import LoadError
+    found = _child(tmp_path, "def something_else(dout, cache):\n    return dout\n")
+    assert isinstance(found, LoadError) and found.status == "no function"
+    assert "something_else" in found.message
