@@ -4,8 +4,10 @@ mutmut changes one thing at a time in the area's code (a `<` into `<=`, a `+` in
 constant, a keyword argument dropped...) and runs the tests that matter for that area against
 each change. A change that no test notices ("survived") is either a missing test or a change
 that alters no behaviour ("equivalent"). Equivalent ones are listed, with the reason, in
-tests/mutation/equivalent.toml, which this script hands to mutmut (`do_not_mutate_patterns`:
-a regular expression matching the source line), so the next run is quiet about them.
+tests/mutation/equivalent.toml: by mutant name (`mutant = "..."`, reported as equivalent, not
+as a survivor; a name stays valid while its function is unchanged) or by source line
+(`line = '<regex>'`, handed to mutmut as a do_not_mutate_pattern: every mutation of the
+matching lines is skipped). Either way the next run is quiet about them.
 
 The run happens in a scratch copy (build/mutate/<area>/), never in the working tree, so that an
 interrupted run leaves nothing behind. The score is printed at the end and written to
@@ -52,7 +54,7 @@ def _q(s):
 
 def write_config(work, area, spec, equivalent):
     """The scratch copy's pyproject.toml: minswin's own, with a [tool.mutmut] for this area."""
-    patterns = [e["line"] for e in equivalent if e["area"] == area]
+    patterns = [e["line"] for e in equivalent if e["area"] == area and "line" in e]
     only = spec.get("only", [])
     text = (ROOT / "pyproject.toml").read_text()
     text += "\n[tool.mutmut]\n"
@@ -77,6 +79,8 @@ def main(argv=None):
                    help="stop the run after this many seconds (default 3600); the score "
                         "then counts only the mutants tested")
     p.add_argument("--fresh", action="store_true", help="forget the results of earlier runs")
+    p.add_argument("--survivors", action="store_true",
+                   help="test again only the survivors of the last run (after adding tests)")
     args = p.parse_args(argv)
     if args.area not in areas:
         print(f"mutate: AREA: expected one of {', '.join(areas)}, got {args.area!r}",
@@ -87,6 +91,14 @@ def main(argv=None):
         return 2
     spec = areas[args.area]
     work = ROOT / "build" / "mutate" / args.area.replace("/", "_").removesuffix(".py")
+    names = []
+    if args.survivors:
+        if not (work / "score.txt").is_file():
+            print(f"mutate: --survivors: no earlier run of {args.area} to take them from",
+                  file=sys.stderr)
+            return 2
+        names = [line.split()[0] for line in (work / "score.txt").read_text().splitlines()[1:]
+                 if line.strip()]
     if args.fresh and work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
@@ -99,10 +111,10 @@ def main(argv=None):
                OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     mutmut = [sys.executable, "-m", "mutmut"]
     print(f"mutate: {args.area}: tests {' '.join(spec['tests'])}; "
-          f"{sum(e['area'] == args.area for e in equivalent)} equivalent line(s) skipped; "
+          f"{sum(e['area'] == args.area for e in equivalent)} equivalent mutant(s) listed; "
           f"time limit {args.time_limit:g} s", flush=True)
     start = time.monotonic()
-    proc = subprocess.Popen(mutmut + ["run", "--max-children", str(args.max_children)],
+    proc = subprocess.Popen(mutmut + ["run", "--max-children", str(args.max_children)] + names,
                             cwd=work, env=env, start_new_session=True)
     try:
         proc.wait(timeout=args.time_limit)
@@ -119,15 +131,19 @@ def main(argv=None):
                          capture_output=True, text=True)
     counts = {}
     survivors = []
+    explained = {e["mutant"] for e in equivalent if e["area"] == args.area and "mutant" in e}
     for line in res.stdout.splitlines():
         name, _, status = line.strip().rpartition(": ")
         if not name:
             continue
+        if name in explained and status in ("survived", "no tests"):
+            status = "equivalent"
         counts[status] = counts.get(status, 0) + 1
         if status in ("survived", "no tests"):
             survivors.append(f"{name}  ({status})")
     # "no tests": no test runs the mutated function (it counts against the score, as a
-    # survivor); "not checked": the time limit came first (left out of the score)
+    # survivor); "not checked": the time limit came first, and "equivalent": listed in
+    # equivalent.toml (both left out of the score)
     killed = counts.get("killed", 0) + counts.get("timeout", 0) + counts.get("segfault", 0)
     tested = killed + counts.get("survived", 0) + counts.get("no tests", 0)
     score = f"{killed}/{tested} = {100 * killed / tested:.1f}%" if tested else "no mutant tested"

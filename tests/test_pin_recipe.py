@@ -22,6 +22,7 @@ from minswin.model import create_model
 from minswin.ops.droppath import droppath_forward
 from minswin.optim import AdamW, SGD
 from minswin.training import TrainConfig, lr_at, train_step
+from test_pin_dispatch import standin_arrays  # noqa: F401  (a fixture)
 
 # the official code (config.py, optimizer.py, swin_transformer_v2.py), written out here
 OFFICIAL_SKIP = {"absolute_pos_embed"}
@@ -211,3 +212,136 @@ def test_v2_droppath_comes_after_the_post_norm():
     x1 = x + keep1 * blk.norm1.forward(a)
     want = x1 + keep2 * blk.norm2.forward(blk.mlp.forward(x1))
     np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------- found by mutmut
+# Survivors of `make mutate AREA=minswin/optim.py` that changed behaviour: each test below
+# kills one family of them.
+
+def test_sgd_without_momentum_steps_down_the_gradient_and_decays_at_wd_1():
+    p, g = np.array([1.0, -2.0]), np.array([0.5, 0.25])
+    opt = SGD({"w": p.reshape(1, 2)}, lr=0.1, momentum=0.0, weight_decay=1.0)
+    opt.step({"w": g.reshape(1, 2)})
+    np.testing.assert_allclose(opt.params["w"][0], [1.0 - 0.1 * (0.5 + 1.0),
+                                                    -2.0 - 0.1 * (0.25 - 2.0)])
+    assert opt.state == {}                                 # no buffer without momentum
+
+
+def test_adamw_decays_at_wd_1():
+    w = np.full((1, 2), 2.0)
+    opt = AdamW({"w": w}, lr=0.1, weight_decay=1.0)
+    opt.step({"w": np.zeros((1, 2))})                      # zero gradient: only the decay
+    np.testing.assert_allclose(w, 2.0 * (1 - 0.1 * 1.0))
+
+
+def test_the_optimisers_defaults_are_torch_s():
+    sgd, adamw = SGD({"w": np.zeros((2, 2))}), AdamW({"w": np.zeros((2, 2))})
+    assert (sgd.lr, sgd.momentum, sgd.weight_decay, sgd.nesterov) == (0.1, 0.9, 0.0, False)
+    assert (adamw.lr, adamw.weight_decay) == (1e-3, 0.05)  # torch's lr, the official decay
+
+
+def test_create_optimizer_passes_every_keyword():
+    from minswin.optim import create_optimizer
+    opt = create_optimizer("sgd", {"w": np.zeros((2, 2))}, lr=0.5, momentum=0.0,
+                           weight_decay=0.25)
+    assert (opt.lr, opt.momentum, opt.weight_decay) == (0.5, 0.0, 0.25)
+
+
+@pytest.mark.parametrize("bad", [np.nan, 1.0, 1.5, -0.1])
+def test_adamw_betas_outside_0_1_are_refused(bad):
+    for betas in ((bad, 0.999), (0.9, bad)):
+        with pytest.raises(ValueError, match=r"betas\[[01]\]: expected"):
+            AdamW({"w": np.zeros((2, 2))}, betas=betas)
+    with pytest.raises(ValueError, match="betas: expected a pair"):
+        AdamW({"w": np.zeros((2, 2))}, betas=(0.9,))
+
+
+def test_the_step_count_is_saved_as_int64_and_a_fresh_state_loads():
+    w = np.zeros((2, 2))
+    opt = AdamW({"w": w})
+    sd = opt.state_dict()
+    assert sd["optimizer.step"].dtype == np.int64 and sd["optimizer.step"].shape == (1,)
+    fresh = AdamW({"w": w.copy(), "v": np.zeros((3, 1))})
+    fresh.load_state_dict({"optimizer.step": np.array([0])})   # step 0: nothing to restore
+    assert fresh.t == 0 and fresh.state["exp_avg"] == {}
+    one = AdamW({"w": w.copy()})
+    with pytest.raises(KeyError, match="missing 'optimizer.exp_avg.w' for a adamw optimiser "
+                                       "at step 1"):
+        one.load_state_dict({"optimizer.step": np.array([1])})
+
+
+def test_moments_load_in_the_parameter_dtype():
+    w = np.zeros((2, 2), np.float32)
+    opt = AdamW({"w": w})
+    opt.load_state_dict({"optimizer.step": np.array([[3]]),
+                         "optimizer.exp_avg.w": np.ones((2, 2)),
+                         "optimizer.exp_avg_sq.w": np.ones((2, 2))})
+    assert opt.t == 3 and opt.state["exp_avg"]["w"].dtype == np.float32
+
+
+def test_cosine_lr_edges():
+    from minswin.optim import cosine_lr
+    assert cosine_lr(0, base_lr=1.0, total_steps=1) == 1.0          # one step: base lr
+    assert cosine_lr(4, base_lr=1.0, total_steps=4, warmup_steps=4) == 1.0   # all warm-up
+    assert cosine_lr(2, base_lr=1.0, total_steps=4, warmup_steps=4, warmup_lr=0.5) == 0.75
+    for bad in (dict(total_steps=0), dict(total_steps=3, warmup_steps=4),
+                dict(total_steps=3, warmup_steps=-1)):
+        with pytest.raises(ValueError, match="warmup_steps: expected"):
+            cosine_lr(0, base_lr=1.0, **bad)
+    with pytest.raises(ValueError, match="step: expected a step >= 0, got -1"):
+        cosine_lr(-1, base_lr=1.0, total_steps=3)
+
+
+def test_clipping_keeps_float32_gradients_and_refuses_a_norm_of_0():
+    from minswin.optim import clip_grad_norm
+    g = {"w": np.full((2, 2), 10.0, np.float32)}
+    clip_grad_norm(g, 1.0)
+    assert g["w"].dtype == np.float32
+    assert np.sqrt((g["w"].astype(np.float64) ** 2).sum()) == pytest.approx(1.0, rel=1e-5)
+    with pytest.raises(ValueError, match=r"max_norm: expected a value in \(0.0, inf\)"):
+        clip_grad_norm(g, 0.0)
+
+
+def test_droppath_drops_whole_samples_keeps_dtype_and_its_backward_drops_the_same():
+    from minswin.ops.droppath import droppath_backward
+    rng = np.random.default_rng(3)
+    x = np.ones((6, 2, 3), np.float32)                     # B=6, not equal to any other axis
+    out, cache = droppath_forward(x, 0.5, True, rng)
+    assert out.dtype == np.float32
+    per_sample = out.reshape(6, -1)
+    assert set(np.unique(per_sample)) <= {0.0, 2.0}
+    assert all(len(set(row)) == 1 for row in per_sample.tolist())   # whole samples
+    assert 0 < (per_sample[:, 0] == 0).sum() < 6
+    dx = droppath_backward(np.ones_like(x), cache)
+    np.testing.assert_array_equal(dx, out)                 # the same samples, the same scale
+    for bad in (1.0, -0.1):
+        with pytest.raises(ValueError, match=r"p: expected a drop probability in \[0, 1\)"):
+            droppath_forward(x, bad, True, rng)
+
+
+@pytest.mark.parametrize("rule", ["sgd", "adamw"])
+def test_an_update_refuses_arrays_from_two_backends(rule, standin_arrays):
+    """Each array of an update is checked: one of them on the (stand-in) GPU is an error."""
+    from minswin.optim import adamw_update, sgd_update
+    cp = standin_arrays
+    n = 3 if rule == "sgd" else 4
+    for i in range(n):
+        arrays = [np.ones(2) for _ in range(n)]
+        arrays[i] = cp.asarray(arrays[i])
+        with pytest.raises(TypeError, match="two backends"):
+            if rule == "sgd":
+                sgd_update(*arrays, lr=0.1, momentum=0.9, wd=0.0, nesterov=False, first=True)
+            else:
+                adamw_update(*arrays, t=1, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, wd=0.0)
+
+
+def test_check_labels_takes_1d_integer_labels_in_range_only():
+    from minswin.loss import check_labels
+    check_labels(np.array([0, 4, 2]), 5)                   # fine: nothing raised
+    with pytest.raises(ValueError, match=r"labels: expected class indices in \[0, 5\), got "
+                                         r"values in \[0, 5\]"):
+        check_labels(np.array([0, 5]), 5)
+    with pytest.raises(ValueError, match=r"labels: expected a 1-d array, got shape \(1, 2\)"):
+        check_labels(np.array([[0, 1]]), 5)
+    with pytest.raises(TypeError, match="labels: expected an integer array, got float64"):
+        check_labels(np.array([0.0, 1.0]), 5)
