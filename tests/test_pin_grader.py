@@ -228,3 +228,92 @@ def test_the_child_reports_a_file_without_the_function(tmp_path):
     found = _child(tmp_path, "def something_else(dout, cache):\n    return dout\n")
     assert isinstance(found, LoadError) and found.status == "no function"
     assert "something_else" in found.message
+
+
+# ---------------------------------------------------------------------------- found by mutmut
+# Survivors of `make mutate AREA=minswin/exercises` that changed what a learner sees.
+
+def test_a_learner_traceback_holds_the_learner_s_frames_only(tmp_path):
+    def gelu_backward(dout, cache):
+        raise ValueError("boom")
+    r = grade(NAME, gelu_backward, out=False)
+    assert r.status == "error"
+    assert "in gelu_backward" in r.traceback and 'raise ValueError("boom")' in r.traceback
+    assert "exercises/grader.py" not in r.traceback and "test_pin_grader.py" in r.traceback
+    assert r.traceback.startswith("Traceback (most recent call last):\n")
+    assert "raised ValueError on case" in r.hint and ": boom." in r.hint
+    path = tmp_path / "bad_import.py"
+    path.write_text("import json\njson.loads('{')\n")
+    r = grade_file(NAME, path, out=False)
+    assert r.status == "error" and "bad_import.py" in r.traceback
+    assert "importlib" not in r.traceback and "JSONDecodeError" in r.traceback
+    assert "importing your file raised:\n" + r.traceback.rstrip() in r.text
+    assert "\nhint: importing " in r.text and r.rows == []
+    assert r.text.startswith(f"exercise {NAME}: ") and f"({path})" in r.text.splitlines()[0]
+    assert "your code printed" not in r.text
+
+
+def test_not_implemented_in_process_is_reported_as_such():
+    def gelu_backward(dout, cache):
+        raise NotImplementedError("soon")
+    r = grade(NAME, gelu_backward, out=False)
+    assert r.status == "not implemented" and "(soon)" in r.hint
+
+
+def test_callables_the_grader_cannot_call_are_named(tmp_path):
+    class OneArgument:
+        def __call__(self, dout):
+            return dout
+    with pytest.raises(TypeError, match=r"got OneArgument\(dout\), which cannot take the two "
+                                        r"arguments .*keep the skeleton's signature"):
+        grade(NAME, OneArgument(), out=False)
+    with pytest.raises(TypeError, match=r"pass the function itself, as in "
+                                        r"grade\('gelu_backward', gelu_backward\)"):
+        grade(NAME, "gelu_backward", out=False)
+
+    class NoSignature:                     # Python cannot tell: the call itself decides
+        @property
+        def __signature__(self):
+            raise ValueError("no signature")
+
+        def __call__(self, dout, cache):
+            return SOLUTIONS[NAME](dout, cache)
+    assert grade(NAME, NoSignature(), out=False).passed
+
+
+def test_what_came_back_instead_of_an_array_is_named(tmp_path):
+    r = grade(NAME, lambda d, c: "text", out=False)
+    assert "dx is a str, expected a NumPy array" in r.hint
+    path = tmp_path / "text.py"
+    path.write_text("def gelu_backward(dout, cache):\n    return 'text'\n")
+    r = grade_file(NAME, path, out=False)
+    assert "dx is a str, expected a NumPy array" in r.hint
+
+
+def test_the_grader_prints_where_it_is_told_and_names_the_source():
+    import io
+    buf = io.StringIO()
+    r = grade(NAME, SOLUTIONS[NAME], out=buf, source="mine.py")
+    assert buf.getvalue() == r.text + "\n"
+    assert r.text.splitlines()[0] == f"exercise {NAME}: {EXERCISES[NAME].title}  (mine.py)"
+
+
+def test_a_constant_multiple_is_recognised_and_nothing_else_is():
+    ref = SOLUTIONS[NAME]
+    r = grade(NAME, lambda d, c: 2.0 * ref(d, c), out=False)
+    assert "dx is 2 times the right answer: a missing or extra constant factor" in r.hint
+    r = grade(NAME, lambda d, c: -ref(d, c), out=False)
+    assert "dx is -1 times the right answer (the sign is flipped)" in r.hint
+    noise = np.random.default_rng(0)
+    r = grade(NAME, lambda d, c: ref(d, c) + noise.standard_normal(d.shape), out=False)
+    assert "times the right answer" not in r.hint
+    assert grader._multiple_of(np.ones(3), np.zeros(3), 1e-9) is None     # nothing to scale
+    assert grader._multiple_of(np.array([np.nan, 1.0, 1.0]), np.ones(3), 1e-9) is None
+    assert grader._multiple_of(np.ones(3), np.ones(3), 1e-9) is None      # c = 1: not a mistake
+    assert grader._multiple_of(3 * np.ones(3), np.ones(3), 1e-9) == pytest.approx(3.0)
+
+
+def test_a_load_error_carries_its_message():
+    from minswin.exercises.child import LoadError
+    err = LoadError("error", "the message")
+    assert str(err) == "the message" and err.tb == ""
