@@ -345,3 +345,98 @@ def test_check_labels_takes_1d_integer_labels_in_range_only():
         check_labels(np.array([[0, 1]]), 5)
     with pytest.raises(TypeError, match="labels: expected an integer array, got float64"):
         check_labels(np.array([0.0, 1.0]), 5)
+
+
+def _w():
+    return {"w": np.zeros((2, 2)), "b": np.zeros(2)}
+
+
+BAD_HYPER = [   # (call, error type, the whole message, as a regular expression)
+    (lambda: AdamW(_w(), lr=True), ValueError, r"lr: expected a number, got True"),
+    (lambda: AdamW(_w(), lr=float("nan")), ValueError, r"lr: expected a number, got nan"),
+    (lambda: AdamW(_w(), lr=-1.0), ValueError, r"lr: expected a value in \[0.0, inf\), got -1.0"),
+    (lambda: AdamW(_w(), weight_decay=-1.0), ValueError,
+     r"weight_decay: expected a value in \[0.0, inf\), got -1.0"),
+    (lambda: AdamW(_w(), eps=-1.0), ValueError, r"eps: expected a value in \[0.0, inf\), got -1.0"),
+    (lambda: AdamW(_w(), betas=(1.0, 0.9)), ValueError,
+     r"betas\[0\]: expected a value in \[0.0, 1.0\), got 1.0"),
+    (lambda: AdamW(_w(), betas=[0.9]), ValueError, r"betas: expected a pair \(beta1, beta2\), got \[0.9\]"),
+    (lambda: SGD(_w(), momentum=1.0), ValueError,
+     r"momentum: expected a value in \[0.0, 1.0\), got 1.0"),
+    (lambda: SGD(_w(), momentum=0.0, nesterov=True), ValueError,
+     r"nesterov: expected momentum > 0 with nesterov=True, got momentum 0"),
+    (lambda: AdamW({}), TypeError, r"params: expected a non-empty dict name -> array, got dict"),
+    (lambda: AdamW([np.zeros(2)]), TypeError, r"params: expected a non-empty dict name -> array, got list"),
+    (lambda: AdamW(_w()).step({"w": np.zeros((2, 2)), "x": np.zeros(1), "y": np.zeros(1),
+                               "z": np.zeros(1), "zz": np.zeros(1)}), KeyError,
+     r"grads: expected the same keys as params; missing \['b'\], unexpected \['x', 'y', 'z'\]"),
+    (lambda: AdamW(_w()).load_state_dict({"a": 1, "b": 2, "c": 3, "d": 4}), KeyError,
+     r"state: expected key 'optimizer.step' \(an optimiser state_dict\), got keys "
+     r"\['a', 'b', 'c'\]\.\.\."),
+    (lambda: AdamW(_w()).load_state_dict({"optimizer.step": np.array([1]),
+                                          "optimizer.exp_avg.w": np.zeros((3, 2))}), ValueError,
+     r"state\['optimizer.exp_avg.w'\]: expected shape \(2, 2\), got \(3, 2\)"),
+]
+
+
+@pytest.mark.parametrize("k", range(len(BAD_HYPER)))
+def test_bad_hyper_parameters_name_the_argument_and_the_bound(k):
+    call, err, message = BAD_HYPER[k]
+    with pytest.raises(err) as info:
+        call()
+    text = info.value.args[0]
+    import re
+    assert re.fullmatch(message, text), text
+
+
+def test_an_optimiser_refuses_a_learning_rate_set_wrong_between_steps():
+    opt = AdamW(_w())
+    opt.lr = -0.5
+    with pytest.raises(ValueError, match=r"^lr: expected a value in \[0.0, inf\), got -0.5$"):
+        opt.step({k: np.zeros_like(v) for k, v in opt.params.items()})
+
+
+def test_a_state_at_step_0_loads_what_it_has_for_every_parameter():
+    opt = AdamW({"a": np.zeros((2, 2)), "b": np.zeros((2, 2))})
+    opt.load_state_dict({"optimizer.step": np.array([0]), "optimizer.exp_avg.b": np.ones((2, 2))})
+    assert list(opt.state["exp_avg"]) == ["b"]
+
+
+def test_log_softmax_shifts_each_row_by_its_own_max():
+    from minswin.loss import log_softmax
+    z = np.array([[0.0, 1.0], [1000.0, 1001.0]])
+    want = np.log(np.exp([0.0, 1.0]) / np.exp([0.0, 1.0]).sum())
+    np.testing.assert_allclose(log_softmax(z), [want, want], rtol=1e-12)
+
+
+def test_the_loss_gradient_keeps_float32_for_an_array_dout():
+    from minswin.loss import cross_entropy_backward
+    _, cache = cross_entropy_forward(np.zeros((2, 3), np.float32), np.array([0, 1]))
+    assert cross_entropy_backward(np.float64(1.0), cache).dtype == np.float32
+    assert cross_entropy_backward(np.asarray(2.0), cache).dtype == np.float32
+
+
+def test_the_loss_and_the_count_refuse_arrays_from_two_backends(standin_arrays):
+    from minswin.loss import accuracy_count
+    cp = standin_arrays
+    logits, labels = np.zeros((2, 3)), np.array([0, 1])
+    for a, b in ((cp.asarray(logits), labels), (logits, cp.asarray(labels))):
+        for fn in (cross_entropy_forward, accuracy_count):
+            with pytest.raises(TypeError, match="two backends"):
+                fn(a, b)
+
+
+def test_loss_optimiser_and_droppath_stay_on_the_arrays_backend(standin_arrays):
+    """Everything made inside (one-hot targets, moments, keep masks) is made where the inputs
+    live: on the (stand-in) GPU, a NumPy array anywhere in the computation is an error."""
+    from minswin.loss import cross_entropy_backward
+    cp = standin_arrays
+    loss, cache = cross_entropy_forward(cp.asarray(np.zeros((2, 3))), cp.asarray(np.array([0, 2])))
+    assert isinstance(loss, cp.ndarray)
+    assert isinstance(cross_entropy_backward(1.0, cache), cp.ndarray)
+    w = cp.asarray(np.ones((2, 2)))
+    opt = AdamW({"w": w})
+    opt.step({"w": cp.asarray(np.ones((2, 2)))})
+    assert isinstance(opt.state["exp_avg"]["w"], cp.ndarray)
+    out, _ = droppath_forward(cp.asarray(np.ones((4, 3))), 0.5, True, np.random.default_rng(0))
+    assert isinstance(out, cp.ndarray)
