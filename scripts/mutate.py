@@ -101,8 +101,8 @@ def main(argv=None):
                  if line.strip()]
     if args.fresh and work.exists():
         shutil.rmtree(work)
-    if args.survivors:          # new tests since: which tests reach which function, again
-        (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
+    # tests may have changed since the last run: which tests reach which function, again
+    (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     for name in ("minswin", "tests"):        # refresh the copy, keep mutmut's own mutants/
         shutil.rmtree(work / name, ignore_errors=True)

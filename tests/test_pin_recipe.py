@@ -440,3 +440,27 @@ def test_loss_optimiser_and_droppath_stay_on_the_arrays_backend(standin_arrays):
     assert isinstance(opt.state["exp_avg"]["w"], cp.ndarray)
     out, _ = droppath_forward(cp.asarray(np.ones((4, 3))), 0.5, True, np.random.default_rng(0))
     assert isinstance(out, cp.ndarray)
+
+
+def test_the_loss_names_what_is_wrong_with_its_inputs():
+    from minswin.loss import check_labels
+    with pytest.raises(TypeError, match=r"^labels: expected an integer array, got list$"):
+        check_labels([0, 1], 5)
+    with pytest.raises(ValueError, match=r"^logits: expected at least one row, got shape "
+                                         r"\(0, K\)$"):
+        cross_entropy_forward(np.zeros((0, 3)), np.zeros(0, int))
+    with pytest.raises(ValueError, match=r"^logits: "):
+        cross_entropy_forward(np.zeros(3), np.zeros(3, int))
+    # check_values=False: the values are not looked at (the caller has checked them)
+    cross_entropy_forward(np.zeros((1, 3)), np.array([-1]), check_values=False)
+    with pytest.raises(ValueError, match=r"class indices in \[0, 3\)"):
+        cross_entropy_forward(np.zeros((1, 3)), np.array([-1]))
+    with pytest.raises(KeyError, match=r"missing \['a', 'b', 'c'\], unexpected \[\]"):
+        AdamW({k: np.zeros((2, 2)) for k in "abcde"}).step({k: np.zeros((2, 2)) for k in "de"})
+
+
+def test_the_loss_gradient_of_a_gpu_dout_stays_on_the_gpu(standin_arrays):
+    from minswin.loss import cross_entropy_backward
+    cp = standin_arrays
+    _, cache = cross_entropy_forward(cp.asarray(np.zeros((2, 3))), cp.asarray(np.array([0, 2])))
+    assert isinstance(cross_entropy_backward(cp.asarray(1.0), cache), cp.ndarray)
