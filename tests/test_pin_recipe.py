@@ -456,7 +456,7 @@ def test_the_loss_names_what_is_wrong_with_its_inputs():
     with pytest.raises(ValueError, match=r"class indices in \[0, 3\)"):
         cross_entropy_forward(np.zeros((1, 3)), np.array([-1]))
     with pytest.raises(KeyError, match=r"missing \['a', 'b', 'c'\], unexpected \[\]"):
-        AdamW({k: np.zeros((2, 2)) for k in "abcde"}).step({k: np.zeros((2, 2)) for k in "de"})
+        AdamW({k: np.zeros((2, 2)) for k in "abcdef"}).step({k: np.zeros((2, 2)) for k in "ef"})
 
 
 def test_the_loss_gradient_of_a_gpu_dout_stays_on_the_gpu(standin_arrays):
