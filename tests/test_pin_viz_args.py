@@ -186,3 +186,27 @@ def test_cli_mask_figures_take_the_shift_and_window_id_asked_for():
     want = attention_mask(12, 12, 4, 3) != 0
     for w, ax in enumerate(fig.axes):
         np.testing.assert_array_equal(drawn(ax), want[w])
+
+
+# ---------------------------------------------------------------------------- found by mutmut
+
+def test_index_walkthrough_titles_carry_the_numbers_of_that_window():
+    titles = [t for t, _ in viz.index_steps(3)]
+    assert titles == ["relative row  dr = r_i - r_j", "relative column  dc = c_i - c_j",
+                      "dr + (M-1) = dr + 2", "dc + (M-1) = dc + 2",
+                      "(dr + 2) x (2M-1) = x 5", "index = row part + (dc + M-1)"]
+    with pytest.raises(ValueError, match="^window: "):
+        viz.index_steps(0)
+
+
+def test_central_window_of_maps_that_are_not_square():
+    assert viz.central_window(12, 20, 4) == 1 * 5 + 2     # 3x5 windows: row 1, column 2
+    assert isinstance(viz.central_window(12, 20, 4), int)
+    assert viz.central_window(3, 3, 1) == 4               # window 1: no shift is possible
+    assert viz.central_window(8, 4, 4) == 0               # 2x1 windows: up of the centre
+
+
+def test_token_positions_default_to_no_shift():
+    np.testing.assert_array_equal(viz.token_positions(8, 8, 4),
+                                  viz.token_positions(8, 8, 4, 0))
+    assert not np.array_equal(viz.token_positions(8, 8, 4), viz.token_positions(8, 8, 4, 1))
