@@ -210,3 +210,22 @@ def test_token_positions_default_to_no_shift():
     np.testing.assert_array_equal(viz.token_positions(8, 8, 4),
                                   viz.token_positions(8, 8, 4, 0))
     assert not np.array_equal(viz.token_positions(8, 8, 4), viz.token_positions(8, 8, 4, 1))
+
+
+def test_index_walkthrough_words_name_that_window():
+    fig = viz.plot_index_walkthrough(3)
+    ax0, ax1 = fig.axes[:2]
+    assert ax0.get_title() == ("1. absolute (row, col) of the 9 tokens\nof a 3x3 window, "
+                               "token n = r*M + c")
+    assert (ax0.get_xlabel(), ax0.get_ylabel()) == ("column c", "row r")
+    cells = [t.get_text() for t in ax0.texts]
+    assert cells == [f"token {r * 3 + c}\n({r}, {c})" for r in range(3) for c in range(3)]
+    assert ax1.get_title() == ("2. query minus key, (dr, dc):\neach row is one query's M x M "
+                               "offsets, flattened")
+    for k, ax in enumerate(fig.axes[1:8]):
+        assert (ax.get_xlabel(), ax.get_ylabel()) == ("key j", "query i"), k
+    steps = viz.index_steps(3)
+    for k, (title, _) in enumerate(steps):
+        assert fig.axes[k + 2].get_title() == f"{k + 3}. {title}"
+    assert fig.get_suptitle() == ("Relative position index of a 3x3 window, step by step: 9x9 "
+                                  "pairs -> rows 0..24 of the ((2M-1)^2 = 25, heads) bias table")
