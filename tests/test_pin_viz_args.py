@@ -229,3 +229,15 @@ def test_index_walkthrough_words_name_that_window():
         assert fig.axes[k + 2].get_title() == f"{k + 3}. {title}"
     assert fig.get_suptitle() == ("Relative position index of a 3x3 window, step by step: 9x9 "
                                   "pairs -> rows 0..24 of the ((2M-1)^2 = 25, heads) bias table")
+
+
+def test_figure_defaults_and_layout():
+    """The defaults are the explainer's: a 2x2 walk-through, Swin-T's 56x56 map of 7x7
+    windows for the stage masks; the walk-through has exactly its 8 panels."""
+    fig = viz.plot_index_walkthrough()
+    assert len(fig.axes) == 8 and "of a 2x2 window" in fig.get_suptitle()
+    assert len(viz.plot_stage_masks().axes) == 64
+    with pytest.raises(ValueError, match="^window: "):
+        viz.plot_index_walkthrough(0)
+    labels = viz.reading_order_labels(8, 8, 4, 2)
+    assert labels.dtype.kind == "i"
