@@ -86,8 +86,13 @@ def main(argv=None):
         print(f"mutate: AREA: expected one of {', '.join(areas)}, got {args.area!r}",
               file=sys.stderr)
         return 2
-    if args.max_children < 1 or args.time_limit <= 0:
-        print("mutate: --max-children and --time-limit must be > 0", file=sys.stderr)
+    if args.max_children < 1:
+        print(f"mutate: --max-children: expected a number >= 1, got {args.max_children}",
+              file=sys.stderr)
+        return 2
+    if not 0 < args.time_limit < float("inf"):
+        print(f"mutate: --time-limit: expected seconds > 0, got {args.time_limit:g}",
+              file=sys.stderr)
         return 2
     spec = areas[args.area]
     work = ROOT / "build" / "mutate" / args.area.replace("/", "_").removesuffix(".py")
