@@ -15,7 +15,7 @@ STAMP_NB   := $(VENV)/.minswin-notebooks
 STAMP_TEST := $(VENV)/.minswin-test
 STAMP_SITE := $(VENV)/.minswin-site
 
-.PHONY: tour test bench notebooks torch clean gpu-check
+.PHONY: tour test bench notebooks torch clean gpu-check mutate
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || { echo "minswin: creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
@@ -75,6 +75,12 @@ bench: $(STAMP_TEST)
 	$(BIN)/python benchmarks/bench_swin.py --tiers fast,untuned,plain
 	$(BIN)/python benchmarks/bench_gemm.py
 	$(BIN)/python benchmarks/profile_swin.py
+
+# mutation testing of one area (tests/mutation/areas.toml), not part of `make test`: minutes to
+# an hour per area on 2 cores, e.g. make mutate AREA=minswin/exercises MUTATE_ARGS="--time-limit 900"
+AREA ?= minswin/exercises
+mutate: $(STAMP_TEST)
+	$(BIN)/python scripts/mutate.py $(AREA) $(MUTATE_ARGS)
 
 # executed notebooks, outputs and figures included, next to the scripts (git-ignored):
 # open tutorials/NN_*.ipynb in VS Code, or with `pip install jupyterlab; jupyter lab tutorials/`
