@@ -56,9 +56,9 @@ def _spy_on_child(monkeypatch):
     seen = []
     real = grader.run_child
 
-    def spy(ex, path, work, timeout):
+    def spy(ex, path, work, timeout, *rest, **kw):
         seen.append(timeout)
-        return real(ex, path, work, timeout)
+        return real(ex, path, work, timeout, *rest, **kw)
     monkeypatch.setattr(grader, "run_child", spy)
     return seen
 
@@ -179,13 +179,22 @@ def test_a_float32_answer_is_refused_with_the_reason():
 
 # ---------------------------------------------------------------------------- the child, in process
 
-def _child(tmp_path, source):
+def _child(tmp_path, source, monkeypatch=None):
+    """child_main in this process. Its address-space limit is recorded, not applied: a hard
+    RLIMIT_AS set here would hold for the rest of the test session."""
     from minswin.exercises import child
     import tempfile
     path = tmp_path / "learner.py"
     path.write_text(source)
     work = tempfile.mkdtemp(dir=tmp_path)
-    assert child.child_main([NAME, str(path), str(work)]) == 0
+    limits = []
+    real_limit = child._limit_memory
+    child._limit_memory = limits.append
+    try:
+        assert child.child_main([NAME, str(path), str(1 << 30), str(work)]) == 0
+    finally:
+        child._limit_memory = real_limit
+    assert limits == [1 << 30]                             # the limit the parent asked for
     return child.read_results(EXERCISES[NAME].cases(), str(work))
 
 

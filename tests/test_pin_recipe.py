@@ -100,10 +100,16 @@ def test_warmup_and_cosine_match_timm_as_the_official_scheduler(epochs, warmup, 
     from test_folders import oracle
     oracle("timm")
     from timm.scheduler import CosineLRScheduler
+    from minswin.training import MAX_WARMUP_FRACTION, WARMUP_START
     cfg = TrainConfig(epochs=epochs, warmup_epochs=warmup, lr=3e-3, min_lr=1e-5)
-    total, w = epochs * spe, int(round(warmup * spe))
+    # the official warm-up starts at WARMUP_LR / BASE_LR = 5e-7 / 5e-4 of the peak; minswin
+    # also caps it at a fifth of the run (so `--epochs 1` reaches --lr): (6, 2.0, 5) is capped
+    assert WARMUP_START == 5e-7 / 5e-4 and MAX_WARMUP_FRACTION == 0.2
+    total = epochs * spe
+    w = min(int(round(warmup * spe)), int(MAX_WARMUP_FRACTION * total))
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=cfg.lr)
-    sched = CosineLRScheduler(opt, t_initial=total - w, lr_min=cfg.min_lr, warmup_lr_init=0.0,
+    sched = CosineLRScheduler(opt, t_initial=total - w, lr_min=cfg.min_lr,
+                              warmup_lr_init=WARMUP_START * cfg.lr,
                               warmup_t=w, cycle_limit=1, t_in_epochs=False,
                               warmup_prefix=True)
     for step in range(total):

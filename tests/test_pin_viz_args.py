@@ -239,5 +239,5 @@ def test_figure_defaults_and_layout():
     assert len(viz.plot_stage_masks().axes) == 64
     with pytest.raises(ValueError, match="^window: "):
         viz.plot_index_walkthrough(0)
-    labels = viz.reading_order_labels(8, 8, 4, 2)
+    labels = viz.unrolled_region_labels(8, 8, 4, 2)
     assert labels.dtype.kind == "i"
