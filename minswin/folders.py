@@ -368,9 +368,8 @@ def _sharded_weights(folder, index_path):
 
 def _build(config, dtype):
     """The v1 or V2 model a config describes (random weights, to be loaded)."""
-    from .model import SwinTransformer
-    from .model_v2 import SwinTransformerV2
-    return (SwinTransformerV2 if config.version == 2 else SwinTransformer)(config, dtype=dtype)
+    from .model import model_from_config
+    return model_from_config(config, dtype=dtype)
 
 
 def _load(model, state, keys, allow_nonfinite=False):

@@ -24,13 +24,10 @@ BLAS_TIMEOUT_IN_TIME = prefer_sleeping_blas_threads()   # before the commands im
                                                         # see minswin/runtime.py
 
 from . import evaluate, exercise, plot, tour, train, tune  # noqa: E402
+from .errors import CliError  # noqa: E402  (defined there; `from minswin.cli import CliError` works)
 from .parser import Parser, name_the_flag  # noqa: E402
 
 COMMANDS = (tour, plot, train, evaluate, exercise, tune)
-
-
-class CliError(Exception):
-    """A bad option or an impossible request: printed as one line on stderr, exit code 2."""
 
 
 def build_parser():

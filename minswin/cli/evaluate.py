@@ -4,6 +4,7 @@
     minswin evaluate runs/digits/best.safetensors                 # the test split
     minswin evaluate runs/digits/best.safetensors --split val -o cm.png
 """
+from .errors import CliError
 
 
 def add_parser(sub):
@@ -40,7 +41,6 @@ def run(args):
 
     import numpy as np
 
-    from . import CliError
     from ..training import (config_from_meta, confusion_matrix, evaluate_split,
                             format_confusion, load_data, make_config, model_from_checkpoint,
                             plot_confusion)

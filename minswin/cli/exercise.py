@@ -13,6 +13,7 @@ to look at; `--hint 2` names the term; only `--reveal` shows the formula.
 shown as a traceback with a verdict, never as a crash of the command. The learner's file runs
 in a child process with a time limit (`--timeout`); the verdict is computed here.
 """
+from .errors import CliError
 
 
 def add_parser(sub):
@@ -45,7 +46,6 @@ def add_parser(sub):
 def run(args):
     import os
 
-    from . import CliError
     from ..exercises import EXERCISES, get_exercise, grade_file, start
     from ..exercises.grader import DEFAULT_TIMEOUT, check_timeout
 
@@ -94,7 +94,6 @@ def parse_size(flag, text):
     import math
     import re
 
-    from . import CliError
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][0-9]+)?)\s*([KMGT]?)(?:i?B)?\s*", text,
                      re.IGNORECASE)
     value = float(m.group(1)) * _UNITS[m.group(2).upper()] if m else float("nan")

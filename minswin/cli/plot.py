@@ -7,6 +7,8 @@ cannot be written) is one line on stderr and exit status 2, never a traceback.
 import argparse
 import os
 
+from .errors import CliError
+
 FIGURES = {
     "windows": "regular windows (block l) beside shifted windows (block l+1)",
     "shift": "the cyclic shift step by step: nine regions rolled up and left",
@@ -137,7 +139,6 @@ def _output_path(args):
     here, with save_figure's own checks, so that a bad -o fails before the drawing (a forward
     pass for the model figures), not after it.
     """
-    from . import CliError
     from ..viz._common import check_format, check_writable
     if args.output is not None and not args.output.strip():
         raise CliError(f"-o/--output: expected a file name, got {args.output!r}")
@@ -166,7 +167,6 @@ def _grid_options(args, size, window):
 def _load_model(args):
     """(model, name, display image (S, S, 3) in [0, 1], network input (1, S, S, 3), which
     image in words: "" for the sample photo)."""
-    from . import CliError
     import numpy as np
     from .. import viz
     from ..model import create_model
@@ -244,7 +244,6 @@ def _load_model(args):
 
 
 def _pick_block(model, args):
-    from . import CliError
     L = len(model.layers)
     if not 1 <= args.stage <= L:
         raise CliError(f"--stage: expected 1..{L} (the model has {L} stages), got {args.stage}")
@@ -259,7 +258,6 @@ def _pick_block(model, args):
 # ---------------------------------------------------------------------------- figures
 
 def _figure(args):
-    from . import CliError
     from .. import viz
     from ..viz._common import check_heads
     f = args.figure
@@ -334,7 +332,6 @@ def _figure(args):
 
 def _window_figure(args, model, name):
     """cpb (a V2 model) and table-resize (a v1 model) for the block --stage/--block picks."""
-    from . import CliError
     from .. import viz
     v2 = model.config.version == 2
     if args.figure != "bias" and (args.figure == "cpb") != v2:
@@ -357,7 +354,6 @@ def _window_figure(args, model, name):
 
 
 def run(args):
-    from . import CliError
     from .. import viz
     path = _output_path(args)
     if args.figure == "shift-gif":

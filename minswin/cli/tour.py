@@ -1,6 +1,8 @@
 """`minswin tour`: Swin-T end to end on a real photo, then every figure into a folder."""
 import argparse
 
+from .errors import CliError
+
 
 def add_parser(sub):
     p = sub.add_parser(
@@ -21,7 +23,6 @@ def add_parser(sub):
 def run(args):
     import os
     from ..tour import run_tour
-    from . import CliError
     if not args.out.strip():
         raise CliError(f"--out: expected a folder name, got {args.out!r}")
     if os.path.exists(args.out) and not os.path.isdir(args.out):

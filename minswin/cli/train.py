@@ -8,6 +8,8 @@
 """
 import argparse
 
+from .errors import CliError
+
 
 def _ints(text):
     """'2,2' -> (2, 2)"""
@@ -132,7 +134,6 @@ TRAIN_FLAGS = ("data", "model", "dtype", "epochs", "batch_size", "optimizer", "l
 def run(args):
     import os
 
-    from . import CliError
     from ..training import TrainingFailed, train
     if args.task == "segment":
         from ..segment.cli import run_segment

@@ -18,15 +18,10 @@ words, with no expression; the second (`--hint 2`) names the term that is missin
 only the third (`--reveal`) gives the formula, and says that it does.
   Each mistake is the plain backward (minswin.ops) with one or two lines changed, written
   with `edited`: the edit is the mistake, readable next to the line it spoils.
+The types and `edited` are in base.py, shared with catalog_v2.py and catalog_dense.py.
 """
-import inspect
-import textwrap
-from dataclasses import dataclass
-from typing import Callable, NamedTuple
-
 import numpy as np
 
-from ..gradcheck import TOL_OP
 from ..ops.attention import window_attention_backward, window_attention_forward
 from ..ops.gelu import gelu_backward, gelu_derivative, gelu_forward
 from ..ops.layernorm import layernorm_backward, layernorm_forward
@@ -35,77 +30,13 @@ from ..ops.patch_merging import patch_merging_backward, patch_merging_forward, s
 from ..ops.relative_bias import relative_bias_backward, relative_bias_forward
 from ..ops.softmax import softmax_backward, softmax_forward
 from ..ops.window import from_windows, to_windows_backward, to_windows_forward
-
-
-class Case(NamedTuple):
-    label: str         # what is special about this case, shown in the table (display only)
-    inputs: dict       # differentiable inputs, float64, in the order the backward returns them
-    static: dict       # everything else the forward takes (mask, window, shift, ...)
-    padded: bool = False   # the forward pads the map, so the backward must crop dx back
-
-
-class Hint(NamedTuple):
-    ask: str           # level 1: a question naming the path or forward line; no expression
-    term: str          # level 2 (--hint 2): the term that is missing or wrong, in words
-    formula: str       # level 3 (--reveal): the formula itself
-
-
-class Mistake(NamedTuple):
-    what: str                      # a short name of the mistake (used by the tests' messages)
-    backward: Callable             # (dout, cache) -> grads, the wrong version
-    hint: Hint
-
-
-@dataclass(frozen=True)
-class Exercise:
-    name: str                      # the CLI name, e.g. "layernorm_backward"
-    title: str
-    summary: str                   # one line for `minswin exercise list`
-    forward: Callable
-    reference: Callable            # minswin's backward: the solution
-    grads: tuple                   # names of the returned gradients, in order
-    make_cases: Callable           # () -> list of Case
-    hints: dict                    # gradient name -> generic Hint
-    mistakes: tuple = ()
-    tol: float = TOL_OP            # vs central differences (house table: one op)
-    ref_tol: float = 1e-9          # round-off: vs minswin's backward (the same maths), and
-                                   # how close an answer must be to a known mistake's
-    shape_hint: str = ""           # added when dx has the wrong shape on a padded case
-
-    @property
-    def function(self):
-        """The function the learner writes: minswin's own backward, under its own name."""
-        return self.reference.__name__
-
-    @property
-    def skeleton(self):
-        return f"ex_{self.name}.py"
-
-    def cases(self):
-        return self.make_cases()
+from .base import Case, Exercise, Hint, Mistake, edited, rel_assign
+from .catalog_dense import DENSE_EXERCISES  # tutorial 12's upsampling
+from .catalog_v2 import V2_EXERCISES
 
 
 def _rng():
     return np.random.default_rng(20240515)
-
-
-def edited(function, *changes, **names):
-    """A copy of the plain op `function` with its source changed: how a mistake is written.
-
-    changes: (old, new) pairs of source text, each `old` found exactly once (so an edit can
-    never silently stop applying when the op changes); names: what the copy calls instead of
-    a name it uses (a mistaken helper, e.g. softmax_backward=...). The copy runs in the op's
-    own module, seeing the same helpers.
-    """
-    source = textwrap.dedent(inspect.getsource(function))
-    for old, new in changes:
-        if source.count(old) != 1:
-            raise ValueError(f"edited: {old!r} occurs {source.count(old)} times in "
-                             f"{function.__name__}, expected once")
-        source = source.replace(old, new)
-    namespace = {**function.__globals__, **names}
-    exec(compile(source, f"<{function.__name__}, edited>", "exec"), namespace)   # noqa: S102
-    return namespace[function.__name__]
 
 
 # ---------------------------------------------------------------------------- LayerNorm
@@ -403,8 +334,6 @@ def _rel_cases():
     return out
 
 
-_rel_assign = edited(relative_bias_backward, ("index_add(dtable, cache.index.reshape(-1), d)",
-                                               "dtable[cache.index.reshape(-1)] += d"))
 _rel_no_transpose = edited(relative_bias_backward, ("dbias.transpose(1, 2, 0).reshape(",
                                                     "dbias.reshape("))
 
@@ -423,7 +352,7 @@ RELBIAS = Exercise(
         "d = dbias.transpose(1, 2, 0).reshape(N*N, nH); np.add.at(dtable, "
         "index.reshape(-1), d)")},
     mistakes=(
-        Mistake("assign instead of accumulate", _rel_assign, Hint(
+        Mistake("assign instead of accumulate", rel_assign, Hint(
             "Many pairs read the same table row: does your scatter keep all of their "
             "gradients, or only one?",
             "Fancy-index assignment with repeated indices keeps one of the repeats; each "
@@ -573,8 +502,6 @@ SHIFT = Exercise(
 )
 
 
-from .catalog_v2 import V2_EXERCISES  # noqa: E402  (it builds on Case, Exercise, Mistake)
-from .catalog_dense import DENSE_EXERCISES  # noqa: E402  (tutorial 12's upsampling)
 
 EXERCISES = {e.name: e for e in (LAYERNORM, SOFTMAX, GELU, ATTENTION, RELBIAS, MERGING, SHIFT,
                                  *V2_EXERCISES, *DENSE_EXERCISES)}

@@ -4,7 +4,7 @@ pyramid climbs with it). Same form as catalog.py's: cases, a generic hint, typic
 import numpy as np
 
 from ..ops.upsample import upsample_backward, upsample_forward
-from .catalog import Case, Exercise, Hint, Mistake, edited
+from .base import Case, Exercise, Hint, Mistake, edited
 
 
 def _rng():

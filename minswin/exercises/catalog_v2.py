@@ -11,7 +11,7 @@ from ..ops.continuous_bias import (continuous_bias_backward, continuous_bias_for
 from ..ops.cosine_attention import (LOGIT_SCALE_MAX, cosine_attention_backward,
                                     cosine_attention_forward)
 from ..ops.masks import attention_mask, relative_position_index
-from .catalog import Case, Exercise, Hint, Mistake, _rel_assign, edited
+from .base import Case, Exercise, Hint, Mistake, edited, rel_assign
 
 
 def _rng():
@@ -172,7 +172,7 @@ _CPB_SIGMOID = "dbias * BIAS_RANGE * cache.sig * (1.0 - cache.sig)"
 _cpb_no_slope = edited(continuous_bias_backward, (_CPB_SIGMOID, "dbias * BIAS_RANGE"))
 _cpb_no_16 = edited(continuous_bias_backward,
                     (_CPB_SIGMOID, "dbias * cache.sig * (1.0 - cache.sig)"))
-_cpb_assign = edited(continuous_bias_backward, relative_bias_backward=_rel_assign)
+_cpb_assign = edited(continuous_bias_backward, relative_bias_backward=rel_assign)
 _cpb_no_relu = edited(continuous_bias_backward,
                       ("xp.where(cache.active, dr, 0)", "dr"))
 

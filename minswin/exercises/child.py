@@ -32,6 +32,7 @@ import numpy as np
 
 from ..npz import read_npz
 from .catalog import get_exercise
+from .learner import LoadError, Raised, Returned, call_learner, load_function
 from .process_tree import children_of_self, kill_tree, set_subreaper
 
 MAX_OUTPUT = 1 << 20       # bytes the learner's code may print before it is stopped
@@ -43,25 +44,7 @@ _CUT = 8000                # characters kept of a learner's exception message or
 
 
 # ---------------------------------------------------------------------------- what crosses over
-
-class LoadError(Exception):
-    """The learner's file could not be imported or lacks the function."""
-
-    def __init__(self, status, message, tb=""):
-        super().__init__(message)
-        self.status, self.message, self.tb = status, message, tb
-
-
-class Returned(NamedTuple):
-    value: object          # what the learner's backward returned on one case
-
-
-class Raised(NamedTuple):
-    type_name: str         # the learner's exception, as text (it never leaves the child)
-    message: str
-    traceback: str
-    not_implemented: bool
-
+# (LoadError, Returned, Raised: learner.py, where they are made)
 
 class Foreign:
     """A value the learner's backward returned that is not an array (or an array of a dtype
@@ -227,7 +210,6 @@ def child_main(argv):
 
 
 def _child_main(argv):
-    from .grader import call_learner, load_function      # the child's own copy of them
     name, path, memory, work = argv
     _limit_memory(int(memory))
     ex = get_exercise(name)

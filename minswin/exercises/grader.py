@@ -46,12 +46,15 @@ import numpy as np
 from ..checks import escape_controls
 from ..gradcheck import TOL_BUG, check_op, rel_error, verdict
 from .catalog import Hint, get_exercise
-from .child import (MAX_OUTPUT, OUT_OF_MEMORY, Foreign, LoadError, Raised, Returned,
-                    Unreadable, default_memory, read_results, run_child, signal_name)
-
-_counter = itertools.count()
+from .child import (MAX_OUTPUT, OUT_OF_MEMORY, Foreign, Unreadable, default_memory,
+                    read_results, run_child, signal_name)
+from .learner import (LoadError, Raised, Returned, _call_problem, _dout, _fresh, call_learner,
+                      load_function)
 
 DEFAULT_TIMEOUT = 30.0     # seconds for a whole file; every exercise grades in under 1 s
+
+# importing and calling the learner's file (load_function, call_learner): learner.py, shared
+# with the child process
 
 
 class Row(NamedTuple):
@@ -82,72 +85,7 @@ class GradeResult(NamedTuple):
         return 0 if self.passed else 1
 
 
-# ---------------------------------------------------------------------------- loading
-
-def _learner_traceback(err):
-    """The traceback of `err` without the grader's own frames."""
-    tb = traceback.TracebackException.from_exception(err)
-    here = os.path.abspath(__file__)
-    keep = [f for f in tb.stack if os.path.abspath(f.filename) != here
-            and "importlib" not in f.filename]
-    tb.stack = traceback.StackSummary.from_list(keep)
-    return "".join(tb.format())
-
-
-def _call_problem(fn):
-    """Why `fn` cannot be called as fn(dout, cache), or "" when it can (or when Python cannot
-    tell: some built-ins have no signature, and then the call itself reports)."""
-    if not callable(fn):
-        return f"an object of type {type(fn).__name__}, which cannot be called"
-    try:
-        signature = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return ""
-    try:
-        signature.bind(None, None)
-    except TypeError:
-        name = getattr(fn, "__name__", type(fn).__name__)
-        return f"{name}{signature}, which cannot take the two arguments (dout, cache)"
-    return ""
-
-
-def load_function(path, exercise):
-    """Import the learner's file by path and return its backward function (or a LoadError)."""
-    ex = get_exercise(exercise)
-    name = f"_minswin_exercise_{next(_counter)}"
-    spec = importlib.util.spec_from_file_location(name, os.fspath(path))
-    if spec is None or spec.loader is None:
-        raise LoadError("error", f"cannot import {path!r} as a Python file")
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except BaseException as err:   # SyntaxError, ImportError, a stray sys.exit(), ...
-        if isinstance(err, KeyboardInterrupt):
-            raise
-        raise LoadError("error", f"importing {path} raised {type(err).__name__}: {err}",
-                        _learner_traceback(err)) from None
-    for fname in (ex.function, ex.name):
-        if hasattr(module, fname):
-            fn = getattr(module, fname)
-            problem = _call_problem(fn)
-            if problem:
-                raise LoadError("no function", f"{path}: expected `{fname}` to be a function "
-                                f"called as {fname}(dout, cache), got {problem}")
-            return fn
-    found = sorted(k for k, v in vars(module).items() if callable(v) and not k.startswith("_")
-                   and getattr(v, "__module__", None) == name)
-    raise LoadError("no function",
-                    f"{path} defines no function `{ex.function}(dout, cache)`"
-                    + (f" (it defines: {', '.join(found)})" if found else ""))
-
-
 # ---------------------------------------------------------------------------- checking
-
-def _fresh(case, ex):
-    """Run minswin's forward on copies of the case's inputs: (out, cache)."""
-    inputs = {k: v.copy() for k, v in case.inputs.items()}
-    return ex.forward(**inputs, **case.static)
-
 
 def _run_backward(backward, ex, case, dout):
     """One of our own backward passes (minswin's, or a known mistake) on a cache of its own,
@@ -282,32 +220,6 @@ def _format_table(rows, ex):
         lines.append(f"{r.case:<{w}}  {r.grad:<18} {str(r.shape):<14} {r.vs_numeric:10.2e} "
                      f"{r.vs_minswin:10.2e}  {r.verdict}")
     return lines
-
-
-# ---------------------------------------------------------------------------- calling
-
-def _dout(ci, shape):
-    """The upstream gradient of case `ci`, from a fixed seed: the child and the grader draw
-    the same one, so the child never has to send it."""
-    return np.random.default_rng(1000 + ci).standard_normal(shape)
-
-
-def call_learner(ex, fn, cases):
-    """Call fn(dout, cache) on every case of `ex`, stopping at the first exception: a list
-    of Returned / Raised, one per case called. Nothing is compared here."""
-    outcomes = []
-    for ci, case in enumerate(cases):
-        out_arr, cache = _fresh(case, ex)
-        try:
-            result = fn(_dout(ci, out_arr.shape), cache)
-        except BaseException as err:
-            if isinstance(err, KeyboardInterrupt):
-                raise
-            outcomes.append(Raised(type(err).__name__, str(err), _learner_traceback(err),
-                                   isinstance(err, NotImplementedError)))
-            break
-        outcomes.append(Returned(result))
-    return outcomes
 
 
 # ---------------------------------------------------------------------------- judging

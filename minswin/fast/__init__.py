@@ -14,3 +14,8 @@ makes them faster changes no maths:
 Read minswin.ops first: that is the maths. `minswin.use_fast` chooses the tier the layers run
 (minswin/tiers.py); by default this one on NumPy, the plain one on CuPy.
 """
+from . import parallel, tuning
+
+# the row blocks' size, when not set, is the one tuning times fastest (with the fast GELU,
+# which runs on those blocks): installed here so that neither module imports the other
+parallel.timed_block_elements = tuning.block_elements

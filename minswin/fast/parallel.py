@@ -94,9 +94,15 @@ def block_elements():
     if set, else the size timed fastest on this machine (minswin.fast.tuning)."""
     size = getattr(_local, "block_elements", None) or BLOCK_ELEMENTS
     if size is None:
-        from .tuning import block_elements as timed_block_elements
         size = timed_block_elements()
     return size
+
+
+def timed_block_elements():
+    """The size timed fastest on this machine: minswin.fast.tuning.block_elements, set here by
+    minswin/fast/__init__.py (tuning times the fast GELU, which runs on these row blocks, so
+    this module cannot import it without a cycle)."""
+    raise RuntimeError("minswin.fast.parallel: the block-size timer was not installed")
 
 
 @contextlib.contextmanager
