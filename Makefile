@@ -60,6 +60,15 @@ test: $(STAMP_TEST)
 	MPLBACKEND=Agg $(BIN)/python -m pytest -q
 	MINSWIN_CUPY_STANDIN=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q -m gpu
 
+# while you edit: ruff over the tree (pyproject.toml's [tool.ruff]: pyflakes, line length 100,
+# import order), and the suite without the few tests marked slow, stopping at the first failure
+.PHONY: lint quick
+lint: $(STAMP_TEST)
+	$(BIN)/python -m ruff check .
+
+quick: $(STAMP_TEST)
+	MPLBACKEND=Agg $(BIN)/python -m pytest -q -m "not slow" -x
+
 # on a machine with a GPU: one check (scripts/gpu_check.py), results in $(OUT) or ./gpu-check.
 # It runs with $(PYTHON) as it is (no venv is made, nothing downloaded), which needs CuPy, a
 # CUDA torch, pytest and scikit-learn (pip install -e ".[gpu-cuda12]" brings all but torch);

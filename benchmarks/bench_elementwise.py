@@ -30,7 +30,7 @@ def ns_per_element(fn, n, reps):
 def main():
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
     sys.path.insert(0, ROOT)
-    from minswin.runtime import tune_cpu_process           # as the other benchmarks
+    from minswin.runtime import tune_cpu_process  # as the other benchmarks
     tune_cpu_process()
     import numpy as np
 

@@ -93,7 +93,7 @@ def main():
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)
     sys.path.insert(0, ROOT)
-    from minswin.runtime import tune_cpu_process          # the same process as bench_swin.py
+    from minswin.runtime import tune_cpu_process  # the same process as bench_swin.py
     tune_cpu_process()
     try:
         import torch
@@ -105,7 +105,8 @@ def main():
     blas = tuning.blas_info()
     total = {"numpy": [0.0] * 3, "tuned": [0.0] * 3, "torch": [0.0] * 3}
     lines = [f"Processor: {tuning.cpu_model()}; NumPy's BLAS: {blas['blas']} {blas['version']} "
-             f"({blas['kernel']} kernels); tuning: {tuning.cache_path() if tuning.enabled() else 'off'}"
+             f"({blas['kernel']} kernels); "
+             f"tuning: {tuning.cache_path() if tuning.enabled() else 'off'}"
              f"; load average {os.getloadavg()[0]:.1f}; {time.strftime('%Y-%m-%d %H:%M')}", "",
              "| stage | layer | tokens | C_in -> C_out | count | NumPy fwd, dx, dw GFLOP/s | "
              "tuned layouts fwd, dx, dw GFLOP/s | torch fwd, dx, dw GFLOP/s |",

@@ -99,7 +99,8 @@ def main():
             row = json.loads(out.stdout.strip().splitlines()[-1])
             rows.append(row)
             print(f"batch {batch:>3}  {framework:<8}{mode:<9} peak {row['peak_mib']:8.0f} MiB "
-                  f"(base {row['base_mib']:6.0f}, forward +{row['peak_mib'] - row['base_mib']:6.0f})"
+                  f"(base {row['base_mib']:6.0f}, "
+                  f"forward +{row['peak_mib'] - row['base_mib']:6.0f})"
                   f"  time {row['seconds']:7.2f} s", flush=True)
     lines = ["| batch | framework | mode | peak RSS MiB | forward adds MiB | time s | "
              "time / torch |", "|---|---|---|---|---|---|---|"]

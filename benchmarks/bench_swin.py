@@ -22,8 +22,8 @@ Timing: both frameworks are loaded in one process and measured in alternating ro
 noisy neighbour hurts both alike; minswin's tiers take turns at coming first after PyTorch);
 each figure is the median of the rounds, the ratio is minswin / torch (below 1 means minswin
 is faster). Each timed call starts after a 0.25 s pause (see `timed`). Peak memory: each
-(framework, case) runs again in a fresh subprocess that reports its peak RSS (ru_maxrss), so one framework's
-allocations cannot hide in the other's.
+(framework, case) runs again in a fresh subprocess that reports its peak RSS (ru_maxrss), so
+one framework's allocations cannot hide in the other's.
 
 The PyTorch reference is timm's Swin-T when timm is importable, else the plain PyTorch Swin
 written from SPEC in tests/torch_reference.py (same maths, official code style). torch is never
@@ -317,7 +317,6 @@ def parse_case(text):
 def run(args):
     import numpy as np
 
-    import minswin
     have_torch = importlib.util.find_spec("torch") is not None
     if have_torch:
         import torch
@@ -538,7 +537,7 @@ def main():
     if args.no_tune:
         os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "0")   # OpenBLAS's default spin
     else:
-        from minswin.runtime import tune_cpu_process      # imports NumPy after its env
+        from minswin.runtime import tune_cpu_process  # imports NumPy after its env
         args.tune = tune_cpu_process()
     if args.memory_child:
         fw, case, batch = args.memory_child

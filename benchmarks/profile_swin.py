@@ -83,7 +83,7 @@ def main():
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)
     sys.path.insert(0, ROOT)
-    from minswin.runtime import tune_cpu_process          # as the benchmark and the CLI do
+    from minswin.runtime import tune_cpu_process  # as the benchmark and the CLI do
     tune_cpu_process()
     import importlib
 

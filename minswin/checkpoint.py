@@ -17,8 +17,8 @@ import zipfile
 import numpy as np
 
 from .atomic import write_atomically
-from .checks import escape_name
 from .backend import to_backend, to_numpy
+from .checks import escape_name
 from .npz import BadNpz, read_npz
 from .ops.masks import attention_mask, relative_position_index
 

@@ -14,8 +14,11 @@ import numpy as np
 from .backend import get_xp, to_backend
 from .layers import WindowAttention, trunc_normal
 from .module import Module
-from .ops.continuous_bias import (continuous_bias_backward, continuous_bias_forward,
-                                  log_spaced_coordinates)
+from .ops.continuous_bias import (
+    continuous_bias_backward,
+    continuous_bias_forward,
+    log_spaced_coordinates,
+)
 from .ops.masks import cached_relative_position_index
 from .ops.patch_merging_v2 import patch_merging_v2_backward, patch_merging_v2_forward
 from .tiers import tier

@@ -27,8 +27,7 @@ from .memory import check_model_fits, no_grad_pieces
 from .module import Module
 from .ops.droppath import droppath_backward, droppath_forward
 from .ops.masks import cached_attention_mask, forward_window_shift, official_window_shift
-from .ops.window import (from_windows, from_windows_backward, to_windows_backward,
-                         to_windows_forward)
+from .ops.window import from_windows, from_windows_backward, to_windows_backward, to_windows_forward
 from .tiers import tier
 
 

@@ -18,14 +18,29 @@ from types import SimpleNamespace
 import numpy as np
 
 from .backend import get_xp
-from .fast import attention as fast_attention, gelu as fast_gelu
-from .fast import cosine_attention as fast_cosine_attention
-from .fast import layernorm as fast_layernorm, linear as fast_linear, mlp as fast_mlp
-from .fast import patch_merging as fast_patch_merging
-from .fast import residual as fast_residual, softmax as fast_softmax
-from .ops import attention, cosine_attention, gelu, layernorm, linear, mlp, patch_embed
-from .ops import patch_merging
-from .ops import residual, softmax
+from .fast import (
+    attention as fast_attention,
+    cosine_attention as fast_cosine_attention,
+    gelu as fast_gelu,
+    layernorm as fast_layernorm,
+    linear as fast_linear,
+    mlp as fast_mlp,
+    patch_merging as fast_patch_merging,
+    residual as fast_residual,
+    softmax as fast_softmax,
+)
+from .ops import (
+    attention,
+    cosine_attention,
+    gelu,
+    layernorm,
+    linear,
+    mlp,
+    patch_embed,
+    patch_merging,
+    residual,
+    softmax,
+)
 
 ENV = "MINSWIN_FAST"
 

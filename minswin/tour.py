@@ -13,15 +13,13 @@ import sys
 import time
 from typing import NamedTuple
 
-
+from . import flops as flops_mod, viz
 from .backend import default_xp, to_backend
 from .grad_mode import no_grad
 from .model import create_model
 from .ops.masks import attention_mask
 from .ops.patch_embed import patchify
 from .ops.window import pad_forward
-from . import flops as flops_mod
-from . import viz
 
 DEFAULT_OUT = "minswin-figures"
 
@@ -135,8 +133,9 @@ def _trained_digits():
     (model, display image (16, 16, 3) in [0, 1], caption). Its attention and bias are learned,
     unlike Swin-T's random ones, so the tour draws those pictures from it."""
     import numpy as np
-    from .weights import pretrained_path
+
     from .training import load_data, make_config, model_from_checkpoint
+    from .weights import pretrained_path
     model, meta = model_from_checkpoint(pretrained_path("swin_digits"))
     model.eval()
     mean, std = np.asarray(meta["mean"], np.float32), np.asarray(meta["std"], np.float32)

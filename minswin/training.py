@@ -45,12 +45,11 @@ import numpy as np
 
 from .atomic import owned_folder, write_atomically
 from .backend import get_xp, to_backend, to_numpy
-from .checkpoint import nonfinite_problems, load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, nonfinite_problems, save_checkpoint
 from .checks import check_positive_int, check_seed
 from .data import batch_slices, epoch_order, load_dataset, train_batch
 from .grad_mode import no_grad
-from .loss import (accuracy_count, check_labels, cross_entropy_backward,
-                   cross_entropy_forward)
+from .loss import accuracy_count, check_labels, cross_entropy_backward, cross_entropy_forward
 from .memory import check_batch_fits, check_model_fits, largest_batch
 from .optim import clip_grad_norm, cosine_lr, create_optimizer
 

@@ -50,7 +50,8 @@ def main(argv):
         jupytext.write(nb, out)
         images = sum("image/png" in o.get("data", {}) for c in nb.cells
                      for o in c.get("outputs", []))
-        print(f"minswin: wrote {os.path.relpath(out)} ({images} figure{'' if images == 1 else 's'}, "
+        figures = f"{images} figure{'' if images == 1 else 's'}"
+        print(f"minswin: wrote {os.path.relpath(out)} ({figures}, "
               f"{time.perf_counter() - t0:.0f} s)")
     print(f"figures also in {os.environ['MINSWIN_FIGURES']}")
     return 0

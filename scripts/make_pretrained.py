@@ -17,8 +17,14 @@ import os
 import sys
 
 from minswin.checkpoint import save_checkpoint
-from minswin.training import (META_KEY, evaluate_split, load_data, make_config,
-                              read_training_checkpoint, build_model)
+from minswin.training import (
+    META_KEY,
+    build_model,
+    evaluate_split,
+    load_data,
+    make_config,
+    read_training_checkpoint,
+)
 
 # the command that reproduces each shipped file, stored in its metadata
 COMMANDS = {

@@ -2,9 +2,11 @@
 finished `minswin train --task segment` run:
 
     minswin train --task segment --out runs/canvas
-    python scripts/make_pretrained_segment.py runs/canvas minswin/weights/swin_canvas_fpn.safetensors
+    python scripts/make_pretrained_segment.py runs/canvas \
+        minswin/weights/swin_canvas_fpn.safetensors
     minswin train --task segment --config canvas_last --out runs/canvas_last
-    python scripts/make_pretrained_segment.py runs/canvas_last minswin/weights/swin_canvas_last.safetensors
+    python scripts/make_pretrained_segment.py runs/canvas_last \
+        minswin/weights/swin_canvas_last.safetensors
 
 It keeps the final weights (`last.safetensors`, whose test mean IoU the run printed), drops the
 optimiser state, evaluates them on the held-out canvases again (it must give the run's
@@ -19,8 +21,13 @@ import numpy as np
 
 from minswin.checkpoint import save_checkpoint
 from minswin.segment.metrics import iou_per_class
-from minswin.segment.train import (TASK, build_segmenter, evaluate_segmenter,
-                                   make_segment_config, segment_data)
+from minswin.segment.train import (
+    TASK,
+    build_segmenter,
+    evaluate_segmenter,
+    make_segment_config,
+    segment_data,
+)
 from minswin.training import META_KEY, read_training_checkpoint
 
 NAMES = {"fpn": "swin_canvas_fpn", "last": "swin_canvas_last"}

@@ -35,8 +35,13 @@ def main(argv=None):
         print("make_site.py: the site needs nbconvert (pip install -e '.[site]')",
               file=sys.stderr)
         return 2
-    from website.build import (build_site, check_out_folder, executed_notebook, site_size,
-                               tutorial_scripts)
+    from website.build import (
+        build_site,
+        check_out_folder,
+        executed_notebook,
+        site_size,
+        tutorial_scripts,
+    )
     scripts = args.tutorials or tutorial_scripts()
     for s in scripts:
         if not os.path.isfile(s):

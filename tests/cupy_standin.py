@@ -466,7 +466,6 @@ class ufunc:
         self._np.at(_unwrap(a, where), _index(indices, where), *args)
 
     def reduce(self, array, axis=0, dtype=None, out=None, keepdims=False):
-        where = f"cupy.{self.name}.reduce"
         if self.name not in _UFUNC_REDUCE:
             raise NotImplementedError(f"`cupy_{self.name}.reduce` is not supported yet")
         method = "sum" if self.name == "add" else "prod"   # as CuPy: array.sum(...)
@@ -701,7 +700,7 @@ def build():
     cx.DeviceSynchronized = DeviceSynchronized
     cx.scipy = types.ModuleType("cupyx.scipy")
     cx.scipy.special = types.ModuleType("cupyx.scipy.special")
-    from scipy.special import erf                         # a NumPy ufunc, like CuPy's erf
+    from scipy.special import erf  # a NumPy ufunc, like CuPy's erf
     cx.scipy.special.erf = ufunc("erf", np_ufunc=erf)
     _modules.update({"cupy": cp, "cupy.cuda": cuda, "cupy.cuda.runtime": cuda.runtime,
                      "cupy.cuda.curand": cuda.curand, "cupy.random": rnd, "cupyx": cx,

@@ -147,7 +147,7 @@ def timm_module(v2):
             sys.modules.setdefault(name, types.ModuleType(name))
     try:
         import timm
-        import timm.models.swin_transformer_v2  # noqa: F401
+        import timm.models.swin_transformer_v2
     except (ImportError, RuntimeError, OSError) as err:
         pytest.skip(f"timm (the features_only oracle) is not importable here: {err}")
     return timm

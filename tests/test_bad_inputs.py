@@ -233,7 +233,8 @@ CLI_ROWS = [
     ("train-three-images", ["train", *TINY_RUN, "--data", "{three}", "--out", "{cwd}/r"], 2,
      ["at least one image", "0 val", "0 test"], ()),
     ("train-batch-above-split", ["train", *TINY_RUN, "--batch-size", "65", "--out",
-                                 "{cwd}/r"], 2, ["--batch-size: expected at most", "64 training images", "65"], ()),
+                                 "{cwd}/r"], 2,
+     ["--batch-size: expected at most", "64 training images", "65"], ()),
     # train: options
     ("train-epochs-0", ["train", *TINY_RUN, "--epochs", "0", "--out", "{cwd}/r"], 2,
      ["epochs", "positive integer", "0"], ()),

@@ -20,11 +20,10 @@ import zipfile
 
 import numpy as np
 import pytest
+from test_bad_inputs import QUIET, TINY_RUN, assert_same_state, model_state, run_cli, snapshot
 
 from minswin.checkpoint import load_checkpoint, save_checkpoint
 from minswin.training import META_KEY, train
-
-from test_bad_inputs import QUIET, TINY_RUN, assert_same_state, model_state, run_cli, snapshot
 
 pytest.importorskip("sklearn")                  # the digits come with scikit-learn
 

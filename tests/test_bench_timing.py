@@ -1,6 +1,5 @@
 """benchmarks/bench_swin.py on a GPU: the clock waits for the device at both ends."""
 import pytest
-
 from conftest import NEEDS_GPU, STANDIN
 
 
@@ -19,6 +18,7 @@ def test_timed_synchronises_before_starting_and_before_stopping(bench_swin):
                                         "(MINSWIN_CUPY_STANDIN=1)")
 def test_the_gemm_rate_on_cupy_is_synchronised(bench_swin):
     import cupy_standin
+
     import minswin
     with cupy_standin.count_transfers() as n:
         rate = bench_swin.gemm_gflops("cupy", n=32, reps=3)

@@ -76,6 +76,7 @@ def test_model_figures_with_a_checkpoint(tmp_path, capsys):
 def test_bias_figure_shows_the_loaded_table(tmp_path, monkeypatch, capsys):
     # the checkpoint's table, not a fresh model's, is what gets drawn
     import numpy as np
+
     from minswin.cli import plot
     model = minswin.create_model("swin_micro", seed=5)
     key = "layers.0.blocks.1.attn.relative_position_bias_table"
@@ -99,7 +100,8 @@ def test_bias_figure_shows_the_loaded_table(tmp_path, monkeypatch, capsys):
 # The messages of bad map and head options are viz's own (test_viz checks them at that layer);
 # here they must reach the user as one line that names the argument.
 @pytest.mark.parametrize("argv,words", [
-    (["mask", "--window", "3"], "--size (not given): expected a multiple of window=3, got 8 (use 9"),
+    (["mask", "--window", "3"],
+     "--size (not given): expected a multiple of window=3, got 8 (use 9"),
     (["mask", "--shift", "4"], "0 <= shift < window=4"),
     (["mask", "--shift", "0"], "no mask"),
     (["mask", "--size", "-8"], "positive"),

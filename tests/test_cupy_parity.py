@@ -5,11 +5,10 @@ Skipped, with the reason shown, where CuPy or a GPU is missing: never reported a
 """
 import numpy as np
 import pytest
+from conftest import NEEDS_GPU
 
 import minswin
 from minswin.backend import to_backend, to_numpy
-
-from conftest import NEEDS_GPU
 
 pytestmark = NEEDS_GPU
 
@@ -28,7 +27,7 @@ def on_cupy():
 
 def test_ops_forward_backward_parity(rng, on_cupy):
     import cupy
-    from test_ops_gradcheck import CASES          # the same cases the gradient checks use
+    from test_ops_gradcheck import CASES  # the same cases the gradient checks use
     for name, make in sorted(CASES.items()):
         if name == "droppath_train":      # its masks are drawn on each backend's own device,
             continue                      # so they differ (tests/test_gpu_paths.py)
@@ -74,6 +73,7 @@ def test_model_parity(rng, dtype, tol):
 
 def test_mixing_backends_is_refused(rng, on_cupy):
     import cupy
+
     from minswin.ops.linear import linear_forward
     with pytest.raises(TypeError, match="two backends"):
         linear_forward(rng.standard_normal((2, 3)), cupy.ones((4, 3)))

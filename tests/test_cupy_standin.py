@@ -11,10 +11,9 @@ import os
 import subprocess
 import sys
 
+import cupy_standin
 import numpy as np
 import pytest
-
-import cupy_standin
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 cp = cupy_standin.build()["cupy"]

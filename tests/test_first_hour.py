@@ -13,8 +13,13 @@ import pytest
 import minswin
 from minswin.cli import build_parser, main
 from minswin.grad_mode import NO_CACHE
-from minswin.memory import (activation_floats, available_bytes, check_batch_fits,
-                            largest_batch, parameter_counts)
+from minswin.memory import (
+    activation_floats,
+    available_bytes,
+    check_batch_fits,
+    largest_batch,
+    parameter_counts,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -316,7 +321,8 @@ def test_activation_estimate_is_near_the_measured_peak(mode):
     assert 0.6 < peak / est < 1.6, (peak, est)
 
 
-def test_models_bigger_than_the_machine_are_refused_before_allocating(capped, tmp_path, monkeypatch):
+def test_models_bigger_than_the_machine_are_refused_before_allocating(capped, tmp_path,
+                                                                     monkeypatch):
     monkeypatch.setenv("MINSWIN_MEMORY", "4G")
     tracemalloc.start()
     with pytest.raises(ValueError, match=r"depths \[1000, 1000, 1000, 1000\].*parameters.*"

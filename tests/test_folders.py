@@ -36,7 +36,7 @@ def _allow_cpu_torch_with_cuda_torchvision(torch):
     registering fake kernels for two ops that were never defined. Defining those two schemas
     lets it import; no torchvision op runs in these tests."""
     try:
-        import torchvision  # noqa: F401
+        import torchvision
         return
     except RuntimeError as err:
         if "torchvision::" not in str(err):
@@ -47,7 +47,7 @@ def _allow_cpu_torch_with_cuda_torchvision(torch):
     for op in ("nms", "qnms"):
         lib.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
     _keep.append(lib)
-    import torchvision  # noqa: F401,F811
+    import torchvision  # noqa: F401
 
 
 def oracle(name):

@@ -11,7 +11,6 @@ import sys
 import time
 
 import pytest
-
 from conftest import NEEDS_GPU, STANDIN
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -14,9 +14,9 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import NEEDS_GPU, STANDIN
 
 import minswin
-from conftest import NEEDS_GPU, STANDIN
 from minswin.backend import to_backend, to_numpy
 
 pytestmark = NEEDS_GPU
@@ -152,6 +152,7 @@ def test_no_forward_or_backward_writes_into_a_cached_constant(cp):
     """CuPy arrays have no read-only flag; the stand-in's can be frozen, so any write into a
     cached mask or index during training raises at the line that makes it."""
     import cupy_standin
+
     from minswin.ops import masks
     masks._device_cache.clear()
     model, opt, x, y = _step(cp)                   # fills the caches on the device
@@ -331,8 +332,9 @@ def test_every_tier_op_on_cupy_stays_on_the_device(cp, case, tier_name):
     """Each op of both tiers, forward and backward on CuPy (the fast tier too, which CuPy
     runs when asked): no transfer either way, and everything it returns is a device array.
     A host round trip anywhere inside an op fails here."""
-    from minswin import tiers
     from test_twins import TWINS, _grads, _ops
+
+    from minswin import tiers
     op, make = TWINS[case]
     g = np.random.default_rng(0)
     inputs, static = make(lambda *s: g.standard_normal(s))

@@ -11,7 +11,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[1] / "minswin"
 
 
 def module_name(path: Path, root: Path) -> str:
-    """minswin/exercises/catalog.py -> "minswin.exercises.catalog"; a package's __init__ -> its name."""
+    """minswin/exercises/catalog.py -> "minswin.exercises.catalog"; an __init__ -> its package."""
     parts = list(path.relative_to(root.parent).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()

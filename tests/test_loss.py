@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from minswin.gradcheck import TOL_OP, check_op
-from minswin.loss import (accuracy_count, cross_entropy_backward, cross_entropy_forward,
-                          log_softmax)
+from minswin.loss import accuracy_count, cross_entropy_backward, cross_entropy_forward, log_softmax
 
 
 def _data(B=5, K=4, seed=0, scale=3.0):

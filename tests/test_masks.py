@@ -3,8 +3,14 @@ import numpy as np
 import pytest
 
 import minswin
-from minswin.ops.masks import (MASK_VALUE, attention_mask_slow, forward_window_shift,
-                               official_window_shift, relative_coordinates, window_labels)
+from minswin.ops.masks import (
+    MASK_VALUE,
+    attention_mask_slow,
+    forward_window_shift,
+    official_window_shift,
+    relative_coordinates,
+    window_labels,
+)
 
 
 def test_relative_index_2x2_walkthrough():

@@ -4,8 +4,15 @@ import math
 import numpy as np
 import pytest
 
-from minswin.optim import (SGD, AdamW, clip_grad_norm, cosine_lr, create_optimizer,
-                           global_grad_norm, uses_weight_decay)
+from minswin.optim import (
+    SGD,
+    AdamW,
+    clip_grad_norm,
+    cosine_lr,
+    create_optimizer,
+    global_grad_norm,
+    uses_weight_decay,
+)
 
 # names shaped like a Swin state dict, to exercise the weight-decay rule
 SHAPES = {

@@ -154,7 +154,7 @@ def test_set_num_threads_while_another_thread_runs_never_breaks_it(threads):
         try:
             while not stop.is_set():
                 assert for_row_blocks(lambda s, e: time.sleep(1e-4) or e - s, 64, 4) == [4] * 16
-        except BaseException as err:                       # noqa: BLE001  reported below
+        except BaseException as err:                       # reported below
             errors.append(err)
             stop.set()
     workers = [threading.Thread(target=work) for _ in range(2)]
@@ -175,7 +175,7 @@ def test_set_num_threads_while_another_thread_runs_never_breaks_it(threads):
 
 
 def test_the_old_thread_settings_still_work(threads):
-    from minswin import parallel as moved                  # minswin.parallel moved to fast/
+    from minswin import parallel as moved  # minswin.parallel moved to fast/
     moved.set_num_threads(3)
     assert parallel.num_threads() == moved.num_threads() == minswin.num_threads() == 3
     minswin.set_num_threads(1)

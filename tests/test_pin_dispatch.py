@@ -8,15 +8,15 @@
 """
 import sys
 
+import cupy_standin
 import numpy as np
 import pytest
+from test_twins import TWINS, _assert_close, _ops, blocks  # noqa: F401  (blocks: a fixture)
 
-import cupy_standin
 import minswin
 from minswin import backend, tiers
 from minswin.fast.attention import window_blocks
 from minswin.tiers import FAST, PLAIN, tier
-from test_twins import TWINS, _assert_close, _ops, blocks  # noqa: F401  (blocks: a fixture)
 
 
 @pytest.fixture

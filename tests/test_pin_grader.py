@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 
 from minswin.cli import main
-from minswin.exercises import EXERCISES, SOLUTIONS, grade, grade_file
-from minswin.exercises import grader
+from minswin.exercises import EXERCISES, SOLUTIONS, grade, grade_file, grader
 from minswin.gradcheck import TOL_BUG
 
 NAME = "gelu_backward"             # one gradient, graded in well under a second
@@ -45,7 +44,8 @@ def _float32(name):
 
     def fn(dout, cache):
         g = ref(dout.astype(np.float32).astype(np.float64), cache)
-        cast = (lambda a: a.astype(np.float32).astype(np.float64))
+        def cast(a):
+            return a.astype(np.float32).astype(np.float64)
         return tuple(cast(x) for x in g) if isinstance(g, tuple) else cast(g)
     return fn
 
@@ -182,8 +182,9 @@ def test_a_float32_answer_is_refused_with_the_reason():
 def _child(tmp_path, source, monkeypatch=None):
     """child_main in this process. Its address-space limit is recorded, not applied: a hard
     RLIMIT_AS set here would hold for the rest of the test session."""
-    from minswin.exercises import child
     import tempfile
+
+    from minswin.exercises import child
     path = tmp_path / "learner.py"
     path.write_text(source)
     work = tempfile.mkdtemp(dir=tmp_path)

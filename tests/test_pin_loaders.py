@@ -12,11 +12,18 @@ import json
 
 import numpy as np
 import pytest
+from test_folders import (
+    assert_close,
+    hf_classes,
+    hf_forward,
+    images,
+    oracle,
+    randomise_torch,
+    use_float64_coords,
+)
 
 import minswin
 from minswin.configs import SwinConfig, SwinV2Config
-from test_folders import (assert_close, hf_classes, hf_forward, images, oracle,
-                          randomise_torch, use_float64_coords)
 
 LABELS = {0: "zebra", 1: "ant", 2: "yak", 3: "bee", 4: "cat", 5: "dog", 6: "eel", 7: "fox",
           8: "gnu", 9: "hen", 10: "ibis"}                 # ids 10 after 9: sorted as numbers

@@ -15,14 +15,14 @@ import copy
 
 import numpy as np
 import pytest
+from test_pin_dispatch import standin_arrays  # noqa: F401  (a fixture)
 
 from minswin.backend import random_uniform
 from minswin.loss import cross_entropy_forward
 from minswin.model import create_model
 from minswin.ops.droppath import droppath_forward
-from minswin.optim import AdamW, SGD
+from minswin.optim import SGD, AdamW
 from minswin.training import TrainConfig, lr_at, train_step
-from test_pin_dispatch import standin_arrays  # noqa: F401  (a fixture)
 
 # the official code (config.py, optimizer.py, swin_transformer_v2.py), written out here
 OFFICIAL_SKIP = {"absolute_pos_embed"}
@@ -100,6 +100,7 @@ def test_warmup_and_cosine_match_timm_as_the_official_scheduler(epochs, warmup, 
     from test_folders import oracle
     oracle("timm")
     from timm.scheduler import CosineLRScheduler
+
     from minswin.training import MAX_WARMUP_FRACTION, WARMUP_START
     cfg = TrainConfig(epochs=epochs, warmup_epochs=warmup, lr=3e-3, min_lr=1e-5)
     # the official warm-up starts at WARMUP_LR / BASE_LR = 5e-7 / 5e-4 of the peak; minswin
@@ -366,13 +367,15 @@ BAD_HYPER = [   # (call, error type, the whole message, as a regular expression)
     (lambda: AdamW(_w(), eps=-1.0), ValueError, r"eps: expected a value in \[0.0, inf\), got -1.0"),
     (lambda: AdamW(_w(), betas=(1.0, 0.9)), ValueError,
      r"betas\[0\]: expected a value in \[0.0, 1.0\), got 1.0"),
-    (lambda: AdamW(_w(), betas=[0.9]), ValueError, r"betas: expected a pair \(beta1, beta2\), got \[0.9\]"),
+    (lambda: AdamW(_w(), betas=[0.9]), ValueError,
+     r"betas: expected a pair \(beta1, beta2\), got \[0.9\]"),
     (lambda: SGD(_w(), momentum=1.0), ValueError,
      r"momentum: expected a value in \[0.0, 1.0\), got 1.0"),
     (lambda: SGD(_w(), momentum=0.0, nesterov=True), ValueError,
      r"nesterov: expected momentum > 0 with nesterov=True, got momentum 0"),
     (lambda: AdamW({}), TypeError, r"params: expected a non-empty dict name -> array, got dict"),
-    (lambda: AdamW([np.zeros(2)]), TypeError, r"params: expected a non-empty dict name -> array, got list"),
+    (lambda: AdamW([np.zeros(2)]), TypeError,
+     r"params: expected a non-empty dict name -> array, got list"),
     (lambda: AdamW(_w()).step({"w": np.zeros((2, 2)), "x": np.zeros(1), "y": np.zeros(1),
                                "z": np.zeros(1), "zz": np.zeros(1)}), KeyError,
      r"grads: expected the same keys as params; missing \['b'\], unexpected \['x', 'y', 'z'\]"),

@@ -13,8 +13,8 @@ import pytest
 import minswin
 from minswin.checkpoint import load_checkpoint
 from minswin.cli import main as cli_main
-from minswin.weights import pretrained_info, pretrained_path
 from minswin.training import META_KEY, evaluate_split, load_data, make_config, train
+from minswin.weights import pretrained_info, pretrained_path
 
 pytest.importorskip("sklearn")                  # the digits come with scikit-learn
 

@@ -45,7 +45,7 @@ def _taste_run():
     """Run the block once (Swin-T forward and backward at 224: several seconds)."""
     source, _ = _taste()
     env = {}
-    exec(compile(source, "README.md (A taste)", "exec"), env)   # noqa: S102  our own README
+    exec(compile(source, "README.md (A taste)", "exec"), env)   # our own README
     return env
 
 
@@ -55,7 +55,7 @@ def _check_taste(lines, env):
         if "=" in code and "==" not in code:                  # an assignment: check its target
             got = env[code.split("=", 1)[0].strip()]
         else:
-            got = eval(code, env)                                # noqa: S307  our own README
+            got = eval(code, env)                                # our own README
         if comment.startswith("[["):                          # a literal array
             assert np.array_equal(got, ast.literal_eval(comment)), (code, comment)
         elif re.fullmatch(r"\d+", comment):

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from conftest import check_op_case
 
-import minswin
 from minswin.ops.upsample import upsample_backward, upsample_forward, upsample_slow
 from minswin.segment import create_segmenter, make_canvases
 from minswin.segment.metrics import confusion, iou_per_class, mean_iou

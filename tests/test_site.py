@@ -27,8 +27,13 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
-from minswin.ops.masks import (attention_mask, forward_window_shift,  # noqa: E402
-                               official_window_shift, region_labels, relative_position_index)
+from minswin.ops.masks import (  # noqa: E402
+    attention_mask,
+    forward_window_shift,
+    official_window_shift,
+    region_labels,
+    relative_position_index,
+)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # the flags this machine's Chromium needs (closed network: no background traffic at all)
@@ -306,7 +311,7 @@ def test_explorer_shows_what_minswin_computes(site, browser):
         # the same token clicked on the rolled map selects the same thing
         r, c = tokens[0]
         t = page.get_attribute(f"#grid-before .cell[data-r='{r}'][data-c='{c}']", "data-t")
-        page.click(f"#grid-before .cell[data-r='0'][data-c='0']")
+        page.click("#grid-before .cell[data-r='0'][data-c='0']")
         page.click(f"#grid-after .cell[data-t='{t}']")
         assert_shows(shown(page), setting, r, c)
     assert not problems, problems

@@ -8,12 +8,12 @@ import pytest
 
 import minswin
 from minswin.ops.attention import window_attention_forward
-from minswin.tiers import FAST, PLAIN
 from minswin.ops.masks import relative_position_index
 from minswin.ops.patch_embed import patch_embed_forward
 from minswin.ops.patch_merging import merge_2x2, patch_merging_forward
 from minswin.ops.relative_bias import relative_bias_forward
 from minswin.ops.window import cyclic_shift, to_windows_forward, window_partition
+from minswin.tiers import FAST, PLAIN
 
 
 def attention_weights(rng, C, nH):

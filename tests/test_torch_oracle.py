@@ -28,8 +28,12 @@ from minswin.ops.patch_embed import patch_embed_backward, patch_embed_forward
 from minswin.ops.patch_merging import patch_merging_backward, patch_merging_forward
 from minswin.ops.relative_bias import relative_bias_backward, relative_bias_forward
 from minswin.ops.softmax import softmax_backward, softmax_forward
-from minswin.ops.window import from_windows, from_windows_backward, to_windows_backward, \
-    to_windows_forward
+from minswin.ops.window import (
+    from_windows,
+    from_windows_backward,
+    to_windows_backward,
+    to_windows_forward,
+)
 
 torch = pytest.importorskip("torch", reason="torch (the test oracle) is not installed")
 F = torch.nn.functional

@@ -36,7 +36,7 @@ def test_tour_runs_and_writes_what_it_lists(tmp_path):
     stage4 = text.split("stage 4:")[-1].split("==")[0]     # the windows-and-masks section
     assert "SW-MSA" not in stage4 and "no shift, no mask" in stage4
     # the one-line list of what was written, and every file in it is a real image
-    line = next(l for l in text.splitlines() if l.startswith("wrote "))
+    line = next(t for t in text.splitlines() if t.startswith("wrote "))
     m = re.match(r"wrote (\d+) files to (.+?): (.+)$", line)
     assert m, line
     names = m.group(3).split(", ")

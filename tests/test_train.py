@@ -13,8 +13,7 @@ import pytest
 
 from minswin.checkpoint import load_checkpoint
 from minswin.cli import main as cli_main
-from minswin.data import (batch_slices, load_dataset, random_shift, resize_images,
-                          stratified_split)
+from minswin.data import batch_slices, load_dataset, random_shift, resize_images, stratified_split
 from minswin.loss import cross_entropy_forward
 
 T = importlib.import_module("minswin.training")

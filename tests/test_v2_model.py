@@ -5,9 +5,9 @@ import math
 
 import numpy as np
 import pytest
+from conftest import NEEDS_GPU
 
 import minswin
-from conftest import NEEDS_GPU
 from minswin.gradcheck import TOL_MODEL, check_module
 from minswin.model_v2 import SwinTransformerV2, SwinTransformerV2Block
 from minswin.ops.masks import attention_mask, relative_position_index

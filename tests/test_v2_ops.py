@@ -9,11 +9,20 @@ from conftest import check_op_case
 
 from minswin.backend import to_backend, to_numpy
 from minswin.gradcheck import check_op, rel_error
-from minswin.ops.continuous_bias import (continuous_bias_backward, continuous_bias_forward,
-                                         continuous_bias_slow, log_spaced_coordinates)
-from minswin.ops.cosine_attention import (LOGIT_SCALE_MAX, cosine_attention_backward,
-                                          cosine_attention_forward, cosine_attention_slow,
-                                          normalize_backward, normalize_forward)
+from minswin.ops.continuous_bias import (
+    continuous_bias_backward,
+    continuous_bias_forward,
+    continuous_bias_slow,
+    log_spaced_coordinates,
+)
+from minswin.ops.cosine_attention import (
+    LOGIT_SCALE_MAX,
+    cosine_attention_backward,
+    cosine_attention_forward,
+    cosine_attention_slow,
+    normalize_backward,
+    normalize_forward,
+)
 from minswin.ops.masks import attention_mask, relative_position_index
 from minswin.ops.patch_merging_v2 import patch_merging_v2_backward, patch_merging_v2_forward
 from minswin.ops.qv_bias import qkv_bias_backward, qkv_bias_forward

@@ -16,8 +16,11 @@ import pytest
 
 import minswin
 from minswin.checkpoint import timm_to_official
-from minswin.ops.continuous_bias import (continuous_bias_backward, continuous_bias_forward,
-                                         log_spaced_coordinates)
+from minswin.ops.continuous_bias import (
+    continuous_bias_backward,
+    continuous_bias_forward,
+    log_spaced_coordinates,
+)
 from minswin.ops.cosine_attention import cosine_attention_backward, cosine_attention_forward
 from minswin.ops.masks import attention_mask, relative_position_index
 
@@ -153,7 +156,8 @@ def compare(model, net, x, torch_x, their_grads, errors, seed=1):
     assert_close("logits", logits, N(tlogits), TOL_NET, errors)
     tlogits.backward(torch.from_numpy(dlogits))
     tdx = N(torch_x.grad)
-    assert_close("dx", dx, tdx if tdx.shape == dx.shape else tdx.transpose(0, 2, 3, 1), TOL_NET, errors)
+    assert_close("dx", dx, tdx if tdx.shape == dx.shape else tdx.transpose(0, 2, 3, 1), TOL_NET,
+                 errors)
     theirs = their_grads()
     assert set(theirs) == set(model.grads)
     for k, g in model.grads.items():

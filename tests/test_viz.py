@@ -10,8 +10,12 @@ from PIL import Image
 import minswin
 from minswin import viz
 from minswin.backend import to_backend
-from minswin.ops.masks import (attention_mask, relative_coordinates, relative_position_index,
-                               window_labels)
+from minswin.ops.masks import (
+    attention_mask,
+    relative_coordinates,
+    relative_position_index,
+    window_labels,
+)
 
 matplotlib.use("Agg")
 

@@ -26,12 +26,22 @@ import numpy as np
 
 from minswin.backend import rng
 from minswin.ops.attention import window_attention_forward
-from minswin.ops.masks import MASK_VALUE, attention_mask, attention_mask_slow, region_labels, \
-    window_labels
+from minswin.ops.masks import (
+    MASK_VALUE,
+    attention_mask,
+    attention_mask_slow,
+    region_labels,
+    window_labels,
+)
 from minswin.ops.softmax import softmax_forward
 from minswin.ops.window import cyclic_shift, from_windows, to_windows_forward, window_partition
-from minswin.viz import (plot_cyclic_shift, plot_region_numbering, plot_stage_masks,
-                         plot_window_mask, show)
+from minswin.viz import (
+    plot_cyclic_shift,
+    plot_region_numbering,
+    plot_stage_masks,
+    plot_window_mask,
+    show,
+)
 
 g = rng(0)
 

@@ -25,13 +25,17 @@
 # %%
 import numpy as np
 
+import minswin
 from minswin.backend import rng
 from minswin.gradcheck import check_op
 from minswin.ops.masks import relative_coordinates, relative_position_index
 from minswin.ops.relative_bias import relative_bias_backward, relative_bias_forward
-import minswin
-from minswin.viz import (plot_index_walkthrough, plot_relative_position_bias,
-                         plot_relative_position_index, show)
+from minswin.viz import (
+    plot_index_walkthrough,
+    plot_relative_position_bias,
+    plot_relative_position_index,
+    show,
+)
 
 g = rng(0)
 

@@ -36,8 +36,12 @@ from minswin.ops.layernorm import layernorm_backward, layernorm_forward
 from minswin.ops.masks import MASK_VALUE, attention_mask, relative_position_index, window_labels
 from minswin.ops.mlp import mlp_backward, mlp_forward
 from minswin.ops.relative_bias import relative_bias_backward, relative_bias_forward
-from minswin.ops.window import (from_windows, from_windows_backward, to_windows_backward,
-                                to_windows_forward)
+from minswin.ops.window import (
+    from_windows,
+    from_windows_backward,
+    to_windows_backward,
+    to_windows_forward,
+)
 from minswin.viz import plot_window_attention, show
 
 g = rng(0)
@@ -52,6 +56,7 @@ g = rng(0)
 
 # %%
 import inspect
+
 from minswin.layers import trunc_normal
 
 print("weights of a fresh block: std", inspect.signature(trunc_normal).parameters["std"].default)

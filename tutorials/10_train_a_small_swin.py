@@ -34,7 +34,7 @@ import time
 
 import numpy as np
 from matplotlib.figure import Figure
-from threadpoolctl import threadpool_limits   # installed with scikit-learn
+from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
 import minswin
 from minswin.data import batch_slices, epoch_order, load_dataset, train_batch

@@ -36,15 +36,27 @@ from minswin.data import load_dataset
 from minswin.gradcheck import check_op
 from minswin.layers_v2 import CPB_HIDDEN, WindowAttentionV2
 from minswin.ops.attention import window_attention_forward
-from minswin.ops.continuous_bias import (continuous_bias_backward, continuous_bias_forward,
-                                         log_spaced_coordinates)
-from minswin.ops.cosine_attention import (LOGIT_SCALE_MAX, cosine_attention_backward,
-                                          cosine_attention_forward)
+from minswin.ops.continuous_bias import (
+    continuous_bias_backward,
+    continuous_bias_forward,
+    log_spaced_coordinates,
+)
+from minswin.ops.cosine_attention import (
+    LOGIT_SCALE_MAX,
+    cosine_attention_backward,
+    cosine_attention_forward,
+)
 from minswin.ops.masks import relative_position_index
 from minswin.ops.relative_bias import relative_bias_forward
 from minswin.optim import create_optimizer
-from minswin.viz import (attention_cpb_table, plot_cpb_table, plot_log_spaced_coordinates,
-                         plot_table_resize, plot_window_transfer, show)
+from minswin.viz import (
+    attention_cpb_table,
+    plot_cpb_table,
+    plot_log_spaced_coordinates,
+    plot_table_resize,
+    plot_window_transfer,
+    show,
+)
 
 SMALL = os.environ.get("MINSWIN_SMALL") == "1"
 

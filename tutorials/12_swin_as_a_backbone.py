@@ -36,19 +36,22 @@ import time
 
 import numpy as np
 from matplotlib.figure import Figure
-from threadpoolctl import threadpool_limits   # installed with scikit-learn
+from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
 import minswin
 from minswin.gradcheck import TOL_MODEL, check_module, check_op
 from minswin.ops.upsample import upsample_backward, upsample_forward
 from minswin.optim import AdamW
 from minswin.segment import CLASSES, create_segmenter
-from minswin.segment.metrics import (iou_per_class, pixel_cross_entropy,
-                                     pixel_cross_entropy_backward)
-from minswin.segment.pretrained import pretrained_segmenter, segmenter_info
 from minswin.segment.canvases import make_canvases
-from minswin.segment.train import (evaluate_segmenter, make_segment_config, segment_data,
-                                   train_segmenter)
+from minswin.segment.metrics import iou_per_class, pixel_cross_entropy, pixel_cross_entropy_backward
+from minswin.segment.pretrained import pretrained_segmenter, segmenter_info
+from minswin.segment.train import (
+    evaluate_segmenter,
+    make_segment_config,
+    segment_data,
+    train_segmenter,
+)
 from minswin.viz import show
 
 SMALL = os.environ.get("MINSWIN_SMALL") == "1"

@@ -13,7 +13,6 @@ message from the library that names a Python parameter is rewritten to name the 
 user typed it (`parser.name_the_flag`; a command maps its parameter names to its options
 with `set_defaults(param_flags={...})`).
 """
-import argparse
 import os
 import sys
 import traceback

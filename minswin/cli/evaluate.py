@@ -21,8 +21,8 @@ def add_parser(sub):
                    help="which split of the recorded data (default: test)")
     p.add_argument("--data", default=None,
                    help="evaluate on other data: 'digits', a class-folder tree or an .npz "
-                        "(with the checkpoint's classes and normalisation) (default: the data recorded "
-                        "in the checkpoint)")
+                        "(with the checkpoint's classes and normalisation) (default: the data "
+                        "recorded in the checkpoint)")
     p.add_argument("-o", "--out", default=None,
                    help="PNG for the confusion matrix (default: confusion_<split>.png next to "
                         "the checkpoint; for the shipped model in ./minswin-figures/)")
@@ -41,9 +41,16 @@ def run(args):
 
     import numpy as np
 
-    from ..training import (config_from_meta, confusion_matrix, evaluate_split,
-                            format_confusion, load_data, make_config, model_from_checkpoint,
-                            plot_confusion)
+    from ..training import (
+        config_from_meta,
+        confusion_matrix,
+        evaluate_split,
+        format_confusion,
+        load_data,
+        make_config,
+        model_from_checkpoint,
+        plot_confusion,
+    )
     from ..weights import PRETRAINED, pretrained_path
     # a shipped model's name, unless a file of that name is here (a path wins, as it always did)
     shipped = args.checkpoint is None or (args.checkpoint in PRETRAINED
@@ -88,7 +95,7 @@ def run(args):
     loss, acc, pred = evaluate_split(model, split, args.batch_size)
     cm = confusion_matrix(split.y, pred, len(classes))
     what = f"the shipped {shipped_name} model" if shipped else checkpoint
-    from ..checks import escape_name                     # the checkpoint's own words
+    from ..checks import escape_name  # the checkpoint's own words
     print(f"{what}: {escape_name(meta.get('kind', '?'))} checkpoint, epoch "
           f"{escape_name(meta['epoch'])}, {cfg.model} on {escape_name(cfg.data)} "
           f"({args.split} split, {len(split.y)} images)")

@@ -168,6 +168,7 @@ def _load_model(args):
     """(model, name, display image (S, S, 3) in [0, 1], network input (1, S, S, 3), which
     image in words: "" for the sample photo)."""
     import numpy as np
+
     from .. import viz
     from ..model import create_model
     meta = None
@@ -212,8 +213,8 @@ def _load_model(args):
         name = f"{model_name} (random weights, seed 0: untrained)"
         if model_name == shipped_name and args.size is None:
             # the shipped model's digits and normalisation, to compare with the trained one
-            from ..weights import pretrained_path
             from ..training import read_training_checkpoint
+            from ..weights import pretrained_path
             meta = read_training_checkpoint(pretrained_path(shipped_name))[2]
             model = create_model(model_name, num_classes=len(meta["classes"]))
             if args.image_index is None:

@@ -22,6 +22,7 @@ def add_parser(sub):
 
 def run(args):
     import os
+
     from ..tour import run_tour
     if not args.out.strip():
         raise CliError(f"--out: expected a folder name, got {args.out!r}")

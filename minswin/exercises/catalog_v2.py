@@ -6,10 +6,16 @@ import math
 
 import numpy as np
 
-from ..ops.continuous_bias import (continuous_bias_backward, continuous_bias_forward,
-                                   log_spaced_coordinates)
-from ..ops.cosine_attention import (LOGIT_SCALE_MAX, cosine_attention_backward,
-                                    cosine_attention_forward)
+from ..ops.continuous_bias import (
+    continuous_bias_backward,
+    continuous_bias_forward,
+    log_spaced_coordinates,
+)
+from ..ops.cosine_attention import (
+    LOGIT_SCALE_MAX,
+    cosine_attention_backward,
+    cosine_attention_forward,
+)
 from ..ops.masks import attention_mask, relative_position_index
 from .base import Case, Exercise, Hint, Mistake, edited, rel_assign
 

@@ -25,20 +25,17 @@ process, so `os._exit`, `sys.exit`, patching the grader, endless loops, floods o
 crashes in native code and forged result files each end as a FAILED line and exit code 1. The
 child gets a memory limit (`memory`), every process it starts is ended with it (also one in a
 session of its own: process_tree.py), its results are read only from regular files of bounded
-size within the time limit, and everything shown has terminal escape sequences escaped. The child is not a sandbox:
-it can still read and write files like any program you run. `grade(exercise, fn)` grades a
-function that already lives in your process (a notebook) and runs it there.
+size within the time limit, and everything shown has terminal escape sequences escaped. The
+child is not a sandbox: it can still read and write files like any program you run.
+`grade(exercise, fn)` grades a function that already lives in your process (a notebook) and
+runs it there.
 """
-import importlib.util
-import inspect
-import itertools
 import os
 import shutil
 import stat
 import sys
 import tempfile
 import time
-import traceback
 from typing import NamedTuple
 
 import numpy as np
@@ -46,10 +43,31 @@ import numpy as np
 from ..checks import escape_controls
 from ..gradcheck import TOL_BUG, check_op, rel_error, verdict
 from .catalog import Hint, get_exercise
-from .child import (MAX_OUTPUT, OUT_OF_MEMORY, Foreign, Unreadable, default_memory,
-                    read_results, run_child, signal_name)
-from .learner import (LoadError, Raised, Returned, _call_problem, _dout, _fresh, call_learner,
-                      load_function)
+from .child import (
+    MAX_OUTPUT,
+    OUT_OF_MEMORY,
+    Foreign,
+    Unreadable,
+    default_memory,
+    read_results,
+    run_child,
+    signal_name,
+)
+from .learner import (
+    LoadError,
+    Raised,
+    Returned,
+    _call_problem,
+    _dout,
+    _fresh,
+    call_learner,
+    load_function,
+)
+
+# the grader's API keeps these names (they live in learner.py, shared with the child)
+__all__ = ["DEFAULT_TIMEOUT", "GradeResult", "LoadError", "Raised", "Returned", "Row",
+           "call_learner", "check_file", "check_hint_level", "check_memory", "check_timeout",
+           "grade", "grade_file", "hint_text", "load_function"]
 
 DEFAULT_TIMEOUT = 30.0     # seconds for a whole file; every exercise grades in under 1 s
 

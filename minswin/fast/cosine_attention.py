@@ -6,9 +6,14 @@ fast/attention.py.
 """
 from ..backend import get_xp
 from ..ops.attention import split_heads
-from ..ops.cosine_attention import (NORMALIZE_EPS, CosineAttentionCache,
-                                    NormalizeCache, check_attention_inputs,
-                                    logit_scale_backward, logit_scale_forward)
+from ..ops.cosine_attention import (
+    NORMALIZE_EPS,
+    CosineAttentionCache,
+    NormalizeCache,
+    check_attention_inputs,
+    logit_scale_backward,
+    logit_scale_forward,
+)
 from ..ops.qv_bias import qkv_bias_backward, qkv_bias_forward
 from ..ops.softmax import SoftmaxCache
 from .attention import add_bias_and_mask, bias_and_mask, window_blocks

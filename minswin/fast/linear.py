@@ -27,7 +27,7 @@ def linear_forward(x, w, b=None):
 def linear_backward(dout, cache):
     """Fast twin of `ops.linear.linear_backward`: 2-D GEMMs in their timed layouts,
     db = ones(T) @ dout (BLAS)."""
-    xp = get_xp(dout, cache.x)
+    get_xp(dout, cache.x)                                  # one backend for both
     x, w = cache.x, cache.w
     d2 = dout.reshape(-1, dout.shape[-1])                  # (T, Cout)
     x2 = x.reshape(-1, x.shape[-1])                        # (T, Cin)

@@ -21,8 +21,14 @@ from typing import NamedTuple
 
 from ..backend import get_xp
 from ..checks import check_shape
-from .attention import (add_mask, check_attention_inputs as check_window_attention_inputs,
-                        join_heads, merge_heads, split_heads, unmerge_heads)
+from .attention import (
+    add_mask,
+    check_attention_inputs as check_window_attention_inputs,
+    join_heads,
+    merge_heads,
+    split_heads,
+    unmerge_heads,
+)
 from .linear import linear_backward, linear_forward
 from .qv_bias import qkv_bias_backward, qkv_bias_forward
 from .softmax import softmax_backward, softmax_forward

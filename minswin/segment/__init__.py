@@ -7,7 +7,7 @@
     train.py      `minswin train --task segment`: the training run, with the classification
                   run's safety (refusals, resume, curves, atomic checkpoints)
 """
-from .canvases import CLASSES, make_canvases, load_canvases
+from .canvases import CLASSES, load_canvases, make_canvases
 from .model import SwinSegmenter, create_segmenter
 
 __all__ = ["CLASSES", "make_canvases", "load_canvases", "SwinSegmenter", "create_segmenter"]

@@ -29,14 +29,25 @@ from ..checks import check_positive_int
 from ..data import batch_slices, epoch_order
 from ..grad_mode import no_grad
 from ..optim import clip_grad_norm, create_optimizer
-from ..training import lr_at as classify_lr_at
-from ..training import (OPT_PREFIX, TrainingDiverged, TrainingFailed, _kept, _progress,
-                        _restore_rng, _rng_state_to_json, _StopFlag, _write_json, blas_threads,
-                        check_out_folder, read_training_checkpoint, save_training_checkpoint,
-                        where)
+from ..training import (
+    OPT_PREFIX,
+    TrainingDiverged,
+    TrainingFailed,
+    _kept,
+    _progress,
+    _restore_rng,
+    _rng_state_to_json,
+    _StopFlag,
+    _write_json,
+    blas_threads,
+    check_out_folder,
+    lr_at as classify_lr_at,
+    read_training_checkpoint,
+    save_training_checkpoint,
+    where,
+)
 from .canvases import load_canvases
-from .metrics import confusion, iou_per_class, pixel_cross_entropy, \
-    pixel_cross_entropy_backward
+from .metrics import confusion, iou_per_class, pixel_cross_entropy, pixel_cross_entropy_backward
 from .model import create_segmenter
 
 TASK = "segment"                    # the metadata's `task`: classification has none

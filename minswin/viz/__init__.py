@@ -22,18 +22,34 @@ from ._common import save_figure
 from .attention import plot_query_attention, plot_window_attention, query_heat
 from .bias import gathered_bias, plot_relative_position_bias
 from .cost import attention_costs, plot_attention_cost
-from .geometry import (central_window, regions_in_windows, token_positions,
-                       unrolled_region_labels, window_ids)
+from .geometry import (
+    central_window,
+    regions_in_windows,
+    token_positions,
+    unrolled_region_labels,
+    window_ids,
+)
 from .hierarchy import plot_hierarchy, stage_summary
 from .image import normalise, sample_image, synthetic_scene
 from .masks import plot_stage_masks, plot_window_mask
 from .merging import merging_arrays, plot_patch_merging
 from .notebook import figures_folder, show
 from .position import index_steps, plot_index_walkthrough, plot_relative_position_index
-from .shift import (plot_cyclic_shift, plot_region_numbering, save_shift_gif, shift_animation,
-                    shift_steps)
-from .v2 import (attention_cpb_table, cpb_table, plot_cpb_table, plot_log_spaced_coordinates,
-                 plot_table_resize, plot_window_transfer)
+from .shift import (
+    plot_cyclic_shift,
+    plot_region_numbering,
+    save_shift_gif,
+    shift_animation,
+    shift_steps,
+)
+from .v2 import (
+    attention_cpb_table,
+    cpb_table,
+    plot_cpb_table,
+    plot_log_spaced_coordinates,
+    plot_table_resize,
+    plot_window_transfer,
+)
 from .windows import plot_window_partition
 
 __all__ = [

@@ -10,8 +10,16 @@ from matplotlib.patches import Rectangle
 
 from ..checks import check_positive_int
 from ..ops.masks import forward_window_shift
-from ._common import (check_heads, check_window_id, draw_boundaries, host, host_image, new_figure,
-                      suptitle, token_ticks)
+from ._common import (
+    check_heads,
+    check_window_id,
+    draw_boundaries,
+    host,
+    host_image,
+    new_figure,
+    suptitle,
+    token_ticks,
+)
 from .geometry import token_positions
 
 

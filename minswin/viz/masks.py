@@ -9,8 +9,17 @@ import numpy as np
 from matplotlib.patches import Patch, Rectangle
 
 from ..ops.masks import MASK_VALUE, attention_mask, forward_window_shift, region_labels
-from ._common import (MASK_CMAP, REGION_CMAP, annotate_cells, check_window_id, draw_boundaries,
-                      draw_cell_grid, new_figure, shift_title, token_ticks)
+from ._common import (
+    MASK_CMAP,
+    REGION_CMAP,
+    annotate_cells,
+    check_window_id,
+    draw_boundaries,
+    draw_cell_grid,
+    new_figure,
+    shift_title,
+    token_ticks,
+)
 from .geometry import square_grid, window_ids
 
 

@@ -9,7 +9,7 @@ from matplotlib.patches import Rectangle
 
 from ..checks import check_positive_int
 from ..ops.masks import relative_coordinates, relative_position_index
-from ._common import annotate_cells, new_figure, text_colour_on, token_ticks
+from ._common import annotate_cells, new_figure, text_colour_on
 
 _WALK_MAX = 3      # beyond 3x3 windows (81 numbers a panel) the walk-through is unreadable
 
@@ -177,9 +177,9 @@ def plot_relative_position_index(window=7):
         z.set_title(f"zoom: tokens 0..{2 * M - 1} (two window rows), values written in\n"
                     f"the block of dr = 0 holds {centre - M + 1}..{centre + M - 1}, its "
                     f"diagonal {centre}; dr = +1 adds {S}, dr = -1 subtracts {S}", fontsize=10)
+    from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import BoundaryNorm
-    from matplotlib import colormaps
     dc = np.arange(-(M - 1), M)
     mappable = ScalarMappable(BoundaryNorm(np.arange(-(M - 1) - 0.5, M), S),
                               colormaps["RdBu_r"].resampled(S))

@@ -12,10 +12,25 @@ import numpy as np
 
 from ..ops.masks import check_window_shift
 from ..ops.window import cyclic_shift
-from ._common import (REGION_CMAP, check_format, check_writable, draw_boundaries, draw_cell_grid,
-                      host_image, new_figure, piece_centres, shift_title, suptitle)
-from .geometry import (first_seen, regions_in_windows, square_grid, unrolled_region_labels,
-                       window_ids)
+from ._common import (
+    REGION_CMAP,
+    check_format,
+    check_writable,
+    draw_boundaries,
+    draw_cell_grid,
+    host_image,
+    new_figure,
+    piece_centres,
+    shift_title,
+    suptitle,
+)
+from .geometry import (
+    first_seen,
+    regions_in_windows,
+    square_grid,
+    unrolled_region_labels,
+    window_ids,
+)
 
 
 def shift_steps(H, W, window, shift):

@@ -9,8 +9,16 @@ import numpy as np
 
 from ..checks import check_positive_int
 from ..ops.masks import check_window_shift
-from ._common import (cyclic_colours, draw_boundaries, draw_cell_grid, host_image, new_figure,
-                      piece_centres, shift_title, suptitle)
+from ._common import (
+    cyclic_colours,
+    draw_boundaries,
+    draw_cell_grid,
+    host_image,
+    new_figure,
+    piece_centres,
+    shift_title,
+    suptitle,
+)
 from .geometry import pieces, square_grid, window_ids
 
 

@@ -7,6 +7,6 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # tests/
-import cupy_standin  # noqa: E402
+import cupy_standin
 
 cupy_standin.install()      # replaces this module in sys.modules with the stand-in's cupy
