@@ -182,3 +182,21 @@ def test_a_segment_run_owns_its_folder(tmp_path, capsys):
     assert not out.exists()
     assert cli_main([*args[:-1], str(tmp_path / "refused"), "--lr", "-1"]) == 2
     assert not (tmp_path / "refused").exists()
+
+
+def test_every_shipped_file_is_a_name_and_a_segmenter_says_where_it_loads(capsys):
+    """Each .safetensors in minswin/weights is named by the classifiers' or the segmenters'
+    table; a segmenter's name given where a classifier is expected says how to load it."""
+    import glob
+
+    import minswin
+    from minswin.cli import main as cli_main
+    from minswin.weights import PRETRAINED, SEGMENTERS, WEIGHTS_DIR
+    files = {os.path.basename(p) for p in glob.glob(os.path.join(WEIGHTS_DIR, "*.safetensors"))}
+    assert files == set(PRETRAINED.values()) | set(SEGMENTERS.values())
+    for name in SEGMENTERS:
+        with pytest.raises(ValueError, match=rf"'{name}' is a shipped segmenter.*"
+                                             rf"pretrained_segmenter\('{name}'\)"):
+            minswin.pretrained(name)
+        assert cli_main(["evaluate", name]) == 2
+        assert "is a shipped segmenter" in capsys.readouterr().err

@@ -51,7 +51,11 @@ def run(args):
         model_from_checkpoint,
         plot_confusion,
     )
-    from ..weights import PRETRAINED, pretrained_path
+    from ..weights import PRETRAINED, SEGMENTERS, pretrained_path
+    if args.checkpoint in SEGMENTERS and not os.path.exists(args.checkpoint):
+        raise CliError(f"CHECKPOINT: {args.checkpoint} is a shipped segmenter, and evaluate "
+                       f"classifies: its test IoU is in its file's record (tutorial 12 prints "
+                       f"it; minswin.segment.pretrained.segmenter_info({args.checkpoint!r}))")
     # a shipped model's name, unless a file of that name is here (a path wins, as it always did)
     shipped = args.checkpoint is None or (args.checkpoint in PRETRAINED
                                           and not os.path.exists(args.checkpoint))

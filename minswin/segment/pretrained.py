@@ -13,10 +13,8 @@ time, and the command that reproduces it (scripts/make_pretrained_segment.py wro
 import json
 import os
 
-from ..weights import WEIGHTS_DIR
+from ..weights import SEGMENTERS as SHIPPED, WEIGHTS_DIR
 
-SHIPPED = {"swin_canvas_fpn": "swin_canvas_fpn.safetensors",
-           "swin_canvas_last": "swin_canvas_last.safetensors"}
 INFO_KEYS = ("name", "recipe", "test_miou", "test_iou", "test_canvases", "train_time_s",
              "command")
 

@@ -29,11 +29,20 @@ PRETRAINED = {
     "swin_digits": "swin_digits.safetensors",
     "swinv2_digits": "swinv2_digits.safetensors",
 }
+# the segmenters of tutorial 12 ship here too; they load with
+# minswin.segment.pretrained.pretrained_segmenter(name) (a segmenter is not a classifier)
+SEGMENTERS = {
+    "swin_canvas_fpn": "swin_canvas_fpn.safetensors",
+    "swin_canvas_last": "swin_canvas_last.safetensors",
+}
 # top-level metadata keys every shipped file has (readable with any safetensors tool)
 INFO_KEYS = ("name", "recipe", "test_accuracy", "test_images", "command")
 
 
 def _check_name(name):
+    if name in SEGMENTERS:
+        raise ValueError(f"name: {name!r} is a shipped segmenter, not a classifier: load it "
+                         f"with minswin.segment.pretrained.pretrained_segmenter({name!r})")
     if name not in PRETRAINED:
         raise ValueError(f"name: expected one of {sorted(PRETRAINED)} (the weights shipped "
                          f"with minswin), got {name!r}")
