@@ -236,8 +236,12 @@ class SwinTransformer(Module):
         self.check_input(x)
         pieces = no_grad_pieces(self.config, x.shape[0], self.dtype)   # no_grad: a large
         if pieces:                                         # batch in pieces, bounded memory
-            return self.xp.concatenate([self.forward(x[a:b]) for a, b in pieces])
-        x = self.forward_features(x)                       # (B, h, w, 8C)
+            return self.xp.concatenate([self._classify(x[a:b]) for a, b in pieces])
+        return self._classify(x)
+
+    def _classify(self, x):
+        """forward's maths on an input already checked: features, pool, head."""
+        x = self._features(x)                              # (B, h, w, 8C)
         self.cache = x.shape
         pooled = x.mean(axis=(1, 2))                       # (B, 8C)
         if self.head is None:                              # headless: the pooled features
@@ -250,6 +254,10 @@ class SwinTransformer(Module):
             raise RuntimeError("forward_features: a features_only model has no final norm; "
                                "its forward returns the stage maps")
         self.check_input(x)
+        return self._features(x)
+
+    def _features(self, x):
+        """forward_features' maths on an input already checked."""
         x = self.patch_embed.forward(x)                    # (B, H/4, W/4, C)
         for layer in self.layers:
             x = layer.forward(x)                           # half the map, twice the width
